@@ -1,0 +1,3 @@
+from churn.cli import app
+
+app(prog_name="churn")

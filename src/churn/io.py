@@ -1,0 +1,67 @@
+"""Atomic file output: every file appears whole or not at all.
+
+A scheduled run that is killed half-way must never leave a truncated CSV that a
+customer-success team then opens, so every writer goes to a temporary file in the
+same folder and renames it into place (``os.replace`` is atomic on one filesystem).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+import pandas as pd
+
+
+@contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; rename it onto ``target`` on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_atomic(target: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` and move the result onto ``target``."""
+    with atomic_path(target) as tmp:
+        write(tmp)
+    return Path(target)
+
+
+def write_text(target: str | os.PathLike[str], text: str) -> Path:
+    return write_atomic(target, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def write_table(df: pd.DataFrame, stem: str | os.PathLike[str], fmt: str = "parquet") -> Path:
+    """Write ``df`` to ``stem.parquet`` or ``stem.csv`` atomically."""
+    if fmt not in ("parquet", "csv"):
+        raise ValueError(f"format must be parquet or csv, got {fmt!r}")
+    target = Path(f"{stem}.{fmt}")
+    if fmt == "parquet":
+        return write_atomic(target, lambda p: df.to_parquet(p, index=False))
+    return write_atomic(target, lambda p: _write_csv(df, p))
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        _csv(df, fh)
+
+
+def _csv(df: pd.DataFrame, fh: IO[str]) -> None:
+    out = df.copy()
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.DatetimeTZDtype):
+            out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%S%z")
+    out.to_csv(fh, index=False)
