@@ -1,0 +1,176 @@
+"""The data contract: good data passes; each kind of bad data is named and rejected, not lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from churn.cli import app
+from churn.contract import DataContractError, load, validate
+from tests.conftest import write_csv_folder
+
+
+def _accounts() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": ["a1", "a2", "a3"],
+            "signup_at": ["2024-01-01", "2024-01-05T10:00:00+02:00", "2024-02-01 00:00:00"],
+            "churned_at": [None, "2024-03-01", None],
+            "plan": ["basic", "premium", "basic"],
+            "mrr": ["10", "20.5", "15"],
+        }
+    )
+
+
+def _interactions() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": ["a1", "a1", "a2", "a3"],
+            "occurred_at": ["2024-01-02", "2024-01-03T12:00:00Z", "2024-01-06", "2024-02-02"],
+            "event_type": ["support_contact", "survey", "login", "login"],
+            "channel": ["phone", None, None, None],
+            "wait_seconds": ["30", None, None, None],
+            "resolved": ["true", None, None, None],
+            "ces": [None, "5", None, None],
+            "nps": [None, "9", None, None],
+        }
+    )
+
+
+def _check_conservation(data) -> None:  # type: ignore[no-untyped-def]
+    for rep in data.reports:
+        assert rep.accepted + rep.rejected_total == rep.rows_read
+        assert len(data.rejects.get(rep.table, [])) == rep.rejected_total
+
+
+def test_good_data_passes_and_timestamps_become_utc() -> None:
+    data = validate(_accounts(), _interactions())
+    assert [r.rejected_total for r in data.reports] == [0, 0]
+    assert str(data.accounts["signup_at"].dtype) == "datetime64[ns, UTC]"
+    # +02:00 offset converted, naive taken as UTC
+    assert data.accounts["signup_at"].iloc[1] == pd.Timestamp("2024-01-05T08:00:00Z")
+    assert data.accounts["signup_at"].iloc[2] == pd.Timestamp("2024-02-01T00:00:00Z")
+    assert data.interactions["resolved"].iloc[0] == True  # noqa: E712
+    assert data.interactions["wait_seconds"].iloc[0] == 30.0
+    _check_conservation(data)
+
+
+def test_generated_data_passes_with_zero_rejects(small_data_dir: Path) -> None:
+    data = load(small_data_dir)
+    assert all(r.rejected_total == 0 for r in data.reports)
+    assert len(data.interactions) > 10_000
+
+
+def test_missing_required_column_is_fatal_and_named() -> None:
+    with pytest.raises(DataContractError, match=r"accounts.csv: missing required column 'signup_at'"):
+        validate(_accounts().drop(columns="signup_at"), _interactions(), accounts_file="accounts.csv")
+
+
+def test_empty_accounts_is_fatal() -> None:
+    with pytest.raises(DataContractError, match="no rows"):
+        validate(_accounts().iloc[:0], _interactions())
+
+
+def test_empty_or_absent_interactions_is_snapshot_data() -> None:
+    data = validate(_accounts(), _interactions().iloc[:0])
+    assert len(data.accounts) == 3 and len(data.interactions) == 0
+    assert any("snapshot" in n for n in data.reports[1].notes)
+    data = validate(_accounts(), None)
+    assert len(data.interactions) == 0
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value", "reason"),
+    [
+        ("interactions", "account_id", "nobody", "unknown account_id"),
+        ("interactions", "occurred_at", "not a date", "unparseable timestamp in occurred_at"),
+        ("interactions", "occurred_at", None, "missing occurred_at"),
+        ("interactions", "wait_seconds", "abc", "wait_seconds is not a number"),
+        ("interactions", "wait_seconds", "-5", "wait_seconds negative"),
+        ("interactions", "resolved", "maybe", "resolved is not true/false"),
+        ("interactions", "ces", "9", "ces out of range 1–7"),
+        ("interactions", "ces", "0", "ces out of range 1–7"),
+        ("interactions", "csat", "6", "csat out of range 1–5"),
+        ("interactions", "nps", "42", "nps out of range 0–10"),
+        ("accounts", "signup_at", "31/31/2024", "unparseable timestamp in signup_at"),
+        ("accounts", "mrr", "lots", "mrr is not a number"),
+        ("accounts", "churned_at", "2023-01-01", "churned_at before signup_at"),
+    ],
+)
+def test_bad_rows_are_rejected_with_reason(table: str, column: str, value: str | None, reason: str) -> None:
+    accounts, interactions = _accounts(), _interactions()
+    frame = accounts if table == "accounts" else interactions
+    frame.loc[0, column] = value
+    data = validate(accounts, interactions)
+    report = {r.table: r for r in data.reports}[table]
+    assert report.rejected == {reason: 1}
+    rejects = data.rejects[table]
+    assert rejects["reject_reason"].tolist() == [reason]
+    assert rejects["source_row"].tolist() == [2]
+    _check_conservation(data)
+
+
+def test_duplicates_keep_first_and_reject_the_rest() -> None:
+    accounts = pd.concat([_accounts(), _accounts().iloc[[0]]], ignore_index=True)
+    interactions = pd.concat([_interactions(), _interactions().iloc[[2]]], ignore_index=True)
+    data = validate(accounts, interactions)
+    reports = {r.table: r for r in data.reports}
+    assert reports["accounts"].rejected == {"duplicate account_id": 1}
+    assert reports["interactions"].rejected == {"duplicate row": 1}
+    assert data.accounts["account_id"].is_unique
+    _check_conservation(data)
+
+
+def test_a_row_with_two_problems_lists_both() -> None:
+    interactions = _interactions()
+    interactions.loc[1, ["ces", "nps"]] = ["8", "11"]
+    data = validate(_accounts(), interactions)
+    assert data.rejects["interactions"]["reject_reason"].tolist() == ["ces out of range 1–7; nps out of range 0–10"]
+
+
+def test_all_accounts_rejected_is_fatal() -> None:
+    accounts = _accounts()
+    accounts["signup_at"] = "never"
+    with pytest.raises(DataContractError, match="no usable accounts"):
+        validate(accounts, _interactions())
+
+
+def test_cli_validate_corrupted_folder_writes_rejects(tmp_path: Path) -> None:
+    interactions = _interactions()
+    interactions.loc[0, "account_id"] = "ghost"
+    interactions.loc[1, "nps"] = "42"
+    folder = write_csv_folder(tmp_path / "d", _accounts(), interactions)
+    result = CliRunner().invoke(app, ["validate", "--data", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "unknown account_id" in result.output and "nps out of range" in result.output
+    rejects = pd.read_csv(folder / "rejects" / "interactions_rejects.csv")
+    assert sorted(rejects["reject_reason"]) == ["nps out of range 0–10", "unknown account_id"]
+
+
+def test_cli_missing_column_message_without_traceback(tmp_path: Path) -> None:
+    folder = write_csv_folder(tmp_path / "d", _accounts().drop(columns="account_id"), _interactions())
+    result = CliRunner().invoke(app, ["validate", "--data", str(folder)])
+    assert result.exit_code == 1
+    assert "missing required column 'account_id'" in result.output
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, DataContractError)  # handled, not raised
+
+
+def test_cli_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "accounts.parquet").write_bytes(b"not parquet at all")
+    result = CliRunner().invoke(app, ["validate", "--data", str(folder)])
+    assert result.exit_code == 1
+    assert "cannot read the file" in result.output
+
+
+def test_load_reads_only_requested_time_range(small_data_dir: Path) -> None:
+    since, until = pd.Timestamp("2023-06-01", tz="UTC"), pd.Timestamp("2023-07-01", tz="UTC")
+    data = load(small_data_dir, interaction_columns=["wait_seconds"], since=since, until=until)
+    t = data.interactions["occurred_at"]
+    assert t.min() >= since and t.max() < until
+    assert set(data.interactions.columns) == {"account_id", "occurred_at", "event_type", "wait_seconds"}
