@@ -1,0 +1,70 @@
+"""Actual retention rates (E − N) / S."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+from churn.cli import app
+from churn.retention import retention_rate, retention_table
+
+
+def test_worked_example_from_design() -> None:
+    assert retention_rate(1000, 900, 200) == 70.0
+    assert 100 - retention_rate(1000, 900, 200) == 30.0
+
+
+def test_worked_example_through_the_table() -> None:
+    # 1000 customers at the start; 300 of them churn in January; 200 join, all stay.
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    n_old, n_new = 1000, 200
+    signup = [start - pd.Timedelta(days=30)] * n_old + [start + pd.Timedelta(days=10)] * n_new
+    churned = [start + pd.Timedelta(days=5)] * 300 + [pd.NaT] * (n_old - 300 + n_new)
+    accounts = pd.DataFrame(
+        {"account_id": [f"a{i}" for i in range(n_old + n_new)], "signup_at": signup, "churned_at": pd.to_datetime(churned, utc=True)}
+    )
+    table = retention_table(accounts, start=start, end=pd.Timestamp("2024-02-01", tz="UTC"))
+    row = table.iloc[0]
+    assert (row.S, row.N, row.E, row.churned) == (1000, 200, 900, 300)
+    assert row.retention_rate == 70.0 and row.churn_rate == 30.0
+
+
+def test_by_segment_and_boundaries() -> None:
+    t = lambda s: pd.Timestamp(s, tz="UTC")  # noqa: E731
+    accounts = pd.DataFrame(
+        {
+            "account_id": ["a", "b", "c", "d"],
+            "segment": ["x", "x", "y", "y"],
+            "signup_at": [t("2023-12-01"), t("2023-12-01"), t("2023-12-01"), t("2024-01-01")],
+            # b churns exactly at the period end: still a customer at the start, gone at the end?
+            "churned_at": [pd.NaT, t("2024-02-01"), t("2024-01-15"), pd.NaT],
+        }
+    )
+    table = retention_table(accounts, start=t("2024-01-01"), end=t("2024-02-01"), by=["segment"])
+    x = table[table.segment == "x"].iloc[0]
+    y = table[table.segment == "y"].iloc[0]
+    # churned_at == period end counts as gone at the end only from the next period on
+    assert (x.S, x.N, x.E) == (2, 0, 2)
+    # d signs up exactly at the period start: new in this period
+    assert (y.S, y.N, y.E, y.churned) == (1, 1, 1, 1)
+    assert y.retention_rate == 0.0
+
+
+def test_generated_monthly_retention_is_plausible(small_business) -> None:  # type: ignore[no-untyped-def]
+    table = retention_table(small_business.accounts, start=pd.Timestamp("2023-01-01", tz="UTC"))
+    assert len(table) == 18
+    assert table["retention_rate"].between(90, 100).all()
+    assert 1.5 <= table["churn_rate"].mean() <= 6.0
+
+
+def test_cli_retention_writes_outputs(small_data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "ret"
+    result = CliRunner().invoke(app, ["retention", "--data", str(small_data_dir), "--by", "segment", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(f"{out}.parquet")
+    assert set(table["segment"]) == {"consumer", "smb", "enterprise"}
+    assert table["period_start"].min() == pd.Timestamp("2023-01-01", tz="UTC")
+    assert np.isfinite(table["retention_rate"]).all()
+    bad = CliRunner().invoke(app, ["retention", "--data", str(small_data_dir), "--by", "nope", "--out", str(out)])
+    assert bad.exit_code == 2 and "not in accounts" in bad.output
