@@ -47,6 +47,10 @@ class DataContractError(Exception):
 
 
 def _non_empty(s: pd.Series) -> pd.Series:
+    """True where a text value is not blank (checked once per category for categoricals)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        ok = np.append(s.cat.categories.astype("str").str.strip().str.len().to_numpy() > 0, True)
+        return pd.Series(ok[s.cat.codes.to_numpy()], index=s.index)
     return s.astype("str").str.strip().str.len() > 0
 
 
@@ -260,36 +264,38 @@ def _check_table(name: str, raw: pd.DataFrame, file: str) -> tuple[pd.DataFrame,
             f"{', '.join(repr(c) for c in missing)} (found: {', '.join(map(str, raw.columns)) or 'no columns'})"
         )
     report = TableReport(table=name, file=file, rows_read=len(raw))
-    df = raw.copy()
+    df = raw.copy(deep=False)  # copy-on-write: parsed columns replace, never mutate, raw's
     rej = _Rejections(len(df))
     reason_column: dict[str, str] = {}
 
+    # Columns that already have the right type (typical of Parquet) cannot fail parsing: skip them.
     for col in TIMESTAMPS[name]:
-        if col in df.columns:
+        if col in df.columns and str(df[col].dtype) != "datetime64[ns, UTC]":
             parsed = parse_timestamps(df[col])
             reason = f"unparseable timestamp in {col}"
             rej.add(parsed.isna() & df[col].notna(), reason)
             reason_column[reason] = col
             df[col] = parsed
     for col in NUMBERS[name]:
-        if col in df.columns:
+        if col in df.columns and df[col].dtype != np.float64:
             parsed = pd.to_numeric(df[col], errors="coerce").astype(float)
             reason = f"{col} is not a number"
             rej.add(parsed.isna() & df[col].notna(), reason)
             reason_column[reason] = col
             df[col] = parsed
     for col in FLAGS[name]:
-        if col in df.columns:
+        if col in df.columns and str(df[col].dtype) != "boolean":
             df[col], bad = _parse_flags(df[col])
             reason = f"{col} is not true/false"
             rej.add(bad, reason)
             reason_column[reason] = col
     for col in TEXT[name]:
-        if col in df.columns and not isinstance(df[col].dtype, pd.CategoricalDtype):
+        if col in df.columns and not (isinstance(df[col].dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(df[col].dtype)):
             df[col] = df[col].astype("str").where(df[col].notna())
 
+    checked = [c for c in SCHEMAS[name].columns if c in df.columns]
     try:
-        SCHEMAS[name].validate(df, lazy=True)
+        SCHEMAS[name].validate(df[checked], lazy=True)
     except pa.errors.SchemaErrors as errors:
         cases = errors.failure_cases
         cases = cases[cases["index"].notna()]
@@ -314,9 +320,22 @@ def _finish(name: str, raw: pd.DataFrame, df: pd.DataFrame, rej: _Rejections, re
     rejects = raw.iloc[rows].copy()
     rejects.insert(0, "source_row", rows + 2)  # header is line 1 of a CSV
     rejects["reject_reason"] = rej.reason_column(rows).to_numpy()
-    accepted = df.loc[~bad].reset_index(drop=True)
+    accepted = df.loc[~bad].reset_index(drop=True) if len(rows) else df
     report.accepted = len(accepted)
     return accepted, rejects.reset_index(drop=True)
+
+
+def _duplicated_rows(df: pd.DataFrame) -> np.ndarray:
+    """Exact duplicates after the first, found via a 64-bit row hash (cheap on 10M rows),
+    then confirmed column by column so a hash collision can never reject a row."""
+    if not len(df):
+        return np.zeros(0, dtype=bool)
+    hashes = pd.util.hash_pandas_object(df, index=False)
+    candidates = hashes.duplicated(keep=False).to_numpy()
+    out = np.zeros(len(df), dtype=bool)
+    if candidates.any():
+        out[candidates] = df.loc[candidates].duplicated(keep="first").to_numpy()
+    return out
 
 
 # --------------------------------------------------------------------------- validate
@@ -359,7 +378,7 @@ def validate(
     known = df["account_id"].isin(accounts["account_id"]).to_numpy()
     rej.add(df["account_id"].notna().to_numpy() & ~known, "unknown account_id")
     why["unknown account_id"] = "account_id"
-    rej.add(df.duplicated(keep="first").to_numpy(), "duplicate row")
+    rej.add(_duplicated_rows(df), "duplicate row")
     if len(interactions_raw) == 0:
         report_i.notes.append("no interaction rows: attribute-only snapshot data")
     missing_optional = [c for c in OPTIONAL_INTERACTION_COLUMNS if c not in df.columns]
