@@ -1,0 +1,188 @@
+"""Point-in-time features: hand-computed values, no leakage, partition invariance, sparse data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from churn.cli import app
+from churn.config import FeatureConfig
+from churn.contract import validate
+from churn.features import FeatureSpec, build_features, catalogue, feature_columns
+
+AS_OF = pd.Timestamp("2024-04-01", tz="UTC")
+
+
+def ts(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+@pytest.fixture()
+def tiny():  # type: ignore[no-untyped-def]
+    accounts = pd.DataFrame(
+        {
+            "account_id": ["a1", "a2", "a3", "a4"],
+            "signup_at": [ts("2024-01-01"), ts("2024-01-01"), ts("2024-05-01"), ts("2024-01-01")],
+            "churned_at": [pd.NaT, pd.NaT, pd.NaT, ts("2024-02-01")],
+            "plan": ["basic", "premium", "basic", "basic"],
+            "mrr": [10.0, 50.0, 10.0, 10.0],
+        }
+    )
+    rows = [
+        # a1: one case that went chatbot → chat → phone, two long waits, one transfer, resolved at the end
+        ("a1", "2024-03-20", "support_contact", "chatbot", "C1", 5.0, 60.0, False, False, None, None, None, None),
+        ("a1", "2024-03-21", "support_contact", "chat", "C1", 700.0, 300.0, False, True, None, None, None, None),
+        ("a1", "2024-03-22", "support_contact", "phone", "C1", 900.0, 600.0, True, False, None, None, None, None),
+        # a1: an email case 60 days back, answered after 25 hours, never resolved
+        ("a1", "2024-02-01", "support_contact", "email", "C2", 90_000.0, 200.0, False, False, None, None, None, None),
+        # a1: surveys
+        ("a1", "2024-03-23", "survey", None, "C1", None, None, None, None, 3.0, 2.0, None, None),
+        ("a1", "2024-03-25", "survey", None, None, None, None, None, None, None, None, 5.0, None),
+        ("a1", "2024-01-01T12:00:00", "survey", None, None, None, None, None, None, None, None, 9.0, None),
+        # a1: invoices with a price increase in March
+        ("a1", "2024-01-15", "invoice", None, None, None, None, None, None, None, None, None, 10.0),
+        ("a1", "2024-02-15", "invoice", None, None, None, None, None, None, None, None, None, 10.0),
+        ("a1", "2024-03-15", "invoice", None, None, None, None, None, None, None, None, None, 12.0),
+        # exactly at the cutoff: not before it, so not seen
+        ("a1", "2024-04-01", "login", None, None, None, None, None, None, None, None, None, None),
+        ("a1", "2024-03-31", "login", None, None, None, None, None, None, None, None, None, None),
+        ("a4", "2024-01-20", "login", None, None, None, None, None, None, None, None, None, None),
+    ]
+    cols = ["account_id", "occurred_at", "event_type", "channel", "case_id", "wait_seconds", "handle_seconds", "resolved", "transferred", "ces", "csat", "nps", "amount"]
+    interactions = pd.DataFrame(rows, columns=cols)
+    data = validate(accounts, interactions)
+    assert all(r.rejected_total == 0 for r in data.reports)
+    return data.accounts, data.interactions
+
+
+def test_hand_computed_history(tiny) -> None:  # type: ignore[no-untyped-def]
+    accounts, interactions = tiny
+    f = build_features(accounts, interactions, as_of=AS_OF).set_index("account_id")
+    # a3 signed up after the cutoff, a4 churned before it
+    assert list(f.index) == ["a1", "a2"]
+    a1, a2 = f.loc["a1"], f.loc["a2"]
+    assert a1["tenure_days"] == 91.0
+    assert a1["n_login_30d"] == 1  # the login at exactly as_of is not seen
+    assert a1["days_since_last_login"] == 1.0
+    assert a1["n_support_contact_30d"] == 3 and a1["n_support_contact_90d"] == 4
+    assert a1["cases_30d"] == 1 and a1["cases_90d"] == 2
+    assert a1["channel_switches_30d"] == 2  # chatbot → chat → phone
+    assert a1["repeat_contacts_30d"] == 2
+    assert a1["long_waits_30d"] == 2  # 700 s and 900 s on live channels
+    assert a1["long_waits_90d"] == 3  # + the 25-hour email answer
+    assert a1["transfers_30d"] == 1
+    assert a1["unresolved_cases_30d"] == 0 and a1["unresolved_cases_90d"] == 1
+    assert a1["unresolved_share_90d"] == 0.5
+    assert a1["wait_mean_90d"] == pytest.approx((5 + 700 + 900) / 3)  # email is not a queue wait
+    assert a1["wait_max_90d"] == 900.0
+    assert a1["distinct_channels_90d"] == 4
+    assert a1["assisted_share_90d"] == 0.75  # chat, phone, email of 4 (chatbot is not a person)
+    assert a1["n_channel_phone_30d"] == 1
+    assert a1["ces_latest"] == 3.0 and a1["csat_latest"] == 2.0
+    assert a1["nps_latest"] == 5.0 and a1["nps_detractor"] == 1.0
+    assert a1["nps_mean_365d"] == 7.0 and a1["nps_trend"] == -4.0
+    assert a1["amount_90d"] == 32.0
+    assert a1["price_change_pct_365d"] == pytest.approx(0.2)
+    assert a1["price_increase_90d"] == 1.0
+    assert a1["plan"] == "basic" and a1["mrr"] == 10.0
+    # a2 has no history: counts are zero, recency and survey values are unknown
+    assert a2["n_login_365d"] == 0 and a2["cases_90d"] == 0
+    assert np.isnan(a2["days_since_last_event"]) and np.isnan(a2["nps_latest"])
+
+
+def test_columns_match_catalogue_and_are_typed(tiny) -> None:  # type: ignore[no-untyped-def]
+    accounts, interactions = tiny
+    spec = FeatureSpec.from_data(accounts, interactions)
+    f = build_features(accounts, interactions, as_of=AS_OF, spec=spec)
+    assert feature_columns(f) == [info.name for info in catalogue(spec)]
+    assert str(f["plan"].dtype) == "category"
+    assert all(str(f[c].dtype) == "float64" for c in feature_columns(f) if c != "plan")
+    assert all("{v}" in info.template for info in catalogue(spec))
+
+
+def test_no_leakage_from_events_or_churn_after_cutoff(small_business) -> None:  # type: ignore[no-untyped-def]
+    accounts, interactions = small_business.accounts, small_business.interactions
+    as_of = ts("2024-01-01")
+    spec = FeatureSpec.from_data(accounts, interactions)
+    before = build_features(accounts, interactions[interactions.occurred_at < as_of], as_of=as_of, spec=spec)
+
+    rng = np.random.default_rng(0)
+    future = interactions.sample(5_000, random_state=1).copy()
+    future["occurred_at"] = as_of + pd.to_timedelta(rng.integers(0, 200 * 86_400, len(future)), unit="s")
+    future["nps"] = 0.0
+    future["wait_seconds"] = 99_999.0
+    changed = accounts.copy()
+    later = changed["churned_at"].isna() | (changed["churned_at"] > as_of)
+    changed.loc[later, "churned_at"] = as_of + pd.Timedelta(days=3)
+    after = build_features(changed, pd.concat([interactions, future], ignore_index=True), as_of=as_of, spec=spec)
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_partition_invariance(small_business) -> None:  # type: ignore[no-untyped-def]
+    accounts, interactions = small_business.accounts, small_business.interactions
+    as_of = ts("2024-03-01")
+    spec = FeatureSpec.from_data(accounts, interactions)
+    whole = build_features(accounts, interactions, as_of=as_of, spec=spec)
+    bucket = np.random.default_rng(5).integers(0, 3, len(accounts))
+    parts = []
+    for b in range(3):
+        ids = accounts["account_id"][bucket == b]
+        parts.append(
+            build_features(
+                accounts[accounts.account_id.isin(ids)],
+                interactions[interactions.account_id.astype(str).isin(ids)],
+                as_of=as_of,
+                spec=spec,
+            )
+        )
+    joined = pd.concat(parts).sort_values("account_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(whole, joined)
+
+
+def test_attribute_only_snapshot_has_features(tiny) -> None:  # type: ignore[no-untyped-def]
+    accounts, _ = tiny
+    empty = validate(accounts, None).interactions
+    f = build_features(accounts, empty, as_of=AS_OF)
+    assert list(f.columns) == ["account_id", "as_of", "tenure_days", "mrr", "plan"]
+    assert len(f) == 2
+
+
+def test_purchase_only_transactional_data() -> None:
+    accounts = pd.DataFrame({"account_id": ["x", "y"], "signup_at": [ts("2023-01-01")] * 2})
+    interactions = pd.DataFrame(
+        {
+            "account_id": ["x", "x", "y"],
+            "occurred_at": [ts("2023-11-01"), ts("2024-03-01"), ts("2023-06-01")],
+            "event_type": ["purchase"] * 3,
+            "amount": [20.0, 35.0, 10.0],
+        }
+    )
+    f = build_features(accounts, interactions, as_of=AS_OF).set_index("account_id")
+    assert f.loc["x", "n_purchase_90d"] == 1 and f.loc["x", "amount_365d"] == 55.0
+    assert f.loc["y", "days_since_last_purchase"] == (AS_OF - ts("2023-06-01")).days
+    assert not any(c.startswith(("cases_", "nps", "wait_")) for c in f.columns)
+
+
+def test_long_wait_threshold_is_configurable(tiny) -> None:  # type: ignore[no-untyped-def]
+    accounts, interactions = tiny
+    f = build_features(accounts, interactions, as_of=AS_OF, config=FeatureConfig(long_wait_seconds=800))
+    assert f.set_index("account_id").loc["a1", "long_waits_30d"] == 1
+
+
+def test_naive_as_of_is_refused(tiny) -> None:  # type: ignore[no-untyped-def]
+    accounts, interactions = tiny
+    with pytest.raises(ValueError, match="timezone-aware"):
+        build_features(accounts, interactions, as_of=pd.Timestamp("2024-04-01"))
+
+
+def test_cli_features_and_catalogue(small_data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+    described = runner.invoke(app, ["features", "--describe"])
+    assert described.exit_code == 0 and "long_waits_30d" in described.output
+    out = tmp_path / "f.parquet"
+    result = runner.invoke(app, ["features", "--data", str(small_data_dir), "--as-of", "2024-02-01", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(out)
+    assert table["account_id"].is_unique and (table["as_of"] == ts("2024-02-01")).all()
