@@ -1,0 +1,106 @@
+"""Churn labels at cutoffs, cutoff parsing, the training table, and the planted drivers."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from churn.cli import app
+from churn.config import ChurnDefinition
+from churn.labels import (
+    LABEL,
+    ImmatureCutoffError,
+    build_training_table,
+    check_mature,
+    churn_by_decile,
+    default_cutoffs,
+    label_accounts,
+    observed_until,
+    parse_cutoffs,
+)
+
+T = pd.Timestamp("2024-03-01", tz="UTC")
+H = pd.Timedelta(days=30)
+
+
+def test_subscription_label_boundaries() -> None:
+    accounts = pd.DataFrame(
+        {
+            "account_id": ["at_T", "at_T_plus_h", "after_h", "active", "new_at_T", "new_later", "gone"],
+            "signup_at": [T - H] * 4 + [T, T + H, T - 2 * H],
+            "churned_at": [T, T + H, T + H + pd.Timedelta(seconds=1), pd.NaT, pd.NaT, pd.NaT, T - H],
+        }
+    )
+    labels = label_accounts(accounts, pd.DataFrame(columns=["account_id", "occurred_at", "event_type"]), as_of=T).set_index("account_id")[LABEL]
+    # churned exactly at T: already gone; signed up at/after T or churned before: not labelled
+    assert labels.to_dict() == {"after_h": 0, "at_T_plus_h": 1, "active": 0}
+
+
+def test_inactivity_label_for_transactional_data() -> None:
+    accounts = pd.DataFrame({"account_id": ["buys_again", "stops", "lapsed", "new"], "signup_at": [T - 10 * H] * 3 + [T - pd.Timedelta(days=3)]})
+    interactions = pd.DataFrame(
+        {
+            "account_id": ["buys_again", "buys_again", "stops", "lapsed"],
+            "occurred_at": [T - pd.Timedelta(days=5), T + H, T - pd.Timedelta(days=1), T - 2 * H],
+            "event_type": ["purchase"] * 4,
+        }
+    )
+    labels = label_accounts(accounts, interactions, as_of=T).set_index("account_id")[LABEL]
+    # lapsed had no purchase within the horizon before T: already churned, not labelled
+    assert labels.to_dict() == {"buys_again": 0, "new": 1, "stops": 1}
+    only_logins = ChurnDefinition(activity_event_types=("login",))
+    assert set(label_accounts(accounts, interactions, as_of=T, definition=only_logins)["account_id"]) == {"new"}
+
+
+def test_parse_cutoffs_forms() -> None:
+    assert parse_cutoffs("2024-01-01") == [pd.Timestamp("2024-01-01", tz="UTC")]
+    assert parse_cutoffs("2024-03-01,2024-01-01") == [pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-03-01", tz="UTC")]
+    months = parse_cutoffs("2024-01-31:2024-12-31:1M")
+    assert len(months) == 12 and months[1] == pd.Timestamp("2024-02-29", tz="UTC")
+    assert len(parse_cutoffs("2024-01-01:2024-01-29:1W")) == 5
+    assert len(parse_cutoffs("2024-01-01:2024-12-31:1Q")) == 4
+    for bad in ("2024-13-01", "2024-01-01:2023-01-01:1M", "2024-01-01:2024-02-01:1X", ""):
+        with pytest.raises(ValueError):
+            parse_cutoffs(bad)
+
+
+def test_immature_cutoffs_are_refused() -> None:
+    end = pd.Timestamp("2024-07-01", tz="UTC")
+    check_mature([pd.Timestamp("2024-06-01", tz="UTC")], ChurnDefinition(), end)
+    with pytest.raises(ImmatureCutoffError, match="latest usable cutoff is 2024-06-01"):
+        check_mature([pd.Timestamp("2024-06-02", tz="UTC")], ChurnDefinition(), end)
+    defaults = default_cutoffs(end, ChurnDefinition(), count=3)
+    assert [t.strftime("%Y-%m-%d") for t in defaults] == ["2024-04-01", "2024-05-01", "2024-06-01"]
+
+
+def test_training_table_over_cutoffs(small_business) -> None:  # type: ignore[no-untyped-def]
+    a, i = small_business.accounts, small_business.interactions
+    cutoffs = parse_cutoffs("2023-10-01:2024-03-01:1M")
+    table = build_training_table(a, i, cutoffs=cutoffs)
+    assert sorted(table["as_of"].unique()) == cutoffs
+    assert not table.duplicated(["account_id", "as_of"]).any()
+    assert 0.01 < table[LABEL].mean() < 0.08
+    with pytest.raises(ImmatureCutoffError):
+        build_training_table(a, i, cutoffs=[observed_until(a, i)])
+
+
+def test_planted_effort_drivers_raise_churn(small_business) -> None:  # type: ignore[no-untyped-def]
+    """What the issue asks to see: churn rises with long waits, switches and repeats."""
+    a, i = small_business.accounts, small_business.interactions
+    table = build_training_table(a, i, cutoffs=parse_cutoffs("2023-07-01:2024-05-01:1M"))
+    for feature in ("long_waits_90d", "channel_switches_90d", "repeat_contacts_90d"):
+        by_bin = churn_by_decile(table, feature)
+        print(f"\nchurn rate by {feature}\n{by_bin.to_string()}")
+        lowest, highest = by_bin.iloc[0], by_bin[by_bin["rows"] >= 30].iloc[-1]
+        assert highest["churn_rate"] > 2.5 * lowest["churn_rate"], feature
+
+
+def test_cli_dataset(small_data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "train.parquet"
+    runner = CliRunner()
+    ok = runner.invoke(app, ["dataset", "--data", str(small_data_dir), "--cutoffs", "2024-01-01:2024-04-01:1M", "--horizon", "30", "--out", str(out)])
+    assert ok.exit_code == 0, ok.output
+    assert pd.read_parquet(out)["as_of"].nunique() == 4
+    late = runner.invoke(app, ["dataset", "--data", str(small_data_dir), "--cutoffs", "2024-06-20", "--out", str(out)])
+    assert late.exit_code == 2 and "runs past the end of the data" in late.output
