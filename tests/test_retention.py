@@ -68,3 +68,29 @@ def test_cli_retention_writes_outputs(small_data_dir, tmp_path) -> None:  # type
     assert np.isfinite(table["retention_rate"]).all()
     bad = CliRunner().invoke(app, ["retention", "--data", str(small_data_dir), "--by", "nope", "--out", str(out)])
     assert bad.exit_code == 2 and "not in accounts" in bad.output
+
+
+def test_transactional_retention_from_inactivity(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from churn.retention import derive_inactivity_churn
+
+    t = lambda s: pd.Timestamp(s, tz="UTC")  # noqa: E731
+    accounts = pd.DataFrame({"account_id": ["loyal", "lapses", "never_buys"], "signup_at": [t("2024-01-01")] * 3})
+    interactions = pd.DataFrame(
+        {
+            "account_id": ["loyal", "loyal", "loyal", "lapses"],
+            "occurred_at": [t("2024-01-20"), t("2024-02-15"), t("2024-03-20"), t("2024-01-10")],
+            "event_type": ["purchase"] * 4,
+        }
+    )
+    churned = derive_inactivity_churn(accounts, interactions, horizon_days=30, data_end=t("2024-04-01"))
+    assert churned.tolist() == [pd.NaT, t("2024-02-09"), t("2024-01-31")]
+    folder = tmp_path / "tx"
+    folder.mkdir()
+    accounts.to_csv(folder / "accounts.csv", index=False)
+    interactions.to_csv(folder / "interactions.csv", index=False)
+    result = CliRunner().invoke(app, ["retention", "--data", str(folder), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert "no activity for 30 days" in result.output
+    table = pd.read_csv(tmp_path / "r.csv")
+    # the only complete month observed is February: loyal and lapses at the start, lapses lost
+    assert table[["period_start", "S", "N", "E", "churned"]].values.tolist() == [["2024-02-01T00:00:00+0000", 2, 0, 1, 1]]

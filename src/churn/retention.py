@@ -39,8 +39,11 @@ def derive_inactivity_churn(
     Signup counts as activity, so an account that never bought anything churns ``horizon``
     days after signing up.
     """
-    last_event = accounts["account_id"].map(interactions.groupby("account_id", observed=True)["occurred_at"].max())
-    last_activity = pd.concat([last_event, accounts["signup_at"]], axis=1).max(axis=1)
+    from churn.labels import latest_of
+
+    last = interactions.groupby(interactions["account_id"].astype("str"))["occurred_at"].max()
+    last_event = last.reindex(accounts["account_id"].astype("str").to_numpy()).set_axis(accounts.index)
+    last_activity = latest_of(last_event, accounts["signup_at"])
     churned_at = last_activity + pd.Timedelta(days=horizon_days)
     return churned_at.where(churned_at <= data_end).astype("datetime64[ns, UTC]")
 
