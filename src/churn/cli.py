@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Callable, Optional, TypeVar
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -23,8 +24,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -126,6 +127,7 @@ def retention(
     data: Annotated[Optional[Path], typer.Option("--data", help="Data folder (actual retention per period).")] = None,
     freq: Annotated[str, typer.Option(help="week, month, quarter or year.")] = "month",
     by: Annotated[Optional[list[str]], typer.Option(help="Account column(s) to break down by, e.g. segment.")] = None,
+    horizon: Annotated[int, typer.Option(min=1, help="Transactional data only: days without activity that count as churn.")] = 30,
     since: Annotated[Optional[str], typer.Option(help="First period start (default: first observed interaction).")] = None,
     until: Annotated[Optional[str], typer.Option(help="End of the last complete period (default: end of the data).")] = None,
     out: Annotated[Path, typer.Option(help="Output stem; writes OUT.csv and OUT.parquet.")] = Path("reports/retention"),
@@ -134,7 +136,8 @@ def retention(
     from churn.contract import load
     from churn.io import write_table
     from churn.config import to_utc
-    from churn.retention import FREQUENCIES, observed_start, retention_table
+    from churn.labels import observed_until
+    from churn.retention import FREQUENCIES, derive_inactivity_churn, observed_start, retention_table
 
     if freq not in FREQUENCIES:
         raise UsageError(f"--freq must be one of {', '.join(FREQUENCIES)}, got {freq!r}")
@@ -142,18 +145,25 @@ def retention(
         raise UsageError("give --data DIR")
     contract = load(data, interaction_columns=[])
     accounts = contract.accounts
+    if "churned_at" not in accounts.columns or accounts["churned_at"].isna().all():
+        data_end = observed_until(accounts, contract.interactions)
+        accounts = accounts.assign(
+            churned_at=derive_inactivity_churn(accounts, contract.interactions, horizon_days=horizon, data_end=data_end)
+        )
+        console.print(f"No churned_at values: churn = no activity for {horizon} days (transactional data).")
     missing = [c for c in (by or []) if c not in accounts.columns]
     if missing:
         raise UsageError(f"--by column(s) not in accounts: {', '.join(missing)} (have: {', '.join(accounts.columns)})")
     start = to_utc(since) if since else observed_start(contract)
-    table = retention_table(accounts, freq=freq, by=by or (), start=start, end=to_utc(until) if until else None)
+    end = to_utc(until) if until else observed_until(accounts, contract.interactions)
+    table = retention_table(accounts, freq=freq, by=by or (), start=start, end=end)
     print_retention(table, by or [])
     for fmt in ("csv", "parquet"):
         write_table(table, out, fmt)
     console.print(f"Wrote [bold]{out}.csv[/] and [bold]{out}.parquet[/]")
 
 
-def print_retention(table, by: list[str]) -> None:  # type: ignore[no-untyped-def]
+def print_retention(table: pd.DataFrame, by: list[str]) -> None:
     view = Table(title="Actual retention: (E − N) / S")
     for col in ("period", *by, "S", "N", "E", "churned", "retention %", "churn %"):
         view.add_column(col, justify="left" if col in ("period", *by) else "right")
@@ -169,6 +179,107 @@ def print_retention(table, by: list[str]) -> None:  # type: ignore[no-untyped-de
             f"{row.churn_rate:.1f}",
         )
     console.print(view)
+
+
+def _load_for_features(data: Path, *, since: pd.Timestamp | None, until: pd.Timestamp | None) -> ContractData:
+    """Load only what the feature pipeline reads: its columns, and only the needed time range."""
+    from churn.contract import OPTIONAL_INTERACTION_COLUMNS, load
+
+    contract = load(data, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since, until=until)
+    rejected = sum(r.rejected_total for r in contract.reports)
+    if rejected:
+        console.print(f"[yellow]{rejected:,} rows rejected by the data contract; run `churn validate --data {data}` for details.[/]")
+    return contract
+
+
+def _write_frame(frame: pd.DataFrame, out: Path) -> None:
+    from churn.io import write_table
+
+    fmt = "csv" if out.suffix == ".csv" else "parquet"
+    write_table(frame, out.with_suffix(""), fmt)
+
+
+@app.command()
+@friendly_errors
+def features(
+    data: Annotated[Optional[Path], typer.Option("--data", help="Data folder.")] = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Cutoff: features use events strictly before it.")] = None,
+    out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")] = Path("data/features.parquet"),
+    describe: Annotated[bool, typer.Option("--describe", help="Print the feature catalogue and exit.")] = False,
+) -> None:
+    """Point-in-time features for every active account (or --describe the catalogue)."""
+    from churn.config import FeatureConfig, to_utc
+    from churn.features import FeatureSpec, build_features, catalogue
+
+    config = FeatureConfig()
+    if describe and data is None:
+        from churn.generate import generate as simulate
+
+        sample = simulate(50, months=3, seed=0)  # a spec with every family, for the full list
+        spec = FeatureSpec.from_data(sample.accounts, sample.interactions, config)
+    else:
+        if data is None:
+            raise UsageError("give --data DIR (or --describe alone for the full catalogue)")
+        if describe:
+            contract = _load_for_features(data, since=None, until=None)
+            spec = FeatureSpec.from_data(contract.accounts, contract.interactions, config)
+    if describe:
+        view = Table(title="Feature catalogue")
+        for col in ("name", "family", "direction", "description"):
+            view.add_column(col)
+        arrows = {1: "↑ risk", -1: "↓ risk", 0: "depends"}
+        for info in catalogue(spec, config):
+            view.add_row(info.name, info.family, arrows[info.direction], info.description)
+        console.print(view)
+        return
+    if as_of is None:
+        raise UsageError("give --as-of DATE")
+    cutoff = to_utc(as_of)
+    contract = _load_for_features(data, since=cutoff - pd.Timedelta(days=config.lookback_days), until=cutoff)
+    spec = FeatureSpec.from_data(contract.accounts, contract.interactions, config)
+    with console.status("Computing features…"):
+        table = build_features(contract.accounts, contract.interactions, as_of=cutoff, spec=spec, config=config)
+    _write_frame(table, out)
+    console.print(f"{len(table):,} active accounts × {table.shape[1] - 2} features as of {cutoff:%Y-%m-%d} → [bold]{out}[/]")
+
+
+@app.command()
+@friendly_errors
+def dataset(
+    data: DataOpt,
+    cutoffs: Annotated[Optional[str], typer.Option(help="2024-01-01 | 2024-01-01,2024-02-01 | 2024-01-01:2024-12-01:1M (default: last 12 mature month starts).")] = None,
+    horizon: Annotated[int, typer.Option(min=1, help="Churn horizon in days after each cutoff.")] = 30,
+    out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")] = Path("data/training.parquet"),
+) -> None:
+    """Training table: features + churn label for every eligible account at every cutoff."""
+    from churn.config import ChurnDefinition, FeatureConfig
+    from churn.labels import LABEL, build_training_table, default_cutoffs, label_rate_by_cutoff, observed_until, parse_cutoffs
+
+    definition = ChurnDefinition(horizon_days=horizon)
+    config = FeatureConfig()
+    contract = _load_for_features(data, since=None, until=None)
+    accounts, interactions = contract.accounts, contract.interactions
+    end = observed_until(accounts, interactions)
+    points = parse_cutoffs(cutoffs) if cutoffs else default_cutoffs(end, definition)
+    with console.status("Building the training table…") as status:
+        table = build_training_table(
+            accounts,
+            interactions,
+            cutoffs=points,
+            definition=definition,
+            config=config,
+            data_end=end,
+            progress=lambda t: status.update(f"Built cutoff {t:%Y-%m-%d}"),
+        )
+    _write_frame(table, out)
+    summary = label_rate_by_cutoff(table)
+    view = Table(title=f"Training table ({definition.resolve_kind(accounts)} churn, {horizon}-day horizon)")
+    for col in ("cutoff", "rows", "churn rate"):
+        view.add_column(col, justify="right")
+    for row in summary.itertuples(index=False):
+        view.add_row(f"{row.as_of:%Y-%m-%d}", f"{row.rows:,}", f"{row.churn_rate:.2%}")
+    console.print(view)
+    console.print(f"{len(table):,} rows, {table[LABEL].sum():,} churned → [bold]{out}[/]")
 
 
 if __name__ == "__main__":  # pragma: no cover
