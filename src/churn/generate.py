@@ -24,8 +24,15 @@ Planted effects (tests and notebooks check the model finds them):
   for the two months after the higher invoice.
 * Enterprise accounts churn less; everyone has noise on top.
 
-Monthly logit hazard: ``−5.25 + 0.95·s + 0.75·[monthly] + 0.9·[recent price rise]
-+ 1.0·[low engagement] − 0.5·[enterprise] + N(0, 0.35)``, which gives 2–4 % monthly churn.
+Monthly logit hazard, with the saturation and interactions real churn has (so a linear
+model is a fair baseline, not the truth)::
+
+    −5.1 + 2.6·tanh(s / 1.8)·(1 if monthly else 0.5)   # effort saturates; annual contracts blunt it
+         + 0.75·[monthly]
+         + [price rise in the last 2 months]·(1.6 if low engagement else 0.4)
+         + 1.0·[low engagement] − 0.5·[enterprise] + N(0, 0.35)
+
+which gives 2–4 % monthly churn.
 """
 
 from __future__ import annotations
@@ -325,12 +332,15 @@ def _draw_churn(
 ) -> None:
     """Draw who churns in [lo, hi) from the planted monthly hazard (see module docstring)."""
     still = churn_at[active] == NEVER
+    monthly = ~annual[active]
+    low_engagement = engagement[active] * np.exp(-0.6 * s[active]) < 0.45
+    recent_rise = (month - price_rise_month[active]) <= 1
     logit = (
-        -5.25
-        + 0.95 * s[active]
-        + 0.75 * (~annual[active])
-        + 0.9 * ((month - price_rise_month[active]) <= 1)
-        + 1.0 * (engagement[active] * np.exp(-0.6 * s[active]) < 0.45)
+        -5.1
+        + 2.6 * np.tanh(s[active] / 1.8) * np.where(monthly, 1.0, 0.5)
+        + 0.75 * monthly
+        + recent_rise * np.where(low_engagement, 1.6, 0.4)
+        + 1.0 * low_engagement
         - 0.5 * (segment[active] == 2)
         + rng.normal(0, 0.35, len(active))
     )
