@@ -33,3 +33,37 @@ def write_csv_folder(folder: Path, accounts: pd.DataFrame, interactions: pd.Data
     if interactions is not None:
         interactions.to_csv(folder / "interactions.csv", index=False)
     return folder
+
+
+@pytest.fixture(scope="session")
+def training_data():  # type: ignore[no-untyped-def]
+    """8,000 accounts × 18 months, 9 monthly cutoffs: the smallest data on which the
+    planted effects are learnable with a stable test slice (~140 churners)."""
+    from churn.config import ChurnDefinition
+    from churn.features import FeatureSpec
+    from churn.labels import build_training_table, default_cutoffs, observed_until
+
+    data = generate(8_000, start="2023-01-01", months=18, seed=0)
+    spec = FeatureSpec.from_data(data.accounts, data.interactions)
+    cutoffs = default_cutoffs(observed_until(data.accounts, data.interactions), ChurnDefinition(), 9)
+    table = build_training_table(data.accounts, data.interactions, cutoffs=cutoffs, spec=spec)
+    return data, spec, table
+
+
+@pytest.fixture(scope="session")
+def trained(training_data):  # type: ignore[no-untyped-def]
+    from churn.train import train
+
+    _, spec, table = training_data
+    return train(table, spec=spec)
+
+
+@pytest.fixture()
+def mlflow_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh embedded MLflow store for one test."""
+    from churn.tracking import configure
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    configure(tmp_path)
+    return tmp_path
