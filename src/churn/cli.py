@@ -282,5 +282,154 @@ def dataset(
     console.print(f"{len(table):,} rows, {table[LABEL].sum():,} churned → [bold]{out}[/]")
 
 
+def _quiet_mlflow() -> None:
+    """MLflow logs INFO lines and a pickle caution on every run; we print our own summary."""
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+
+
+def print_metrics(metrics: pd.DataFrame, title: str) -> None:
+    from churn.evaluate import METRIC_LABELS
+
+    view = Table(title=title)
+    view.add_column("model", min_width=8, no_wrap=True)
+    for label in METRIC_LABELS.values():
+        view.add_column(label, justify="right")
+    for name, row in metrics.iterrows():
+        style = "bold" if name == "model" else None
+        view.add_row(str(name), *[f"{row[m]:.3f}" for m in METRIC_LABELS], style=style)
+    console.print(view)
+
+
+def _training_table(data: Path, as_of: Optional[str], cutoffs: Optional[str], horizon: int):  # type: ignore[no-untyped-def]
+    """Load data, pick mature cutoffs, build the training table. Shared by train and backtest."""
+    from churn.config import ChurnDefinition, FeatureConfig, to_utc
+    from churn.features import FeatureSpec
+    from churn.labels import build_training_table, default_cutoffs, observed_until, parse_cutoffs
+
+    definition = ChurnDefinition(horizon_days=horizon)
+    config = FeatureConfig()
+    contract = _load_for_features(data, since=None, until=None)
+    accounts, interactions = contract.accounts, contract.interactions
+    end = to_utc(as_of) if as_of else observed_until(accounts, interactions)
+    points = parse_cutoffs(cutoffs) if cutoffs else default_cutoffs(end, definition)
+    spec = FeatureSpec.from_data(accounts, interactions, config)
+    with console.status("Building the training table…") as status:
+        table = build_training_table(
+            accounts,
+            interactions,
+            cutoffs=points,
+            definition=definition,
+            config=config,
+            spec=spec,
+            data_end=end,
+            progress=lambda t: status.update(f"Built cutoff {t:%Y-%m-%d}"),
+        )
+    kind = definition.resolve_kind(accounts)
+    console.print(
+        f"Training table: {len(table):,} rows over {len(points)} cutoffs "
+        f"({points[0]:%Y-%m-%d} … {points[-1]:%Y-%m-%d}), {kind} churn within {horizon} days, "
+        f"churn rate {table['churned'].mean():.2%}"
+    )
+    return contract, definition, spec, table
+
+
+@app.command()
+@friendly_errors
+def train(
+    data: DataOpt,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Use only labels mature by this date (default: end of data).")] = None,
+    horizon: Annotated[int, typer.Option(min=1, help="Churn horizon in days.")] = 30,
+    cutoffs: Annotated[Optional[str], typer.Option(help="Training cutoffs (default: the 12 latest mature month starts).")] = None,
+    capacity: Annotated[int, typer.Option(min=1, help="Outreach capacity for precision@capacity.")] = 200,
+    models_dir: Annotated[Path, typer.Option(help="Where the champion's joblib bundle is exported.")] = Path("models"),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+) -> None:
+    """Train LightGBM + calibration and baselines on a time split; track in MLflow; promote if better."""
+    from churn.config import TrainConfig
+    from churn.tracking import configure, decide_champion, export_bundle, fingerprint, log_training_run
+    from churn.train import train as fit
+
+    _quiet_mlflow()
+    contract, definition, spec, table = _training_table(data, as_of, cutoffs, horizon)
+    with console.status("Training LightGBM and baselines…"):
+        result = fit(table, spec=spec, definition=definition, config=TrainConfig(seed=seed), capacity=capacity)
+    console.print(f"Split: {result.split.description}")
+    if result.split.kind != "time":
+        console.print(f"[yellow]Note: {result.split.kind} split — test metrics are not a forecast of a later period.[/]")
+    console.print(
+        f"LightGBM stopped at {result.model.metadata['best_iteration']} trees; calibration: {result.model.calibrator.method} "
+        f"(cross-validated log loss {', '.join(f'{k} {v:.4f}' for k, v in result.calibration_losses.items())})"
+    )
+    print_metrics(result.metrics, f"Test slice ({result.split.test['as_of'].iloc[0]:%Y-%m-%d}, {len(result.split.test):,} accounts)")
+    uri = configure()
+    with console.status("Logging to MLflow…"):
+        run_id, version = log_training_run(result, root=Path.cwd(), data_fingerprint=fingerprint(contract.accounts, contract.interactions))
+        decision = decide_champion(result, version)
+    console.print(f"MLflow run {run_id} → model [bold]churn v{version}[/] ({uri})")
+    if decision.promoted:
+        bundle = export_bundle(result.model, models_dir, version=version, run_id=run_id)
+        console.print(f"[green]Promoted to champion:[/] {decision.reason}. Bundle: [bold]{bundle}[/]")
+    else:
+        console.print(f"[yellow]Not promoted:[/] {decision.reason}")
+
+
+@app.command()
+@friendly_errors
+def backtest(
+    data: DataOpt,
+    cutoffs: Annotated[Optional[str], typer.Option(help="Cutoffs of the table (default: the 12 latest mature month starts).")] = None,
+    folds: Annotated[int, typer.Option(min=1, help="Test on this many of the latest cutoffs, each with a model trained before it.")] = 3,
+    horizon: Annotated[int, typer.Option(min=1, help="Churn horizon in days.")] = 30,
+    capacity: Annotated[int, typer.Option(min=1, help="Outreach capacity for precision@capacity.")] = 200,
+    out: Annotated[Path, typer.Option(help="Per-cutoff metrics (.csv or .parquet).")] = Path("reports/backtest.csv"),
+) -> None:
+    """Retrain at several past cutoffs and score the next: metrics per cutoff, mean and spread."""
+    from churn.evaluate import METRIC_LABELS
+    from churn.train import backtest as run_backtest
+    from churn.train import summarise_backtest
+
+    _, definition, spec, table = _training_table(data, None, cutoffs, horizon)
+    all_cutoffs = sorted(table["as_of"].unique())
+    if folds > len(all_cutoffs) - 2:
+        raise UsageError(f"{folds} folds need at least {folds + 2} cutoffs; the table has {len(all_cutoffs)}")
+    tests = all_cutoffs[-folds:]
+    with console.status(f"Backtesting on {folds} cutoffs…"):
+        results = run_backtest(table, test_cutoffs=tests, spec=spec, definition=definition, capacity=capacity)
+    for cutoff, frame in results.groupby("test_cutoff"):
+        print_metrics(frame.set_index("model").drop(columns=["test_cutoff", "split"]), f"Test cutoff {cutoff:%Y-%m-%d}")
+    summary = summarise_backtest(results)
+    view = Table(title=f"Backtest over {folds} cutoffs: mean ± std")
+    view.add_column("model")
+    for m in ("pr_auc", "roc_auc", "lift_top10", "brier", "ece"):
+        view.add_column(METRIC_LABELS[m], justify="right")
+    for name, row in summary.iterrows():
+        view.add_row(str(name), *[f"{row[('mean', m)]:.4f} ± {row[('std', m)]:.4f}" for m in ("pr_auc", "roc_auc", "lift_top10", "brier", "ece")])
+    console.print(view)
+    _write_frame(results, out)
+    console.print(f"Per-cutoff metrics → [bold]{out}[/]")
+
+
+@app.command()
+@friendly_errors
+def models() -> None:
+    """List registered model versions, their test PR-AUC, aliases and champion decisions."""
+    from churn.tracking import configure, list_versions
+
+    _quiet_mlflow()
+    uri = configure()
+    versions = list_versions()
+    if versions.empty:
+        console.print(f"No registered model 'churn' in {uri}. Run `churn train` first.")
+        return
+    view = Table(title=f"Registered model 'churn' ({uri})")
+    for col in ("version", "created", "aliases", "pr_auc", "decision"):
+        view.add_column(col)
+    for row in versions.itertuples(index=False):
+        view.add_row(str(row.version), row.created, row.aliases, row.pr_auc, row.decision)
+    console.print(view)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
