@@ -100,6 +100,21 @@ class FeatureSpec:
         )
 
 
+#: Which features each optional interactions column feeds (prefixes), for clear errors.
+COLUMN_FEATURES: dict[str, tuple[str, ...]] = {
+    "channel": ("n_channel_", "channel_switches", "distinct_channels", "assisted_share"),
+    "case_id": ("cases_", "unresolved_cases", "channel_switches", "repeat_contacts"),
+    "wait_seconds": ("long_waits", "wait_"),
+    "handle_seconds": ("handle_",),
+    "resolved": ("unresolved_",),
+    "transferred": ("transfers_",),
+    "ces": ("ces_", "days_since_survey"),
+    "csat": ("csat_", "days_since_survey"),
+    "nps": ("nps_", "days_since_survey"),
+    "amount": ("amount_", "spend_change", "price_"),
+}
+
+
 # --------------------------------------------------------------------------- catalogue
 
 
@@ -111,14 +126,21 @@ class FeatureInfo:
     family: str
     template: str  # plain language with {v} for the value
     direction: int  # +1: higher → more risk; −1: higher → less risk; 0: depends
+    unit: str = ""  # "percent" (0.25 → 25%), "flag" (1 → yes) or "" (a number)
 
     @property
     def description(self) -> str:
+        if self.family == "attribute":
+            return f"{_label(self.name)} (account attribute)"
         return self.template.replace("{v}", "N")
 
     def explain(self, value: object) -> str:
         if value is None or (isinstance(value, float) and np.isnan(value)):
             text = "none recorded"
+        elif self.unit == "percent":
+            text = f"{float(value):.0%}"
+        elif self.unit == "flag":
+            text = "yes" if float(value) else "no"
         elif isinstance(value, (float, np.floating)):
             text = f"{value:,.0f}" if abs(value) >= 10 or float(value).is_integer() else f"{value:.2g}"
         else:
@@ -173,10 +195,10 @@ def catalogue(spec: FeatureSpec, config: FeatureConfig = FeatureConfig()) -> lis
         if spec.has("handle_seconds"):
             add("handle_mean_90d", "effort", "average contact took {v} seconds to handle (90 days)", 1)
         if spec.has("resolved"):
-            add("unresolved_share_90d", "effort", "{v} of support problems left unresolved (90 days)", 1)
+            add("unresolved_share_90d", "effort", "{v} of support problems left unresolved (90 days)", 1, "percent")
         if spec.has("channel"):
             add("distinct_channels_90d", "effort", "used {v} different support channels (90 days)", 1)
-            add("assisted_share_90d", "effort", "{v} of contacts needed a person rather than self-service (90 days)", 0)
+            add("assisted_share_90d", "effort", "{v} of contacts needed a person rather than self-service (90 days)", 0, "percent")
     for survey in SURVEY_RANGES:
         if spec.has(survey):
             up = survey.upper()
@@ -184,7 +206,7 @@ def catalogue(spec: FeatureSpec, config: FeatureConfig = FeatureConfig()) -> lis
             add(f"{survey}_mean_365d", "voice", f"average {up} {{v}} over the last year", -1)
             add(f"{survey}_trend", "voice", f"{up} changed by {{v}} (last 90 days vs. the 9 months before)", -1)
     if spec.has("nps"):
-        add("nps_detractor", "voice", "latest NPS answer was a detractor (0–6): {v}", 1)
+        add("nps_detractor", "voice", "latest NPS answer was a detractor (0–6): {v}", 1, "flag")
     if any(spec.has(s) for s in SURVEY_RANGES):
         add("days_since_survey", "voice", "{v} days since the last survey answer", 0)
     if spec.has("amount"):
@@ -192,8 +214,8 @@ def catalogue(spec: FeatureSpec, config: FeatureConfig = FeatureConfig()) -> lis
             add(f"amount_{w}d", "value", f"billed or spent {{v}} in the last {w} days", 0)
         add("spend_change", "value", "monthly spend changed by {v} (last 30 days vs. the 90 before)", -1)
         if config.invoice_event_type in spec.event_types:
-            add("price_change_pct_365d", "value", "price changed by {v} over the last year (last vs. first invoice)", 1)
-            add("price_increase_90d", "value", "a price increase on an invoice in the last 90 days: {v}", 1)
+            add("price_change_pct_365d", "value", "price changed by {v} over the last year (last vs. first invoice)", 1, "percent")
+            add("price_increase_90d", "value", "a price increase on an invoice in the last 90 days: {v}", 1, "flag")
     for col in spec.numeric_attributes:
         add(col, "attribute", f"{_label(col)} is {{v}}", 0)
     for col, _ in spec.categorical_attributes:

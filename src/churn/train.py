@@ -226,7 +226,7 @@ class ChurnModel:
         infos = {f.name: f for f in catalogue(self.spec, config)}
         return pd.DataFrame(
             [
-                {"name": n, "family": infos[n].family, "description": infos[n].description, "direction": infos[n].direction, "template": infos[n].template}
+                {"name": n, "family": infos[n].family, "description": infos[n].description, "direction": infos[n].direction, "template": infos[n].template, "unit": infos[n].unit}
                 for n in self.feature_names
                 if n in infos
             ]
@@ -342,6 +342,24 @@ class RuleBaseline:
 # --------------------------------------------------------------------------- orchestration
 
 
+def evaluation_summary(y: np.ndarray, scores: dict[str, np.ndarray], metrics: pd.DataFrame, split: Split) -> dict[str, object]:
+    """Small, JSON-friendly evaluation kept inside the model, so reports can show lift and
+    calibration without the training data."""
+    from sklearn.calibration import calibration_curve
+
+    from churn.evaluate import gains_curve
+
+    observed, predicted = calibration_curve(y, scores["model"], n_bins=10, strategy="quantile")
+    return {
+        "test_cutoff": f"{split.test['as_of'].iloc[0]:%Y-%m-%d}",
+        "split": split.description,
+        "metrics": {name: {k: float(v) for k, v in row.items()} for name, row in metrics.iterrows()},
+        "gains": {name: gains_curve(y, p).to_dict(orient="list") for name, p in scores.items()},
+        "calibration": {"predicted": predicted.tolist(), "observed": observed.tolist()},
+    }
+
+
+
 @dataclass
 class TrainResult:
     model: ChurnModel
@@ -409,6 +427,7 @@ def train(
     }
     y = split.test[LABEL].to_numpy()
     metrics = metrics_table({name: classification_metrics(y, p, capacity=capacity) for name, p in scores.items()})
+    model.metadata["evaluation"] = evaluation_summary(y, scores, metrics, split)
     params = {
         **{f"lgbm_{k}": v for k, v in config.__dict__.items()},
         "horizon_days": definition.horizon_days,
