@@ -1,0 +1,391 @@
+"""Batch scoring: the weekly risk list customer-success teams act on.
+
+For every account active at ``as_of``: calibrated churn probability, risk band, revenue at
+risk, rank; the top accounts up to the team's capacity are flagged, and a random share of
+them is held out as a **no-contact control group** so the effect of outreach can be
+measured; each account gets up to three plain-language reasons and a suggested action;
+and the list is compared with the previous run.
+
+Reasons. Exact per-row contributions (LightGBM TreeSHAP, ``pred_contrib``) cost ~90× a
+prediction, so they are computed for the accounts people act on — the outreach list and
+control group first, then the high band — up to ``max_exact_reasons`` rows, in chunks.
+The long tail gets a cheaper attribution: each feature's deviation from its training
+median (in interquartile ranges), signed by the catalogue's risk direction and weighted by
+the model's gain importance. The ``reason_method`` column says which one each row got.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from churn.config import ScoreConfig
+from churn.features import FeatureInfo
+from churn.io import write_table, write_text
+from churn.train import ChurnModel
+
+RISK_LIST_COLUMNS = [
+    "account_id",
+    "as_of",
+    "rank",
+    "churn_probability",
+    "risk_band",
+    "annual_value",
+    "revenue_at_risk",
+    "outreach",
+    "control",
+    "suggested_action",
+    "reason_1",
+    "reason_2",
+    "reason_3",
+    "reason_features",
+    "reason_method",
+    "previous_probability",
+    "probability_change",
+    "change",
+    "reasons_changed",
+]
+
+#: Main driver → what to do about it. Matched on the feature name's prefix, first match wins.
+ACTIONS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (
+        ("long_waits", "wait_", "repeat_contacts", "channel_switches", "transfers", "unresolved", "cases_", "n_support_contact", "days_since_last_support", "trend_support", "handle_", "distinct_channels", "assisted_share", "n_channel_"),
+        "Proactive callback by a senior agent to resolve open issues in one contact",
+    ),
+    (("ces_", "csat_", "nps_", "days_since_survey", "n_survey", "days_since_last_survey", "trend_survey"), "Follow up on the survey feedback with the account owner"),
+    (("price_", "amount_", "spend_change", "mrr", "plan", "n_invoice", "days_since_last_invoice", "trend_invoice"), "Plan review: right-size the plan or offer a loyalty price"),
+    (("contract",), "Offer an annual contract with a discount"),
+    (("tenure_days",), "Early-life check-in by customer success"),
+    (("n_", "days_since_last", "trend_"), "Onboarding or training session to bring usage back"),
+)
+DEFAULT_ACTION = "Account review by customer success"
+CONTROL_ACTION = "Do not contact (control group)"
+
+
+def main_driver(reason_features: str, model: ChurnModel) -> str | None:
+    """The first reason something can be done about: behaviour before static attributes
+    (a monthly contract raises risk, but the repeat contacts are what to fix)."""
+    names = [f for f in reason_features.split(",") if f]
+    static = set(model.spec.numeric_attributes) | {c for c, _ in model.spec.categorical_attributes} | {"tenure_days"}
+    behavioural = [f for f in names if f not in static]
+    return (behavioural or names or [None])[0]
+
+
+def suggest_action(feature: str | None) -> str:
+    if not feature:
+        return DEFAULT_ACTION
+    for prefixes, action in ACTIONS:
+        if feature.startswith(prefixes):
+            return action
+    return DEFAULT_ACTION
+
+
+# --------------------------------------------------------------------------- ranking
+
+
+def risk_bands(p: np.ndarray, config: ScoreConfig) -> np.ndarray:
+    return np.where(p >= config.high_threshold, "high", np.where(p >= config.medium_threshold, "medium", "low"))
+
+
+def annual_value(features: pd.DataFrame, accounts: pd.DataFrame | None, config: ScoreConfig) -> tuple[np.ndarray, str]:
+    """12 × the monthly value column, from the features or the accounts table; 1 if absent."""
+    col = config.value_column
+    if col in features.columns:
+        monthly = pd.to_numeric(features[col], errors="coerce")
+    elif accounts is not None and col in accounts.columns:
+        monthly = features["account_id"].map(accounts.set_index(accounts["account_id"].astype("str"))[col]).astype(float)
+    else:
+        return np.ones(len(features)), f"no '{col}' column: every account valued at 1, revenue at risk = probability"
+    return (12.0 * monthly.fillna(0.0)).to_numpy(dtype=float), f"annual value = 12 × {col}"
+
+
+def rank_accounts(frame: pd.DataFrame, config: ScoreConfig) -> np.ndarray:
+    """1 = first to call. Ties broken by probability, then account id, so ranks are stable."""
+    key = "revenue_at_risk" if config.rank_by == "revenue_at_risk" else "churn_probability"
+    order = np.lexsort((frame["account_id"].to_numpy(), -frame["churn_probability"].to_numpy(), -frame[key].to_numpy()))
+    ranks = np.empty(len(frame), dtype=np.int64)
+    ranks[order] = np.arange(1, len(frame) + 1)
+    return ranks
+
+
+def assign_outreach(ranks: np.ndarray, config: ScoreConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Flag ranks 1..capacity; hold out a random control share, one per block of
+    consecutive ranks, so control and outreach have the same risk mix."""
+    selected = ranks <= config.capacity
+    n_sel = int(selected.sum())
+    n_control = int(round(n_sel * config.control_share))
+    control = np.zeros(len(ranks), dtype=bool)
+    if n_control:
+        rng = np.random.default_rng(config.seed)
+        positions = np.argsort(ranks)[:n_sel]  # selected rows, best rank first
+        block = (np.arange(n_sel) * n_control) // n_sel
+        jitter = rng.random(n_sel)
+        # one random member per block: the lowest jitter within each block
+        order = np.lexsort((jitter, block))
+        first_in_block = np.r_[True, block[order][1:] != block[order][:-1]]
+        control[positions[order[first_in_block]]] = True
+    return selected & ~control, control
+
+
+# --------------------------------------------------------------------------- reasons
+
+
+def _catalogue(model: ChurnModel) -> list[FeatureInfo]:
+    cat = model.catalogue().set_index("name")
+    return [
+        FeatureInfo(n, cat.loc[n, "family"], cat.loc[n, "template"], int(cat.loc[n, "direction"]), cat.loc[n, "unit"])
+        if n in cat.index
+        else FeatureInfo(n, "other", f"{n} = {{v}}", 0)
+        for n in model.feature_names
+    ]
+
+
+def _top_positive(scores: np.ndarray, usable: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices of the k largest positive usable scores per row (−1 where fewer)."""
+    s = np.where(usable & (scores > 0), scores, -np.inf)
+    k = min(k, s.shape[1])
+    idx = np.argpartition(-s, k - 1, axis=1)[:, :k] if s.shape[1] > k else np.tile(np.arange(s.shape[1]), (len(s), 1))
+    vals = np.take_along_axis(s, idx, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    idx, vals = np.take_along_axis(idx, order, axis=1), np.take_along_axis(vals, order, axis=1)
+    return np.where(np.isfinite(vals), idx, -1), vals
+
+
+def exact_contributions(model: ChurnModel, prepared: pd.DataFrame, chunk_rows: int) -> np.ndarray:
+    """TreeSHAP log-odds contributions for already-prepared rows, chunk by chunk (bounded
+    memory; LightGBM spreads each chunk over all cores)."""
+    parts = [
+        np.asarray(model.booster.predict(prepared.iloc[i : i + chunk_rows], pred_contrib=True))[:, :-1]
+        for i in range(0, len(prepared), chunk_rows)
+    ]
+    return np.vstack(parts) if parts else np.zeros((0, len(model.feature_names)))
+
+
+def deviation_scores(model: ChurnModel, x: pd.DataFrame, infos: list[FeatureInfo]) -> np.ndarray:
+    """Cheap attribution: direction × (value − training median) / spread × gain share."""
+    importance = model.importance().reindex(model.feature_names).fillna(0.0).to_numpy()
+    weight = importance / importance.sum() if importance.sum() > 0 else importance
+    out = np.zeros(x.shape, dtype=float)
+    for j, info in enumerate(infos):
+        ref = model.reference.get(info.name)
+        if ref is None or info.direction == 0 or weight[j] == 0:
+            continue
+        v = pd.to_numeric(x.iloc[:, j], errors="coerce").to_numpy(dtype=float)
+        out[:, j] = info.direction * (v - ref["median"]) / ref["spread"] * weight[j]
+    return np.nan_to_num(out, nan=0.0)
+
+
+def _round_vec(v: np.ndarray, digits: np.ndarray) -> np.ndarray:
+    scale = 10.0 ** digits
+    return np.round(v * scale) / scale
+
+
+def _reason_texts(x: pd.DataFrame, column_idx: np.ndarray, infos: list[FeatureInfo]) -> np.ndarray:
+    """Sentence per row for the chosen feature column ("" where none), one format call per
+    distinct (feature, displayed value) — never one per row."""
+    out = np.full(len(column_idx), "", dtype=object)
+    for j in np.unique(column_idx[column_idx >= 0]):
+        rows = np.flatnonzero(column_idx == j)
+        values = x.iloc[rows, j]
+        if isinstance(values.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(values.dtype):
+            shown = values.astype("str").to_numpy()
+        else:
+            shown = _round_vec(values.to_numpy(dtype=float), _digits(values.to_numpy(dtype=float)))
+        uniques, inverse = np.unique(shown, return_inverse=True)
+        sentences = np.array([infos[j].explain(u) for u in uniques], dtype=object)
+        out[rows] = sentences[inverse]
+    return out
+
+
+def _digits(v: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        digits = np.where(np.abs(v) >= 10, 0, 1 - np.floor(np.log10(np.abs(v))))
+    return np.nan_to_num(digits, nan=0, posinf=0, neginf=0).astype(int)
+
+
+@dataclass
+class Reasons:
+    texts: np.ndarray  # rows × k sentences ("" where fewer reasons)
+    features: list[str]  # per row, comma-separated feature names
+    method: np.ndarray  # per row: tree_shap | deviation | none
+
+
+def explain(
+    model: ChurnModel, features: pd.DataFrame, exact_rows: np.ndarray, config: ScoreConfig
+) -> Reasons:
+    """Top risk-increasing reasons per row: exact for ``exact_rows``, cheap for the others."""
+    x = model.prepare(features)
+    infos = _catalogue(model)
+    n, k = len(x), config.top_reasons
+    top_idx = np.full((n, k), -1, dtype=np.int64)
+    method = np.full(n, "deviation", dtype=object)
+    usable = x.notna().to_numpy()  # a reason must describe a value the account really has
+    if exact_rows.any():
+        rows = np.flatnonzero(exact_rows)
+        contrib = exact_contributions(model, x.iloc[rows], config.reason_chunk_rows)
+        idx, _ = _top_positive(contrib, usable[rows], k)
+        top_idx[rows, : idx.shape[1]] = idx
+        method[rows] = "tree_shap"
+    rest = np.flatnonzero(~exact_rows)
+    for start in range(0, len(rest), config.reason_chunk_rows):
+        rows = rest[start : start + config.reason_chunk_rows]
+        idx, _ = _top_positive(deviation_scores(model, x.iloc[rows], infos), usable[rows], k)
+        top_idx[rows, : idx.shape[1]] = idx
+    method[(top_idx < 0).all(axis=1)] = "none"
+
+    texts = np.full((n, k), "", dtype=object)
+    for pos in range(top_idx.shape[1]):
+        texts[:, pos] = _reason_texts(x, top_idx[:, pos], infos)
+    lookup = np.array([i.name for i in infos] + [""], dtype=object)  # index −1 → ""
+    columns = [pd.Series(lookup[top_idx[:, pos]], dtype="str") for pos in range(top_idx.shape[1])]
+    names = columns[0].str.cat(columns[1:], sep=",").str.strip(",") if len(columns) > 1 else columns[0]
+    return Reasons(texts, names.tolist(), method)
+
+
+# --------------------------------------------------------------------------- the list
+
+
+def compare_with_previous(current: pd.DataFrame, previous: pd.DataFrame | None, threshold: float = 0.02) -> pd.DataFrame:
+    """previous_probability, probability_change, change and reasons_changed per account."""
+    out = pd.DataFrame(index=current.index)
+    if previous is None or previous.empty:
+        out["previous_probability"] = np.nan
+        out["probability_change"] = np.nan
+        out["change"] = "first run"
+        out["reasons_changed"] = pd.array([pd.NA] * len(current), dtype="boolean")
+        return out
+    prev = previous.set_index("account_id")
+    ids = current["account_id"]
+    p_prev = ids.map(prev["churn_probability"]).astype(float)
+    delta = current["churn_probability"] - p_prev
+    was_flagged = ids.map(prev["outreach"] | prev["control"]).astype("boolean").fillna(False).to_numpy(dtype=bool)
+    flagged = (current["outreach"] | current["control"]).to_numpy()
+    change = np.select(
+        [p_prev.isna().to_numpy(), flagged & ~was_flagged, (delta > threshold).to_numpy(), (delta < -threshold).to_numpy()],
+        ["new account", "newly flagged", "risk up", "risk down"],
+        default="steady",
+    )
+    out["previous_probability"] = p_prev.to_numpy()
+    out["probability_change"] = delta.to_numpy()
+    out["change"] = change
+    prev_reasons = ids.map(prev["reason_features"])
+    changed = (prev_reasons != current["reason_features"]) & prev_reasons.notna()
+    out["reasons_changed"] = pd.array(np.where(prev_reasons.isna(), None, changed), dtype="boolean")
+    return out
+
+
+def build_risk_list(
+    features: pd.DataFrame,
+    model: ChurnModel,
+    *,
+    config: ScoreConfig = ScoreConfig(),
+    accounts: pd.DataFrame | None = None,
+    previous: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, dict[str, object]]:
+    """Score every account in ``features``; returns the risk list (sorted by rank) and notes."""
+    p = model.predict_proba(features)
+    value, value_note = annual_value(features, accounts, config)
+    frame = pd.DataFrame(
+        {
+            "account_id": features["account_id"].astype("str").to_numpy(),
+            "as_of": features["as_of"].to_numpy(),
+            "churn_probability": p,
+            "risk_band": risk_bands(p, config),
+            "annual_value": value,
+            "revenue_at_risk": p * value,
+        }
+    )
+    frame["as_of"] = frame["as_of"].astype("datetime64[ns, UTC]")
+    frame["rank"] = rank_accounts(frame, config)
+    frame["outreach"], frame["control"] = assign_outreach(frame["rank"].to_numpy(), config)
+
+    # exact reasons: flagged accounts first, then the high band, best ranks first, bounded
+    priority = (frame["outreach"] | frame["control"]).to_numpy() * 2 + (frame["risk_band"] == "high").to_numpy()
+    candidates = np.flatnonzero(priority > 0)
+    candidates = candidates[np.lexsort((frame["rank"].to_numpy()[candidates], -priority[candidates]))][: config.max_exact_reasons]
+    exact = np.zeros(len(frame), dtype=bool)
+    exact[candidates] = True
+    reasons = explain(model, features, exact, config)
+    for i in range(3):
+        frame[f"reason_{i + 1}"] = reasons.texts[:, i] if i < reasons.texts.shape[1] else ""
+    frame["reason_features"] = reasons.features
+    frame["reason_method"] = reasons.method
+    actions = {f: suggest_action(main_driver(f, model)) for f in frame["reason_features"].unique()}
+    frame["suggested_action"] = frame["reason_features"].map(actions)
+    frame.loc[frame["control"], "suggested_action"] = CONTROL_ACTION
+
+    frame = pd.concat([frame, compare_with_previous(frame, previous)], axis=1)
+    frame = frame.sort_values("rank").reset_index(drop=True)[RISK_LIST_COLUMNS]
+    notes = {
+        "value": value_note,
+        "exact_reasons": int(exact.sum()),
+        "cheap_reasons": int((reasons.method == "deviation").sum()),
+        "control_share": config.control_share,
+        "capacity": config.capacity,
+    }
+    return frame, notes
+
+
+def summary_counts(risk: pd.DataFrame) -> dict[str, int]:
+    return {
+        "accounts": int(len(risk)),
+        "high": int((risk["risk_band"] == "high").sum()),
+        "medium": int((risk["risk_band"] == "medium").sum()),
+        "low": int((risk["risk_band"] == "low").sum()),
+        "outreach": int(risk["outreach"].sum()),
+        "control": int(risk["control"].sum()),
+    }
+
+
+# --------------------------------------------------------------------------- history
+
+HISTORY_DIR = "history"
+RUNS_FILE = "runs.jsonl"
+
+
+def make_run_id(as_of: pd.Timestamp, now: pd.Timestamp) -> str:
+    return f"{as_of:%Y%m%d}-{now:%Y%m%dT%H%M%S%f}"
+
+
+def read_history(out_dir: Path) -> pd.DataFrame:
+    """One row per past scoring run (as_of, run_id, model, data fingerprint, counts)."""
+    path = Path(out_dir) / HISTORY_DIR / RUNS_FILE
+    if not path.exists():
+        return pd.DataFrame(columns=["run_id", "as_of", "model", "scored_at"])
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    frame = pd.DataFrame(records)
+    frame["as_of"] = pd.to_datetime(frame["as_of"], utc=True)
+    return frame
+
+
+def load_run(out_dir: Path, run_id: str) -> pd.DataFrame:
+    return pd.read_parquet(Path(out_dir) / HISTORY_DIR / f"{run_id}.parquet")
+
+
+def previous_run(out_dir: Path, as_of: pd.Timestamp) -> pd.DataFrame | None:
+    """The risk list of the latest earlier run (by as_of, then by when it was scored)."""
+    history = read_history(out_dir)
+    earlier = history[history["as_of"] < as_of]
+    if earlier.empty:
+        return None
+    latest = earlier.sort_values(["as_of", "scored_at"]).iloc[-1]
+    return load_run(out_dir, latest["run_id"])
+
+
+def write_run(out_dir: Path, risk: pd.DataFrame, record: dict[str, object]) -> dict[str, Path]:
+    """Risk list (CSV + Parquet) and its history entry, each written atomically; the run
+    log is appended last, so a run appears in the history only once all its files exist."""
+    out_dir = Path(out_dir)
+    paths = {
+        "csv": write_table(risk, out_dir / "risk_list", "csv"),
+        "parquet": write_table(risk, out_dir / "risk_list", "parquet"),
+        "history": write_table(risk, out_dir / HISTORY_DIR / str(record["run_id"]), "parquet"),
+    }
+    log = out_dir / HISTORY_DIR / RUNS_FILE
+    existing = log.read_text(encoding="utf-8") if log.exists() else ""
+    paths["runs"] = write_text(log, existing + json.dumps(record, default=str) + "\n")
+    return paths
