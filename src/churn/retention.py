@@ -120,3 +120,35 @@ def retention_table(
     table["retention_rate"] = rate.round(2)
     table["churn_rate"] = (100.0 - rate).round(2)
     return table[columns]
+
+
+def list_outcomes(risk: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """What happened to one past risk list: actual churn per outreach group and risk band.
+
+    ``labels`` holds ``account_id`` and ``churned`` (0/1) over the list's horizon, e.g.
+    from :func:`churn.labels.label_accounts` at the list's ``as_of``. Each group is a fixed
+    cohort (N = 0), so retention = (E − N) / S = retained / S. The control group's churn
+    rate is the list's realised precision without any outreach effect; outreach vs. control
+    is the effect of the calls.
+    """
+    merged = risk.merge(labels[["account_id", "churned"]], on="account_id", how="inner")
+    merged["group"] = np.where(merged["control"], "control", np.where(merged["outreach"], "outreach", "not flagged"))
+    rows = []
+    for dimension, key in (("group", "group"), ("risk band", "risk_band")):
+        for value, part in merged.groupby(key, sort=False):
+            start, lost = len(part), int(part["churned"].sum())
+            rows.append(
+                {
+                    "dimension": dimension,
+                    "group": value,
+                    "S": start,
+                    "N": 0,
+                    "E": start - lost,
+                    "churned": lost,
+                    "retention_rate": round(retention_rate(start, start - lost, 0), 2),
+                    "actual_churn_rate": round(100.0 * lost / start, 2),
+                    "predicted_churn_rate": round(100.0 * part["churn_probability"].mean(), 2),
+                }
+            )
+    order = {"outreach": 0, "control": 1, "not flagged": 2, "high": 3, "medium": 4, "low": 5}
+    return pd.DataFrame(rows).sort_values("group", key=lambda g: g.map(order)).reset_index(drop=True)
