@@ -1,0 +1,166 @@
+"""The HTML report customer-success teams open in a browser: one self-contained page.
+
+Plots are PNGs embedded as data URIs (no JavaScript, no external files), so the page can
+be mailed or attached to a ticket and still shows everything.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+from matplotlib.figure import Figure
+
+from churn.evaluate import METRIC_LABELS
+from churn.io import write_text
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _fig(width: float = 6.0, height: float = 3.4) -> tuple[Figure, object]:
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def retention_chart(retention: pd.DataFrame) -> str | None:
+    if retention is None or retention.empty:
+        return None
+    fig, ax = _fig()
+    overall = retention[retention["segment"].isna()] if "segment" in retention.columns else retention
+    ax.plot(overall["period_start"], overall["retention_rate"], marker="o", lw=2, label="all customers")
+    if "segment" in retention.columns:
+        for seg, part in retention[retention["segment"].notna()].groupby("segment"):
+            ax.plot(part["period_start"], part["retention_rate"], lw=1, alpha=0.7, label=str(seg))
+    ax.set(ylabel="Retention (E − N) / S, %", title="Actual monthly retention")
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
+def risk_distribution(risk: pd.DataFrame, thresholds: tuple[float, float]) -> str:
+    fig, ax = _fig()
+    ax.hist(risk["churn_probability"], bins=50, color="#4c72b0")
+    ax.set_yscale("log")
+    for t, label in zip(thresholds, ("medium", "high")):
+        ax.axvline(t, ls="--", c="#c44e52")
+        ax.text(t, ax.get_ylim()[1] * 0.5, f" {label}", color="#c44e52", fontsize=8)
+    ax.set(xlabel="Churn probability within the horizon", ylabel="Accounts (log scale)", title="Risk distribution")
+    return _png(fig)
+
+
+def gains_chart(evaluation: dict) -> str | None:
+    gains = evaluation.get("gains") if evaluation else None
+    if not gains:
+        return None
+    fig, ax = _fig()
+    for name, g in gains.items():
+        ax.plot([0, *g["contacted"]], [0, *g["captured"]], marker=".", label=name)
+    ax.plot([0, 1], [0, 1], ls=":", c="grey", label="random")
+    ax.set(xlabel="Share of accounts contacted", ylabel="Share of churners reached", title=f"Lift / gains (test {evaluation['test_cutoff']})")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def calibration_chart(evaluation: dict) -> str | None:
+    cal = evaluation.get("calibration") if evaluation else None
+    if not cal:
+        return None
+    fig, ax = _fig()
+    top = max(max(cal["predicted"]), max(cal["observed"]))
+    ax.plot(cal["predicted"], cal["observed"], marker="o", label="model")
+    ax.plot([0, top], [0, top], ls=":", c="grey", label="perfect")
+    ax.set(xlabel="Predicted churn probability", ylabel="Observed churn rate", title="Calibration")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def driver_summary(risk: pd.DataFrame, descriptions: dict[str, str], top: int = 10) -> pd.DataFrame:
+    """How often each feature is a reason among the accounts people act on."""
+    acted = risk[risk["outreach"] | risk["control"] | (risk["risk_band"] == "high")]
+    names = acted["reason_features"].str.split(",").explode()
+    names = names[names.notna() & (names != "")]
+    counts = names.value_counts().head(top)
+    return pd.DataFrame(
+        {"feature": counts.index, "driver": [descriptions.get(n, n) for n in counts.index], "accounts": counts.to_numpy()}
+    )
+
+
+def drivers_chart(drivers: pd.DataFrame) -> str | None:
+    if drivers.empty:
+        return None
+    fig, ax = _fig(6.5, 0.35 * len(drivers) + 1.2)
+    ax.barh(drivers["feature"][::-1], drivers["accounts"][::-1], color="#55a868")
+    ax.set(xlabel="Accounts with this among their top reasons", title="Main drivers (flagged and high-risk accounts)")
+    return _png(fig)
+
+
+def render(
+    *,
+    risk: pd.DataFrame,
+    record: dict[str, object],
+    retention: pd.DataFrame | None,
+    outcomes: pd.DataFrame | None,
+    evaluation: dict,
+    descriptions: dict[str, str],
+    thresholds: tuple[float, float],
+    top_n: int = 50,
+) -> str:
+    env = Environment(loader=PackageLoader("churn", "templates"), autoescape=select_autoescape(["html"]))
+    drivers = driver_summary(risk, descriptions)
+    metrics = evaluation.get("metrics", {}) if evaluation else {}
+    metric_rows = [
+        {"model": name, **{label: f"{values.get(key, float('nan')):.3f}" for key, label in METRIC_LABELS.items()}}
+        for name, values in metrics.items()
+    ]
+    flagged = risk[risk["outreach"] | risk["control"]]
+    summary = {
+        "accounts": f"{len(risk):,}",
+        "high": f"{(risk['risk_band'] == 'high').sum():,}",
+        "medium": f"{(risk['risk_band'] == 'medium').sum():,}",
+        "low": f"{(risk['risk_band'] == 'low').sum():,}",
+        "outreach": f"{risk['outreach'].sum():,}",
+        "control": f"{risk['control'].sum():,}",
+        "revenue_at_risk": f"{risk['revenue_at_risk'].sum():,.0f}",
+        "flagged_revenue_at_risk": f"{flagged['revenue_at_risk'].sum():,.0f}",
+        "expected_churners": f"{risk['churn_probability'].sum():,.0f}",
+    }
+    top = risk.head(top_n).assign(
+        churn_probability=lambda d: (100 * d["churn_probability"]).round(1),
+        revenue_at_risk=lambda d: d["revenue_at_risk"].round(0),
+        flag=lambda d: np.where(d["control"], "control", np.where(d["outreach"], "call", "")),
+    )
+    retention_recent = None
+    if retention is not None and not retention.empty:
+        overall = retention[retention["segment"].isna()] if "segment" in retention.columns else retention
+        retention_recent = overall.tail(12).assign(period=lambda d: pd.to_datetime(d["period_start"]).dt.strftime("%Y-%m"))
+    template = env.get_template("report.html")
+    return template.render(
+        record=record,
+        summary=summary,
+        top=top.to_dict(orient="records"),
+        metric_rows=metric_rows,
+        metric_labels=list(METRIC_LABELS.values()),
+        evaluation=evaluation or {},
+        drivers=drivers.to_dict(orient="records"),
+        outcomes=None if outcomes is None or outcomes.empty else outcomes.to_dict(orient="records"),
+        retention=None if retention_recent is None else retention_recent.to_dict(orient="records"),
+        charts={
+            "retention": retention_chart(retention) if retention is not None else None,
+            "risk": risk_distribution(risk, thresholds),
+            "gains": gains_chart(evaluation),
+            "calibration": calibration_chart(evaluation),
+            "drivers": drivers_chart(drivers),
+        },
+    )
+
+
+def write_report(path: Path, html: str) -> Path:
+    return write_text(path, html)
