@@ -7,6 +7,7 @@ they never show a Python traceback.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Callable, Optional, TypeVar
@@ -125,6 +126,7 @@ def validate(
 @friendly_errors
 def retention(
     data: Annotated[Optional[Path], typer.Option("--data", help="Data folder (actual retention per period).")] = None,
+    scores: Annotated[Optional[Path], typer.Option(help="Scoring folder: report the actual outcomes of its past lists.")] = None,
     freq: Annotated[str, typer.Option(help="week, month, quarter or year.")] = "month",
     by: Annotated[Optional[list[str]], typer.Option(help="Account column(s) to break down by, e.g. segment.")] = None,
     horizon: Annotated[int, typer.Option(min=1, help="Transactional data only: days without activity that count as churn.")] = 30,
@@ -143,6 +145,9 @@ def retention(
         raise UsageError(f"--freq must be one of {', '.join(FREQUENCIES)}, got {freq!r}")
     if data is None:
         raise UsageError("give --data DIR")
+    if scores is not None:
+        _list_outcomes(data, scores)
+        return
     contract = load(data, interaction_columns=[])
     accounts = contract.accounts
     if "churned_at" not in accounts.columns or accounts["churned_at"].isna().all():
@@ -161,6 +166,38 @@ def retention(
     for fmt in ("csv", "parquet"):
         write_table(table, out, fmt)
     console.print(f"Wrote [bold]{out}.csv[/] and [bold]{out}.parquet[/]")
+
+
+def _list_outcomes(data: Path, scores: Path) -> None:
+    """Closed loop: how past risk lists and their outreach turned out."""
+    from churn.contract import load
+    from churn.labels import observed_until
+    from churn.score import read_history
+    from churn.io import write_table
+    from churn.workflow import definition_from_dict, past_outcomes, rerender_report
+
+    history = read_history(scores)
+    if history.empty:
+        raise UsageError(f"{scores} holds no scoring history")
+    contract = load(data, interaction_columns=[])
+    end = observed_until(contract.accounts, contract.interactions)
+    context = json.loads((scores / "run.json").read_text(encoding="utf-8"))
+    definition = definition_from_dict(context["record"]["churn"])
+    horizon = definition.horizon_days
+    outcomes = past_outcomes(scores, contract.accounts, contract.interactions, definition, data_end=end)
+    if outcomes.empty:
+        waiting = ", ".join(f"{t:%Y-%m-%d}" for t in history["as_of"])
+        console.print(f"No scoring run has reached the end of its {horizon}-day horizon in this data yet (runs as of {waiting}; data ends {end:%Y-%m-%d}).")
+        return
+    view = Table(title="Actual outcomes of past risk lists")
+    for col in ("run as of", "by", "group", "S", "churned", "retention %", "actual churn %", "predicted churn %"):
+        view.add_column(col, justify="right" if col in ("S", "churned") or "%" in col else "left")
+    for row in outcomes.itertuples(index=False):
+        view.add_row(row.run_as_of, row.dimension, str(row.group), f"{row.S:,}", f"{row.churned:,}", f"{row.retention_rate:.1f}", f"{row.actual_churn_rate:.1f}", f"{row.predicted_churn_rate:.1f}")
+    console.print(view)
+    path = write_table(outcomes, scores / "outcomes", "csv")
+    rerender_report(scores, outcomes)
+    console.print(f"Outcomes → [bold]{path}[/]; report updated: [bold]{(scores / 'report.html').resolve()}[/]")
 
 
 def print_retention(table: pd.DataFrame, by: list[str]) -> None:
@@ -409,6 +446,80 @@ def backtest(
     console.print(view)
     _write_frame(results, out)
     console.print(f"Per-cutoff metrics → [bold]{out}[/]")
+
+
+@app.command()
+@friendly_errors
+def score(
+    data: DataOpt,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Score accounts active at this date (default: end of data).")] = None,
+    model: Annotated[str, typer.Option(help="models:/churn@champion, another models:/ or runs:/ URI, or a .joblib bundle.")] = "models:/churn@champion",
+    capacity: Annotated[int, typer.Option(min=0, help="How many accounts the team can contact.")] = 200,
+    control_share: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of flagged accounts held out, not contacted.")] = 0.1,
+    rank_by: Annotated[str, typer.Option(help="revenue_at_risk or probability.")] = "revenue_at_risk",
+    high: Annotated[float, typer.Option(help="Probability from which an account is high risk.")] = 0.25,
+    medium: Annotated[float, typer.Option(help="Probability from which an account is medium risk.")] = 0.10,
+    max_exact_reasons: Annotated[int, typer.Option(min=0, help="Exact TreeSHAP reasons for at most this many accounts.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Seed of the control-group draw.")] = 7,
+    out: Annotated[Path, typer.Option(help="Output folder (risk list, history, retention, report).")] = Path("reports/scores"),
+) -> None:
+    """Score every active account: risk list with reasons, outreach and control group, report."""
+    from churn.config import ScoreConfig, to_utc
+    from churn.labels import observed_until
+    from churn.tracking import configure, load_model
+    from churn.workflow import score_run
+
+    if rank_by not in ("revenue_at_risk", "probability"):
+        raise UsageError("--rank-by must be revenue_at_risk or probability")
+    config = ScoreConfig(
+        capacity=capacity, control_share=control_share, seed=seed, high_threshold=high, medium_threshold=medium,
+        rank_by=rank_by, max_exact_reasons=max_exact_reasons,  # type: ignore[arg-type]
+    )
+    _quiet_mlflow()
+    configure()
+    churn_model, label = load_model(model)
+    if as_of:
+        cutoff = to_utc(as_of)
+    else:
+        from churn.contract import load
+
+        head = load(data, interaction_columns=[])
+        cutoff = observed_until(head.accounts, head.interactions)
+    with console.status(f"Scoring accounts active at {cutoff:%Y-%m-%d} with {label}…"):
+        result = score_run(data, as_of=cutoff, model=churn_model, model_label=label, out_dir=out, config=config)
+    r = result.record
+    console.print(
+        f"Scored {r['accounts']:,} active accounts as of {r['as_of']} with {label}: "
+        f"{r['high']:,} high, {r['medium']:,} medium, {r['low']:,} low risk."
+    )
+    console.print(f"Outreach: {r['outreach']:,} to call, {r['control']:,} held out as the control group (capacity {capacity:,}).")
+    console.print(f"Reasons: {r['exact_reasons']:,} exact (TreeSHAP), {r['cheap_reasons']:,} by deviation attribution. {r['value']}.")
+    top = result.risk.head(5)
+    view = Table(title="Top of the list")
+    for col in ("rank", "account", "churn %", "revenue at risk", "flag", "main reason"):
+        view.add_column(col)
+    for row in top.itertuples(index=False):
+        flag = "control" if row.control else ("call" if row.outreach else "")
+        view.add_row(str(row.rank), row.account_id, f"{100 * row.churn_probability:.1f}", f"{row.revenue_at_risk:,.0f}", flag, row.reason_1)
+    console.print(view)
+    if not result.outcomes.empty:
+        console.print(f"Outcomes of {result.outcomes['run_id'].nunique()} earlier list(s) → {result.paths['outcomes']}")
+    console.print(f"Risk list: [bold]{result.paths['csv']}[/] (and .parquet)")
+    console.print(f"Report:    [bold]{result.paths['report'].resolve()}[/]")
+
+
+@app.command()
+@friendly_errors
+def report(
+    scores: Annotated[Path, typer.Option(help="A scoring output folder (churn score --out).")] = Path("reports/scores"),
+) -> None:
+    """Rebuild the HTML report of a scoring folder."""
+    from churn.workflow import rerender_report
+
+    if not (scores / "run.json").exists():
+        raise UsageError(f"{scores} holds no scoring run (run `churn score --out {scores}` first)")
+    path = rerender_report(scores)
+    console.print(f"Report: [bold]{path.resolve()}[/]")
 
 
 @app.command()
