@@ -10,10 +10,6 @@ import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
-from typer.testing import CliRunner
-
-from churn.cli import app
-from churn.generate import generate, write
 
 from churn.tracking import (
     CHAMPION,
@@ -81,18 +77,3 @@ def test_unknown_model_reference_is_a_clear_error(mlflow_root: Path) -> None:
         load_model("nowhere.joblib")
     with pytest.raises(ValueError, match="cannot load model"):
         load_model("models:/churn@champion")
-
-
-@pytest.mark.slow
-def test_cli_train_and_models(mlflow_root: Path) -> None:
-    write(generate(3_000, months=15, seed=4), str(mlflow_root / "raw"))
-    runner = CliRunner()
-    result = runner.invoke(app, ["train", "--data", "raw", "--cutoffs", "2023-08-01:2024-02-01:1M"])
-    assert result.exit_code == 0, result.output
-    assert "time split" in result.output and "logistic" in result.output and "rule" in result.output
-    assert (mlflow_root / "mlflow.db").exists()
-    listed = runner.invoke(app, ["models"])
-    assert listed.exit_code == 0 and "churn" in listed.output
-    immature = runner.invoke(app, ["train", "--data", "raw", "--as-of", "2023-12-15", "--cutoffs", "2023-08-01:2023-12-01:1M"])
-    assert immature.exit_code == 2 and "runs past the end of the data" in immature.output
-

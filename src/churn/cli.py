@@ -191,7 +191,8 @@ def _list_outcomes(data: Path, scores: Path) -> None:
         return
     view = Table(title="Actual outcomes of past risk lists")
     for col in ("run as of", "by", "group", "S", "churned", "retention %", "actual churn %", "predicted churn %"):
-        view.add_column(col, justify="right" if col in ("S", "churned") or "%" in col else "left")
+        numeric = col in ("S", "churned") or "%" in col
+        view.add_column(col, justify="right" if numeric else "left", no_wrap=not numeric, min_width=10 if col == "run as of" else None)
     for row in outcomes.itertuples(index=False):
         view.add_row(row.run_as_of, row.dimension, str(row.group), f"{row.S:,}", f"{row.churned:,}", f"{row.retention_rate:.1f}", f"{row.actual_churn_rate:.1f}", f"{row.predicted_churn_rate:.1f}")
     console.print(view)

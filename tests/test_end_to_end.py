@@ -1,0 +1,113 @@
+"""The operator's path through the CLI on generated data, and the report in a real browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from churn.cli import app
+from churn.generate import generate, write
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """generate → validate → train → score twice (a month apart) → closed loop."""
+    root = tmp_path_factory.mktemp("e2e")
+    runner = CliRunner()
+    mp = pytest.MonkeyPatch()
+    mp.chdir(root)
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    write(generate(3_000, months=15, seed=4), str(root / "raw"))
+    results = {
+        "validate": runner.invoke(app, ["validate", "--data", "raw"]),
+        "train": runner.invoke(app, ["train", "--data", "raw", "--as-of", "2024-02-01", "--cutoffs", "2023-06-01:2023-12-01:1M"]),
+        "models": runner.invoke(app, ["models"]),
+        "score1": runner.invoke(app, ["score", "--data", "raw", "--as-of", "2024-02-01", "--capacity", "100", "--out", "scores"]),
+        "score2": runner.invoke(app, ["score", "--data", "raw", "--as-of", "2024-03-01", "--capacity", "100", "--model", "models/churn_champion.joblib", "--out", "scores"]),
+        "loop": runner.invoke(app, ["retention", "--data", "raw", "--scores", "scores"]),
+        "report": runner.invoke(app, ["report", "--scores", "scores"]),
+    }
+    yield root, results
+    mp.undo()
+
+
+def test_cli_path_succeeds(scored) -> None:  # type: ignore[no-untyped-def]
+    root, results = scored
+    for name, result in results.items():
+        assert result.exit_code == 0, f"{name}: {result.output}"
+    assert "time split" in results["train"].output and "logistic" in results["train"].output
+    assert "champion" in results["models"].output
+    assert "Report:" in results["score1"].output and (root / "mlflow.db").exists()
+    risk = pd.read_parquet(root / "scores" / "risk_list.parquet")
+    assert risk["rank"].is_monotonic_increasing and risk["outreach"].sum() + risk["control"].sum() == 100
+    assert set(risk["change"]) - {"first run"}  # the second run compared itself with the first
+    assert (root / "scores" / "history" / "runs.jsonl").read_text().count("\n") == 2
+    # the February list's horizon has passed in the data: its outcomes are reported
+    assert "Actual outcomes of past risk lists" in results["loop"].output
+    outcomes = pd.read_csv(root / "scores" / "outcomes.csv")
+    assert set(outcomes["run_as_of"]) == {"2024-02-01", "2024-03-01"}  # data runs to 2024-04-01
+    groups = outcomes[outcomes["dimension"] == "group"]
+    assert set(groups["group"]) == {"outreach", "control", "not flagged"}
+    assert groups.groupby("run_as_of")["S"].sum().tolist() == [risk_size(root, "2024-02-01"), len(risk)]
+
+
+def risk_size(root: Path, as_of: str) -> int:
+    from churn.score import load_run, read_history
+
+    history = read_history(root / "scores")
+    run = history[history["as_of"] == pd.Timestamp(as_of, tz="UTC")]["run_id"].iloc[0]
+    return len(load_run(root / "scores", run))
+
+
+def test_scoring_data_without_a_column_the_model_needs(scored, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root, _ = scored
+    interactions = pd.read_parquet(root / "raw" / "interactions.parquet").drop(columns=["wait_seconds"])
+    folder = tmp_path / "nowait"
+    folder.mkdir()
+    interactions.to_parquet(folder / "interactions.parquet")
+    shutil.copy(root / "raw" / "accounts.parquet", folder / "accounts.parquet")
+    result = CliRunner().invoke(
+        app, ["score", "--data", str(folder), "--as-of", "2024-02-01", "--model", str(root / "models" / "churn_champion.joblib"), "--out", str(tmp_path / "s")]
+    )
+    assert result.exit_code == 2
+    assert "interactions column 'wait_seconds'" in result.output and "long_waits" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.browser
+def test_report_renders_in_headless_chromium(scored, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium chromium-driver; .ci/run installs it)")
+    root, _ = scored
+    page = (root / "scores" / "report.html").resolve().as_uri()
+    common = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*common, "--enable-logging=stderr", "--v=0", "--dump-dom", page], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == [], console
+    for element in ("summary", "retention-chart", "risk-chart", "drivers-chart", "top-table", "metrics-table", "gains-chart", "calibration-chart", "outcomes-table"):
+        assert f'id="{element}"' in dom.stdout, element
+    assert len(re.findall(r'src="data:image/png;base64,', dom.stdout)) >= 5
+    shot = tmp_path / "report.png"
+    subprocess.run([*common, "--window-size=1300,2400", f"--screenshot={shot}", page], capture_output=True, timeout=120, check=True)
+    assert shot.exists() and shot.stat().st_size > 50_000
+    shutil.copy(shot, root / "report.png")
