@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import Iterable
 import numpy as np
 import pandas as pd
 
@@ -245,7 +246,7 @@ def active_accounts(accounts: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame
 class _Events:
     """Events of the active accounts inside the lookback, as integer-coded arrays."""
 
-    def __init__(self, interactions: pd.DataFrame, account_ids: pd.Index, as_of: pd.Timestamp, lookback_days: int):
+    def __init__(self, interactions: pd.DataFrame, account_ids: pd.Index, as_of: pd.Timestamp, lookback_days: int, spec: FeatureSpec):
         t = interactions["occurred_at"]
         window = ((t < as_of) & (t >= as_of - pd.Timedelta(days=lookback_days))).to_numpy()
         ev = interactions.loc[window]
@@ -255,6 +256,20 @@ class _Events:
         self.code = codes[keep].astype(np.int64)
         self.n_accounts = len(account_ids)
         self.age_days = (as_of.value - self.frame["occurred_at"].to_numpy("datetime64[ns]").astype(np.int64)) / NS_PER_DAY
+        # Integer codes once: comparing 10M strings per family is the slow way.
+        self.event_types = list(spec.event_types)
+        self.etype = codes_for(self.frame["event_type"], self.event_types)
+        self.channels = list(spec.channels)
+        self.channel = codes_for(self.frame["channel"], self.channels) if spec.has("channel") else None
+
+    def is_event(self, event_type: str) -> np.ndarray:
+        if event_type not in self.event_types:
+            return np.zeros(len(self.code), dtype=bool)
+        return self.etype == self.event_types.index(event_type)
+
+    def channel_in(self, names: Iterable[str]) -> np.ndarray:
+        wanted = [self.channels.index(c) for c in names if c in self.channels]
+        return np.isin(self.channel, wanted) if self.channel is not None else np.zeros(len(self.code), dtype=bool)
 
     def __len__(self) -> int:
         return len(self.code)
@@ -291,12 +306,23 @@ def codes_for(values: pd.Series | np.ndarray, categories: pd.Index | list[str]) 
 
 
 def _group_reduce(code: np.ndarray, n_accounts: int, values: np.ndarray, mask: np.ndarray, how: str) -> np.ndarray:
-    """Per-account min/max/mean/p90 of ``values[mask]``; NaN where an account has none."""
-    s = pd.Series(values[mask]).groupby(code[mask])
-    agg = s.quantile(0.9) if how == "p90" else s.agg(how)
-    out = np.full(n_accounts, np.nan)
-    out[agg.index.to_numpy()] = agg.to_numpy(dtype=float)
-    return out
+    """Per-account min/max/mean/p90 of ``values[mask]``; NaN where an account has none.
+
+    Codes are already dense integers, so min/max/mean need no group-by (which would
+    factorise them again); only the quantile goes through pandas."""
+    c, v = code[mask], values[mask].astype(float)
+    if how == "p90":
+        agg = pd.Series(v).groupby(c).quantile(0.9)
+        out = np.full(n_accounts, np.nan)
+        out[agg.index.to_numpy()] = agg.to_numpy(dtype=float)
+        return out
+    counts = np.bincount(c, minlength=n_accounts)
+    if how == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.bincount(c, weights=v, minlength=n_accounts) / np.where(counts > 0, counts, np.nan)
+    out = np.full(n_accounts, np.inf if how == "min" else -np.inf)
+    (np.minimum if how == "min" else np.maximum).at(out, c, v)
+    return np.where(counts > 0, out, np.nan)
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -311,9 +337,8 @@ def _activity(ev: _Events, spec: FeatureSpec, config: FeatureConfig, out: dict[s
     if not spec.event_types:
         return
     out["days_since_last_event"] = ev.reduce(ev.age_days, np.ones(len(ev), bool), "min")
-    etype = codes_for(ev.frame["event_type"], list(spec.event_types))
     for j, et in enumerate(spec.event_types):
-        is_et = etype == j
+        is_et = ev.etype == j
         for w in config.windows_days:
             out[f"n_{et}_{w}d"] = ev.count(is_et & ev.within(w))
         out[f"days_since_last_{et}"] = ev.reduce(ev.age_days, is_et, "min")
@@ -325,16 +350,15 @@ def _activity(ev: _Events, spec: FeatureSpec, config: FeatureConfig, out: dict[s
 def _channels(ev: _Events, spec: FeatureSpec, config: FeatureConfig, out: dict[str, np.ndarray]) -> None:
     if not spec.channels:
         return
-    ch = codes_for(ev.frame["channel"], list(spec.channels))
     for j, name in enumerate(spec.channels):
         for w in config.windows_days:
-            out[f"n_channel_{name}_{w}d"] = ev.count((ch == j) & ev.within(w))
+            out[f"n_channel_{name}_{w}d"] = ev.count((ev.channel == j) & ev.within(w))
 
 
 def _support_mask(ev: _Events, spec: FeatureSpec) -> np.ndarray:
     if spec.support_event_type == "*channel*":
-        return ev.frame["channel"].notna().to_numpy()
-    return (ev.frame["event_type"].astype("str") == spec.support_event_type).to_numpy()
+        return ev.channel >= 0
+    return ev.is_event(spec.support_event_type)
 
 
 def _effort(ev: _Events, spec: FeatureSpec, config: FeatureConfig, out: dict[str, np.ndarray]) -> None:
@@ -361,7 +385,8 @@ def _effort(ev: _Events, spec: FeatureSpec, config: FeatureConfig, out: dict[str
         gap_days = np.where(prev_same, gaps, np.inf)[inv]
     repeat = same_acc_prev & (gap_days < config.repeat_window_days)
 
-    channel = f["channel"].astype("str").to_numpy() if spec.has("channel") else None
+    channel = ev.channel[rows] if ev.channel is not None else None  # integer codes
+    is_async = ev.channel_in(ASYNC_CHANNELS)[rows]
     if spec.has("case_id"):
         case = f["case_id"].astype("str").where(f["case_id"].notna()).to_numpy()
         has_case = pd.notna(case)
@@ -398,7 +423,7 @@ def _effort(ev: _Events, spec: FeatureSpec, config: FeatureConfig, out: dict[str
             wait = f["wait_seconds"].to_numpy(dtype=float)
             limit = np.full(n, config.long_wait_seconds)
             if channel is not None:
-                limit = np.where(np.isin(channel, list(ASYNC_CHANNELS)), config.long_wait_seconds_async, limit)
+                limit = np.where(is_async, config.long_wait_seconds_async, limit)
             out[f"long_waits_{w}d"] = cnt(np.nan_to_num(wait, nan=0.0) > limit)
         if spec.has("transferred"):
             out[f"transfers_{w}d"] = cnt(f["transferred"].astype("boolean").fillna(False).to_numpy(dtype=bool))
@@ -412,7 +437,7 @@ def _effort(ev: _Events, spec: FeatureSpec, config: FeatureConfig, out: dict[str
         wait = f["wait_seconds"].to_numpy(dtype=float)
         live = in90 & ~np.isnan(wait)
         if channel is not None:
-            live &= ~np.isin(channel, list(ASYNC_CHANNELS))
+            live &= ~is_async
         out["wait_mean_90d"] = reduce(wait, live, "mean")
         out["wait_p90_90d"] = reduce(wait, live, "p90")
         out["wait_max_90d"] = reduce(wait, live, "max")
@@ -430,9 +455,10 @@ def _effort(ev: _Events, spec: FeatureSpec, config: FeatureConfig, out: dict[str
                 np.bincount(code[in90 & unres], minlength=ev.n_accounts), np.bincount(code[in90 & known], minlength=ev.n_accounts)
             )
     if channel is not None:
-        pairs = pd.DataFrame({"code": code[in90], "ch": channel[in90]}).drop_duplicates()
+        known = in90 & (channel >= 0)
+        pairs = pd.DataFrame({"code": code[known], "ch": channel[known]}).drop_duplicates()
         out["distinct_channels_90d"] = np.bincount(pairs["code"].to_numpy(), minlength=ev.n_accounts).astype(float)
-        assisted = np.isin(channel, list(ASSISTED_CHANNELS))
+        assisted = ev.channel_in(ASSISTED_CHANNELS)[rows]
         out["assisted_share_90d"] = _ratio(
             np.bincount(code[in90 & assisted], minlength=ev.n_accounts), np.bincount(code[in90], minlength=ev.n_accounts)
         )
@@ -471,7 +497,7 @@ def _value(ev: _Events, spec: FeatureSpec, config: FeatureConfig, out: dict[str,
     out["spend_change"] = last30 - prev90 / 3.0
     if config.invoice_event_type not in spec.event_types:
         return
-    is_inv = has & (ev.frame["event_type"].astype("str") == config.invoice_event_type).to_numpy() if len(ev) else has
+    is_inv = has & ev.is_event(config.invoice_event_type)
     rows = np.flatnonzero(is_inv)
     newest = ev.latest(amount, is_inv)
     oldest_order = rows[np.lexsort((ev.age_days[rows], ev.code[rows]))]  # newest → oldest per account
@@ -514,7 +540,7 @@ def build_features(
         raise ValueError("as_of must be timezone-aware (UTC)")
     spec = spec or FeatureSpec.from_data(accounts, interactions, config)
     acc = active_accounts(accounts, as_of)
-    ev = _Events(interactions, pd.Index(acc["account_id"]), as_of, config.lookback_days)
+    ev = _Events(interactions, pd.Index(acc["account_id"]), as_of, config.lookback_days, spec)
     values: dict[str, np.ndarray] = {
         "tenure_days": ((as_of - acc["signup_at"]).dt.total_seconds() / 86_400).to_numpy(dtype=float)
     }
