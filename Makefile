@@ -14,10 +14,18 @@ $(BIN)/churn: pyproject.toml
 
 install: $(BIN)/churn
 
+# The weekly job on a synthetic business: data → checks → model → risk list → report.
 demo: install
 	$(BIN)/churn generate --accounts 5000 --months 24 --seed 7 --out $(DEMO)/raw
 	$(BIN)/churn validate --data $(DEMO)/raw
 	$(BIN)/churn retention --data $(DEMO)/raw --out $(DEMO)/reports/retention
+	$(BIN)/churn train --data $(DEMO)/raw --as-of 2024-11-01 --models-dir $(DEMO)/models
+	$(BIN)/churn score --data $(DEMO)/raw --as-of 2024-11-01 --out $(DEMO)/scores
+	$(BIN)/churn score --data $(DEMO)/raw --as-of 2024-12-01 --out $(DEMO)/scores
+	$(BIN)/churn retention --data $(DEMO)/raw --scores $(DEMO)/scores
+	@echo
+	@echo "Risk list: $(DEMO)/scores/risk_list.csv"
+	@echo "Report:    file://$(CURDIR)/$(DEMO)/scores/report.html"
 
 test: install
 	$(BIN)/python -m pytest
@@ -25,6 +33,8 @@ test: install
 bench: install
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/generate.py
+	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/score.py
 
 clean:
 	rm -rf $(VENV) data/demo mlflow.db mlartifacts
