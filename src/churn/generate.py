@@ -301,6 +301,8 @@ def generate(
         if m + 1 < months:
             _draw_churn(rng, active, s, annual, price_rise_month, engagement, segment, m, churn_at, me, bounds[m + 2])
 
+    signup = signup // 10**9 * 10**9
+    churn_at = np.where(churn_at == NEVER, NEVER, churn_at // 10**9 * 10**9)
     accounts = pd.DataFrame(
         {
             "account_id": [f"A{i:07d}" for i in range(n)],
@@ -368,7 +370,8 @@ def _interactions_frame(
             "amount": np.nan,
         }
     )
-    acc, t = cols["acc"].astype(np.int64), cols["t"].astype(np.int64)
+    acc = cols["acc"].astype(np.int64)
+    t = cols["t"].astype(np.int64) // 10**9 * 10**9  # event logs record whole seconds
     # Follow-up contacts can spill past the account's churn or the end of the data: drop them.
     keep = (t < churn_at[acc]) & (t < data_end)
     order = np.argsort(t[keep], kind="stable")

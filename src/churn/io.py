@@ -50,7 +50,8 @@ def write_table(df: pd.DataFrame, stem: str | os.PathLike[str], fmt: str = "parq
         raise ValueError(f"format must be parquet or csv, got {fmt!r}")
     target = Path(f"{stem}.{fmt}")
     if fmt == "parquet":
-        return write_atomic(target, lambda p: df.to_parquet(p, index=False))
+        # microseconds: enough for event logs, and what Spark can read (it rejects nanoseconds)
+        return write_atomic(target, lambda p: df.to_parquet(p, index=False, coerce_timestamps="us", allow_truncated_timestamps=True))
     return write_atomic(target, lambda p: _write_csv(df, p))
 
 
