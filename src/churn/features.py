@@ -56,10 +56,23 @@ class FeatureSpec:
         cls, accounts: pd.DataFrame, interactions: pd.DataFrame, config: FeatureConfig = FeatureConfig()
     ) -> "FeatureSpec":
         counts = interactions["event_type"].astype("str").value_counts() if len(interactions) else pd.Series(dtype=int)
-        event_types = tuple(sorted(counts.index[: config.max_event_types]))
-        channels: tuple[str, ...] = ()
+        channels: list[str] = []
         if "channel" in interactions.columns and len(interactions):
-            channels = tuple(sorted(interactions["channel"].dropna().astype("str").unique()))
+            channels = list(interactions["channel"].dropna().astype("str").unique())
+        return cls.from_summary(accounts, counts, channels, list(interactions.columns), config)
+
+    @classmethod
+    def from_summary(
+        cls,
+        accounts: pd.DataFrame,
+        event_counts: pd.Series,
+        channels: list[str],
+        interaction_columns: list[str],
+        config: FeatureConfig = FeatureConfig(),
+    ) -> "FeatureSpec":
+        """The spec from summaries of the interactions (event type counts, channel names,
+        column names) — what a cluster computes without collecting the events."""
+        event_types = tuple(sorted(event_counts.sort_values(ascending=False, kind="stable").index[: config.max_event_types]))
         numeric, categorical = [], []
         for col in accounts.columns:
             if col in NON_ATTRIBUTE_COLUMNS or isinstance(accounts[col].dtype, pd.DatetimeTZDtype):
@@ -75,8 +88,8 @@ class FeatureSpec:
             support = "*channel*"  # no support event type: any event with a channel is a contact
         return cls(
             event_types=event_types,
-            channels=channels,
-            interaction_columns=tuple(c for c in interactions.columns if c not in ("account_id", "occurred_at", "event_type")),
+            channels=tuple(sorted(channels)),
+            interaction_columns=tuple(c for c in interaction_columns if c not in ("account_id", "occurred_at", "event_type")),
             numeric_attributes=tuple(numeric),
             categorical_attributes=tuple(categorical),
             support_event_type=support,
