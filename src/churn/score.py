@@ -285,9 +285,13 @@ def build_risk_list(
     config: ScoreConfig = ScoreConfig(),
     accounts: pd.DataFrame | None = None,
     previous: pd.DataFrame | None = None,
+    probabilities: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, dict[str, object]]:
-    """Score every account in ``features``; returns the risk list (sorted by rank) and notes."""
-    p = model.predict_proba(features)
+    """Score every account in ``features``; returns the risk list (sorted by rank) and notes.
+
+    ``probabilities`` (aligned with ``features``) skips the prediction, e.g. when a cluster
+    has already scored the rows."""
+    p = model.predict_proba(features) if probabilities is None else np.asarray(probabilities, dtype=float)
     value, value_note = annual_value(features, accounts, config)
     frame = pd.DataFrame(
         {

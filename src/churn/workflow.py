@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -22,6 +23,9 @@ from churn.retention import list_outcomes, retention_table
 from churn.score import build_risk_list, load_run, make_run_id, previous_run, read_history, summary_counts, write_run
 from churn.tracking import fingerprint
 from churn.train import ChurnModel
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import SparkSession
 
 
 class MissingInputError(ValueError):
@@ -99,19 +103,35 @@ def score_run(
     model_label: str,
     out_dir: Path,
     config: ScoreConfig = ScoreConfig(),
+    spark: "SparkSession | None" = None,
 ) -> ScoreOutputs:
+    """Score, write the run, retention, outcomes and report. With ``spark``, features and
+    probabilities are computed on the cluster and only the scored table comes back."""
     definition, fconfig = model_settings(model)
     history = read_history(out_dir)
     pending = history[history["as_of"] < as_of]["as_of"]
     since = min([as_of - pd.Timedelta(days=fconfig.lookback_days), *pending])
-    data = load(data_dir, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since, until=as_of)
-    check_inputs(model, data, str(data_dir))
+    probabilities = None
+    if spark is None:
+        data = load(data_dir, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since, until=as_of)
+        check_inputs(model, data, str(data_dir))
+        features = build_features(data.accounts, data.interactions, as_of=as_of, spec=model.spec, config=fconfig)
+    else:
+        from churn.spark import spark_features, spark_score, to_pandas_features
+
+        # accounts only (one row each) on the driver: for values, retention and outcomes
+        data = load(data_dir, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=as_of, until=as_of)
+        check_inputs(model, data, str(data_dir))
+        scored_sdf = spark_features(spark, data_dir, as_of=as_of, spec=model.spec, config=fconfig).cache()
+        scores = spark_score(scored_sdf, model).toPandas().set_index("account_id")["churn_probability"]
+        features = to_pandas_features(scored_sdf, model.spec)
+        scored_sdf.unpersist()
+        probabilities = scores.reindex(features["account_id"]).to_numpy()
     accounts, interactions = data.accounts, data.interactions
-    features = build_features(accounts, interactions, as_of=as_of, spec=model.spec, config=fconfig)
     if features.empty:
         raise ValueError(f"no account is active at {as_of:%Y-%m-%d}: nothing to score")
     previous = previous_run(out_dir, as_of)
-    risk, notes = build_risk_list(features, model, config=config, accounts=accounts, previous=previous)
+    risk, notes = build_risk_list(features, model, config=config, accounts=accounts, previous=previous, probabilities=probabilities)
 
     scored_at = pd.Timestamp.now(tz="UTC")
     record: dict[str, object] = {
@@ -130,7 +150,10 @@ def score_run(
     paths = write_run(out_dir, risk, record)
     retention = recent_retention(accounts, as_of)
     paths["retention"] = write_table(retention, out_dir / "retention", "csv")
-    outcomes = past_outcomes(out_dir, accounts, interactions, definition, data_end=as_of)
+    if spark is not None and definition.resolve_kind(accounts) == "inactivity":
+        outcomes = pd.DataFrame()  # needs the events after each past list: `churn retention --scores` in-process
+    else:
+        outcomes = past_outcomes(out_dir, accounts, interactions, definition, data_end=as_of)
     if not outcomes.empty:
         paths["outcomes"] = write_table(outcomes, out_dir / "outcomes", "csv")
     context = {

@@ -1,0 +1,292 @@
+"""The same pipeline on Spark, for data that outgrows one machine.
+
+The feature function is partitionable by account, so Spark only has to hand it the rows of
+*some* accounts at a time: both tables get ``bucket = pmod(hash(account_id), N)`` and each
+bucket — thousands of accounts, never one account per call — goes through
+``cogroup(...).applyInPandas`` into the very functions the in-process engine uses
+(:func:`churn.contract.validate`, then :func:`churn.features.build_features`), vectorised
+inside. Results are identical to the in-process engine (a test checks it).
+
+Scoring runs the model where the data is, with ``mapInPandas`` over the feature table and
+the same pandas scorer; the ranking, outreach draw and reasons, which need the whole list,
+then run on the driver on the scored table.
+
+pyspark is an optional extra: ``pip install 'churn[spark]'``. Nothing here imports it at
+module load, so the rest of the package works without it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from churn.config import FeatureConfig
+from churn.contract import OPTIONAL_INTERACTION_COLUMNS, DataContractError, find_table, validate
+from churn.features import FeatureSpec, build_features, catalogue, codes_for
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame as SparkDataFrame
+    from pyspark.sql import SparkSession
+
+    from churn.config import ChurnDefinition
+    from churn.train import ChurnModel
+
+INSTALL_HINT = "the Spark engine needs pyspark: pip install 'churn[spark]' (and Java 17+)"
+PANDAS3_NOTICE = "PySpark does not yet fully support pandas"
+
+
+class SparkUnavailableError(ValueError):
+    """pyspark is not installed."""
+
+
+def require_pyspark() -> None:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise SparkUnavailableError(INSTALL_HINT) from None
+
+
+def session(master: str | None = None, app_name: str = "churn", shuffle_partitions: int | None = None) -> "SparkSession":
+    """A SparkSession: ``master``, else ``SPARK_MASTER``, else ``local[*]``; UTC and Arrow on.
+
+    Any other setting comes from the usual Spark configuration (spark-defaults, SPARK_CONF_DIR).
+    """
+    require_pyspark()
+    from pyspark.sql import SparkSession
+
+    master = master or os.environ.get("SPARK_MASTER", "local[*]")
+    if master.startswith("local"):
+        # local workers must run this interpreter (it has pandas and churn); clusters set PYSPARK_PYTHON
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        # every worker would repeat PySpark 4.3's pandas-3 notice; the results are tested instead
+        os.environ.setdefault("PYTHONWARNINGS", f"ignore:{PANDAS3_NOTICE}:FutureWarning")
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(master)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.ui.showConsoleProgress", "false")
+    )
+    if shuffle_partitions is None and master.startswith("local"):
+        shuffle_partitions = 2 * (os.cpu_count() or 1)  # 200 tiny tasks only add overhead on one machine
+    if shuffle_partitions:
+        builder = builder.config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("FATAL")  # failures reach the user as exceptions, not log lines
+    return spark
+
+
+def read_tables(spark: "SparkSession", data_dir: str | Path) -> tuple["SparkDataFrame", "SparkDataFrame | None"]:
+    """The two contract tables as Spark DataFrames (Parquet files or folders of parts)."""
+    accounts_path = find_table(data_dir, "accounts")
+    if accounts_path is None:
+        raise DataContractError(f"{data_dir}: no accounts table (expected accounts.parquet)")
+    paths = {"accounts": accounts_path, "interactions": find_table(data_dir, "interactions")}
+    for name, path in paths.items():
+        if path is not None and not (path.suffix == ".parquet" or path.is_dir()):
+            raise DataContractError(f"{path}: the Spark engine reads Parquet; convert the {name} table first")
+    from pyspark.errors import AnalysisException
+
+    try:
+        interactions = spark.read.parquet(str(paths["interactions"])) if paths["interactions"] else None
+        return spark.read.parquet(str(accounts_path)), interactions
+    except AnalysisException as exc:
+        if "TIMESTAMP(NANOS" in str(exc):
+            raise DataContractError(
+                f"{data_dir}: timestamps are stored in nanoseconds, which Spark cannot read; "
+                "rewrite the files with microsecond timestamps (pandas: to_parquet(..., coerce_timestamps='us'))"
+            ) from None
+        raise DataContractError(f"{data_dir}: Spark cannot read the tables: {exc}") from None
+
+
+def _with_bucket(frame: "SparkDataFrame", buckets: int) -> "SparkDataFrame":
+    from pyspark.sql import functions as F
+
+    return frame.withColumn("_bucket", F.pmod(F.hash(F.col("account_id").cast("string")), F.lit(buckets)))
+
+
+def _to_spark_frame(features: pd.DataFrame) -> pd.DataFrame:
+    """Text as plain Python objects: Spark has no categorical type (categories are restored on
+    the way back), and PySpark 4.3 cannot convert pandas 3's Arrow-backed strings once they
+    are chunked (e.g. after a concat)."""
+    out = features.copy()
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(out[col].dtype):
+            out[col] = out[col].astype("str").where(out[col].notna(), None).astype(object)
+    return out
+
+
+def feature_schema(spec: FeatureSpec, config: FeatureConfig) -> "object":
+    """Spark schema of the feature table for this spec, from the catalogue's column order."""
+    from pyspark.sql import types as T
+
+    text = {"account_id", *(c for c, _ in spec.categorical_attributes)}
+    fields = [T.StructField("account_id", T.StringType()), T.StructField("as_of", T.TimestampType())]
+    for info in catalogue(spec, config):
+        fields.append(T.StructField(info.name, T.StringType() if info.name in text else T.DoubleType()))
+    return T.StructType(fields)
+
+
+def spark_features(
+    spark: "SparkSession",
+    data_dir: str | Path,
+    *,
+    as_of: pd.Timestamp,
+    spec: FeatureSpec,
+    config: FeatureConfig = FeatureConfig(),
+    buckets: int = 64,
+) -> "SparkDataFrame":
+    """Features as of ``as_of`` for every active account, computed bucket by bucket on Spark.
+
+    Each bucket's rows are validated with the data contract (unusable rows are dropped, as
+    in-process; ``churn validate`` writes them out with reasons) and then featurised.
+    """
+    from pyspark.sql import functions as F
+
+    accounts, interactions = read_tables(spark, data_dir)
+    since = as_of - pd.Timedelta(days=config.lookback_days)
+    if interactions is None:
+        interactions = spark.createDataFrame([], "account_id string, occurred_at timestamp, event_type string")
+    wanted = ["account_id", "occurred_at", "event_type", *[c for c in OPTIONAL_INTERACTION_COLUMNS if c in interactions.columns]]
+    events = interactions.select(*wanted).where(
+        (F.col("occurred_at") >= F.lit(since.to_pydatetime())) & (F.col("occurred_at") < F.lit(as_of.to_pydatetime()))
+    )
+    schema = feature_schema(spec, config)
+
+    def featurise(acc: pd.DataFrame, ev: pd.DataFrame) -> pd.DataFrame:
+        if acc.empty:
+            return pd.DataFrame({f.name: pd.Series(dtype=object) for f in schema.fields})  # type: ignore[attr-defined]
+        data = validate(acc.drop(columns="_bucket"), ev.drop(columns="_bucket") if len(ev.columns) else None)
+        return _to_spark_frame(build_features(data.accounts, data.interactions, as_of=as_of, spec=spec, config=config))
+
+    return (
+        _with_bucket(accounts, buckets)
+        .groupBy("_bucket")
+        .cogroup(_with_bucket(events, buckets).groupBy("_bucket"))
+        .applyInPandas(featurise, schema=schema)  # type: ignore[arg-type]
+    )
+
+
+def spark_spec(spark: "SparkSession", data_dir: str | Path, config: FeatureConfig = FeatureConfig()) -> tuple[FeatureSpec, pd.DataFrame]:
+    """The feature spec from Spark-side summaries, plus the (validated) accounts table.
+
+    Accounts — one row per account — are collected to the driver; interactions never are.
+    """
+    from pyspark.sql import functions as F
+
+    accounts_sdf, interactions = read_tables(spark, data_dir)
+    accounts = validate(accounts_sdf.toPandas(), None).accounts
+    if interactions is None:
+        return FeatureSpec.from_summary(accounts, pd.Series(dtype=int), [], [], config), accounts
+    counts = interactions.groupBy("event_type").count().toPandas()
+    event_counts = pd.Series(counts["count"].to_numpy(), index=counts["event_type"].astype("str"))
+    channels: list[str] = []
+    if "channel" in interactions.columns:
+        channels = [r[0] for r in interactions.select("channel").where(F.col("channel").isNotNull()).distinct().collect()]
+    return FeatureSpec.from_summary(accounts, event_counts, channels, interactions.columns, config), accounts
+
+
+def spark_training_table(
+    spark: "SparkSession",
+    data_dir: str | Path,
+    *,
+    cutoffs: list[pd.Timestamp],
+    spec: FeatureSpec,
+    definition: "ChurnDefinition",
+    config: FeatureConfig = FeatureConfig(),
+    buckets: int = 64,
+) -> "SparkDataFrame":
+    """Features + label at every cutoff, in one shuffle: each bucket of accounts gets all the
+    events it needs (lookback of the first cutoff to the horizon of the last) and runs
+    :func:`churn.labels.build_training_table` on them."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from churn.labels import LABEL, build_training_table
+
+    accounts, interactions = read_tables(spark, data_dir)
+    since = min(cutoffs) - pd.Timedelta(days=config.lookback_days)
+    until = max(cutoffs) + definition.horizon + pd.Timedelta(seconds=1)
+    if interactions is None:
+        interactions = spark.createDataFrame([], "account_id string, occurred_at timestamp, event_type string")
+    wanted = ["account_id", "occurred_at", "event_type", *[c for c in OPTIONAL_INTERACTION_COLUMNS if c in interactions.columns]]
+    events = interactions.select(*wanted).where(
+        (F.col("occurred_at") >= F.lit(since.to_pydatetime())) & (F.col("occurred_at") < F.lit(until.to_pydatetime()))
+    )
+    schema = T.StructType([*feature_schema(spec, config).fields, T.StructField(LABEL, T.IntegerType())])  # type: ignore[attr-defined]
+    kind = definition.kind if definition.kind != "auto" else None
+
+    def featurise(acc: pd.DataFrame, ev: pd.DataFrame) -> pd.DataFrame:
+        if acc.empty:
+            return pd.DataFrame({f.name: pd.Series(dtype=object) for f in schema.fields})
+        data = validate(acc.drop(columns="_bucket"), ev.drop(columns="_bucket"))
+        # "auto" must be decided on the whole data set, not per bucket: pass it resolved
+        table = build_training_table(
+            data.accounts, data.interactions, cutoffs=cutoffs, definition=resolved, config=config, spec=spec, data_end=until
+        )
+        return _to_spark_frame(table).astype({LABEL: "int32"})
+
+    from dataclasses import replace
+
+    resolved = definition if kind else replace(definition, kind=_resolve_kind(accounts))
+    return (
+        _with_bucket(accounts, buckets)
+        .groupBy("_bucket")
+        .cogroup(_with_bucket(events, buckets).groupBy("_bucket"))
+        .applyInPandas(featurise, schema=schema)  # type: ignore[arg-type]
+    )
+
+
+def _resolve_kind(accounts: "SparkDataFrame") -> str:
+    """Subscription churn if any account has churned_at, else inactivity (as in-process)."""
+    from pyspark.sql import functions as F
+
+    if "churned_at" not in accounts.columns:
+        return "inactivity"
+    return "subscription" if accounts.where(F.col("churned_at").isNotNull()).limit(1).count() else "inactivity"
+
+
+def to_pandas_features(frame: "SparkDataFrame", spec: FeatureSpec) -> pd.DataFrame:
+    """Collect a Spark feature table into the in-process engine's exact shape and dtypes."""
+    out = frame.toPandas().sort_values("account_id", kind="stable").reset_index(drop=True)
+    out["account_id"] = out["account_id"].astype("str")
+    out["as_of"] = pd.to_datetime(out["as_of"], utc=True).astype("datetime64[ns, UTC]")
+    out = restore_categories(out, spec)
+    for col in out.columns:
+        if col not in ("account_id", "as_of") and not isinstance(out[col].dtype, pd.CategoricalDtype):
+            out[col] = out[col].astype("float64")
+    return out
+
+
+def spark_score(frame: "SparkDataFrame", model: "ChurnModel") -> "SparkDataFrame":
+    """``account_id`` and calibrated ``churn_probability`` for every row, on the executors."""
+    from pyspark.sql import types as T
+
+    spec = model.spec
+    out_schema = T.StructType([T.StructField("account_id", T.StringType()), T.StructField("churn_probability", T.DoubleType())])
+
+    def predict(batches):  # type: ignore[no-untyped-def]
+        for batch in batches:
+            features = restore_categories(batch, spec)
+            yield pd.DataFrame({"account_id": batch["account_id"].astype("str"), "churn_probability": model.predict_proba(features)})
+
+    return frame.mapInPandas(predict, schema=out_schema)
+
+
+def restore_categories(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """Text columns from Spark back to the spec's categorical attributes."""
+    out = frame.copy()
+    for col, cats in spec.categorical_attributes:
+        if col in out.columns:
+            out[col] = pd.Categorical.from_codes(codes_for(out[col], list(cats)), categories=list(cats))
+    return out
+
+
+def write_parquet(frame: "SparkDataFrame", path: str | Path) -> str:
+    """Write a Spark DataFrame as a folder of Parquet parts (atomic per Spark's committer)."""
+    frame.write.mode("overwrite").parquet(str(path))
+    return str(path)

@@ -1,0 +1,94 @@
+"""The Spark engine (local[2], small data) gives the same features, table and scores as in-process."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from churn.cli import app
+from churn.config import ChurnDefinition, ScoreConfig
+from churn.contract import load
+from churn.features import FeatureSpec, build_features
+from churn.generate import generate, write
+from churn.labels import build_training_table, parse_cutoffs
+
+pytest.importorskip("pyspark")
+
+AS_OF = pd.Timestamp("2024-03-01", tz="UTC")
+
+
+@pytest.fixture(scope="module")
+def spark():  # type: ignore[no-untyped-def]
+    from churn.spark import session
+
+    s = session("local[2]", app_name="churn-tests", shuffle_partitions=4)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("spark") / "raw"
+    write(generate(1_200, start="2023-01-01", months=15, seed=9), str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def local(folder: Path):  # type: ignore[no-untyped-def]
+    data = load(folder)
+    return data, FeatureSpec.from_data(data.accounts, data.interactions)
+
+
+def test_spec_from_spark_summaries_matches(spark, folder, local) -> None:  # type: ignore[no-untyped-def]
+    from churn.spark import spark_spec
+
+    spec, accounts = spark_spec(spark, folder)
+    assert spec == local[1]
+    assert len(accounts) == len(local[0].accounts)
+
+
+def test_spark_features_equal_in_process(spark, folder, local) -> None:  # type: ignore[no-untyped-def]
+    from churn.spark import spark_features, to_pandas_features
+
+    data, spec = local
+    expected = build_features(data.accounts, data.interactions, as_of=AS_OF, spec=spec)
+    got = to_pandas_features(spark_features(spark, folder, as_of=AS_OF, spec=spec, buckets=7), spec)
+    pd.testing.assert_frame_equal(expected, got, check_exact=False, rtol=1e-9)
+
+
+def test_spark_training_table_equals_in_process(spark, folder, local) -> None:  # type: ignore[no-untyped-def]
+    from churn.spark import spark_training_table, to_pandas_features
+
+    data, spec = local
+    cutoffs = parse_cutoffs("2023-12-01:2024-02-01:1M")
+    key = ["as_of", "account_id"]
+    expected = build_training_table(data.accounts, data.interactions, cutoffs=cutoffs, spec=spec).sort_values(key).reset_index(drop=True)
+    got = to_pandas_features(spark_training_table(spark, folder, cutoffs=cutoffs, spec=spec, definition=ChurnDefinition(), buckets=5), spec)
+    got = got.sort_values(key).reset_index(drop=True)
+    got["churned"] = got["churned"].astype("int8")
+    pd.testing.assert_frame_equal(expected, got, check_exact=False, rtol=1e-9)
+
+
+def test_spark_scores_equal_in_process(spark, folder, local, trained, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from churn.workflow import score_run
+
+    model = trained.model  # trained on another generated business with the same schema
+    config = ScoreConfig(capacity=50)
+    on_spark = score_run(folder, as_of=AS_OF, model=model, model_label="test", out_dir=tmp_path / "s", config=config, spark=spark).risk
+    in_process = score_run(folder, as_of=AS_OF, model=model, model_label="test", out_dir=tmp_path / "l", config=config).risk
+    assert on_spark["account_id"].tolist() == in_process["account_id"].tolist()
+    np.testing.assert_allclose(on_spark["churn_probability"], in_process["churn_probability"], rtol=1e-9)
+    assert on_spark["reason_features"].tolist() == in_process["reason_features"].tolist()
+    assert on_spark["control"].tolist() == in_process["control"].tolist()
+
+
+def test_without_pyspark_the_cli_says_how_to_install(monkeypatch: pytest.MonkeyPatch, folder: Path, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # import pyspark → ImportError
+    result = CliRunner().invoke(app, ["features", "--data", str(folder), "--as-of", "2024-03-01", "--engine", "spark", "--out", str(tmp_path / "f")])
+    assert result.exit_code == 2
+    assert "pip install 'churn[spark]'" in result.output
