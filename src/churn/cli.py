@@ -9,12 +9,14 @@ from __future__ import annotations
 import functools
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Annotated, Callable, Optional, TypeVar
 
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from churn.contract import ContractData, DataContractError
@@ -43,10 +45,10 @@ def friendly_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except DataContractError as exc:
-            err_console.print(f"[bold red]Data error:[/] {exc}")
+            err_console.print(f"[bold red]Data error:[/] {escape(str(exc))}")
             raise typer.Exit(1) from None
-        except (UsageError, ValueError) as exc:
-            err_console.print(f"[bold red]Error:[/] {exc}")
+        except (UsageError, ValueError) as exc:  # includes SparkUnavailableError
+            err_console.print(f"[bold red]Error:[/] {escape(str(exc))}")
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -58,6 +60,8 @@ def main() -> None:
     # MLflow looks up telemetry settings over the network at start; we run offline.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
+    # PySpark 4.3 (optional) repeats this notice on import; the Spark engine is tested against pandas 3
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
 
 
 def print_contract_report(data: ContractData) -> None:
@@ -76,6 +80,20 @@ def print_contract_report(data: ContractData) -> None:
 
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Folder with accounts and interactions (Parquet or CSV).")]
+EngineOpt = Annotated[str, typer.Option(help="local (in-process, default) or spark (groupBy(bucket).applyInPandas).")]
+MasterOpt = Annotated[Optional[str], typer.Option(help="Spark master (default: SPARK_MASTER or local[*]).")]
+
+
+def _spark_session(engine: str, master: Optional[str]):  # type: ignore[no-untyped-def]
+    """None for the local engine; a SparkSession (or a clear install hint) for spark."""
+    if engine not in ("local", "spark"):
+        raise UsageError(f"--engine must be local or spark, got {engine!r}")
+    if engine == "local":
+        return None
+    from churn.spark import session
+
+    with console.status("Starting Spark…"):
+        return session(master)
 
 
 @app.command()
@@ -219,6 +237,15 @@ def print_retention(table: pd.DataFrame, by: list[str]) -> None:
     console.print(view)
 
 
+def _interactions_path(data: Path) -> Path:
+    from churn.contract import find_table
+
+    path = find_table(data, "interactions")
+    if path is None:
+        raise UsageError(f"{data}: no interactions table")
+    return path
+
+
 def _load_for_features(data: Path, *, since: pd.Timestamp | None, until: pd.Timestamp | None) -> ContractData:
     """Load only what the feature pipeline reads: its columns, and only the needed time range."""
     from churn.contract import OPTIONAL_INTERACTION_COLUMNS, load
@@ -244,6 +271,8 @@ def features(
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Cutoff: features use events strictly before it.")] = None,
     out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")] = Path("data/features.parquet"),
     describe: Annotated[bool, typer.Option("--describe", help="Print the feature catalogue and exit.")] = False,
+    engine: EngineOpt = "local",
+    spark_master: MasterOpt = None,
 ) -> None:
     """Point-in-time features for every active account (or --describe the catalogue)."""
     from churn.config import FeatureConfig, to_utc
@@ -273,6 +302,14 @@ def features(
     if as_of is None:
         raise UsageError("give --as-of DATE")
     cutoff = to_utc(as_of)
+    spark = _spark_session(engine, spark_master)
+    if spark is not None:
+        from churn.spark import spark_features, spark_spec, write_parquet
+
+        spec, _ = spark_spec(spark, data, config)
+        path = write_parquet(spark_features(spark, data, as_of=cutoff, spec=spec, config=config), out)
+        console.print(f"Features as of {cutoff:%Y-%m-%d} computed on Spark → [bold]{path}[/] (Parquet folder)")
+        return
     contract = _load_for_features(data, since=cutoff - pd.Timedelta(days=config.lookback_days), until=cutoff)
     spec = FeatureSpec.from_data(contract.accounts, contract.interactions, config)
     with console.status("Computing features…"):
@@ -288,6 +325,8 @@ def dataset(
     cutoffs: Annotated[Optional[str], typer.Option(help="2024-01-01 | 2024-01-01,2024-02-01 | 2024-01-01:2024-12-01:1M (default: last 12 mature month starts).")] = None,
     horizon: Annotated[int, typer.Option(min=1, help="Churn horizon in days after each cutoff.")] = 30,
     out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")] = Path("data/training.parquet"),
+    engine: EngineOpt = "local",
+    spark_master: MasterOpt = None,
 ) -> None:
     """Training table: features + churn label for every eligible account at every cutoff."""
     from churn.config import ChurnDefinition, FeatureConfig
@@ -295,6 +334,21 @@ def dataset(
 
     definition = ChurnDefinition(horizon_days=horizon)
     config = FeatureConfig()
+    spark = _spark_session(engine, spark_master)
+    if spark is not None:
+        from churn.labels import check_mature
+        from churn.spark import spark_spec, spark_training_table, write_parquet
+
+        if not cutoffs:
+            raise UsageError("--engine spark needs explicit --cutoffs")
+        points = parse_cutoffs(cutoffs)
+        spec, accounts = spark_spec(spark, data, config)
+        end_row = spark.read.parquet(str(_interactions_path(data))).agg({"occurred_at": "max"}).collect()[0][0]
+        end = observed_until(accounts, pd.DataFrame({"occurred_at": pd.to_datetime([end_row], utc=True)}))
+        check_mature(points, definition, end)
+        path = write_parquet(spark_training_table(spark, data, cutoffs=points, spec=spec, definition=definition, config=config), out)
+        console.print(f"Training table over {len(points)} cutoffs computed on Spark → [bold]{path}[/] (Parquet folder)")
+        return
     contract = _load_for_features(data, since=None, until=None)
     accounts, interactions = contract.accounts, contract.interactions
     end = observed_until(accounts, interactions)
@@ -463,6 +517,8 @@ def score(
     max_exact_reasons: Annotated[int, typer.Option(min=0, help="Exact TreeSHAP reasons for at most this many accounts.")] = 100_000,
     seed: Annotated[int, typer.Option(help="Seed of the control-group draw.")] = 7,
     out: Annotated[Path, typer.Option(help="Output folder (risk list, history, retention, report).")] = Path("reports/scores"),
+    engine: EngineOpt = "local",
+    spark_master: MasterOpt = None,
 ) -> None:
     """Score every active account: risk list with reasons, outreach and control group, report."""
     from churn.config import ScoreConfig, to_utc
@@ -486,8 +542,9 @@ def score(
 
         head = load(data, interaction_columns=[])
         cutoff = observed_until(head.accounts, head.interactions)
+    spark = _spark_session(engine, spark_master)
     with console.status(f"Scoring accounts active at {cutoff:%Y-%m-%d} with {label}…"):
-        result = score_run(data, as_of=cutoff, model=churn_model, model_label=label, out_dir=out, config=config)
+        result = score_run(data, as_of=cutoff, model=churn_model, model_label=label, out_dir=out, config=config, spark=spark)
     r = result.record
     console.print(
         f"Scored {r['accounts']:,} active accounts as of {r['as_of']} with {label}: "
