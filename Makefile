@@ -31,10 +31,11 @@ test: install
 	$(BIN)/python -m pytest
 
 bench: install
-	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python -m pip install --quiet -e ".[bench,spark]"
 	$(BIN)/python benchmarks/generate.py
 	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/score.py
+	$(BIN)/python benchmarks/spark.py
 
 clean:
 	rm -rf $(VENV) data/demo mlflow.db mlartifacts

@@ -92,3 +92,16 @@ def test_without_pyspark_the_cli_says_how_to_install(monkeypatch: pytest.MonkeyP
     result = CliRunner().invoke(app, ["features", "--data", str(folder), "--as-of", "2024-03-01", "--engine", "spark", "--out", str(tmp_path / "f")])
     assert result.exit_code == 2
     assert "pip install 'churn[spark]'" in result.output
+
+
+def test_cli_features_and_dataset_on_spark(spark, folder, local, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+    args = ["--engine", "spark", "--spark-master", "local[2]"]
+    feats = runner.invoke(app, ["features", "--data", str(folder), "--as-of", "2024-03-01", "--out", str(tmp_path / "f"), *args])
+    assert feats.exit_code == 0, feats.output
+    assert len(pd.read_parquet(tmp_path / "f")) == len(build_features(local[0].accounts, local[0].interactions, as_of=AS_OF, spec=local[1]))
+    table = runner.invoke(app, ["dataset", "--data", str(folder), "--cutoffs", "2024-01-01,2024-02-01", "--out", str(tmp_path / "t"), *args])
+    assert table.exit_code == 0, table.output
+    assert sorted(pd.read_parquet(tmp_path / "t")["as_of"].dt.strftime("%Y-%m-%d").unique()) == ["2024-01-01", "2024-02-01"]
+    late = runner.invoke(app, ["dataset", "--data", str(folder), "--cutoffs", "2024-03-20", "--out", str(tmp_path / "t2"), *args])
+    assert late.exit_code == 2 and "runs past the end of the data" in late.output

@@ -330,7 +330,7 @@ def dataset(
 ) -> None:
     """Training table: features + churn label for every eligible account at every cutoff."""
     from churn.config import ChurnDefinition, FeatureConfig
-    from churn.labels import LABEL, build_training_table, default_cutoffs, label_rate_by_cutoff, observed_until, parse_cutoffs
+    from churn.labels import LABEL, label_rate_by_cutoff, observed_until, parse_cutoffs
 
     definition = ChurnDefinition(horizon_days=horizon)
     config = FeatureConfig()
@@ -349,23 +349,10 @@ def dataset(
         path = write_parquet(spark_training_table(spark, data, cutoffs=points, spec=spec, definition=definition, config=config), out)
         console.print(f"Training table over {len(points)} cutoffs computed on Spark → [bold]{path}[/] (Parquet folder)")
         return
-    contract = _load_for_features(data, since=None, until=None)
-    accounts, interactions = contract.accounts, contract.interactions
-    end = observed_until(accounts, interactions)
-    points = parse_cutoffs(cutoffs) if cutoffs else default_cutoffs(end, definition)
-    with console.status("Building the training table…") as status:
-        table = build_training_table(
-            accounts,
-            interactions,
-            cutoffs=points,
-            definition=definition,
-            config=config,
-            data_end=end,
-            progress=lambda t: status.update(f"Built cutoff {t:%Y-%m-%d}"),
-        )
+    contract, definition, _, table = _training_table(data, None, cutoffs, horizon)
     _write_frame(table, out)
     summary = label_rate_by_cutoff(table)
-    view = Table(title=f"Training table ({definition.resolve_kind(accounts)} churn, {horizon}-day horizon)")
+    view = Table(title=f"Training table ({definition.resolve_kind(contract.accounts)} churn, {horizon}-day horizon)")
     for col in ("cutoff", "rows", "churn rate"):
         view.add_column(col, justify="right")
     for row in summary.itertuples(index=False):
