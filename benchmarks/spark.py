@@ -19,7 +19,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from churn.config import FeatureConfig, to_utc
 from churn.contract import OPTIONAL_INTERACTION_COLUMNS, load

@@ -427,7 +427,9 @@ def _effort(ev: _Events, spec: FeatureSpec, config: FeatureConfig, out: dict[str
         else:
             unresolved_last &= False
     for w, in_w in ((30, in30), (90, in90)):
-        cnt = lambda m: np.bincount(code[m & in_w], minlength=ev.n_accounts).astype(float)  # noqa: E731
+        def cnt(m: np.ndarray, in_w: np.ndarray = in_w) -> np.ndarray:
+            return np.bincount(code[m & in_w], minlength=ev.n_accounts).astype(float)
+
         if spec.has("case_id"):
             out[f"cases_{w}d"] = cnt(first_of_case)
             out[f"unresolved_cases_{w}d"] = cnt(unresolved_last)

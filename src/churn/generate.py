@@ -171,7 +171,7 @@ def generate(
         a_end = np.minimum(me, churn_at[active])
         frac = (a_end - a_start) / (me - ms)
 
-        def times(idx: np.ndarray) -> np.ndarray:
+        def times(idx: np.ndarray, a_start: np.ndarray = a_start, a_end: np.ndarray = a_end) -> np.ndarray:
             """Uniform times inside each account's active part of this month."""
             lo, hi = a_start[idx], a_end[idx]
             return lo + (rng.random(len(idx)) * (hi - lo)).astype(np.int64)

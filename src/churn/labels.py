@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from churn.config import ChurnDefinition, FeatureConfig, to_utc
