@@ -238,8 +238,12 @@ def catalogue(spec: FeatureSpec, config: FeatureConfig = FeatureConfig()) -> lis
 
 
 def catalogue_frame(spec: FeatureSpec, config: FeatureConfig = FeatureConfig()) -> pd.DataFrame:
+    """The catalogue as a table (for documentation, MLflow and the risk list's reasons)."""
     return pd.DataFrame(
-        [{"name": f.name, "family": f.family, "description": f.description, "direction": f.direction} for f in catalogue(spec, config)]
+        [
+            {"name": f.name, "family": f.family, "description": f.description, "direction": f.direction, "template": f.template, "unit": f.unit}
+            for f in catalogue(spec, config)
+        ]
     )
 
 

@@ -17,7 +17,7 @@ would distort the probabilities the outreach and revenue-at-risk figures rely on
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import lightgbm as lgb
@@ -32,9 +32,9 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from churn.config import ChurnDefinition, TrainConfig
+from churn.config import ChurnDefinition, FeatureConfig, TrainConfig
 from churn.evaluate import classification_metrics, metrics_table
-from churn.features import ID_COLUMNS, FeatureSpec, catalogue
+from churn.features import ID_COLUMNS, FeatureSpec, catalogue_frame
 from churn.labels import LABEL
 
 SplitKind = Literal["time", "partial-time", "snapshot"]
@@ -219,18 +219,18 @@ class ChurnModel:
         gain = self.booster.feature_importance(importance_type="gain")
         return pd.Series(gain, index=self.feature_names).sort_values(ascending=False)
 
-    def catalogue(self) -> pd.DataFrame:
-        from churn.config import FeatureConfig
+    @property
+    def feature_config(self) -> FeatureConfig:
+        """The feature settings the training table was built with: scoring must reuse them."""
+        raw = dict(self.metadata.get("feature_config", {}))  # type: ignore[call-overload]
+        if "windows_days" in raw:
+            raw["windows_days"] = tuple(raw["windows_days"])
+        return FeatureConfig(**raw)
 
-        config = FeatureConfig(**self.metadata.get("feature_config", {}))  # type: ignore[arg-type]
-        infos = {f.name: f for f in catalogue(self.spec, config)}
-        return pd.DataFrame(
-            [
-                {"name": n, "family": infos[n].family, "description": infos[n].description, "direction": infos[n].direction, "template": infos[n].template, "unit": infos[n].unit}
-                for n in self.feature_names
-                if n in infos
-            ]
-        )
+    def catalogue(self) -> pd.DataFrame:
+        """The catalogue rows of the model's features, in the model's column order."""
+        table = catalogue_frame(self.spec, self.feature_config).set_index("name")
+        return table.reindex([n for n in self.feature_names if n in table.index]).reset_index()
 
 
 def model_columns(table: pd.DataFrame) -> list[str]:
@@ -385,9 +385,12 @@ def train(
     definition: ChurnDefinition = ChurnDefinition(),
     config: TrainConfig = TrainConfig(),
     capacity: int = 200,
-    feature_config: dict[str, object] | None = None,
+    feature_config: FeatureConfig = FeatureConfig(),
 ) -> TrainResult:
-    """Split by time, fit LightGBM + calibration and both baselines, evaluate on the test slice."""
+    """Split by time, fit LightGBM + calibration and both baselines, evaluate on the test slice.
+
+    ``feature_config`` must be the one the table was built with: it is stored in the model
+    so that scoring computes the same features."""
     if table[LABEL].nunique() < 2:
         raise ValueError("the training table has only one class: no churners (or no survivors) at these cutoffs")
     split = split_by_time(table, horizon_days=definition.horizon_days, config=config)
@@ -413,7 +416,7 @@ def train(
             "best_iteration": int(classifier.best_iteration_ or classifier.n_estimators),
             "calibration": calibrator.method,
             "cutoffs": [f"{t:%Y-%m-%d}" for t in sorted(table["as_of"].unique())],
-            "feature_config": feature_config or {},
+            "feature_config": asdict(feature_config),
             "train_rows": len(split.train),
         },
         reference=_reference(split.train, columns, set(categorical)),

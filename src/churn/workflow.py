@@ -41,11 +41,7 @@ def definition_from_dict(raw: dict[str, object]) -> ChurnDefinition:
 
 
 def model_settings(model: ChurnModel) -> tuple[ChurnDefinition, FeatureConfig]:
-    definition = definition_from_dict(model.definition)
-    fc = dict(model.metadata.get("feature_config", {}))  # type: ignore[arg-type]
-    if "windows_days" in fc:
-        fc["windows_days"] = tuple(fc["windows_days"])
-    return definition, FeatureConfig(**fc)
+    return definition_from_dict(model.definition), model.feature_config
 
 
 def check_inputs(model: ChurnModel, data: ContractData, source: str) -> None:
