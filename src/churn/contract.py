@@ -311,7 +311,7 @@ def _check_table(name: str, raw: pd.DataFrame, file: str) -> tuple[pd.DataFrame,
     return df, rej, reason_column, report
 
 
-def _finish(name: str, raw: pd.DataFrame, df: pd.DataFrame, rej: _Rejections, reason_column: dict[str, str], report: TableReport) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _finish(raw: pd.DataFrame, df: pd.DataFrame, rej: _Rejections, reason_column: dict[str, str], report: TableReport) -> tuple[pd.DataFrame, pd.DataFrame]:
     bad = rej.any()
     for reason, mask in rej.reasons.items():
         report.rejected[reason] = int(mask.sum())
@@ -358,7 +358,7 @@ def validate(
     if "churned_at" in df.columns:
         rej.add((df["churned_at"] < df["signup_at"]).fillna(False).to_numpy(), "churned_at before signup_at")
         why["churned_at before signup_at"] = "churned_at"
-    accounts, rejects_a = _finish("accounts", accounts_raw, df, rej, why, report_a)
+    accounts, rejects_a = _finish(accounts_raw, df, rej, why, report_a)
     if len(accounts) == 0:
         top = ", ".join(f"{r} ({n})" for r, n in report_a.rejected.items())
         raise DataContractError(f"{accounts_file}: no usable accounts — all {len(accounts_raw)} rows rejected: {top}")
@@ -384,7 +384,7 @@ def validate(
     missing_optional = [c for c in OPTIONAL_INTERACTION_COLUMNS if c not in df.columns]
     if missing_optional and len(interactions_raw):
         report_i.notes.append("optional columns absent (features needing them are skipped): " + ", ".join(missing_optional))
-    interactions, rejects_i = _finish("interactions", interactions_raw, df, rej, why, report_i)
+    interactions, rejects_i = _finish(interactions_raw, df, rej, why, report_i)
     return ContractData(accounts, interactions, {"accounts": rejects_a, "interactions": rejects_i}, [report_a, report_i])
 
 
