@@ -1,3 +1,3 @@
-from churn.cli import app
+from churn.cli import run
 
-app(prog_name="churn")
+run()

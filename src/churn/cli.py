@@ -11,7 +11,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Annotated, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Callable, Optional, TypeVar
 
 import pandas as pd
 import typer
@@ -19,7 +19,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from churn.contract import ContractData, DataContractError
+if TYPE_CHECKING:  # pragma: no cover
+    from churn.contract import ContractData
 
 app = typer.Typer(
     help="Churn-risk prediction: validate data, build features, train, score, report.",
@@ -42,6 +43,8 @@ def friendly_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: object, **kwargs: object) -> object:
+        from churn.contract import DataContractError
+
         try:
             return func(*args, **kwargs)
         except DataContractError as exc:
@@ -60,11 +63,9 @@ def main() -> None:
     # MLflow looks up telemetry settings over the network at start; we run offline.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
-    # PySpark 4.3 (optional) repeats this notice on import; the Spark engine is tested against pandas 3
-    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
 
 
-def print_contract_report(data: ContractData) -> None:
+def print_contract_report(data: "ContractData") -> None:
     table = Table(title="Data contract", show_lines=False)
     for col in ("table", "file", "read", "accepted", "rejected"):
         table.add_column(col, justify="right" if col in ("read", "accepted", "rejected") else "left")
@@ -246,7 +247,7 @@ def _interactions_path(data: Path) -> Path:
     return path
 
 
-def _load_for_features(data: Path, *, since: pd.Timestamp | None, until: pd.Timestamp | None) -> ContractData:
+def _load_for_features(data: Path, *, since: pd.Timestamp | None, until: pd.Timestamp | None) -> "ContractData":
     """Load only what the feature pipeline reads: its columns, and only the needed time range."""
     from churn.contract import OPTIONAL_INTERACTION_COLUMNS, load
 
@@ -426,14 +427,14 @@ def train(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
 ) -> None:
     """Train LightGBM + calibration and baselines on a time split; track in MLflow; promote if better."""
-    from churn.config import TrainConfig
+    from churn.config import FeatureConfig, TrainConfig
     from churn.tracking import configure, decide_champion, export_bundle, fingerprint, log_training_run
     from churn.train import train as fit
 
     _quiet_mlflow()
     contract, definition, spec, table = _training_table(data, as_of, cutoffs, horizon)
     with console.status("Training LightGBM and baselines…"):
-        result = fit(table, spec=spec, definition=definition, config=TrainConfig(seed=seed), capacity=capacity)
+        result = fit(table, spec=spec, definition=definition, config=TrainConfig(seed=seed), capacity=capacity, feature_config=FeatureConfig())
     console.print(f"Split: {result.split.description}")
     if result.split.kind != "time":
         console.print(f"[yellow]Note: {result.split.kind} split — test metrics are not a forecast of a later period.[/]")
@@ -519,8 +520,9 @@ def score(
         capacity=capacity, control_share=control_share, seed=seed, high_threshold=high, medium_threshold=medium,
         rank_by=rank_by, max_exact_reasons=max_exact_reasons,  # type: ignore[arg-type]
     )
-    _quiet_mlflow()
-    configure()
+    if model.startswith(("models:/", "runs:/")):  # a joblib bundle needs no MLflow store
+        _quiet_mlflow()
+        configure()
     churn_model, label = load_model(model)
     if as_of:
         cutoff = to_utc(as_of)
@@ -587,5 +589,13 @@ def models() -> None:
     console.print(view)
 
 
-if __name__ == "__main__":  # pragma: no cover
+def run() -> None:
+    """Console entry point. PySpark 4.3 (the optional Spark engine) prints a notice about
+    pandas 3 whenever it is imported, also through pandera; the Spark engine is tested
+    against pandas 3, so that one notice is silenced here — nothing else is."""
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

@@ -161,7 +161,10 @@ def load_model(ref: str) -> tuple[ChurnModel, str]:
         try:
             pyfunc = mlflow.pyfunc.load_model(ref)
         except MlflowException as exc:
-            raise ValueError(f"cannot load model {ref!r} from {mlflow.get_tracking_uri()}: {exc.message}") from None
+            raise ValueError(
+                f"cannot load model {ref!r} from {mlflow.get_tracking_uri()}: {exc.message} — "
+                "train one first (`churn train`), or pass --model models/churn_champion.joblib"
+            ) from None
         meta = pyfunc.metadata
         label = ref
         if ref.startswith("models:/"):
