@@ -137,6 +137,11 @@ def test_outcomes_by_group_hand_computed() -> None:
     assert out.loc[("group", "control"), "actual_churn_rate"] == 100.0
     assert out.loc[("risk band", "low"), ["S", "churned"]].tolist() == [3, 1]
     assert out.loc[("risk band", "high"), "predicted_churn_rate"] == 37.5
+    # Wilson 95 % interval of 2/2 churned: wide, and it contains the observed rate
+    low, high = out.loc[("group", "control"), ["churn_rate_ci_low", "churn_rate_ci_high"]]
+    assert 30 < low < 40 and high == 100.0
+    low, high = out.loc[("group", "outreach"), ["churn_rate_ci_low", "churn_rate_ci_high"]]
+    assert low < 33.33 < high
 
 
 def test_invalid_score_config_is_refused() -> None:

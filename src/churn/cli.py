@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Callable, Optional, TypeVar
@@ -28,8 +29,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+# Piped into a scheduler's log, Rich would assume 80 columns and cut numbers off; logs get 120.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
+err_console = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 120)
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -209,11 +211,14 @@ def _list_outcomes(data: Path, scores: Path) -> None:
         console.print(f"No scoring run has reached the end of its {horizon}-day horizon in this data yet (runs as of {waiting}; data ends {end:%Y-%m-%d}).")
         return
     view = Table(title="Actual outcomes of past risk lists")
-    for col in ("run as of", "by", "group", "S", "churned", "retention %", "actual churn %", "predicted churn %"):
+    for col in ("run as of", "by", "group", "S", "churned", "retention %", "churn %", "95 % CI", "predicted %"):
         numeric = col in ("S", "churned") or "%" in col
         view.add_column(col, justify="right" if numeric else "left", no_wrap=not numeric, min_width=10 if col == "run as of" else None)
     for row in outcomes.itertuples(index=False):
-        view.add_row(row.run_as_of, row.dimension, str(row.group), f"{row.S:,}", f"{row.churned:,}", f"{row.retention_rate:.1f}", f"{row.actual_churn_rate:.1f}", f"{row.predicted_churn_rate:.1f}")
+        view.add_row(
+            row.run_as_of, row.dimension, str(row.group), f"{row.S:,}", f"{row.churned:,}", f"{row.retention_rate:.1f}",
+            f"{row.actual_churn_rate:.1f}", f"{row.churn_rate_ci_low:.1f}–{row.churn_rate_ci_high:.1f}", f"{row.predicted_churn_rate:.1f}",
+        )
     console.print(view)
     path = write_table(outcomes, scores / "outcomes", "csv")
     rerender_report(scores, outcomes)

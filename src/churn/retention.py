@@ -122,6 +122,15 @@ def retention_table(
     return table[columns]
 
 
+def churn_rate_interval(churned: int, accounts: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson interval of a churn rate: a control group of 20 cannot show a 5-point effect,
+    and the report should say so rather than print two bare percentages."""
+    from scipy.stats import binomtest
+
+    interval = binomtest(churned, accounts).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
 def list_outcomes(risk: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     """What happened to one past risk list: actual churn per outreach group and risk band.
 
@@ -129,7 +138,7 @@ def list_outcomes(risk: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     from :func:`churn.labels.label_accounts` at the list's ``as_of``. Each group is a fixed
     cohort (N = 0), so retention = (E − N) / S = retained / S. The control group's churn
     rate is the list's realised precision without any outreach effect; outreach vs. control
-    is the effect of the calls.
+    is the effect of the calls — read it with the 95 % intervals, which are wide for small groups.
     """
     merged = risk.merge(labels[["account_id", "churned"]], on="account_id", how="inner")
     merged["group"] = np.where(merged["control"], "control", np.where(merged["outreach"], "outreach", "not flagged"))
@@ -137,6 +146,7 @@ def list_outcomes(risk: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     for dimension, key in (("group", "group"), ("risk band", "risk_band")):
         for value, part in merged.groupby(key, sort=False):
             start, lost = len(part), int(part["churned"].sum())
+            low, high = churn_rate_interval(lost, start)
             rows.append(
                 {
                     "dimension": dimension,
@@ -147,6 +157,8 @@ def list_outcomes(risk: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
                     "churned": lost,
                     "retention_rate": round(retention_rate(start, start - lost, 0), 2),
                     "actual_churn_rate": round(100.0 * lost / start, 2),
+                    "churn_rate_ci_low": round(100.0 * low, 2),
+                    "churn_rate_ci_high": round(100.0 * high, 2),
                     "predicted_churn_rate": round(100.0 * part["churn_probability"].mean(), 2),
                 }
             )
