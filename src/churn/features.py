@@ -237,12 +237,12 @@ def catalogue(spec: FeatureSpec, config: FeatureConfig = FeatureConfig()) -> lis
     return out
 
 
-def catalogue_frame(spec: FeatureSpec, config: FeatureConfig = FeatureConfig()) -> pd.DataFrame:
-    """The catalogue as a table (for documentation, MLflow and the risk list's reasons)."""
+def catalogue_frame(infos: list[FeatureInfo]) -> pd.DataFrame:
+    """Catalogue entries as a table (for documentation and MLflow)."""
     return pd.DataFrame(
         [
             {"name": f.name, "family": f.family, "description": f.description, "direction": f.direction, "template": f.template, "unit": f.unit}
-            for f in catalogue(spec, config)
+            for f in infos
         ]
     )
 

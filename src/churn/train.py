@@ -34,7 +34,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from churn.config import ChurnDefinition, FeatureConfig, TrainConfig
 from churn.evaluate import classification_metrics, metrics_table
-from churn.features import ID_COLUMNS, FeatureSpec, catalogue_frame
+from churn.features import ID_COLUMNS, FeatureInfo, FeatureSpec, catalogue, catalogue_frame
 from churn.labels import LABEL
 
 SplitKind = Literal["time", "partial-time", "snapshot"]
@@ -227,10 +227,13 @@ class ChurnModel:
             raw["windows_days"] = tuple(raw["windows_days"])
         return FeatureConfig(**raw)
 
+    def feature_infos(self) -> list[FeatureInfo]:
+        """The catalogue entry of each model feature, in the model's column order."""
+        known = {f.name: f for f in catalogue(self.spec, self.feature_config)}
+        return [known.get(n, FeatureInfo(n, "other", f"{n} = {{v}}", 0)) for n in self.feature_names]
+
     def catalogue(self) -> pd.DataFrame:
-        """The catalogue rows of the model's features, in the model's column order."""
-        table = catalogue_frame(self.spec, self.feature_config).set_index("name")
-        return table.reindex([n for n in self.feature_names if n in table.index]).reset_index()
+        return catalogue_frame(self.feature_infos())
 
 
 def model_columns(table: pd.DataFrame) -> list[str]:
