@@ -134,16 +134,6 @@ def assign_outreach(ranks: np.ndarray, config: ScoreConfig) -> tuple[np.ndarray,
 # --------------------------------------------------------------------------- reasons
 
 
-def _catalogue(model: ChurnModel) -> list[FeatureInfo]:
-    cat = model.catalogue().set_index("name")
-    return [
-        FeatureInfo(n, cat.loc[n, "family"], cat.loc[n, "template"], int(cat.loc[n, "direction"]), cat.loc[n, "unit"])
-        if n in cat.index
-        else FeatureInfo(n, "other", f"{n} = {{v}}", 0)
-        for n in model.feature_names
-    ]
-
-
 def _top_positive(scores: np.ndarray, usable: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Column indices of the k largest positive usable scores per row (−1 where fewer)."""
     s = np.where(usable & (scores > 0), scores, -np.inf)
@@ -165,10 +155,14 @@ def exact_contributions(model: ChurnModel, prepared: pd.DataFrame, chunk_rows: i
     return np.vstack(parts) if parts else np.zeros((0, len(model.feature_names)))
 
 
-def deviation_scores(model: ChurnModel, x: pd.DataFrame, infos: list[FeatureInfo]) -> np.ndarray:
-    """Cheap attribution: direction × (value − training median) / spread × gain share."""
+def gain_shares(model: ChurnModel) -> np.ndarray:
+    """Each feature's share of the model's total gain, in the model's column order."""
     importance = model.importance().reindex(model.feature_names).fillna(0.0).to_numpy()
-    weight = importance / importance.sum() if importance.sum() > 0 else importance
+    return importance / importance.sum() if importance.sum() > 0 else importance
+
+
+def deviation_scores(model: ChurnModel, x: pd.DataFrame, infos: list[FeatureInfo], weight: np.ndarray) -> np.ndarray:
+    """Cheap attribution: direction × (value − training median) / spread × gain share."""
     out = np.zeros(x.shape, dtype=float)
     for j, info in enumerate(infos):
         ref = model.reference.get(info.name)
@@ -219,7 +213,7 @@ def explain(
 ) -> Reasons:
     """Top risk-increasing reasons per row: exact for ``exact_rows``, cheap for the others."""
     x = model.prepare(features)
-    infos = _catalogue(model)
+    infos = model.feature_infos()
     n, k = len(x), config.top_reasons
     top_idx = np.full((n, k), -1, dtype=np.int64)
     method = np.full(n, "deviation", dtype=object)
@@ -231,9 +225,10 @@ def explain(
         top_idx[rows, : idx.shape[1]] = idx
         method[rows] = "tree_shap"
     rest = np.flatnonzero(~exact_rows)
+    weight = gain_shares(model)
     for start in range(0, len(rest), config.reason_chunk_rows):
         rows = rest[start : start + config.reason_chunk_rows]
-        idx, _ = _top_positive(deviation_scores(model, x.iloc[rows], infos), usable[rows], k)
+        idx, _ = _top_positive(deviation_scores(model, x.iloc[rows], infos, weight), usable[rows], k)
         top_idx[rows, : idx.shape[1]] = idx
     method[(top_idx < 0).all(axis=1)] = "none"
 
