@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import Iterator
 
 import pandas as pd
 
@@ -56,13 +56,9 @@ def write_table(df: pd.DataFrame, stem: str | os.PathLike[str], fmt: str = "parq
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        _csv(df, fh)
-
-
-def _csv(df: pd.DataFrame, fh: IO[str]) -> None:
+    """CSV with ISO-8601 timestamps including their offset (spreadsheet- and parser-friendly)."""
     out = df.copy()
     for col in out.columns:
         if isinstance(out[col].dtype, pd.DatetimeTZDtype):
             out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%S%z")
-    out.to_csv(fh, index=False)
+    out.to_csv(path, index=False, encoding="utf-8")
