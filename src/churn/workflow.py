@@ -155,30 +155,16 @@ def score_run(
     context = {
         "record": record,
         "evaluation": model.metadata.get("evaluation", {}),
-        "descriptions": dict(zip(model.catalogue()["name"], model.catalogue()["description"])),
+        "descriptions": {f.name: f.description for f in model.feature_infos()},
         "thresholds": [config.medium_threshold, config.high_threshold],
     }
     paths["context"] = write_text(out_dir / "run.json", json.dumps(context, default=str, indent=1))
-    html = render(
-        risk=risk,
-        record=record,
-        retention=retention,
-        outcomes=outcomes,
-        evaluation=context["evaluation"],  # type: ignore[arg-type]
-        descriptions=context["descriptions"],  # type: ignore[arg-type]
-        thresholds=(config.medium_threshold, config.high_threshold),
-    )
-    paths["report"] = write_report(out_dir / "report.html", html)
+    paths["report"] = _write_report(out_dir, context, risk, retention, outcomes)
     return ScoreOutputs(risk, record, paths, outcomes)
 
 
-def rerender_report(out_dir: Path, outcomes: pd.DataFrame | None = None) -> Path:
-    """Rebuild report.html from a scoring folder's files (e.g. after outcomes matured)."""
-    context = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
-    risk = pd.read_parquet(out_dir / "risk_list.parquet")
-    retention = pd.read_csv(out_dir / "retention.csv", parse_dates=["period_start", "period_end"]) if (out_dir / "retention.csv").exists() else None
-    if outcomes is None and (out_dir / "outcomes.csv").exists():
-        outcomes = pd.read_csv(out_dir / "outcomes.csv")
+def _write_report(out_dir: Path, context: dict, risk: pd.DataFrame, retention: pd.DataFrame | None, outcomes: pd.DataFrame | None) -> Path:
+    """Render report.html from a run's context (run.json) and its tables."""
     html = render(
         risk=risk,
         record=context["record"],
@@ -189,3 +175,13 @@ def rerender_report(out_dir: Path, outcomes: pd.DataFrame | None = None) -> Path
         thresholds=tuple(context["thresholds"]),  # type: ignore[arg-type]
     )
     return write_report(out_dir / "report.html", html)
+
+
+def rerender_report(out_dir: Path, outcomes: pd.DataFrame | None = None) -> Path:
+    """Rebuild report.html from a scoring folder's files (e.g. after outcomes matured)."""
+    context = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
+    risk = pd.read_parquet(out_dir / "risk_list.parquet")
+    retention = pd.read_csv(out_dir / "retention.csv", parse_dates=["period_start", "period_end"]) if (out_dir / "retention.csv").exists() else None
+    if outcomes is None and (out_dir / "outcomes.csv").exists():
+        outcomes = pd.read_csv(out_dir / "outcomes.csv")
+    return _write_report(out_dir, context, risk, retention, outcomes)
