@@ -426,10 +426,18 @@ def _effort(ev: _Events, spec: FeatureSpec, config: FeatureConfig, out: dict[str
             switched = np.zeros(n, bool)
         unresolved_last = is_last_of_case & has_case
         if spec.has("resolved"):
-            resolved = f["resolved"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-            unresolved_last &= ~resolved
+            unresolved_last &= ~f["resolved"].astype("boolean").fillna(False).to_numpy(dtype=bool)
         else:
-            unresolved_last &= False
+            unresolved_last = np.zeros(n, bool)
+
+    # Per-contact facts, once (is_async is all False when there is no channel column).
+    wait = f["wait_seconds"].to_numpy(dtype=float) if spec.has("wait_seconds") else None
+    if wait is not None:
+        limit = np.where(is_async, config.long_wait_seconds_async, config.long_wait_seconds)
+        long_wait = np.nan_to_num(wait, nan=0.0) > limit
+    if spec.has("transferred"):
+        transferred = f["transferred"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+
     for w, in_w in ((30, in30), (90, in90)):
         def cnt(m: np.ndarray, in_w: np.ndarray = in_w) -> np.ndarray:
             return np.bincount(code[m & in_w], minlength=ev.n_accounts).astype(float)
@@ -438,25 +446,18 @@ def _effort(ev: _Events, spec: FeatureSpec, config: FeatureConfig, out: dict[str
             out[f"cases_{w}d"] = cnt(first_of_case)
             out[f"unresolved_cases_{w}d"] = cnt(unresolved_last)
         out[f"repeat_contacts_{w}d"] = cnt(repeat)
-        if spec.has("wait_seconds"):
-            wait = f["wait_seconds"].to_numpy(dtype=float)
-            limit = np.full(n, config.long_wait_seconds)
-            if channel is not None:
-                limit = np.where(is_async, config.long_wait_seconds_async, limit)
-            out[f"long_waits_{w}d"] = cnt(np.nan_to_num(wait, nan=0.0) > limit)
+        if wait is not None:
+            out[f"long_waits_{w}d"] = cnt(long_wait)
         if spec.has("transferred"):
-            out[f"transfers_{w}d"] = cnt(f["transferred"].astype("boolean").fillna(False).to_numpy(dtype=bool))
+            out[f"transfers_{w}d"] = cnt(transferred)
         if spec.has("case_id") and spec.has("channel"):
             out[f"channel_switches_{w}d"] = cnt(switched)
 
     def reduce(values: np.ndarray, mask: np.ndarray, how: str) -> np.ndarray:
         return _group_reduce(code, ev.n_accounts, values, mask, how)
 
-    if spec.has("wait_seconds"):
-        wait = f["wait_seconds"].to_numpy(dtype=float)
-        live = in90 & ~np.isnan(wait)
-        if channel is not None:
-            live &= ~is_async
+    if wait is not None:
+        live = in90 & ~np.isnan(wait) & ~is_async
         out["wait_mean_90d"] = reduce(wait, live, "mean")
         out["wait_p90_90d"] = reduce(wait, live, "p90")
         out["wait_max_90d"] = reduce(wait, live, "max")
