@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import pandas as pd
 
@@ -131,6 +132,43 @@ def feature_schema(spec: FeatureSpec, config: FeatureConfig) -> "object":
     return T.StructType(fields)
 
 
+def _by_bucket(
+    spark: "SparkSession",
+    data_dir: str | Path,
+    *,
+    since: pd.Timestamp,
+    until: pd.Timestamp,
+    schema: "object",
+    compute: "Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]",
+    buckets: int,
+) -> "SparkDataFrame":
+    """Run ``compute(accounts, interactions)`` on each bucket of accounts with their events in
+    [since, until). Each bucket's rows are first validated with the data contract (unusable
+    rows are dropped, as in-process; ``churn validate`` writes them out with reasons)."""
+    from pyspark.sql import functions as F
+
+    accounts, interactions = read_tables(spark, data_dir)
+    if interactions is None:
+        interactions = spark.createDataFrame([], "account_id string, occurred_at timestamp, event_type string")
+    wanted = ["account_id", "occurred_at", "event_type", *[c for c in OPTIONAL_INTERACTION_COLUMNS if c in interactions.columns]]
+    events = interactions.select(*wanted).where(
+        (F.col("occurred_at") >= F.lit(since.to_pydatetime())) & (F.col("occurred_at") < F.lit(until.to_pydatetime()))
+    )
+
+    def run(acc: pd.DataFrame, ev: pd.DataFrame) -> pd.DataFrame:
+        if acc.empty:
+            return pd.DataFrame({f.name: pd.Series(dtype=object) for f in schema.fields})  # type: ignore[attr-defined]
+        data = validate(acc.drop(columns="_bucket"), ev.drop(columns="_bucket") if len(ev.columns) else None)
+        return _to_spark_frame(compute(data.accounts, data.interactions))
+
+    return (
+        _with_bucket(accounts, buckets)
+        .groupBy("_bucket")
+        .cogroup(_with_bucket(events, buckets).groupBy("_bucket"))
+        .applyInPandas(run, schema=schema)  # type: ignore[arg-type]
+    )
+
+
 def spark_features(
     spark: "SparkSession",
     data_dir: str | Path,
@@ -140,34 +178,15 @@ def spark_features(
     config: FeatureConfig = FeatureConfig(),
     buckets: int = 64,
 ) -> "SparkDataFrame":
-    """Features as of ``as_of`` for every active account, computed bucket by bucket on Spark.
-
-    Each bucket's rows are validated with the data contract (unusable rows are dropped, as
-    in-process; ``churn validate`` writes them out with reasons) and then featurised.
-    """
-    from pyspark.sql import functions as F
-
-    accounts, interactions = read_tables(spark, data_dir)
-    since = as_of - pd.Timedelta(days=config.lookback_days)
-    if interactions is None:
-        interactions = spark.createDataFrame([], "account_id string, occurred_at timestamp, event_type string")
-    wanted = ["account_id", "occurred_at", "event_type", *[c for c in OPTIONAL_INTERACTION_COLUMNS if c in interactions.columns]]
-    events = interactions.select(*wanted).where(
-        (F.col("occurred_at") >= F.lit(since.to_pydatetime())) & (F.col("occurred_at") < F.lit(as_of.to_pydatetime()))
-    )
-    schema = feature_schema(spec, config)
-
-    def featurise(acc: pd.DataFrame, ev: pd.DataFrame) -> pd.DataFrame:
-        if acc.empty:
-            return pd.DataFrame({f.name: pd.Series(dtype=object) for f in schema.fields})  # type: ignore[attr-defined]
-        data = validate(acc.drop(columns="_bucket"), ev.drop(columns="_bucket") if len(ev.columns) else None)
-        return _to_spark_frame(build_features(data.accounts, data.interactions, as_of=as_of, spec=spec, config=config))
-
-    return (
-        _with_bucket(accounts, buckets)
-        .groupBy("_bucket")
-        .cogroup(_with_bucket(events, buckets).groupBy("_bucket"))
-        .applyInPandas(featurise, schema=schema)  # type: ignore[arg-type]
+    """Features as of ``as_of`` for every active account, computed bucket by bucket on Spark."""
+    return _by_bucket(
+        spark,
+        data_dir,
+        since=as_of - pd.Timedelta(days=config.lookback_days),
+        until=as_of,
+        schema=feature_schema(spec, config),
+        compute=lambda accounts, events: build_features(accounts, events, as_of=as_of, spec=spec, config=config),
+        buckets=buckets,
     )
 
 
@@ -203,41 +222,28 @@ def spark_training_table(
     """Features + label at every cutoff, in one shuffle: each bucket of accounts gets all the
     events it needs (lookback of the first cutoff to the horizon of the last) and runs
     :func:`churn.labels.build_training_table` on them."""
-    from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     from churn.labels import LABEL, build_training_table
 
-    accounts, interactions = read_tables(spark, data_dir)
-    since = min(cutoffs) - pd.Timedelta(days=config.lookback_days)
     until = max(cutoffs) + definition.horizon + pd.Timedelta(seconds=1)
-    if interactions is None:
-        interactions = spark.createDataFrame([], "account_id string, occurred_at timestamp, event_type string")
-    wanted = ["account_id", "occurred_at", "event_type", *[c for c in OPTIONAL_INTERACTION_COLUMNS if c in interactions.columns]]
-    events = interactions.select(*wanted).where(
-        (F.col("occurred_at") >= F.lit(since.to_pydatetime())) & (F.col("occurred_at") < F.lit(until.to_pydatetime()))
-    )
-    schema = T.StructType([*feature_schema(spec, config).fields, T.StructField(LABEL, T.IntegerType())])  # type: ignore[attr-defined]
-    kind = definition.kind if definition.kind != "auto" else None
+    if definition.kind == "auto":
+        # decided on the whole data set, not per bucket (a bucket may hold no churned account)
+        accounts, _ = read_tables(spark, data_dir)
+        definition = replace(definition, kind=_resolve_kind(accounts))
 
-    def featurise(acc: pd.DataFrame, ev: pd.DataFrame) -> pd.DataFrame:
-        if acc.empty:
-            return pd.DataFrame({f.name: pd.Series(dtype=object) for f in schema.fields})
-        data = validate(acc.drop(columns="_bucket"), ev.drop(columns="_bucket"))
-        # "auto" must be decided on the whole data set, not per bucket: pass it resolved
-        table = build_training_table(
-            data.accounts, data.interactions, cutoffs=cutoffs, definition=resolved, config=config, spec=spec, data_end=until
-        )
-        return _to_spark_frame(table).astype({LABEL: "int32"})
+    def compute(accounts: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+        table = build_training_table(accounts, events, cutoffs=cutoffs, definition=definition, config=config, spec=spec, data_end=until)
+        return table.astype({LABEL: "int32"})
 
-    from dataclasses import replace
-
-    resolved = definition if kind else replace(definition, kind=_resolve_kind(accounts))
-    return (
-        _with_bucket(accounts, buckets)
-        .groupBy("_bucket")
-        .cogroup(_with_bucket(events, buckets).groupBy("_bucket"))
-        .applyInPandas(featurise, schema=schema)  # type: ignore[arg-type]
+    return _by_bucket(
+        spark,
+        data_dir,
+        since=min(cutoffs) - pd.Timedelta(days=config.lookback_days),
+        until=until,
+        schema=T.StructType([*feature_schema(spec, config).fields, T.StructField(LABEL, T.IntegerType())]),  # type: ignore[attr-defined]
+        compute=compute,
+        buckets=buckets,
     )
 
 
