@@ -40,6 +40,9 @@ def _interactions() -> pd.DataFrame:
     )
 
 
+NOW = pd.Timestamp("2026-01-01", tz="UTC")
+
+
 def _check_conservation(data) -> None:  # type: ignore[no-untyped-def]
     for rep in data.reports:
         assert rep.accepted + rep.rejected_total == rep.rows_read
@@ -86,7 +89,8 @@ def test_empty_or_absent_interactions_is_snapshot_data() -> None:
     ("table", "column", "value", "reason"),
     [
         ("interactions", "account_id", "nobody", "unknown account_id"),
-        ("interactions", "occurred_at", "not a date", "unparseable timestamp in occurred_at"),
+        ("interactions", "occurred_at", "not a date", "unparseable timestamp in occurred_at (not ISO 8601; give --date-format for another layout)"),
+        ("interactions", "occurred_at", "2099-01-01", "occurred_at is in the future (after 2026-01-01)"),
         ("interactions", "occurred_at", None, "missing occurred_at"),
         ("interactions", "wait_seconds", "abc", "wait_seconds is not a number"),
         ("interactions", "wait_seconds", "-5", "wait_seconds negative"),
@@ -95,7 +99,7 @@ def test_empty_or_absent_interactions_is_snapshot_data() -> None:
         ("interactions", "ces", "0", "ces out of range 1–7"),
         ("interactions", "csat", "6", "csat out of range 1–5"),
         ("interactions", "nps", "42", "nps out of range 0–10"),
-        ("accounts", "signup_at", "31/31/2024", "unparseable timestamp in signup_at"),
+        ("accounts", "signup_at", "31/31/2024", "unparseable timestamp in signup_at (not ISO 8601; give --date-format for another layout)"),
         ("accounts", "mrr", "lots", "mrr is not a number"),
         ("accounts", "churned_at", "2023-01-01", "churned_at before signup_at"),
     ],
@@ -104,7 +108,7 @@ def test_bad_rows_are_rejected_with_reason(table: str, column: str, value: str |
     accounts, interactions = _accounts(), _interactions()
     frame = accounts if table == "accounts" else interactions
     frame.loc[0, column] = value
-    data = validate(accounts, interactions)
+    data = validate(accounts, interactions, now=NOW)
     report = {r.table: r for r in data.reports}[table]
     assert report.rejected == {reason: 1}
     rejects = data.rejects[table]
@@ -174,3 +178,109 @@ def test_load_reads_only_requested_time_range(small_data_dir: Path) -> None:
     t = data.interactions["occurred_at"]
     assert t.min() >= since and t.max() < until
     assert set(data.interactions.columns) == {"account_id", "occurred_at", "event_type", "wait_seconds"}
+
+
+# --------------------------------------------------------------------------- keys and dates
+
+
+def test_ids_written_as_1_and_1_0_and_text_1_are_one_account(tmp_path: Path) -> None:
+    """A CRM export with integer ids, an event table from Parquet with float ids, and text."""
+    accounts = pd.DataFrame({"account_id": [1, 2, 3], "signup_at": ["2024-01-01"] * 3})
+    interactions = pd.DataFrame(
+        {"account_id": [1.0, 2.0, 3.0], "occurred_at": ["2024-02-01"] * 3, "event_type": ["login"] * 3}
+    )
+    folder = tmp_path / "d"
+    folder.mkdir()
+    accounts.to_csv(folder / "accounts.csv", index=False)
+    interactions.to_parquet(folder / "interactions.parquet")
+    data = load(folder)
+    assert [r.rejected_total for r in data.reports] == [0, 0]
+    assert data.accounts["account_id"].tolist() == ["1", "2", "3"]
+    assert sorted(data.interactions["account_id"].astype(str)) == ["1", "2", "3"]
+    text = validate(accounts.assign(account_id=["1", " 2 ", "3.0"]), interactions)
+    assert text.accounts["account_id"].tolist() == ["1", "2", "3"] and text.reports[1].rejected_total == 0
+
+
+def test_mixed_int_and_text_ids_pass_and_build_features() -> None:
+    from churn.features import build_features
+
+    accounts = pd.DataFrame({"account_id": [1, "b2", 3.0], "signup_at": ["2024-01-01"] * 3})
+    interactions = pd.DataFrame({"account_id": ["1", "b2", 3], "occurred_at": ["2024-02-01"] * 3, "event_type": ["login"] * 3})
+    data = validate(accounts, interactions)
+    assert [r.rejected_total for r in data.reports] == [0, 0]
+    features = build_features(data.accounts, data.interactions, as_of=pd.Timestamp("2024-03-01", tz="UTC"))
+    assert features["account_id"].tolist() == ["1", "3", "b2"] and (features["n_login_30d"] == 1).all()
+
+
+def test_ids_that_collide_after_normalisation_are_rejected_with_reason() -> None:
+    accounts = pd.DataFrame({"account_id": ["1", "1.0", "007", "7"], "signup_at": ["2024-01-01"] * 4})
+    data = validate(accounts, None)
+    assert data.accounts["account_id"].tolist() == ["1", "007", "7"]  # leading zeros are part of an id
+    assert data.rejects["accounts"]["reject_reason"].tolist() == ["duplicate account_id after normalisation (e.g. 1 and 1.0 are one id)"]
+    assert data.rejects["accounts"]["account_id"].tolist() == ["1.0"]  # the row as it was written
+    _check_conservation(data)
+
+
+def test_day_month_order_is_never_guessed() -> None:
+    accounts = _accounts()
+    accounts["signup_at"] = ["13/04/2024", "03/04/2024", "2024-04-05"]
+    data = validate(accounts, _interactions())
+    rejects = data.rejects["accounts"]
+    assert rejects["signup_at"].tolist() == ["13/04/2024", "03/04/2024"]
+    assert set(rejects["reject_reason"]) == {"unparseable timestamp in signup_at (not ISO 8601; give --date-format for another layout)"}
+    assert any("--date-format" in note for note in data.reports[0].notes)
+    explicit = validate(accounts.iloc[:2].assign(churned_at=None), _interactions().iloc[:0], date_format="%d/%m/%Y")
+    assert explicit.accounts["signup_at"].dt.strftime("%Y-%m-%d").tolist() == ["2024-04-13", "2024-04-03"]
+    wrong = validate(accounts.assign(churned_at=None), _interactions().iloc[:0], date_format="%d/%m/%Y")
+    assert wrong.rejects["accounts"]["reject_reason"].tolist() == ["unparseable timestamp in signup_at (does not match date format %d/%m/%Y)"]
+
+
+def test_cli_date_format_option(tmp_path: Path) -> None:
+    accounts = _accounts()
+    accounts["signup_at"] = ["13/04/2024", "03/04/2024", "05/04/2024"]
+    accounts["churned_at"] = [None, "01/05/2024", None]
+    interactions = _interactions()
+    interactions["occurred_at"] = ["14/04/2024", "15/04/2024", "16/04/2024", "17/04/2024"]
+    folder = write_csv_folder(tmp_path / "d", accounts, interactions)
+    plain = CliRunner().invoke(app, ["validate", "--data", str(folder)])
+    assert plain.exit_code == 1 and "no usable accounts" in plain.output and "--date-format" in plain.output
+    given = CliRunner().invoke(app, ["validate", "--data", str(folder), "--date-format", "%d/%m/%Y"])
+    assert given.exit_code == 0, given.output
+    assert "All rows accepted" in given.output
+
+
+def test_future_rows_do_not_move_the_end_of_data(tmp_path: Path) -> None:
+    from churn.contract import interactions_end
+
+    interactions = _interactions()
+    interactions.loc[3, "occurred_at"] = "2099-12-31"
+    folder = write_csv_folder(tmp_path / "d", _accounts(), interactions)
+    assert interactions_end(folder, now=NOW) == pd.Timestamp("2024-01-06", tz="UTC")
+    interactions = _interactions()
+    pq_folder = tmp_path / "p"
+    pq_folder.mkdir()
+    validate(_accounts(), interactions).accounts.to_parquet(pq_folder / "accounts.parquet")
+    validate(_accounts(), interactions).interactions.to_parquet(pq_folder / "interactions.parquet")
+    assert interactions_end(pq_folder, now=NOW) == pd.Timestamp("2024-02-02", tz="UTC")
+
+
+def test_attribute_history_is_validated() -> None:
+    history = pd.DataFrame(
+        {
+            "account_id": ["a1", "a1", "a1", "ghost", "a2"],
+            "valid_from": ["2024-01-01", "2024-02-01", "2024-02-01", "2024-01-01", "yesterday"],
+            "mrr": ["10", "12", "13", "5", "20"],
+        }
+    )
+    data = validate(_accounts(), _interactions(), history)
+    report = data.reports[2]
+    assert report.table == "attribute_history" and report.accepted == 2
+    assert sorted(data.rejects["attribute_history"]["reject_reason"]) == [
+        "duplicate account_id and valid_from",
+        "unknown account_id",
+        "unparseable timestamp in valid_from (not ISO 8601; give --date-format for another layout)",
+    ]
+    assert data.attribute_history["mrr"].tolist() == [10.0, 12.0]
+    _check_conservation(data)
+    with pytest.raises(DataContractError, match="no attribute columns"):
+        validate(_accounts(), _interactions(), history[["account_id", "valid_from"]])

@@ -6,7 +6,9 @@ touches the disk, so importing the package has no side effects.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Literal
 
 import pandas as pd
@@ -63,6 +65,13 @@ class ChurnDefinition:
             return self.kind
         has_churn = "churned_at" in accounts.columns and accounts["churned_at"].notna().any()
         return "subscription" if has_churn else "inactivity"
+
+    def resolved(self, accounts: pd.DataFrame) -> "ChurnDefinition":
+        """The same definition with ``kind`` decided on the whole accounts table.
+
+        Resolve once on all accounts before computing on partitions: a partition with no
+        churned account would otherwise decide "inactivity" on its own."""
+        return self if self.kind != "auto" else replace(self, kind=self.resolve_kind(accounts))
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -148,3 +157,99 @@ class Settings:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
+
+
+# --------------------------------------------------------------------------- the data's own settings
+
+#: Where project settings are looked for, weakest first; later sources override earlier ones.
+SETTINGS_FILE = "churn.toml"
+
+
+class SettingsError(ValueError):
+    """A settings file or option that cannot be used; the message names the file and key."""
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """What a data export says about itself: how to read it, and which account attributes are
+    honest at which cutoffs.
+
+    The accounts table is an export: its attribute values (plan, mrr, status, ...) are the
+    values *at the export date*. Using them at an earlier cutoff leaks the future (a
+    ``status`` of "cancelled" is the classic case). So an attribute is used at a cutoff only
+    when its value at that cutoff is known:
+
+    * it has an ``attribute_history`` table (one row per change; the value valid at the cutoff
+      is used), or
+    * it is declared in ``static_attributes`` (it never changes after signup: signup channel,
+      country), or
+    * the cutoff is at or after ``attributes_as_of`` (the export date; default: the end of the
+      data) — a snapshot scored on the day it was exported.
+    """
+
+    #: strftime layout of non-ISO timestamps (e.g. ``%d/%m/%Y``); ISO 8601 when None.
+    date_format: str | None = None
+    static_attributes: tuple[str, ...] = ()
+    #: When the accounts table's attribute values were taken; default: the end of the data.
+    attributes_as_of: pd.Timestamp | None = None
+    #: End of the observed history; default: the latest interaction.
+    data_end: pd.Timestamp | None = None
+
+    def with_overrides(self, **options: object) -> "DataSettings":
+        """A copy with every option that is not None replacing the file's value."""
+        given = {k: v for k, v in options.items() if v is not None}
+        return replace(self, **_coerce(given, "command-line option")) if given else self
+
+
+def _coerce(raw: dict[str, object], source: str) -> dict[str, object]:
+    known = {f.name for f in fields(DataSettings)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise SettingsError(f"{source}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    out: dict[str, object] = {}
+    for key, value in raw.items():
+        if key in ("attributes_as_of", "data_end"):
+            try:
+                out[key] = to_utc(str(value))
+            except (ValueError, TypeError):
+                raise SettingsError(f"{source}: {key} = {value!r} is not a date (use YYYY-MM-DD)") from None
+        elif key == "static_attributes":
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
+                raise SettingsError(f"{source}: static_attributes must be a list of column names")
+            out[key] = tuple(v.strip() for v in items if v.strip())
+        elif key == "date_format":
+            if not isinstance(value, str) or "%" not in value:
+                raise SettingsError(f"{source}: date_format = {value!r} is not a strftime layout such as '%d/%m/%Y'")
+            out[key] = value
+    return out
+
+
+def _read_toml(path: Path, table: tuple[str, ...] = ()) -> dict[str, object]:
+    try:
+        raw: dict[str, object] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"{path}: cannot read settings ({exc})") from None
+    for key in table:
+        raw = raw.get(key, {})  # type: ignore[assignment]
+    return raw
+
+
+def load_settings(data_dir: str | Path | None = None, config_file: str | Path | None = None, cwd: str | Path | None = None) -> DataSettings:
+    """Project settings, weakest first: ``[tool.churn]`` in ./pyproject.toml, ./churn.toml,
+    the data folder's own churn.toml (an export describing itself), then ``config_file``."""
+    cwd = Path(cwd) if cwd is not None else Path.cwd()
+    sources: list[tuple[Path, tuple[str, ...]]] = [(cwd / "pyproject.toml", ("tool", "churn")), (cwd / SETTINGS_FILE, ())]
+    if data_dir is not None:
+        sources.append((Path(data_dir) / SETTINGS_FILE, ()))
+    if config_file is not None:
+        if not Path(config_file).is_file():
+            raise SettingsError(f"{config_file}: no such settings file")
+        sources.append((Path(config_file), ()))
+    settings = DataSettings()
+    seen: set[Path] = set()
+    for path, table in sources:
+        if path.is_file() and path.resolve() not in seen:
+            seen.add(path.resolve())
+            settings = replace(settings, **_coerce(_read_toml(path, table), str(path)))
+    return settings

@@ -1,12 +1,15 @@
-"""The input data contract (DESIGN.md "Input contract") as code.
+"""The input data contract as code.
 
-A data folder holds ``accounts`` and ``interactions`` as Parquet or CSV. Loading it:
+A data folder holds ``accounts`` and ``interactions`` (and optionally ``attribute_history``)
+as Parquet or CSV. Loading it:
 
 1. finds and reads the files (only the columns asked for, only the time range asked for);
 2. refuses data that cannot be used at all with a :class:`DataContractError` whose message
    names the file and column (missing required column, no accounts, unreadable file);
-3. parses timestamps to UTC, numbers and flags, then checks every row against pandera
-   schemas; rows that fail go to a *rejects* table with a ``reject_reason``;
+3. normalises account ids to one text form (:func:`normalise_ids`), parses timestamps to UTC
+   (ISO 8601, or an explicit ``date_format`` — a day/month order is never guessed), numbers and
+   flags, then checks every row against pandera schemas; rows that fail go to a *rejects*
+   table with a ``reject_reason``;
 4. reports per table: rows read, accepted, rejected by reason with examples.
 
 ``accepted + rejected == read`` always holds: nothing is dropped silently.
@@ -27,20 +30,27 @@ import pyarrow.parquet as pq
 from churn.config import SURVEY_RANGES
 from churn.io import write_table
 
-TABLES = ("accounts", "interactions")
+TABLES = ("accounts", "interactions", "attribute_history")
 REQUIRED = {
     "accounts": ("account_id", "signup_at"),
     "interactions": ("account_id", "occurred_at", "event_type"),
+    "attribute_history": ("account_id", "valid_from"),
 }
-TIMESTAMPS = {"accounts": ("signup_at", "churned_at"), "interactions": ("occurred_at",)}
-NUMBERS = {"accounts": ("mrr",), "interactions": ("wait_seconds", "handle_seconds", "ces", "csat", "nps", "amount")}
-FLAGS = {"accounts": (), "interactions": ("resolved", "transferred")}
-TEXT = {"accounts": ("account_id",), "interactions": ("account_id", "event_type", "channel", "case_id")}
+TIMESTAMPS = {"accounts": ("signup_at", "churned_at"), "interactions": ("occurred_at",), "attribute_history": ("valid_from",)}
+NUMBERS = {
+    "accounts": ("mrr",),
+    "interactions": ("wait_seconds", "handle_seconds", "ces", "csat", "nps", "amount"),
+    "attribute_history": ("mrr",),
+}
+FLAGS = {"accounts": (), "interactions": ("resolved", "transferred"), "attribute_history": ()}
+TEXT = {"accounts": (), "interactions": ("event_type", "channel", "case_id"), "attribute_history": ()}
 OPTIONAL_INTERACTION_COLUMNS = ("channel", "case_id", "wait_seconds", "handle_seconds", "resolved", "transferred", "ces", "csat", "nps", "amount")
+#: A timestamp this far past the wall clock is a typo or a test row, not the future.
+FUTURE_SLACK = pd.Timedelta(days=1)
 
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0"}
-
+_INTEGRAL_TEXT = r"^([+-]?\d+)\.0*$"
 
 class DataContractError(Exception):
     """The data cannot be used at all. The message is meant for the user, as is."""
@@ -79,7 +89,15 @@ INTERACTIONS_SCHEMA = pa.DataFrameSchema(
     },
     strict=False,
 )
-SCHEMAS = {"accounts": ACCOUNTS_SCHEMA, "interactions": INTERACTIONS_SCHEMA}
+HISTORY_SCHEMA = pa.DataFrameSchema(
+    {
+        "account_id": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
+        "valid_from": pa.Column("datetime64[ns, UTC]", nullable=False),
+        "mrr": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
+    },
+    strict=False,
+)
+SCHEMAS = {"accounts": ACCOUNTS_SCHEMA, "interactions": INTERACTIONS_SCHEMA, "attribute_history": HISTORY_SCHEMA}
 
 
 @dataclass
@@ -101,12 +119,16 @@ class TableReport:
 
 @dataclass
 class ContractData:
-    """Validated tables plus what was rejected and why."""
+    """Validated tables plus what was rejected and why.
+
+    ``attribute_history`` (None when the folder has none) holds one row per change of an
+    account attribute: ``account_id``, ``valid_from`` and the attribute columns."""
 
     accounts: pd.DataFrame
     interactions: pd.DataFrame
     rejects: dict[str, pd.DataFrame]
     reports: list[TableReport]
+    attribute_history: pd.DataFrame | None = None
 
     def write_rejects(self, rejects_dir: str | Path) -> list[Path]:
         """Write each non-empty rejects table to ``rejects_dir/<table>_rejects.csv``."""
@@ -209,19 +231,58 @@ class _Rejections:
         return parts
 
 
-def parse_timestamps(values: pd.Series) -> pd.Series:
-    """To ``datetime64[ns, UTC]``: offsets converted, naive values taken as UTC; bad → NaT."""
+def parse_timestamps(values: pd.Series, date_format: str | None = None) -> pd.Series:
+    """To ``datetime64[ns, UTC]``: offsets converted, naive values taken as UTC; bad → NaT.
+
+    Text is read as ISO 8601 (``2024-04-13``, ``2024-04-13T10:00:00+02:00``) unless an explicit
+    strftime ``date_format`` is given. Nothing else is guessed: ``03/04/2024`` is 3 April in
+    one country and 4 March in another, so without a format it is a reject, not a coin toss.
+    """
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         out = values.dt.tz_convert("UTC")
     elif pd.api.types.is_datetime64_dtype(values.dtype):
         out = values.dt.tz_localize("UTC")
     else:
-        text = values.astype("str").where(values.notna())
-        out = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-        retry = out.isna() & text.notna()
-        if retry.any():
-            out[retry] = pd.to_datetime(text[retry], utc=True, errors="coerce", format="mixed")
+        text = values.astype("str").where(values.notna()).str.strip()
+        out = pd.to_datetime(text, utc=True, errors="coerce", format=date_format or "ISO8601")
     return out.astype("datetime64[ns, UTC]")
+
+
+def _timestamp_reason(column: str, date_format: str | None) -> str:
+    if date_format:
+        return f"unparseable timestamp in {column} (does not match date format {date_format})"
+    return f"unparseable timestamp in {column} (not ISO 8601; give --date-format for another layout)"
+
+
+def normalise_ids(values: pd.Series) -> pd.Series:
+    """Account ids in one text form, so that ``1``, ``1.0`` and ``"1"`` are one account.
+
+    The rule: surrounding white space is dropped; a number, or text that is a whole number
+    written with a decimal point (``"1.0"``, ``"42."``), becomes its digits (``"1"``, ``"42"``);
+    everything else is kept as written — ``"007"`` stays ``"007"`` (a CRM's leading zeros are part
+    of the id) and ``"1.5"`` stays ``"1.5"``. Missing stays missing. Categoricals are normalised
+    once per category, which keeps 10M-row event tables cheap.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cats = normalise_ids(pd.Series(values.cat.categories, dtype=values.cat.categories.dtype))
+        uniques, mapping = np.unique(cats.fillna("").to_numpy(dtype=object).astype(str), return_inverse=True)
+        codes = values.cat.codes.to_numpy()
+        new_codes = np.where(codes >= 0, np.append(mapping, -1)[codes], -1)
+        return pd.Series(pd.Categorical.from_codes(new_codes, categories=pd.Index(uniques, dtype="str")), index=values.index)
+    if pd.api.types.is_float_dtype(values.dtype):
+        v = values.to_numpy(dtype=float)
+        whole = np.isfinite(v) & (np.floor(v) == v) & (np.abs(v) < 2**53)
+        text = values.astype("str").where(values.notna())
+        if whole.any():
+            text[whole] = pd.Series(v[whole].astype(np.int64), index=values.index[whole]).astype("str")
+        return text.astype("str").where(values.notna())
+    if pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        return values.astype("str").where(values.notna())
+    text = values.astype("str").where(values.notna()).str.strip()
+    has_point = text.str.contains(".", regex=False).fillna(False)
+    if has_point.any():
+        text[has_point] = text[has_point].str.replace(_INTEGRAL_TEXT, r"\1", regex=True).str.lstrip("+")
+    return text
 
 
 def _parse_flags(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -255,7 +316,9 @@ def _examples(raw: pd.DataFrame, mask: np.ndarray, column: str | None, k: int = 
     return [f"row {r + 2}" for r in rows]
 
 
-def _check_table(name: str, raw: pd.DataFrame, file: str) -> tuple[pd.DataFrame, _Rejections, dict[str, str], TableReport]:
+def _check_table(
+    name: str, raw: pd.DataFrame, file: str, *, date_format: str | None = None, now: pd.Timestamp | None = None
+) -> tuple[pd.DataFrame, _Rejections, dict[str, str], TableReport]:
     """Parse and schema-check one table. Returns the parsed frame and row reasons."""
     missing = [c for c in REQUIRED[name] if c not in raw.columns]
     if missing:
@@ -268,14 +331,27 @@ def _check_table(name: str, raw: pd.DataFrame, file: str) -> tuple[pd.DataFrame,
     rej = _Rejections(len(df))
     reason_column: dict[str, str] = {}
 
+    df["account_id"] = normalise_ids(df["account_id"])
     # Columns that already have the right type (typical of Parquet) cannot fail parsing: skip them.
     for col in TIMESTAMPS[name]:
         if col in df.columns and str(df[col].dtype) != "datetime64[ns, UTC]":
-            parsed = parse_timestamps(df[col])
-            reason = f"unparseable timestamp in {col}"
-            rej.add(parsed.isna() & df[col].notna(), reason)
+            parsed = parse_timestamps(df[col], date_format)
+            reason = _timestamp_reason(col, date_format)
+            bad = (parsed.isna() & df[col].notna()).to_numpy()
+            rej.add(bad, reason)
             reason_column[reason] = col
+            if bad.any():
+                report.notes.append(
+                    f"{col}: {int(bad.sum()):,} value(s) are not "
+                    + (f"in the layout {date_format}" if date_format else "ISO 8601 (e.g. 2024-04-13); if the file uses another layout, give --date-format such as %d/%m/%Y — a day/month order is never guessed")
+                )
             df[col] = parsed
+    # A timestamp past the wall clock is a typo or a test row; it must not become the "end of data".
+    future_col = {"accounts": "signup_at", "interactions": "occurred_at", "attribute_history": "valid_from"}[name]
+    if now is not None and future_col in df.columns:
+        reason = f"{future_col} is in the future (after {now:%Y-%m-%d})"
+        rej.add((df[future_col] > now + FUTURE_SLACK).fillna(False).to_numpy(), reason)
+        reason_column[reason] = future_col
     for col in NUMBERS[name]:
         if col in df.columns and df[col].dtype != np.float64:
             parsed = pd.to_numeric(df[col], errors="coerce").astype(float)
@@ -311,6 +387,17 @@ def _check_table(name: str, raw: pd.DataFrame, file: str) -> tuple[pd.DataFrame,
     return df, rej, reason_column, report
 
 
+def _duplicate_ids(ids: pd.Series, raw_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Rows repeating an earlier account_id: (exact repeats, ids equal only after normalisation)."""
+    dup = ids.notna().to_numpy() & ids.duplicated(keep="first").to_numpy()
+    if not dup.any():
+        return dup, np.zeros(len(ids), dtype=bool)
+    raw_text = raw_ids.astype("str").str.strip()
+    first_raw = raw_text.groupby(ids.to_numpy(), sort=False).transform("first")
+    collides = dup & (raw_text != first_raw).to_numpy()
+    return dup & ~collides, collides
+
+
 def _finish(raw: pd.DataFrame, df: pd.DataFrame, rej: _Rejections, reason_column: dict[str, str], report: TableReport) -> tuple[pd.DataFrame, pd.DataFrame]:
     bad = rej.any()
     for reason, mask in rej.reasons.items():
@@ -344,27 +431,43 @@ def _duplicated_rows(df: pd.DataFrame) -> np.ndarray:
 def validate(
     accounts_raw: pd.DataFrame,
     interactions_raw: pd.DataFrame | None,
+    history_raw: pd.DataFrame | None = None,
     *,
     accounts_file: str = "accounts",
     interactions_file: str = "interactions",
+    history_file: str = "attribute_history",
+    date_format: str | None = None,
+    now: pd.Timestamp | None = None,
 ) -> ContractData:
-    """Check both tables against the contract; raise only when the data is unusable."""
-    df, rej, why, report_a = _check_table("accounts", accounts_raw, accounts_file)
+    """Check the tables against the contract; raise only when the data is unusable.
+
+    ``now`` (default: the wall clock) is the moment after which a timestamp cannot be real."""
+    now = pd.Timestamp.now(tz="UTC") if now is None else now
+    df, rej, why, report_a = _check_table("accounts", accounts_raw, accounts_file, date_format=date_format, now=now)
     if len(accounts_raw) == 0:
         raise DataContractError(f"{accounts_file}: the accounts table has no rows; nothing can be scored")
-    dup = df["account_id"].notna().to_numpy() & df["account_id"].duplicated(keep="first").to_numpy()
-    rej.add(dup, "duplicate account_id")
+    exact, collides = _duplicate_ids(df["account_id"], accounts_raw["account_id"])
+    rej.add(exact, "duplicate account_id")
     why["duplicate account_id"] = "account_id"
+    collision = "duplicate account_id after normalisation (e.g. 1 and 1.0 are one id)"
+    rej.add(collides, collision)
+    why[collision] = "account_id"
     if "churned_at" in df.columns:
         rej.add((df["churned_at"] < df["signup_at"]).fillna(False).to_numpy(), "churned_at before signup_at")
         why["churned_at before signup_at"] = "churned_at"
+        later = int((df["churned_at"] > now).sum())
+        if later:
+            report_a.notes.append(f"{later:,} account(s) have churned_at after today (scheduled cancellations?): they count as customers until then")
     accounts, rejects_a = _finish(accounts_raw, df, rej, why, report_a)
     if len(accounts) == 0:
         top = ", ".join(f"{r} ({n})" for r, n in report_a.rejected.items())
         raise DataContractError(f"{accounts_file}: no usable accounts — all {len(accounts_raw)} rows rejected: {top}")
+    accounts["account_id"] = accounts["account_id"].astype("str")
+    rejects = {"accounts": rejects_a}
+    reports = [report_a]
 
     if interactions_raw is None:
-        report_i = TableReport("interactions", interactions_file, 0, notes=["no interactions file: attribute-only snapshot data"])
+        reports.append(TableReport("interactions", interactions_file, 0, notes=["no interactions file: attribute-only snapshot data"]))
         interactions = pd.DataFrame(
             {
                 "account_id": pd.Series(dtype="str"),
@@ -372,20 +475,37 @@ def validate(
                 "event_type": pd.Series(dtype="str"),
             }
         )
-        return ContractData(accounts, interactions, {"accounts": rejects_a}, [report_a, report_i])
+    else:
+        df, rej, why, report_i = _check_table("interactions", interactions_raw, interactions_file, date_format=date_format, now=now)
+        known = df["account_id"].isin(accounts["account_id"]).to_numpy()
+        rej.add(df["account_id"].notna().to_numpy() & ~known, "unknown account_id")
+        why["unknown account_id"] = "account_id"
+        rej.add(_duplicated_rows(df), "duplicate row")
+        if len(interactions_raw) == 0:
+            report_i.notes.append("no interaction rows: attribute-only snapshot data")
+        missing_optional = [c for c in OPTIONAL_INTERACTION_COLUMNS if c not in df.columns]
+        if missing_optional and len(interactions_raw):
+            report_i.notes.append("optional columns absent (features needing them are skipped): " + ", ".join(missing_optional))
+        interactions, rejects["interactions"] = _finish(interactions_raw, df, rej, why, report_i)
+        reports.append(report_i)
 
-    df, rej, why, report_i = _check_table("interactions", interactions_raw, interactions_file)
-    known = df["account_id"].isin(accounts["account_id"]).to_numpy()
-    rej.add(df["account_id"].notna().to_numpy() & ~known, "unknown account_id")
-    why["unknown account_id"] = "account_id"
-    rej.add(_duplicated_rows(df), "duplicate row")
-    if len(interactions_raw) == 0:
-        report_i.notes.append("no interaction rows: attribute-only snapshot data")
-    missing_optional = [c for c in OPTIONAL_INTERACTION_COLUMNS if c not in df.columns]
-    if missing_optional and len(interactions_raw):
-        report_i.notes.append("optional columns absent (features needing them are skipped): " + ", ".join(missing_optional))
-    interactions, rejects_i = _finish(interactions_raw, df, rej, why, report_i)
-    return ContractData(accounts, interactions, {"accounts": rejects_a, "interactions": rejects_i}, [report_a, report_i])
+    history = None
+    if history_raw is not None:
+        df, rej, why, report_h = _check_table("attribute_history", history_raw, history_file, date_format=date_format, now=now)
+        known = df["account_id"].isin(accounts["account_id"]).to_numpy()
+        rej.add(df["account_id"].notna().to_numpy() & ~known, "unknown account_id")
+        why["unknown account_id"] = "account_id"
+        key = df[["account_id", "valid_from"]]
+        rej.add(key.notna().all(axis=1).to_numpy() & key.duplicated(keep="first").to_numpy(), "duplicate account_id and valid_from")
+        why["duplicate account_id and valid_from"] = "valid_from"
+        attributes = [c for c in df.columns if c not in REQUIRED["attribute_history"]]
+        if not attributes:
+            raise DataContractError(f"{history_file}: no attribute columns besides account_id and valid_from")
+        history, rejects["attribute_history"] = _finish(history_raw, df, rej, why, report_h)
+        history["account_id"] = history["account_id"].astype("str")
+        history = history.sort_values(["account_id", "valid_from"], kind="stable").reset_index(drop=True)
+        reports.append(report_h)
+    return ContractData(accounts, interactions, rejects, reports, history)
 
 
 def load(
@@ -394,11 +514,13 @@ def load(
     interaction_columns: Sequence[str] | None = None,
     since: pd.Timestamp | None = None,
     until: pd.Timestamp | None = None,
+    date_format: str | None = None,
+    now: pd.Timestamp | None = None,
 ) -> ContractData:
     """Read and validate a data folder.
 
     ``interaction_columns`` / ``since`` / ``until`` limit what is read of the (large)
-    interactions table; accounts are always read whole (one row per account).
+    interactions table; accounts and attribute history are always read whole.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -407,6 +529,7 @@ def load(
     if accounts_path is None:
         raise DataContractError(f"{folder}: no accounts table (expected accounts.parquet or accounts.csv)")
     interactions_path = find_table(folder, "interactions")
+    history_path = find_table(folder, "attribute_history")
     accounts_raw = read_table(accounts_path)
     interactions_raw = None
     if interactions_path is not None:
@@ -418,8 +541,12 @@ def load(
     data = validate(
         accounts_raw,
         interactions_raw,
+        read_table(history_path) if history_path is not None else None,
         accounts_file=str(accounts_path),
         interactions_file=str(interactions_path or folder / "interactions"),
+        history_file=str(history_path or folder / "attribute_history"),
+        date_format=date_format,
+        now=now,
     )
     if (since is not None or until is not None) and len(data.interactions):
         t = data.interactions["occurred_at"]
@@ -430,3 +557,45 @@ def load(
             keep &= (t < until).to_numpy()
         data.interactions = data.interactions.loc[keep].reset_index(drop=True)
     return data
+
+
+def interactions_end(folder: str | Path, *, now: pd.Timestamp | None = None, date_format: str | None = None) -> pd.Timestamp | None:
+    """The latest plausible interaction timestamp in a data folder (None without interactions).
+
+    Reads one column only (Parquet row-group statistics when they suffice). Timestamps past
+    the wall clock are ignored: one future-dated row must not make immature cutoffs look
+    complete."""
+    path = find_table(folder, "interactions")
+    if path is None:
+        return None
+    now = pd.Timestamp.now(tz="UTC") if now is None else now
+    limit = now + FUTURE_SLACK
+    stats_max = _parquet_max(path, "occurred_at") if _is_parquet(path) else None
+    if stats_max is not None and stats_max <= limit:
+        return stats_max
+    column = read_table(path, ["occurred_at"])["occurred_at"]
+    t = parse_timestamps(column, date_format)
+    t = t[t <= limit]
+    return None if t.empty else t.max()
+
+
+def _parquet_max(path: Path, column: str) -> pd.Timestamp | None:
+    """Maximum of a timestamp column from Parquet statistics, or None if any is missing."""
+    try:
+        files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+        best = None
+        for file in files:
+            meta = pq.ParquetFile(file).metadata
+            idx = meta.schema.to_arrow_schema().get_field_index(column)
+            if idx < 0:
+                return None
+            for g in range(meta.num_row_groups):
+                stats = meta.row_group(g).column(idx).statistics
+                if stats is None or not stats.has_min_max:
+                    return None
+                value = pd.Timestamp(stats.max)
+                value = value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
+                best = value if best is None or value > best else best
+        return best
+    except Exception:  # noqa: BLE001 - statistics are an optimisation; fall back to reading
+        return None
