@@ -150,19 +150,25 @@ def test_attribute_only_snapshot_has_features(tiny) -> None:  # type: ignore[no-
 
 
 def test_purchase_only_transactional_data() -> None:
+    from churn.config import ChurnDefinition
+
     accounts = pd.DataFrame({"account_id": ["x", "y"], "signup_at": [ts("2023-01-01")] * 2})
     interactions = pd.DataFrame(
         {
             "account_id": ["x", "x", "y"],
-            "occurred_at": [ts("2023-11-01"), ts("2024-03-01"), ts("2023-06-01")],
+            "occurred_at": [ts("2023-11-01"), ts("2024-03-15"), ts("2023-06-01")],
             "event_type": ["purchase"] * 3,
             "amount": [20.0, 35.0, 10.0],
         }
     )
-    f = build_features(accounts, interactions, as_of=AS_OF).set_index("account_id")
+    year = ChurnDefinition(horizon_days=365)
+    f = build_features(accounts, interactions, as_of=AS_OF, definition=year).set_index("account_id")
     assert f.loc["x", "n_purchase_90d"] == 1 and f.loc["x", "amount_365d"] == 55.0
     assert f.loc["y", "days_since_last_purchase"] == (AS_OF - ts("2023-06-01")).days
     assert not any(c.startswith(("cases_", "nps", "wait_")) for c in f.columns)
+    # with a 30-day horizon, y (no purchase for ten months) has lapsed: not a customer, no features
+    month = build_features(accounts, interactions, as_of=AS_OF, definition=ChurnDefinition(horizon_days=30))
+    assert month["account_id"].tolist() == ["x"]
 
 
 def test_long_wait_threshold_is_configurable(tiny) -> None:  # type: ignore[no-untyped-def]

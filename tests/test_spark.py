@@ -41,14 +41,14 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def local(folder: Path):  # type: ignore[no-untyped-def]
     data = load(folder)
-    return data, FeatureSpec.from_data(data.accounts, data.interactions)
+    return data, FeatureSpec.from_data(data.accounts, data.interactions, history=data.attribute_history)
 
 
 def test_spec_from_spark_summaries_matches(spark, folder, local) -> None:  # type: ignore[no-untyped-def]
     from churn.spark import spark_spec
 
-    spec, accounts = spark_spec(spark, folder)
-    assert spec == local[1]
+    spec, accounts, _ = spark_spec(spark, folder)
+    assert spec == local[1] and "mrr" in spec.history_attributes
     assert len(accounts) == len(local[0].accounts)
 
 
@@ -56,7 +56,7 @@ def test_spark_features_equal_in_process(spark, folder, local) -> None:  # type:
     from churn.spark import spark_features, to_pandas_features
 
     data, spec = local
-    expected = build_features(data.accounts, data.interactions, as_of=AS_OF, spec=spec)
+    expected = build_features(data.accounts, data.interactions, as_of=AS_OF, spec=spec, history=data.attribute_history)
     got = to_pandas_features(spark_features(spark, folder, as_of=AS_OF, spec=spec, buckets=7), spec)
     pd.testing.assert_frame_equal(expected, got, check_exact=False, rtol=1e-9)
 
@@ -67,7 +67,8 @@ def test_spark_training_table_equals_in_process(spark, folder, local) -> None:  
     data, spec = local
     cutoffs = parse_cutoffs("2023-12-01:2024-02-01:1M")
     key = ["as_of", "account_id"]
-    expected = build_training_table(data.accounts, data.interactions, cutoffs=cutoffs, spec=spec).sort_values(key).reset_index(drop=True)
+    expected = build_training_table(data.accounts, data.interactions, cutoffs=cutoffs, spec=spec, history=data.attribute_history)
+    expected = expected.sort_values(key).reset_index(drop=True)
     got = to_pandas_features(spark_training_table(spark, folder, cutoffs=cutoffs, spec=spec, definition=ChurnDefinition(), buckets=5), spec)
     got = got.sort_values(key).reset_index(drop=True)
     got["churned"] = got["churned"].astype("int8")
@@ -99,7 +100,7 @@ def test_cli_features_and_dataset_on_spark(spark, folder, local, tmp_path) -> No
     args = ["--engine", "spark", "--spark-master", "local[2]"]
     feats = runner.invoke(app, ["features", "--data", str(folder), "--as-of", "2024-03-01", "--out", str(tmp_path / "f"), *args])
     assert feats.exit_code == 0, feats.output
-    assert len(pd.read_parquet(tmp_path / "f")) == len(build_features(local[0].accounts, local[0].interactions, as_of=AS_OF, spec=local[1]))
+    assert len(pd.read_parquet(tmp_path / "f")) == len(build_features(local[0].accounts, local[0].interactions, as_of=AS_OF, spec=local[1], definition=ChurnDefinition()))
     table = runner.invoke(app, ["dataset", "--data", str(folder), "--cutoffs", "2024-01-01,2024-02-01", "--out", str(tmp_path / "t"), *args])
     assert table.exit_code == 0, table.output
     assert sorted(pd.read_parquet(tmp_path / "t")["as_of"].dt.strftime("%Y-%m-%d").unique()) == ["2024-01-01", "2024-02-01"]

@@ -21,14 +21,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable, Sequence
+
 import numpy as np
 import pandas as pd
 
-from churn.config import ASSISTED_CHANNELS, ASYNC_CHANNELS, SURVEY_RANGES, FeatureConfig
+from churn.attributes import AttributeDecision, attribute_columns, attributes_at, plan_attributes
+from churn.config import ASSISTED_CHANNELS, ASYNC_CHANNELS, SURVEY_RANGES, ChurnDefinition, DataSettings, FeatureConfig
+from churn.frames import codes_for
+from churn.population import is_customer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from churn.contract import ContractData
 
 ID_COLUMNS = ("account_id", "as_of")
-NON_ATTRIBUTE_COLUMNS = {"account_id", "signup_at", "churned_at"}
 NS_PER_DAY = 86_400 * 10**9
 PRODUCT_DIRECTION_EXCEPTIONS = {"survey": 0, "invoice": 0, "purchase": -1}
 
@@ -50,16 +56,27 @@ class FeatureSpec:
     numeric_attributes: tuple[str, ...]
     categorical_attributes: tuple[tuple[str, tuple[str, ...]], ...]
     support_event_type: str | None
+    #: Attributes valued from the attribute history at each cutoff (the others come from accounts).
+    history_attributes: tuple[str, ...] = ()
 
     @classmethod
     def from_data(
-        cls, accounts: pd.DataFrame, interactions: pd.DataFrame, config: FeatureConfig = FeatureConfig()
+        cls,
+        accounts: pd.DataFrame,
+        interactions: pd.DataFrame,
+        config: FeatureConfig = FeatureConfig(),
+        *,
+        attributes: Sequence[str] | None = None,
+        history: pd.DataFrame | None = None,
     ) -> "FeatureSpec":
+        """Learn the spec from the data. ``attributes`` names the account attributes to use
+        (see :func:`churn.attributes.plan_attributes` for which are honest at your cutoffs);
+        None uses every attribute column as it is."""
         counts = interactions["event_type"].astype("str").value_counts() if len(interactions) else pd.Series(dtype=int)
         channels: list[str] = []
         if "channel" in interactions.columns and len(interactions):
             channels = list(interactions["channel"].dropna().astype("str").unique())
-        return cls.from_summary(accounts, counts, channels, list(interactions.columns), config)
+        return cls.from_summary(accounts, counts, channels, list(interactions.columns), config, attributes=attributes, history=history)
 
     @classmethod
     def from_summary(
@@ -69,18 +86,22 @@ class FeatureSpec:
         channels: list[str],
         interaction_columns: list[str],
         config: FeatureConfig = FeatureConfig(),
+        *,
+        attributes: Sequence[str] | None = None,
+        history: pd.DataFrame | None = None,
     ) -> "FeatureSpec":
         """The spec from summaries of the interactions (event type counts, channel names,
         column names) — what a cluster computes without collecting the events."""
         event_types = tuple(sorted(event_counts.sort_values(ascending=False, kind="stable").index[: config.max_event_types]))
         numeric, categorical = [], []
-        for col in accounts.columns:
-            if col in NON_ATTRIBUTE_COLUMNS or isinstance(accounts[col].dtype, pd.DatetimeTZDtype):
-                continue
-            if pd.api.types.is_numeric_dtype(accounts[col].dtype) and not pd.api.types.is_bool_dtype(accounts[col].dtype):
+        from_history = set(history.columns) if history is not None else set()
+        wanted = attribute_columns(accounts, history) if attributes is None else list(attributes)
+        for col in wanted:
+            values = history[col] if col in from_history else accounts[col]  # type: ignore[index]
+            if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
                 numeric.append(col)
             else:
-                cats = tuple(sorted(accounts[col].dropna().astype("str").unique()))
+                cats = tuple(sorted(values.dropna().astype("str").unique()))
                 if 1 < len(cats) <= 200:  # an id-like column is no attribute
                     categorical.append((col, cats))
         support = config.support_event_type if config.support_event_type in event_types else None
@@ -93,6 +114,7 @@ class FeatureSpec:
             numeric_attributes=tuple(numeric),
             categorical_attributes=tuple(categorical),
             support_event_type=support,
+            history_attributes=tuple(c for c in wanted if c in from_history),
         )
 
     def has(self, column: str) -> bool:
@@ -111,7 +133,24 @@ class FeatureSpec:
             numeric_attributes=tuple(raw["numeric_attributes"]),
             categorical_attributes=tuple((name, tuple(cats)) for name, cats in raw["categorical_attributes"]),
             support_event_type=raw["support_event_type"],
+            history_attributes=tuple(raw.get("history_attributes", ())),
         )
+
+
+def learn_spec(
+    data: "ContractData",
+    *,
+    cutoffs: Sequence[pd.Timestamp],
+    data_end: pd.Timestamp,
+    settings: DataSettings = DataSettings(),
+    config: FeatureConfig = FeatureConfig(),
+) -> tuple[FeatureSpec, list[AttributeDecision]]:
+    """The spec for features at ``cutoffs``, using only the attributes whose values are known
+    there (:func:`churn.attributes.plan_attributes`), and the decision for every attribute."""
+    decisions = plan_attributes(data.accounts, data.attribute_history, cutoffs=cutoffs, settings=settings, export_date=data_end)
+    used = [d.name for d in decisions if d.used]
+    spec = FeatureSpec.from_data(data.accounts, data.interactions, config, attributes=used, history=data.attribute_history)
+    return spec, decisions
 
 
 #: Which features each optional interactions column feeds (prefixes), for clear errors.
@@ -250,12 +289,11 @@ def catalogue_frame(infos: list[FeatureInfo]) -> pd.DataFrame:
 # --------------------------------------------------------------------------- helpers
 
 
-def active_accounts(accounts: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Accounts that are customers at ``as_of``: signed up before it, not churned by it."""
-    active = accounts["signup_at"] < as_of
-    if "churned_at" in accounts.columns:
-        active &= ~(accounts["churned_at"] <= as_of).fillna(False)
-    out = accounts.loc[active].copy()
+def active_accounts(
+    accounts: pd.DataFrame, interactions: pd.DataFrame, as_of: pd.Timestamp, definition: ChurnDefinition | None = None
+) -> pd.DataFrame:
+    """Accounts that are customers at ``as_of`` (:func:`churn.population.is_customer`), sorted by id."""
+    out = accounts.loc[is_customer(accounts, interactions, as_of, definition or ChurnDefinition())].copy()
     out["account_id"] = out["account_id"].astype("str")
     return out.sort_values("account_id", kind="stable").reset_index(drop=True)
 
@@ -310,16 +348,6 @@ class _Events:
         out = np.full(self.n_accounts, np.nan)
         out[self.code[last]] = values[last]
         return out
-
-
-def codes_for(values: pd.Series | np.ndarray, categories: pd.Index | list[str]) -> np.ndarray:
-    """Position of each value in ``categories`` (−1 where absent or missing), without
-    building per-row strings when ``values`` is already categorical."""
-    index = pd.Index(categories)
-    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
-        mapping = np.append(index.get_indexer(values.cat.categories.astype("str")), -1)
-        return mapping[values.cat.codes.to_numpy()]  # code −1 (missing) picks the appended −1
-    return index.get_indexer(pd.Index(values).astype("str"))
 
 
 def _group_reduce(code: np.ndarray, n_accounts: int, values: np.ndarray, mask: np.ndarray, how: str) -> np.ndarray:
@@ -550,16 +578,20 @@ def build_features(
     as_of: pd.Timestamp,
     spec: FeatureSpec | None = None,
     config: FeatureConfig = FeatureConfig(),
+    definition: ChurnDefinition | None = None,
+    history: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Features for every account active at ``as_of``, from events strictly before it.
+    """Features for every account that is a customer at ``as_of``, from events strictly before it.
 
     Returns ``account_id``, ``as_of`` and the catalogue's columns, sorted by account_id.
-    Pass the same ``spec`` to every partition; without one it is learned from these inputs.
+    Pass the same ``spec`` (and a resolved ``definition``) to every partition; without a spec
+    it is learned from these inputs. ``history`` is the attribute history: attributes the spec
+    takes from it are valued at ``as_of``.
     """
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware (UTC)")
-    spec = spec or FeatureSpec.from_data(accounts, interactions, config)
-    acc = active_accounts(accounts, as_of)
+    spec = spec or FeatureSpec.from_data(accounts, interactions, config, history=history)
+    acc = active_accounts(attributes_at(accounts, history, as_of, spec.history_attributes), interactions, as_of, definition)
     ev = _Events(interactions, pd.Index(acc["account_id"]), as_of, config.lookback_days, spec)
     values: dict[str, np.ndarray] = {
         "tenure_days": ((as_of - acc["signup_at"]).dt.total_seconds() / 86_400).to_numpy(dtype=float)

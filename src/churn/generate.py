@@ -24,6 +24,12 @@ Planted effects (tests and notebooks check the model finds them):
   for the two months after the higher invoice.
 * Enterprise accounts churn less; everyone has noise on top.
 
+Attributes. ``plan``, ``contract``, ``segment`` and ``region`` never change after signup
+(the folder's ``churn.toml`` declares them static); ``mrr`` changes with price rises, so the
+accounts table holds its value at the end of the data (as a real export would) and
+``attribute_history`` one row per value (at signup, then at each rise, effective from the
+start of the month of the rise).
+
 Monthly logit hazard, with the saturation and interactions real churn has (so a linear
 model is a fair baseline, not the truth)::
 
@@ -84,6 +90,10 @@ EVENT_TYPES = np.array(["login", "feature_use", "support_contact", "survey", "in
 class GeneratedData:
     accounts: pd.DataFrame
     interactions: pd.DataFrame
+    attribute_history: pd.DataFrame
+
+    #: Attributes that never change after signup (written to the data folder's churn.toml).
+    STATIC_ATTRIBUTES = ("plan", "contract", "segment", "region")
 
 
 def _month_starts(start: pd.Timestamp, months: int) -> np.ndarray:
@@ -146,6 +156,7 @@ def generate(
     region = rng.choice(4, n, p=REGION_P)
     annual = rng.random(n) < SEGMENT_ANNUAL_P[segment]
     mrr = np.round(PLAN_MRR[plan] * SEGMENT_MRR[segment] * rng.lognormal(0, 0.15, n), 2)
+    mrr_changes: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [(np.arange(n), signup.copy(), mrr.copy())]
     engagement = rng.lognormal(0, 0.5, n)
     drift = np.where(rng.random(n) < 0.2, rng.uniform(-0.25, -0.05, n), 0.0)
     trouble = rng.gamma(2.0, 0.5, n)  # how often things go wrong for this account
@@ -190,6 +201,7 @@ def generate(
             rise |= (~annual[active]) & (plan[active] < 2) & (rng.random(len(active)) < 0.5)
         mrr[active[rise]] = np.round(mrr[active[rise]] * rng.uniform(1.12, 1.2, rise.sum()), 2)
         price_rise_month[active[rise]] = m
+        mrr_changes.append((active[rise], np.maximum(ms, signup[active[rise]]), mrr[active[rise]].copy()))
 
         # --- invoices on the billing day
         inv_t = ms + billing_offset[active]
@@ -316,7 +328,18 @@ def generate(
         }
     )
     interactions = _interactions_frame(log, accounts["account_id"], churn_at, data_end)
-    return GeneratedData(accounts=accounts, interactions=interactions)
+    who, when, value = (np.concatenate(parts) for parts in zip(*mrr_changes))
+    history = pd.DataFrame(
+        {
+            "account_id": accounts["account_id"].to_numpy()[who],
+            "valid_from": pd.to_datetime(when // 10**9 * 10**9, utc=True),
+            "mrr": value,
+        }
+    )
+    # a rise in the month of signup: the first price already includes it
+    history = history.drop_duplicates(["account_id", "valid_from"], keep="last")
+    history = history.sort_values(["account_id", "valid_from"], kind="stable").reset_index(drop=True)
+    return GeneratedData(accounts=accounts, interactions=interactions, attribute_history=history)
 
 
 def _draw_churn(
@@ -408,10 +431,22 @@ def _interactions_frame(
 
 
 def write(data: GeneratedData, out_dir: str, fmt: str = "parquet") -> list[str]:
-    """Write the two contract tables to ``out_dir`` atomically; returns the paths written."""
-    from churn.io import write_table
+    """Write the contract tables and the folder's ``churn.toml`` to ``out_dir`` atomically;
+    returns the paths written."""
+    from churn.config import SETTINGS_FILE
+    from churn.io import write_table, write_text
 
+    static = ", ".join(f'"{name}"' for name in GeneratedData.STATIC_ATTRIBUTES)
     return [
         str(write_table(data.accounts, f"{out_dir}/accounts", fmt)),
         str(write_table(data.interactions, f"{out_dir}/interactions", fmt)),
+        str(write_table(data.attribute_history, f"{out_dir}/attribute_history", fmt)),
+        str(
+            write_text(
+                f"{out_dir}/{SETTINGS_FILE}",
+                "# Written by `churn generate`: what this export says about itself.\n"
+                "# These attributes never change after signup; mrr changes, and its history is in attribute_history.\n"
+                f"static_attributes = [{static}]\n",
+            )
+        ),
     ]

@@ -2,10 +2,12 @@
 
 * Subscription data: an account active at cutoff T churns if ``churned_at`` ∈ (T, T + horizon].
 * Transactional data (no ``churned_at`` values at all): an account churns if it has no
-  qualifying event in (T, T + horizon]. It counts as active at T when its last activity
-  (a qualifying event, or signing up) falls in (T − horizon, T].
-* Accounts that signed up after T, or had churned by T, are not labelled at T.
-* A cutoff whose horizon has not fully elapsed in the data is refused for training.
+  qualifying event in (T, T + horizon].
+* Only customers at T are labelled (:mod:`churn.population`: signed up before T and not
+  churned by it; for transactional data, active within the horizon before T).
+* A cutoff whose horizon has not fully elapsed in the data is refused for training. The end
+  of the data is the latest interaction (or given explicitly), never a signup or churn date:
+  a scheduled cancellation next year must not make this month's labels look mature.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pandas as pd
 
 from churn.config import ChurnDefinition, FeatureConfig, to_utc
 from churn.features import FeatureSpec, build_features
+from churn.population import is_customer, qualifying
 
 LABEL = "churned"
 
@@ -26,20 +29,15 @@ class ImmatureCutoffError(ValueError):
 
 
 def observed_until(accounts: pd.DataFrame, interactions: pd.DataFrame) -> pd.Timestamp:
-    """End of the observed history: the day after the latest timestamp anywhere in the data."""
+    """End of the observed history: the day after the latest interaction (a day seen at all
+    is taken as seen whole). Without interactions — an attribute-only snapshot — the latest
+    signup or churn date stands in; give the end explicitly (``--data-end``) in that case."""
+    if len(interactions):
+        return interactions["occurred_at"].max().ceil("D")
     stamps = [accounts["signup_at"].max()]
     if "churned_at" in accounts.columns and accounts["churned_at"].notna().any():
         stamps.append(accounts["churned_at"].max())
-    if len(interactions):
-        stamps.append(interactions["occurred_at"].max())
     return max(stamps).ceil("D")
-
-
-def latest_of(first: pd.Series, second: pd.Series) -> pd.Series:
-    """Element-wise later of two UTC timestamp series; a missing value yields the other."""
-    a, b = first.astype("datetime64[ns, UTC]"), second.astype("datetime64[ns, UTC]")
-    a = a.fillna(b)
-    return a.where(a >= b, b).where(b.notna(), a)
 
 
 def check_mature(cutoffs: list[pd.Timestamp], definition: ChurnDefinition, data_end: pd.Timestamp) -> None:
@@ -54,12 +52,6 @@ def check_mature(cutoffs: list[pd.Timestamp], definition: ChurnDefinition, data_
         )
 
 
-def _qualifying(interactions: pd.DataFrame, definition: ChurnDefinition) -> pd.DataFrame:
-    if not definition.activity_event_types:
-        return interactions
-    return interactions[interactions["event_type"].astype("str").isin(definition.activity_event_types)]
-
-
 def label_accounts(
     accounts: pd.DataFrame,
     interactions: pd.DataFrame,
@@ -67,24 +59,18 @@ def label_accounts(
     as_of: pd.Timestamp,
     definition: ChurnDefinition = ChurnDefinition(),
 ) -> pd.DataFrame:
-    """``account_id``, ``as_of``, ``churned`` (0/1) for every account eligible at ``as_of``."""
-    kind = definition.resolve_kind(accounts)
+    """``account_id``, ``as_of``, ``churned`` (0/1) for every customer at ``as_of``."""
+    definition = definition.resolved(accounts)
     end = as_of + definition.horizon
-    signed_up = (accounts["signup_at"] < as_of).to_numpy()
+    eligible = is_customer(accounts, interactions, as_of, definition)
     ids = accounts["account_id"].astype("str")
-    if kind == "subscription":
+    if definition.kind == "subscription":
         churned_at = accounts["churned_at"]
-        eligible = signed_up & ~(churned_at <= as_of).fillna(False).to_numpy()
         label = ((churned_at > as_of) & (churned_at <= end)).fillna(False).to_numpy()
     else:
-        events = _qualifying(interactions, definition)
-        ev_ids = events["account_id"].astype("str")
+        events = qualifying(interactions, definition)
         t = events["occurred_at"]
-        before = t <= as_of
-        last_before = t[before].groupby(ev_ids[before]).max().reindex(ids.to_numpy()).set_axis(ids.index)
-        last_activity = latest_of(last_before, accounts["signup_at"])
-        eligible = signed_up & (last_activity > as_of - definition.horizon).to_numpy()
-        after = set(ev_ids[(t > as_of) & (t <= end)])
+        after = set(events["account_id"].astype("str")[((t > as_of) & (t <= end)).to_numpy()])
         label = ~ids.isin(after).to_numpy()
     out = pd.DataFrame({"account_id": ids[eligible].to_numpy(), LABEL: label[eligible].astype("int8")})
     out.insert(1, "as_of", pd.Series(as_of, index=out.index).astype("datetime64[ns, UTC]"))
@@ -157,9 +143,10 @@ def build_training_table(
     config: FeatureConfig = FeatureConfig(),
     spec: FeatureSpec | None = None,
     data_end: pd.Timestamp | None = None,
+    history: pd.DataFrame | None = None,
     progress: Callable[[pd.Timestamp], None] | None = None,
 ) -> pd.DataFrame:
-    """Features + label for every eligible account at every (mature) cutoff, stacked.
+    """Features + label for every customer at every (mature) cutoff, stacked.
 
     One row per (account, cutoff); ``as_of`` is the cutoff. Raises
     :class:`ImmatureCutoffError` for cutoffs whose horizon is not observed.
@@ -167,10 +154,11 @@ def build_training_table(
     if not cutoffs:
         raise ValueError("no cutoffs given")
     check_mature(cutoffs, definition, data_end if data_end is not None else observed_until(accounts, interactions))
-    spec = spec or FeatureSpec.from_data(accounts, interactions, config)
+    definition = definition.resolved(accounts)
+    spec = spec or FeatureSpec.from_data(accounts, interactions, config, history=history)
     parts = []
     for cutoff in sorted(cutoffs):
-        features = build_features(accounts, interactions, as_of=cutoff, spec=spec, config=config)
+        features = build_features(accounts, interactions, as_of=cutoff, spec=spec, config=config, definition=definition, history=history)
         labels = label_accounts(accounts, interactions, as_of=cutoff, definition=definition)
         parts.append(features.merge(labels[["account_id", LABEL]], on="account_id", how="inner", validate="one_to_one"))
         if progress:

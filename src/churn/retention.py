@@ -32,19 +32,25 @@ def retention_rate(start_count: float, end_count: float, new_count: float) -> fl
 
 
 def derive_inactivity_churn(
-    accounts: pd.DataFrame, interactions: pd.DataFrame, *, horizon_days: int, data_end: pd.Timestamp
+    accounts: pd.DataFrame,
+    interactions: pd.DataFrame,
+    *,
+    horizon_days: int,
+    data_end: pd.Timestamp,
+    activity_event_types: Sequence[str] = (),
 ) -> pd.Series:
     """For transactional data: churned_at = last activity + horizon, if that is before ``data_end``.
 
-    Signup counts as activity, so an account that never bought anything churns ``horizon``
-    days after signing up.
+    The same rule as :func:`churn.population.is_customer` (an account stops being a customer
+    ``horizon`` days after its last qualifying activity); signup counts as activity, so an
+    account that never bought anything churns ``horizon`` days after signing up.
     """
-    from churn.labels import latest_of
+    from churn.config import ChurnDefinition
+    from churn.population import last_activity
 
-    last = interactions.groupby(interactions["account_id"].astype("str"))["occurred_at"].max()
-    last_event = last.reindex(accounts["account_id"].astype("str").to_numpy()).set_axis(accounts.index)
-    last_activity = latest_of(last_event, accounts["signup_at"])
-    churned_at = last_activity + pd.Timedelta(days=horizon_days)
+    definition = ChurnDefinition(horizon_days=horizon_days, kind="inactivity", activity_event_types=tuple(activity_event_types))
+    last = last_activity(accounts, interactions, data_end, definition)
+    churned_at = last + definition.horizon
     return churned_at.where(churned_at <= data_end).astype("datetime64[ns, UTC]")
 
 

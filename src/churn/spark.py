@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Callable
 
 import pandas as pd
 
-from churn.config import FeatureConfig
+from churn.attributes import AttributeDecision, plan_attributes
+from churn.config import DataSettings, FeatureConfig
 from churn.contract import OPTIONAL_INTERACTION_COLUMNS, DataContractError, find_table, validate
 from churn.features import FeatureSpec, build_features, catalogue, codes_for
 
@@ -35,6 +36,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from churn.config import ChurnDefinition
     from churn.train import ChurnModel
+
+HISTORY_PREFIX = "__history__"
 
 INSTALL_HINT = "the Spark engine needs pyspark: pip install 'churn[spark]' (and Java 17+)"
 PANDAS3_NOTICE = "PySpark does not yet fully support pandas"
@@ -82,19 +85,24 @@ def session(master: str | None = None, app_name: str = "churn", shuffle_partitio
 
 
 def read_tables(spark: "SparkSession", data_dir: str | Path) -> tuple["SparkDataFrame", "SparkDataFrame | None"]:
-    """The two contract tables as Spark DataFrames (Parquet files or folders of parts)."""
+    """The two event-side contract tables as Spark DataFrames (Parquet files or folders of parts)."""
+    accounts, interactions, _ = read_all_tables(spark, data_dir)
+    return accounts, interactions
+
+
+def read_all_tables(spark: "SparkSession", data_dir: str | Path) -> tuple["SparkDataFrame", "SparkDataFrame | None", "SparkDataFrame | None"]:
+    """accounts, interactions (or None) and attribute_history (or None) as Spark DataFrames."""
     accounts_path = find_table(data_dir, "accounts")
     if accounts_path is None:
         raise DataContractError(f"{data_dir}: no accounts table (expected accounts.parquet)")
-    paths = {"accounts": accounts_path, "interactions": find_table(data_dir, "interactions")}
+    paths = {"accounts": accounts_path, "interactions": find_table(data_dir, "interactions"), "attribute_history": find_table(data_dir, "attribute_history")}
     for name, path in paths.items():
         if path is not None and not (path.suffix == ".parquet" or path.is_dir()):
             raise DataContractError(f"{path}: the Spark engine reads Parquet; convert the {name} table first")
     from pyspark.errors import AnalysisException
 
     try:
-        interactions = spark.read.parquet(str(paths["interactions"])) if paths["interactions"] else None
-        return spark.read.parquet(str(accounts_path)), interactions
+        frames = {name: spark.read.parquet(str(path)) if path is not None else None for name, path in paths.items()}
     except AnalysisException as exc:
         if "TIMESTAMP(NANOS" in str(exc):
             raise DataContractError(
@@ -102,6 +110,7 @@ def read_tables(spark: "SparkSession", data_dir: str | Path) -> tuple["SparkData
                 "rewrite the files with microsecond timestamps (pandas: to_parquet(..., coerce_timestamps='us'))"
             ) from None
         raise DataContractError(f"{data_dir}: Spark cannot read the tables: {exc}") from None
+    return frames["accounts"], frames["interactions"], frames["attribute_history"]  # type: ignore[return-value]
 
 
 def _with_bucket(frame: "SparkDataFrame", buckets: int) -> "SparkDataFrame":
@@ -139,27 +148,41 @@ def _by_bucket(
     since: pd.Timestamp,
     until: pd.Timestamp,
     schema: "object",
-    compute: "Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]",
+    compute: "Callable[[pd.DataFrame, pd.DataFrame, pd.DataFrame | None], pd.DataFrame]",
     buckets: int,
 ) -> "SparkDataFrame":
-    """Run ``compute(accounts, interactions)`` on each bucket of accounts with their events in
-    [since, until). Each bucket's rows are first validated with the data contract (unusable
-    rows are dropped, as in-process; ``churn validate`` writes them out with reasons)."""
+    """Run ``compute(accounts, interactions, attribute_history)`` on each bucket of accounts
+    with their events in [since, until) and their attribute history. Each bucket's rows are
+    first validated with the data contract (unusable rows are dropped, as in-process;
+    ``churn validate`` writes them out with reasons).
+
+    Spark's cogroup takes two sides, so an account's history rows ride on the accounts side
+    (a left join, prefixed columns) and are split off again inside the bucket."""
     from pyspark.sql import functions as F
 
-    accounts, interactions = read_tables(spark, data_dir)
+    accounts, interactions, history = read_all_tables(spark, data_dir)
     if interactions is None:
         interactions = spark.createDataFrame([], "account_id string, occurred_at timestamp, event_type string")
     wanted = ["account_id", "occurred_at", "event_type", *[c for c in OPTIONAL_INTERACTION_COLUMNS if c in interactions.columns]]
     events = interactions.select(*wanted).where(
         (F.col("occurred_at") >= F.lit(since.to_pydatetime())) & (F.col("occurred_at") < F.lit(until.to_pydatetime()))
     )
+    account_columns = list(accounts.columns)
+    history_columns = list(history.columns) if history is not None else []
+    if history is not None:
+        renamed = history.select(*[F.col(c).alias(HISTORY_PREFIX + c) for c in history_columns])
+        accounts = accounts.join(renamed, accounts["account_id"].cast("string") == renamed[HISTORY_PREFIX + "account_id"].cast("string"), "left")
 
     def run(acc: pd.DataFrame, ev: pd.DataFrame) -> pd.DataFrame:
         if acc.empty:
             return pd.DataFrame({f.name: pd.Series(dtype=object) for f in schema.fields})  # type: ignore[attr-defined]
-        data = validate(acc.drop(columns="_bucket"), ev.drop(columns="_bucket") if len(ev.columns) else None)
-        return _to_spark_frame(compute(data.accounts, data.interactions))
+        hist = None
+        if history_columns:
+            hist = acc[[HISTORY_PREFIX + c for c in history_columns]].set_axis(history_columns, axis=1)
+            hist = hist[hist["account_id"].notna()].reset_index(drop=True)
+            acc = acc[account_columns + ["_bucket"]].drop_duplicates("account_id").reset_index(drop=True)
+        data = validate(acc.drop(columns="_bucket"), ev.drop(columns="_bucket") if len(ev.columns) else None, hist)
+        return _to_spark_frame(compute(data.accounts, data.interactions, data.attribute_history))
 
     return (
         _with_bucket(accounts, buckets)
@@ -176,37 +199,65 @@ def spark_features(
     as_of: pd.Timestamp,
     spec: FeatureSpec,
     config: FeatureConfig = FeatureConfig(),
+    definition: "ChurnDefinition | None" = None,
     buckets: int = 64,
 ) -> "SparkDataFrame":
-    """Features as of ``as_of`` for every active account, computed bucket by bucket on Spark."""
+    """Features as of ``as_of`` for every customer, computed bucket by bucket on Spark.
+
+    ``definition`` decides who is a customer; resolve it on all accounts first (a bucket
+    without churned accounts would resolve "auto" differently)."""
+    if definition is not None and definition.kind == "auto":
+        accounts, _ = read_tables(spark, data_dir)
+        definition = replace(definition, kind=_resolve_kind(accounts))  # type: ignore[arg-type]
+    lookback = max(config.lookback_days, definition.horizon_days if definition is not None else 0)
     return _by_bucket(
         spark,
         data_dir,
-        since=as_of - pd.Timedelta(days=config.lookback_days),
+        since=as_of - pd.Timedelta(days=lookback),
         until=as_of,
         schema=feature_schema(spec, config),
-        compute=lambda accounts, events: build_features(accounts, events, as_of=as_of, spec=spec, config=config),
+        compute=lambda accounts, events, history: build_features(
+            accounts, events, as_of=as_of, spec=spec, config=config, definition=definition, history=history
+        ),
         buckets=buckets,
     )
 
 
-def spark_spec(spark: "SparkSession", data_dir: str | Path, config: FeatureConfig = FeatureConfig()) -> tuple[FeatureSpec, pd.DataFrame]:
-    """The feature spec from Spark-side summaries, plus the (validated) accounts table.
+def spark_spec(
+    spark: "SparkSession",
+    data_dir: str | Path,
+    config: FeatureConfig = FeatureConfig(),
+    *,
+    cutoffs: list[pd.Timestamp] | None = None,
+    data_end: pd.Timestamp | None = None,
+    settings: DataSettings = DataSettings(),
+) -> tuple[FeatureSpec, pd.DataFrame, list[AttributeDecision]]:
+    """The feature spec from Spark-side summaries, the (validated) accounts table, and the
+    attribute decisions for ``cutoffs`` (as :func:`churn.features.learn_spec` in-process).
 
-    Accounts — one row per account — are collected to the driver; interactions never are.
-    """
+    Accounts and attribute history are collected to the driver; interactions never are.
+    Without ``cutoffs`` every attribute is used as it is."""
     from pyspark.sql import functions as F
 
-    accounts_sdf, interactions = read_tables(spark, data_dir)
-    accounts = validate(accounts_sdf.toPandas(), None).accounts
+    accounts_sdf, interactions, history_sdf = read_all_tables(spark, data_dir)
+    data = validate(accounts_sdf.toPandas(), None, history_sdf.toPandas() if history_sdf is not None else None, date_format=settings.date_format)
+    accounts, history = data.accounts, data.attribute_history
+    decisions = (
+        plan_attributes(accounts, history, cutoffs=cutoffs, settings=settings, export_date=data_end or max(cutoffs))
+        if cutoffs
+        else []
+    )
+    attributes = [d.name for d in decisions if d.used] if cutoffs else None
     if interactions is None:
-        return FeatureSpec.from_summary(accounts, pd.Series(dtype=int), [], [], config), accounts
+        spec = FeatureSpec.from_summary(accounts, pd.Series(dtype=int), [], [], config, attributes=attributes, history=history)
+        return spec, accounts, decisions
     counts = interactions.groupBy("event_type").count().toPandas()
     event_counts = pd.Series(counts["count"].to_numpy(), index=counts["event_type"].astype("str"))
     channels: list[str] = []
     if "channel" in interactions.columns:
         channels = [r[0] for r in interactions.select("channel").where(F.col("channel").isNotNull()).distinct().collect()]
-    return FeatureSpec.from_summary(accounts, event_counts, channels, interactions.columns, config), accounts
+    spec = FeatureSpec.from_summary(accounts, event_counts, channels, interactions.columns, config, attributes=attributes, history=history)
+    return spec, accounts, decisions
 
 
 def spark_training_table(
@@ -232,14 +283,14 @@ def spark_training_table(
         accounts, _ = read_tables(spark, data_dir)
         definition = replace(definition, kind=_resolve_kind(accounts))
 
-    def compute(accounts: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
-        table = build_training_table(accounts, events, cutoffs=cutoffs, definition=definition, config=config, spec=spec, data_end=until)
+    def compute(accounts: pd.DataFrame, events: pd.DataFrame, history: pd.DataFrame | None) -> pd.DataFrame:
+        table = build_training_table(accounts, events, cutoffs=cutoffs, definition=definition, config=config, spec=spec, data_end=until, history=history)
         return table.astype({LABEL: "int32"})
 
     return _by_bucket(
         spark,
         data_dir,
-        since=min(cutoffs) - pd.Timedelta(days=config.lookback_days),
+        since=min(cutoffs) - pd.Timedelta(days=max(config.lookback_days, definition.horizon_days)),
         until=until,
         schema=T.StructType([*feature_schema(spec, config).fields, T.StructField(LABEL, T.IntegerType())]),  # type: ignore[attr-defined]
         compute=compute,

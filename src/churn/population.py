@@ -1,0 +1,85 @@
+"""Who is a customer at a cutoff T: the one rule shared by features, labels, retention and scoring.
+
+* Subscription data (``churned_at`` recorded): an account is a customer at T if it signed up
+  before T and had not churned by T.
+* Transactional data (no ``churned_at`` anywhere): an account is a customer at T if it signed
+  up before T and its last qualifying activity (or its signup, if it never did anything)
+  falls in (T − horizon, T). The others have already lapsed — they are a win-back list,
+  never the outreach list, and they are not labelled for training either.
+
+Only events strictly before T are looked at, as for features.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from churn.config import ChurnDefinition
+from churn.frames import codes_for
+
+NS_PER_DAY = 86_400 * 10**9
+
+
+def qualifying(interactions: pd.DataFrame, definition: ChurnDefinition) -> pd.DataFrame:
+    """The events that count as "still a customer" (all events unless the definition names types)."""
+    if not definition.activity_event_types or interactions.empty:
+        return interactions
+    return interactions[interactions["event_type"].astype("str").isin(definition.activity_event_types)]
+
+
+def last_activity(accounts: pd.DataFrame, interactions: pd.DataFrame, as_of: pd.Timestamp, definition: ChurnDefinition) -> pd.Series:
+    """Latest qualifying event strictly before ``as_of`` per account, else its signup (aligned with ``accounts``)."""
+    events = qualifying(interactions, definition)
+    ids = pd.Index(accounts["account_id"].astype("str"))
+    latest = np.full(len(ids), np.iinfo(np.int64).min, dtype=np.int64)
+    if len(events):
+        t = events["occurred_at"].to_numpy("datetime64[ns]").astype(np.int64)
+        before = t < as_of.value
+        codes = codes_for(events["account_id"], ids)
+        keep = before & (codes >= 0)
+        np.maximum.at(latest, codes[keep], t[keep])
+    signup = accounts["signup_at"].to_numpy("datetime64[ns]").astype(np.int64)
+    latest = np.maximum(latest, signup)
+    return pd.Series(pd.to_datetime(latest, utc=True), index=accounts.index).astype("datetime64[ns, UTC]")
+
+
+def is_customer(accounts: pd.DataFrame, interactions: pd.DataFrame, as_of: pd.Timestamp, definition: ChurnDefinition) -> np.ndarray:
+    """Boolean mask over ``accounts``: customers at ``as_of`` under ``definition``.
+
+    Pass a resolved definition (:meth:`ChurnDefinition.resolved`) when computing on a part of
+    the accounts; ``kind="auto"`` is resolved on the accounts given."""
+    definition = definition.resolved(accounts)
+    signed_up = (accounts["signup_at"] < as_of).to_numpy()
+    if definition.kind == "subscription":
+        if "churned_at" not in accounts.columns:
+            return signed_up
+        return signed_up & ~(accounts["churned_at"] <= as_of).fillna(False).to_numpy()
+    recent = last_activity(accounts, interactions, as_of, definition) > as_of - definition.horizon
+    return signed_up & recent.to_numpy()
+
+
+def lapsed(accounts: pd.DataFrame, interactions: pd.DataFrame, as_of: pd.Timestamp, definition: ChurnDefinition) -> pd.DataFrame:
+    """Transactional data: accounts that signed up before ``as_of`` but have not been active
+    within the horizon — already churned, a win-back list. Empty for subscription data.
+
+    Columns: ``account_id``, ``last_activity``, ``lapsed_on`` (last activity + horizon: the day
+    it stopped counting as a customer) and ``days_lapsed`` (since then), most recent first."""
+    definition = definition.resolved(accounts)
+    if definition.kind == "subscription":
+        return pd.DataFrame(
+            {
+                "account_id": pd.Series(dtype="str"),
+                "last_activity": pd.Series(dtype="datetime64[ns, UTC]"),
+                "lapsed_on": pd.Series(dtype="datetime64[ns, UTC]"),
+                "days_lapsed": pd.Series(dtype="float64"),
+            }
+        )
+    signed_up = (accounts["signup_at"] < as_of).to_numpy()
+    last = last_activity(accounts, interactions, as_of, definition)
+    gone = signed_up & (last <= as_of - definition.horizon).to_numpy()
+    out = pd.DataFrame({"account_id": accounts["account_id"].astype("str").to_numpy()[gone], "last_activity": last[gone].to_numpy()})
+    out["last_activity"] = out["last_activity"].astype("datetime64[ns, UTC]")
+    out["lapsed_on"] = out["last_activity"] + definition.horizon
+    out["days_lapsed"] = ((as_of - out["lapsed_on"]).dt.total_seconds() / 86_400).round(1)
+    return out.sort_values(["days_lapsed", "account_id"], kind="stable").reset_index(drop=True)
