@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Callable, Optional, TypeVar
 
@@ -21,6 +22,8 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:  # pragma: no cover
+    from churn.attributes import AttributeDecision
+    from churn.config import DataSettings
     from churn.contract import ContractData
 
 app = typer.Typer(
@@ -83,8 +86,51 @@ def print_contract_report(data: "ContractData") -> None:
 
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Folder with accounts and interactions (Parquet or CSV).")]
+ConfigOpt = Annotated[
+    Optional[Path],
+    typer.Option("--config", help="Settings file (TOML). Also read: DATA/churn.toml, ./churn.toml, [tool.churn] in ./pyproject.toml."),
+]
+DateFormatOpt = Annotated[
+    Optional[str], typer.Option("--date-format", help="Layout of non-ISO timestamps, e.g. %d/%m/%Y (default: ISO 8601 only; never guessed).")
+]
+StaticOpt = Annotated[
+    Optional[str], typer.Option("--static-attributes", help="Comma-separated account attributes that never change after signup.")
+]
+AttributesAsOfOpt = Annotated[
+    Optional[str], typer.Option("--attributes-as-of", help="Date the accounts table's attribute values were taken (default: end of data).")
+]
+DataEndOpt = Annotated[Optional[str], typer.Option("--data-end", help="End of the observed history (default: the day after the latest interaction).")]
 EngineOpt = Annotated[str, typer.Option(help="local (in-process, default) or spark (groupBy(bucket).applyInPandas).")]
 MasterOpt = Annotated[Optional[str], typer.Option(help="Spark master (default: SPARK_MASTER or local[*]).")]
+
+
+def _settings(
+    data: Optional[Path],
+    config: Optional[Path],
+    *,
+    date_format: Optional[str] = None,
+    static_attributes: Optional[str] = None,
+    attributes_as_of: Optional[str] = None,
+    data_end: Optional[str] = None,
+) -> "DataSettings":
+    """The data's settings: files (weakest first), then the command-line options."""
+    from churn.config import load_settings
+
+    return load_settings(data, config).with_overrides(
+        date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end
+    )
+
+
+def print_attribute_decisions(decisions: "list[AttributeDecision]") -> None:
+    """Which account attributes the features use, which are dropped, and why."""
+    if not decisions:
+        return
+    used = [d for d in decisions if d.used]
+    dropped = [d for d in decisions if not d.used]
+    if used:
+        console.print("Attributes used: " + ", ".join(f"{d.name} ({d.source})" for d in used))
+    for d in dropped:
+        console.print(f"[yellow]Attribute dropped:[/] {d.name} — {escape(d.reason)}")
 
 
 def _spark_session(engine: str, master: Optional[str]):  # type: ignore[no-untyped-def]
@@ -130,11 +176,19 @@ def generate(
 def validate(
     data: DataOpt,
     rejects_dir: Annotated[Optional[Path], typer.Option(help="Where rejected rows go (default DATA/rejects).")] = None,
+    config: ConfigOpt = None,
+    date_format: DateFormatOpt = None,
 ) -> None:
     """Check a data folder against the contract; write rejected rows with reasons."""
-    from churn.contract import load
+    from churn.contract import DataContractError, load
 
-    result = load(data)
+    settings = _settings(data, config, date_format=date_format)
+    try:
+        result = load(data, date_format=settings.date_format)
+    except DataContractError as exc:
+        if "unparseable timestamp" in str(exc) and not settings.date_format:
+            raise DataContractError(f"{exc}. Dates are read as ISO 8601 (2024-04-13); for another layout give --date-format, e.g. %d/%m/%Y") from None
+        raise
     print_contract_report(result)
     written = result.write_rejects(rejects_dir or data / "rejects")
     for path in written:
@@ -154,6 +208,9 @@ def retention(
     since: Annotated[Optional[str], typer.Option(help="First period start (default: first observed interaction).")] = None,
     until: Annotated[Optional[str], typer.Option(help="End of the last complete period (default: end of the data).")] = None,
     out: Annotated[Path, typer.Option(help="Output stem; writes OUT.csv and OUT.parquet.")] = Path("reports/retention"),
+    config: ConfigOpt = None,
+    date_format: DateFormatOpt = None,
+    data_end: DataEndOpt = None,
 ) -> None:
     """Actual retention rates (E − N) / S per period, overall or by segment."""
     from churn.contract import load
@@ -166,22 +223,23 @@ def retention(
         raise UsageError(f"--freq must be one of {', '.join(FREQUENCIES)}, got {freq!r}")
     if data is None:
         raise UsageError("give --data DIR")
+    settings = _settings(data, config, date_format=date_format, data_end=data_end)
     if scores is not None:
-        _list_outcomes(data, scores)
+        _list_outcomes(data, scores, settings)
         return
-    contract = load(data, interaction_columns=[])
+    contract = load(data, interaction_columns=[], date_format=settings.date_format)
     accounts = contract.accounts
+    end = settings.data_end or observed_until(accounts, contract.interactions)
     if "churned_at" not in accounts.columns or accounts["churned_at"].isna().all():
-        data_end = observed_until(accounts, contract.interactions)
         accounts = accounts.assign(
-            churned_at=derive_inactivity_churn(accounts, contract.interactions, horizon_days=horizon, data_end=data_end)
+            churned_at=derive_inactivity_churn(accounts, contract.interactions, horizon_days=horizon, data_end=end)
         )
         console.print(f"No churned_at values: churn = no activity for {horizon} days (transactional data).")
     missing = [c for c in (by or []) if c not in accounts.columns]
     if missing:
         raise UsageError(f"--by column(s) not in accounts: {', '.join(missing)} (have: {', '.join(accounts.columns)})")
     start = to_utc(since) if since else observed_start(contract)
-    end = to_utc(until) if until else observed_until(accounts, contract.interactions)
+    end = to_utc(until) if until else end
     table = retention_table(accounts, freq=freq, by=by or (), start=start, end=end)
     print_retention(table, by or [])
     for fmt in ("csv", "parquet"):
@@ -189,7 +247,7 @@ def retention(
     console.print(f"Wrote [bold]{out}.csv[/] and [bold]{out}.parquet[/]")
 
 
-def _list_outcomes(data: Path, scores: Path) -> None:
+def _list_outcomes(data: Path, scores: Path, settings: "DataSettings") -> None:
     """Closed loop: how past risk lists and their outreach turned out."""
     from churn.contract import load
     from churn.labels import observed_until
@@ -200,8 +258,8 @@ def _list_outcomes(data: Path, scores: Path) -> None:
     history = read_history(scores)
     if history.empty:
         raise UsageError(f"{scores} holds no scoring history")
-    contract = load(data, interaction_columns=[])
-    end = observed_until(contract.accounts, contract.interactions)
+    contract = load(data, interaction_columns=[], date_format=settings.date_format)
+    end = settings.data_end or observed_until(contract.accounts, contract.interactions)
     context = json.loads((scores / "run.json").read_text(encoding="utf-8"))
     definition = definition_from_dict(context["record"]["churn"])
     horizon = definition.horizon_days
@@ -243,20 +301,13 @@ def print_retention(table: pd.DataFrame, by: list[str]) -> None:
     console.print(view)
 
 
-def _interactions_path(data: Path) -> Path:
-    from churn.contract import find_table
-
-    path = find_table(data, "interactions")
-    if path is None:
-        raise UsageError(f"{data}: no interactions table")
-    return path
-
-
-def _load_for_features(data: Path, *, since: pd.Timestamp | None, until: pd.Timestamp | None) -> "ContractData":
+def _load_for_features(
+    data: Path, settings: "DataSettings", *, since: pd.Timestamp | None = None, until: pd.Timestamp | None = None
+) -> "ContractData":
     """Load only what the feature pipeline reads: its columns, and only the needed time range."""
     from churn.contract import OPTIONAL_INTERACTION_COLUMNS, load
 
-    contract = load(data, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since, until=until)
+    contract = load(data, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since, until=until, date_format=settings.date_format)
     rejected = sum(r.rejected_total for r in contract.reports)
     if rejected:
         console.print(f"[yellow]{rejected:,} rows rejected by the data contract; run `churn validate --data {data}` for details.[/]")
@@ -270,58 +321,82 @@ def _write_frame(frame: pd.DataFrame, out: Path) -> None:
     write_table(frame, out.with_suffix(""), fmt)
 
 
+def _data_end(data: Path, settings: "DataSettings") -> pd.Timestamp:
+    from churn.workflow import data_end_of
+
+    end = data_end_of(data, settings)
+    console.print(f"End of data: {end:%Y-%m-%d}" + (" (given)" if settings.data_end else " (the day after the latest interaction)"))
+    return end
+
+
 @app.command()
 @friendly_errors
 def features(
     data: Annotated[Optional[Path], typer.Option("--data", help="Data folder.")] = None,
-    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Cutoff: features use events strictly before it.")] = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Cutoff: features use events strictly before it (default: end of data).")] = None,
     out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")] = Path("data/features.parquet"),
     describe: Annotated[bool, typer.Option("--describe", help="Print the feature catalogue and exit.")] = False,
+    horizon: Annotated[int, typer.Option(min=1, help="Churn horizon: for transactional data, who counts as a customer.")] = 30,
+    config: ConfigOpt = None,
+    date_format: DateFormatOpt = None,
+    static_attributes: StaticOpt = None,
+    attributes_as_of: AttributesAsOfOpt = None,
+    data_end: DataEndOpt = None,
     engine: EngineOpt = "local",
     spark_master: MasterOpt = None,
 ) -> None:
-    """Point-in-time features for every active account (or --describe the catalogue)."""
-    from churn.config import FeatureConfig, to_utc
-    from churn.features import FeatureSpec, build_features, catalogue
+    """Point-in-time features for every customer at a date (or --describe the catalogue)."""
+    from churn.config import ChurnDefinition, FeatureConfig, to_utc
+    from churn.features import FeatureSpec, build_features, catalogue, learn_spec
 
-    config = FeatureConfig()
+    fconfig = FeatureConfig()
     if describe and data is None:
         from churn.generate import generate as simulate
 
         sample = simulate(50, months=3, seed=0)  # a spec with every family, for the full list
-        spec = FeatureSpec.from_data(sample.accounts, sample.interactions, config)
-    else:
-        if data is None:
-            raise UsageError("give --data DIR (or --describe alone for the full catalogue)")
-        if describe:
-            contract = _load_for_features(data, since=None, until=None)
-            spec = FeatureSpec.from_data(contract.accounts, contract.interactions, config)
-    if describe:
-        view = Table(title="Feature catalogue")
-        for col in ("name", "family", "direction", "description"):
-            view.add_column(col)
-        arrows = {1: "↑ risk", -1: "↓ risk", 0: "depends"}
-        for info in catalogue(spec, config):
-            view.add_row(info.name, info.family, arrows[info.direction], info.description)
-        console.print(view)
+        spec = FeatureSpec.from_data(sample.accounts, sample.interactions, fconfig)
+        _describe(spec, fconfig)
         return
-    if as_of is None:
-        raise UsageError("give --as-of DATE")
-    cutoff = to_utc(as_of)
+    if data is None:
+        raise UsageError("give --data DIR (or --describe alone for the full catalogue)")
+    settings = _settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
+    end = _data_end(data, settings)
+    cutoff = to_utc(as_of) if as_of else end
+    definition = ChurnDefinition(horizon_days=horizon)
     spark = _spark_session(engine, spark_master)
     if spark is not None:
         from churn.spark import spark_features, spark_spec, write_parquet
 
-        spec, _ = spark_spec(spark, data, config)
-        path = write_parquet(spark_features(spark, data, as_of=cutoff, spec=spec, config=config), out)
+        spec, _, decisions = spark_spec(spark, data, fconfig, cutoffs=[cutoff], data_end=end, settings=settings)
+        print_attribute_decisions(decisions)
+        path = write_parquet(spark_features(spark, data, as_of=cutoff, spec=spec, config=fconfig, definition=definition), out)
         console.print(f"Features as of {cutoff:%Y-%m-%d} computed on Spark → [bold]{path}[/] (Parquet folder)")
         return
-    contract = _load_for_features(data, since=cutoff - pd.Timedelta(days=config.lookback_days), until=cutoff)
-    spec = FeatureSpec.from_data(contract.accounts, contract.interactions, config)
+    lookback = pd.Timedelta(days=max(fconfig.lookback_days, horizon))
+    contract = _load_for_features(data, settings, since=cutoff - lookback, until=cutoff)
+    spec, decisions = learn_spec(contract, cutoffs=[cutoff], data_end=end, settings=settings, config=fconfig)
+    if describe:
+        _describe(spec, fconfig)
+        return
+    print_attribute_decisions(decisions)
     with console.status("Computing features…"):
-        table = build_features(contract.accounts, contract.interactions, as_of=cutoff, spec=spec, config=config)
+        table = build_features(
+            contract.accounts, contract.interactions, as_of=cutoff, spec=spec, config=fconfig, definition=definition, history=contract.attribute_history
+        )
     _write_frame(table, out)
-    console.print(f"{len(table):,} active accounts × {table.shape[1] - 2} features as of {cutoff:%Y-%m-%d} → [bold]{out}[/]")
+    console.print(f"{len(table):,} customers × {table.shape[1] - 2} features as of {cutoff:%Y-%m-%d} → [bold]{out}[/]")
+
+
+def _describe(spec: "object", fconfig: "object") -> None:
+    from churn.features import catalogue
+
+    view = Table(title="Feature catalogue")
+    for col in ("name", "family", "direction", "description"):
+        view.add_column(col)
+    arrows = {1: "↑ risk", -1: "↓ risk", 0: "depends"}
+    for info in catalogue(spec, fconfig):  # type: ignore[arg-type]
+        view.add_row(info.name, info.family, arrows[info.direction], info.description)
+    console.print(view)
 
 
 @app.command()
@@ -331,34 +406,40 @@ def dataset(
     cutoffs: Annotated[Optional[str], typer.Option(help="2024-01-01 | 2024-01-01,2024-02-01 | 2024-01-01:2024-12-01:1M (default: last 12 mature month starts).")] = None,
     horizon: Annotated[int, typer.Option(min=1, help="Churn horizon in days after each cutoff.")] = 30,
     out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")] = Path("data/training.parquet"),
+    config: ConfigOpt = None,
+    date_format: DateFormatOpt = None,
+    static_attributes: StaticOpt = None,
+    attributes_as_of: AttributesAsOfOpt = None,
+    data_end: DataEndOpt = None,
     engine: EngineOpt = "local",
     spark_master: MasterOpt = None,
 ) -> None:
-    """Training table: features + churn label for every eligible account at every cutoff."""
+    """Training table: features + churn label for every customer at every cutoff."""
     from churn.config import ChurnDefinition, FeatureConfig
-    from churn.labels import LABEL, label_rate_by_cutoff, observed_until, parse_cutoffs
+    from churn.labels import LABEL, check_mature, label_rate_by_cutoff, parse_cutoffs
 
+    settings = _settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
     definition = ChurnDefinition(horizon_days=horizon)
-    config = FeatureConfig()
+    fconfig = FeatureConfig()
     spark = _spark_session(engine, spark_master)
     if spark is not None:
-        from churn.labels import check_mature
         from churn.spark import spark_spec, spark_training_table, write_parquet
 
         if not cutoffs:
             raise UsageError("--engine spark needs explicit --cutoffs")
         points = parse_cutoffs(cutoffs)
-        spec, accounts = spark_spec(spark, data, config)
-        end_row = spark.read.parquet(str(_interactions_path(data))).agg({"occurred_at": "max"}).collect()[0][0]
-        end = observed_until(accounts, pd.DataFrame({"occurred_at": pd.to_datetime([end_row], utc=True)}))
+        end = _data_end(data, settings)
         check_mature(points, definition, end)
-        path = write_parquet(spark_training_table(spark, data, cutoffs=points, spec=spec, definition=definition, config=config), out)
+        spec, _, decisions = spark_spec(spark, data, fconfig, cutoffs=points, data_end=end, settings=settings)
+        print_attribute_decisions(decisions)
+        path = write_parquet(spark_training_table(spark, data, cutoffs=points, spec=spec, definition=definition, config=fconfig), out)
         console.print(f"Training table over {len(points)} cutoffs computed on Spark → [bold]{path}[/] (Parquet folder)")
         return
-    contract, definition, _, table = _training_table(data, None, cutoffs, horizon)
+    built = _training_table(data, settings, None, cutoffs, horizon)
+    table = built.table
     _write_frame(table, out)
     summary = label_rate_by_cutoff(table)
-    view = Table(title=f"Training table ({definition.resolve_kind(contract.accounts)} churn, {horizon}-day horizon)")
+    view = Table(title=f"Training table ({built.definition.kind} churn, {horizon}-day horizon)")
     for col in ("cutoff", "rows", "churn rate"):
         view.add_column(col, justify="right")
     for row in summary.itertuples(index=False):
@@ -387,37 +468,53 @@ def print_metrics(metrics: pd.DataFrame, title: str) -> None:
     console.print(view)
 
 
-def _training_table(data: Path, as_of: Optional[str], cutoffs: Optional[str], horizon: int):  # type: ignore[no-untyped-def]
-    """Load data, pick mature cutoffs, build the training table. Shared by train and backtest."""
-    from churn.config import ChurnDefinition, FeatureConfig, to_utc
-    from churn.features import FeatureSpec
-    from churn.labels import build_training_table, default_cutoffs, observed_until, parse_cutoffs
+@dataclass
+class _Built:
+    contract: "ContractData"
+    definition: "object"
+    spec: "object"
+    table: pd.DataFrame
+    decisions: list
+    data_end: pd.Timestamp
 
-    definition = ChurnDefinition(horizon_days=horizon)
-    config = FeatureConfig()
-    contract = _load_for_features(data, since=None, until=None)
+
+def _training_table(data: Path, settings: "DataSettings", as_of: Optional[str], cutoffs: Optional[str], horizon: int) -> _Built:
+    """Load data, pick mature cutoffs, decide the attributes, build the training table.
+    Shared by dataset, train and backtest."""
+    from churn.config import ChurnDefinition, FeatureConfig, to_utc
+    from churn.features import learn_spec
+    from churn.labels import build_training_table, default_cutoffs, parse_cutoffs
+
+    fconfig = FeatureConfig()
+    export_date = end = _data_end(data, settings)  # --as-of limits the labels, not when the export was taken
+    if as_of:
+        end = to_utc(as_of)
+        if end > export_date:
+            raise UsageError(f"--as-of {end:%Y-%m-%d} is after the end of the data ({export_date:%Y-%m-%d}): labels after it are not observed")
+    contract = _load_for_features(data, settings)
     accounts, interactions = contract.accounts, contract.interactions
-    end = to_utc(as_of) if as_of else observed_until(accounts, interactions)
+    definition = ChurnDefinition(horizon_days=horizon).resolved(accounts)
     points = parse_cutoffs(cutoffs) if cutoffs else default_cutoffs(end, definition)
-    spec = FeatureSpec.from_data(accounts, interactions, config)
+    spec, decisions = learn_spec(contract, cutoffs=points, data_end=export_date, settings=settings, config=fconfig)
+    print_attribute_decisions(decisions)
     with console.status("Building the training table…") as status:
         table = build_training_table(
             accounts,
             interactions,
             cutoffs=points,
             definition=definition,
-            config=config,
+            config=fconfig,
             spec=spec,
             data_end=end,
+            history=contract.attribute_history,
             progress=lambda t: status.update(f"Built cutoff {t:%Y-%m-%d}"),
         )
-    kind = definition.resolve_kind(accounts)
     console.print(
         f"Training table: {len(table):,} rows over {len(points)} cutoffs "
-        f"({points[0]:%Y-%m-%d} … {points[-1]:%Y-%m-%d}), {kind} churn within {horizon} days, "
+        f"({points[0]:%Y-%m-%d} … {points[-1]:%Y-%m-%d}), {definition.kind} churn within {horizon} days, "
         f"churn rate {table['churned'].mean():.2%}"
     )
-    return contract, definition, spec, table
+    return _Built(contract, definition, spec, table, decisions, end)
 
 
 @app.command()
@@ -430,6 +527,11 @@ def train(
     capacity: Annotated[int, typer.Option(min=1, help="Outreach capacity for precision@capacity.")] = 200,
     models_dir: Annotated[Path, typer.Option(help="Where the champion's joblib bundle is exported.")] = Path("models"),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    config: ConfigOpt = None,
+    date_format: DateFormatOpt = None,
+    static_attributes: StaticOpt = None,
+    attributes_as_of: AttributesAsOfOpt = None,
+    data_end: DataEndOpt = None,
 ) -> None:
     """Train LightGBM + calibration and baselines on a time split; track in MLflow; promote if better."""
     from churn.config import FeatureConfig, TrainConfig
@@ -437,9 +539,12 @@ def train(
     from churn.train import train as fit
 
     _quiet_mlflow()
-    contract, definition, spec, table = _training_table(data, as_of, cutoffs, horizon)
+    settings = _settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
+    built = _training_table(data, settings, as_of, cutoffs, horizon)
+    contract, definition, spec, table = built.contract, built.definition, built.spec, built.table
     with console.status("Training LightGBM and baselines…"):
-        result = fit(table, spec=spec, definition=definition, config=TrainConfig(seed=seed), capacity=capacity, feature_config=FeatureConfig())
+        result = fit(table, spec=spec, definition=definition, config=TrainConfig(seed=seed), capacity=capacity, feature_config=FeatureConfig())  # type: ignore[arg-type]
+    result.model.metadata["attributes"] = [d.as_dict() for d in built.decisions]
     console.print(f"Split: {result.split.description}")
     if result.split.kind != "time":
         console.print(f"[yellow]Note: {result.split.kind} split — test metrics are not a forecast of a later period.[/]")
@@ -469,19 +574,26 @@ def backtest(
     horizon: Annotated[int, typer.Option(min=1, help="Churn horizon in days.")] = 30,
     capacity: Annotated[int, typer.Option(min=1, help="Outreach capacity for precision@capacity.")] = 200,
     out: Annotated[Path, typer.Option(help="Per-cutoff metrics (.csv or .parquet).")] = Path("reports/backtest.csv"),
+    config: ConfigOpt = None,
+    date_format: DateFormatOpt = None,
+    static_attributes: StaticOpt = None,
+    attributes_as_of: AttributesAsOfOpt = None,
+    data_end: DataEndOpt = None,
 ) -> None:
     """Retrain at several past cutoffs and score the next: metrics per cutoff, mean and spread."""
     from churn.evaluate import METRIC_LABELS
     from churn.train import backtest as run_backtest
     from churn.train import summarise_backtest
 
-    _, definition, spec, table = _training_table(data, None, cutoffs, horizon)
+    settings = _settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
+    built = _training_table(data, settings, None, cutoffs, horizon)
+    definition, spec, table = built.definition, built.spec, built.table
     all_cutoffs = sorted(table["as_of"].unique())
     if folds > len(all_cutoffs) - 2:
         raise UsageError(f"{folds} folds need at least {folds + 2} cutoffs; the table has {len(all_cutoffs)}")
     tests = all_cutoffs[-folds:]
     with console.status(f"Backtesting on {folds} cutoffs…"):
-        results = run_backtest(table, test_cutoffs=tests, spec=spec, definition=definition, capacity=capacity)
+        results = run_backtest(table, test_cutoffs=tests, spec=spec, definition=definition, capacity=capacity)  # type: ignore[arg-type]
     for cutoff, frame in results.groupby("test_cutoff"):
         print_metrics(frame.set_index("model").drop(columns=["test_cutoff", "split"]), f"Test cutoff {cutoff:%Y-%m-%d}")
     summary = summarise_backtest(results)
@@ -500,7 +612,7 @@ def backtest(
 @friendly_errors
 def score(
     data: DataOpt,
-    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Score accounts active at this date (default: end of data).")] = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Score customers at this date (default: end of data).")] = None,
     model: Annotated[str, typer.Option(help="models:/churn@champion, another models:/ or runs:/ URI, or a .joblib bundle.")] = "models:/churn@champion",
     capacity: Annotated[int, typer.Option(min=0, help="How many accounts the team can contact.")] = 200,
     control_share: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of flagged accounts held out, not contacted.")] = 0.1,
@@ -510,40 +622,44 @@ def score(
     max_exact_reasons: Annotated[int, typer.Option(min=0, help="Exact TreeSHAP reasons for at most this many accounts.")] = 100_000,
     seed: Annotated[int, typer.Option(help="Seed of the control-group draw.")] = 7,
     out: Annotated[Path, typer.Option(help="Output folder (risk list, history, retention, report).")] = Path("reports/scores"),
+    allow_stale_data: Annotated[bool, typer.Option("--allow-stale-data", help="Score an --as-of after the end of the data anyway (flagged as stale).")] = False,
+    config: ConfigOpt = None,
+    date_format: DateFormatOpt = None,
+    data_end: DataEndOpt = None,
     engine: EngineOpt = "local",
     spark_master: MasterOpt = None,
 ) -> None:
-    """Score every active account: risk list with reasons, outreach and control group, report."""
+    """Score every customer: risk list with reasons, outreach and control group, report."""
     from churn.config import ScoreConfig, to_utc
-    from churn.labels import observed_until
     from churn.tracking import configure, load_model
-    from churn.workflow import score_run
+    from churn.workflow import data_end_of, score_run
 
     if rank_by not in ("revenue_at_risk", "probability"):
         raise UsageError("--rank-by must be revenue_at_risk or probability")
-    config = ScoreConfig(
+    score_config = ScoreConfig(
         capacity=capacity, control_share=control_share, seed=seed, high_threshold=high, medium_threshold=medium,
         rank_by=rank_by, max_exact_reasons=max_exact_reasons,  # type: ignore[arg-type]
     )
+    settings = _settings(data, config, date_format=date_format, data_end=data_end)
     if model.startswith(("models:/", "runs:/")):  # a joblib bundle needs no MLflow store
         _quiet_mlflow()
         configure()
     churn_model, label = load_model(model)
-    if as_of:
-        cutoff = to_utc(as_of)
-    else:
-        from churn.contract import load
-
-        head = load(data, interaction_columns=[])
-        cutoff = observed_until(head.accounts, head.interactions)
+    cutoff = to_utc(as_of) if as_of else data_end_of(data, settings)
     spark = _spark_session(engine, spark_master)
-    with console.status(f"Scoring accounts active at {cutoff:%Y-%m-%d} with {label}…"):
-        result = score_run(data, as_of=cutoff, model=churn_model, model_label=label, out_dir=out, config=config, spark=spark)
+    with console.status(f"Scoring customers at {cutoff:%Y-%m-%d} with {label}…"):
+        result = score_run(
+            data, as_of=cutoff, model=churn_model, model_label=label, out_dir=out, config=score_config, spark=spark,
+            settings=settings, allow_stale=allow_stale_data,
+        )
     r = result.record
+    console.print(f"Data ends {r['data_end']}" + (f"; [bold yellow]{r['warning']}[/]" if r.get("warning") else "."))
     console.print(
-        f"Scored {r['accounts']:,} active accounts as of {r['as_of']} with {label}: "
+        f"Scored {r['accounts']:,} customers as of {r['as_of']} with {label}: "
         f"{r['high']:,} high, {r['medium']:,} medium, {r['low']:,} low risk."
     )
+    if r.get("lapsed") is not None:
+        console.print(f"Lapsed (no activity within {r['churn']['horizon_days']} days, not scored): {r['lapsed']:,} → win-back list {result.paths.get('lapsed', '')}")
     console.print(f"Outreach: {r['outreach']:,} to call, {r['control']:,} held out as the control group (capacity {capacity:,}).")
     console.print(f"Reasons: {r['exact_reasons']:,} exact (TreeSHAP), {r['cheap_reasons']:,} by deviation attribution. {r['value']}.")
     top = result.risk.head(5)

@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from churn.config import ChurnDefinition, FeatureConfig, ScoreConfig
-from churn.contract import OPTIONAL_INTERACTION_COLUMNS, ContractData, load
+from churn.attributes import attributes_at
+from churn.config import ChurnDefinition, DataSettings, FeatureConfig, ScoreConfig
+from churn.contract import OPTIONAL_INTERACTION_COLUMNS, ContractData, find_table, interactions_end, load, read_table, validate
 from churn.features import COLUMN_FEATURES, build_features
 from churn.io import write_table, write_text
-from churn.labels import label_accounts
+from churn.labels import label_accounts, observed_until
+from churn.population import lapsed
 from churn.report import render, write_report
 from churn.retention import list_outcomes, retention_table
 from churn.score import build_risk_list, load_run, make_run_id, previous_run, read_history, summary_counts, write_run
@@ -83,6 +85,53 @@ def recent_retention(accounts: pd.DataFrame, as_of: pd.Timestamp, months: int = 
     return pd.concat([overall.assign(segment=None), by_segment], ignore_index=True)
 
 
+class StaleDataError(ValueError):
+    """Scoring a date after the end of the data."""
+
+
+def data_end_of(data_dir: Path, settings: DataSettings = DataSettings()) -> pd.Timestamp:
+    """End of the observed history of a data folder: ``settings.data_end``, else the day after
+    the latest interaction (future-dated rows ignored), else — attribute-only data — the latest
+    signup or churn date."""
+    if settings.data_end is not None:
+        return settings.data_end
+    latest = interactions_end(data_dir, date_format=settings.date_format)
+    if latest is not None:
+        return latest.ceil("D")
+    path = find_table(data_dir, "accounts")
+    accounts = validate(read_table(path), None, date_format=settings.date_format).accounts if path else None
+    if accounts is None:
+        raise ValueError(f"{data_dir}: no accounts table")
+    return observed_until(accounts, accounts.iloc[:0].assign(occurred_at=pd.Series(dtype="datetime64[ns, UTC]")))
+
+
+def check_freshness(as_of: pd.Timestamp, data_end: pd.Timestamp, *, allow_stale: bool = False) -> dict[str, object]:
+    """The run's data-freshness facts; refuses an ``as_of`` after the data unless allowed."""
+    lag = (as_of - data_end) / pd.Timedelta(days=1)
+    if lag > 0 and not allow_stale:
+        raise StaleDataError(
+            f"--as-of {as_of:%Y-%m-%d} is {lag:g} day(s) after the end of the data ({data_end:%Y-%m-%d}): every account "
+            f"would look quiet since {data_end:%Y-%m-%d}. Export newer data, score --as-of {data_end:%Y-%m-%d}, "
+            "or pass --allow-stale-data to score anyway"
+        )
+    facts: dict[str, object] = {"data_end": f"{data_end:%Y-%m-%d}", "data_lag_days": round(max(lag, 0.0), 1)}
+    if lag > 0:
+        facts["warning"] = f"stale data: the data ends {lag:g} day(s) before the scoring date; recent activity is missing"
+    return facts
+
+
+def lapsed_list(gone: pd.DataFrame, accounts: pd.DataFrame, history: pd.DataFrame | None, as_of: pd.Timestamp, config: ScoreConfig) -> pd.DataFrame:
+    """The win-back list: lapsed accounts with their annual value, the most recently lapsed
+    first (they are the likeliest to come back)."""
+    col = config.value_column
+    valued = attributes_at(accounts, history, as_of, [col]) if col in accounts.columns or (history is not None and col in history.columns) else accounts
+    monthly = gone["account_id"].map(valued.set_index(valued["account_id"].astype("str"))[col]) if col in valued.columns else None
+    out = gone.copy()
+    out.insert(1, "as_of", pd.Series(as_of, index=out.index).astype("datetime64[ns, UTC]"))
+    out["annual_value"] = 12.0 * monthly.astype(float).fillna(0.0) if monthly is not None else 1.0
+    return out
+
+
 @dataclass
 class ScoreOutputs:
     risk: pd.DataFrame
@@ -100,34 +149,51 @@ def score_run(
     out_dir: Path,
     config: ScoreConfig = ScoreConfig(),
     spark: "SparkSession | None" = None,
+    settings: DataSettings = DataSettings(),
+    allow_stale: bool = False,
 ) -> ScoreOutputs:
     """Score, write the run, retention, outcomes and report. With ``spark``, features and
-    probabilities are computed on the cluster and only the scored table comes back."""
+    probabilities are computed on the cluster and only the scored table comes back.
+
+    Refuses an ``as_of`` after the end of the data (every account would look quiet since the
+    export) unless ``allow_stale``; the run then carries a staleness warning."""
     definition, fconfig = model_settings(model)
+    data_end = data_end_of(data_dir, settings)
+    freshness = check_freshness(as_of, data_end, allow_stale=allow_stale)
     history = read_history(out_dir)
     pending = history[history["as_of"] < as_of]["as_of"]
-    since = min([as_of - pd.Timedelta(days=fconfig.lookback_days), *pending])
+    since = min([as_of - pd.Timedelta(days=max(fconfig.lookback_days, definition.horizon_days)), *pending])
     probabilities = None
     if spark is None:
-        data = load(data_dir, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since, until=as_of)
+        data = load(data_dir, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since, until=as_of, date_format=settings.date_format)
         check_inputs(model, data, str(data_dir))
-        features = build_features(data.accounts, data.interactions, as_of=as_of, spec=model.spec, config=fconfig)
+        definition = definition.resolved(data.accounts)
+        features = build_features(
+            data.accounts, data.interactions, as_of=as_of, spec=model.spec, config=fconfig, definition=definition, history=data.attribute_history
+        )
+        gone = lapsed(data.accounts, data.interactions, as_of, definition)
+        # only events since `since` were read: older lapses have an unknown last activity
+        older = int((gone["last_activity"] < since).sum())
+        gone = gone[gone["last_activity"] >= since].reset_index(drop=True)
     else:
         from churn.spark import spark_features, spark_score, to_pandas_features
 
         # accounts only (one row each) on the driver: for values, retention and outcomes
-        data = load(data_dir, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=as_of, until=as_of)
+        data = load(data_dir, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=as_of, until=as_of, date_format=settings.date_format)
         check_inputs(model, data, str(data_dir))
-        scored_sdf = spark_features(spark, data_dir, as_of=as_of, spec=model.spec, config=fconfig).cache()
+        definition = definition.resolved(data.accounts)
+        scored_sdf = spark_features(spark, data_dir, as_of=as_of, spec=model.spec, config=fconfig, definition=definition).cache()
         scores = spark_score(scored_sdf, model).toPandas().set_index("account_id")["churn_probability"]
         features = to_pandas_features(scored_sdf, model.spec)
         scored_sdf.unpersist()
         probabilities = scores.reindex(features["account_id"]).to_numpy()
+        gone, older = None, 0  # the win-back list needs the events: run the in-process engine for it
     accounts, interactions = data.accounts, data.interactions
     if features.empty:
-        raise ValueError(f"no account is active at {as_of:%Y-%m-%d}: nothing to score")
+        raise ValueError(f"no account is a customer at {as_of:%Y-%m-%d}: nothing to score")
     previous = previous_run(out_dir, as_of)
     risk, notes = build_risk_list(features, model, config=config, accounts=accounts, previous=previous, probabilities=probabilities)
+    winback = None if gone is None else lapsed_list(gone, accounts, data.attribute_history, as_of, config)
 
     scored_at = pd.Timestamp.now(tz="UTC")
     record: dict[str, object] = {
@@ -140,10 +206,16 @@ def score_run(
         "churn": definition.as_dict(),
         "data_fingerprint": fingerprint(accounts, interactions),
         "previous_run": None if previous is None else str(previous["as_of"].iloc[0].date()),
+        **freshness,
+        "lapsed": None if winback is None or definition.kind != "inactivity" else len(winback),
+        "lapsed_before": f"{since:%Y-%m-%d}" if older else None,
+        "lapsed_earlier": older,
         **summary_counts(risk),
         **notes,
     }
     paths = write_run(out_dir, risk, record)
+    if winback is not None and definition.kind == "inactivity":
+        paths["lapsed"] = write_table(winback, out_dir / "lapsed", "csv")
     retention = recent_retention(accounts, as_of)
     paths["retention"] = write_table(retention, out_dir / "retention", "csv")
     if spark is not None and definition.resolve_kind(accounts) == "inactivity":

@@ -1,0 +1,76 @@
+"""Scoring scores customers only: lapsed accounts go to a win-back list; stale data is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from churn.cli import app
+from churn.config import ChurnDefinition, ScoreConfig, TrainConfig
+from churn.contract import load
+from churn.features import FeatureSpec
+from churn.generate import generate, write
+from churn.labels import build_training_table, parse_cutoffs
+from churn.population import last_activity
+from churn.train import train
+from churn.workflow import StaleDataError, score_run
+
+AS_OF = pd.Timestamp("2024-03-01", tz="UTC")
+
+
+@pytest.fixture(scope="module")
+def purchases(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A transactional business: no churned_at, and a model trained on inactivity churn."""
+    business = generate(1_200, start="2023-01-01", months=15, seed=11)
+    folder = tmp_path_factory.mktemp("tx") / "raw"
+    write(business, str(folder))
+    accounts = pd.read_parquet(folder / "accounts.parquet").drop(columns="churned_at")
+    accounts.to_parquet(folder / "accounts.parquet")
+    data = load(folder)
+    definition = ChurnDefinition(horizon_days=30)
+    spec = FeatureSpec.from_data(data.accounts, data.interactions, history=data.attribute_history)
+    table = build_training_table(
+        data.accounts, data.interactions, cutoffs=parse_cutoffs("2023-09-01:2024-01-01:1M"), definition=definition, spec=spec, history=data.attribute_history
+    )
+    model = train(table, spec=spec, definition=definition, config=TrainConfig(n_estimators=60)).model
+    return folder, data, model
+
+
+def test_a_lapsed_account_is_never_flagged(purchases, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder, data, model = purchases
+    out = score_run(folder, as_of=AS_OF, model=model, model_label="test", out_dir=tmp_path / "s", config=ScoreConfig(capacity=100))
+    last = last_activity(data.accounts, data.interactions, AS_OF, ChurnDefinition())
+    recent = set(data.accounts["account_id"][(last > AS_OF - pd.Timedelta(days=30)) & (data.accounts["signup_at"] < AS_OF)])
+    assert set(out.risk["account_id"]) == recent  # customers only, all of them
+    winback = pd.read_csv(out.paths["lapsed"])
+    assert len(winback) > 0 and not set(winback["account_id"]) & set(out.risk["account_id"])
+    assert (winback["days_lapsed"] >= 0).all() and winback["annual_value"].notna().all()
+    assert out.record["lapsed"] == len(winback)
+
+
+def test_scoring_after_the_end_of_the_data_is_refused(purchases, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder, _, model = purchases
+    late = pd.Timestamp("2024-06-01", tz="UTC")  # the data ends 2024-04-01
+    with pytest.raises(StaleDataError, match=r"after the end of the data \(2024-04-01\).*--allow-stale-data"):
+        score_run(folder, as_of=late, model=model, model_label="test", out_dir=tmp_path / "s")
+    # (two months late, every transactional customer would look lapsed: that is why it is refused)
+    lagging = pd.Timestamp("2024-04-10", tz="UTC")
+    stale = score_run(folder, as_of=lagging, model=model, model_label="test", out_dir=tmp_path / "s", allow_stale=True)
+    assert stale.record["data_end"] == "2024-04-01" and stale.record["data_lag_days"] == 9.0
+    assert "stale data" in str(stale.record["warning"])
+    assert "stale data" in stale.paths["report"].read_text()
+
+
+def test_cli_refuses_stale_scoring_and_train_past_the_data(purchases, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import joblib
+
+    folder, _, model = purchases
+    joblib.dump(model, tmp_path / "m.joblib")
+    runner = CliRunner()
+    result = runner.invoke(app, ["score", "--data", str(folder), "--as-of", "2024-06-01", "--model", str(tmp_path / "m.joblib"), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2 and "after the end of the data" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["train", "--data", str(folder), "--as-of", "2025-01-01"])
+    assert result.exit_code == 2 and "--as-of 2025-01-01 is after the end of the data (2024-04-01)" in result.output
