@@ -149,3 +149,18 @@ def test_invalid_score_config_is_refused() -> None:
         ScoreConfig(control_share=1.0)
     with pytest.raises(ValueError):
         replace(ScoreConfig(), high_threshold=0.05, medium_threshold=0.1)
+
+
+def test_risk_list_csv_cannot_run_spreadsheet_formulas(tmp_path: Path, risk) -> None:  # type: ignore[no-untyped-def]
+    """OWASP CSV injection: a text cell starting with = + - @ is escaped in the CSV only."""
+    frame, _ = risk
+    evil = frame.head(4).copy()
+    evil["account_id"] = ['=HYPERLINK("http://x","click")', "+1 555", "@SUM(A1)", "-2+3"]
+    evil.loc[evil.index[0], "reason_1"] = "=cmd|' /C calc'!A0"
+    write_run(tmp_path, evil, {"run_id": "r1", "as_of": "2024-01-01", "scored_at": "t", "model": "m"})
+    csv = pd.read_csv(tmp_path / "risk_list.csv", dtype=str)
+    assert csv["account_id"].tolist() == ["'=HYPERLINK(\"http://x\",\"click\")", "'+1 555", "'@SUM(A1)", "'-2+3"]
+    assert csv["reason_1"].iloc[0].startswith("'=cmd")
+    assert float(csv["churn_probability"].iloc[0]) == evil["churn_probability"].iloc[0]  # numbers untouched
+    exact = pd.read_parquet(tmp_path / "risk_list.parquet")
+    assert exact["account_id"].iloc[0] == '=HYPERLINK("http://x","click")'  # Parquet keeps the value as it was

@@ -55,10 +55,27 @@ def write_table(df: pd.DataFrame, stem: str | os.PathLike[str], fmt: str = "parq
     return write_atomic(target, lambda p: _write_csv(df, p))
 
 
+#: A text cell starting with one of these is run as a formula by spreadsheets (CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(values: pd.Series) -> pd.Series:
+    """Text that a spreadsheet would run as a formula gets a leading apostrophe, as OWASP
+    advises for CSV injection: ``=HYPERLINK(...)`` is written ``'=HYPERLINK(...)``.
+    Numbers are left alone; the Parquet files keep every value exactly as it was."""
+    text = values.astype("str").where(values.notna())
+    risky = text.str.startswith(FORMULA_PREFIXES).fillna(False)
+    return text.where(~risky, "'" + text) if risky.any() else values
+
+
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    """CSV with ISO-8601 timestamps including their offset (spreadsheet- and parser-friendly)."""
+    """CSV with ISO-8601 timestamps including their offset (spreadsheet- and parser-friendly),
+    and text cells that cannot run as spreadsheet formulas."""
     out = df.copy()
     for col in out.columns:
-        if isinstance(out[col].dtype, pd.DatetimeTZDtype):
+        dtype = out[col].dtype
+        if isinstance(dtype, pd.DatetimeTZDtype):
             out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%S%z")
+        elif isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dtype) or dtype == object:
+            out[col] = spreadsheet_safe(out[col])
     out.to_csv(path, index=False, encoding="utf-8")
