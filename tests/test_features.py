@@ -87,6 +87,14 @@ def test_hand_computed_history(tiny) -> None:  # type: ignore[no-untyped-def]
     assert a1["price_change_pct_365d"] == pytest.approx(0.2)
     assert a1["price_increase_90d"] == 1.0
     assert a1["plan"] == "basic" and a1["mrr"] == 10.0
+    # rates are per 30 days of observed customer time: the history starts 2024-01-01 12:00, so 90 of 90 days
+    assert a1["login_per_month_90d"] == pytest.approx(1 / 90 * 30)
+    assert a1["support_contact_per_month_90d"] == pytest.approx(4 / 90 * 30)
+    # 10 events in the last 90 days: 4 support contacts, 2 surveys, 3 invoices, 1 login
+    assert a1["share_support_contact_90d"] == pytest.approx(0.4) and a1["share_login_90d"] == pytest.approx(0.1)
+    # purchase rhythm over the events with an amount: invoices on Jan 15, Feb 15, Mar 15
+    assert a1["transactions_365d"] == 3 and a1["transaction_gap_days"] == pytest.approx(30.0)
+    assert a1["transaction_overdue"] == pytest.approx(17 / 30) and a1["spend_per_transaction_365d"] == pytest.approx(32 / 3)
     # a2 has no history: counts are zero, recency and survey values are unknown
     assert a2["n_login_365d"] == 0 and a2["cases_90d"] == 0
     assert np.isnan(a2["days_since_last_event"]) and np.isnan(a2["nps_latest"])
@@ -99,7 +107,7 @@ def test_columns_match_catalogue_and_are_typed(tiny) -> None:  # type: ignore[no
     assert feature_columns(f) == [info.name for info in catalogue(spec)]
     assert str(f["plan"].dtype) == "category"
     assert all(str(f[c].dtype) == "float64" for c in feature_columns(f) if c != "plan")
-    assert all("{v}" in info.template for info in catalogue(spec))
+    assert all("{v}" in info.text or info.unit.kind == "flag" for info in catalogue(spec))
 
 
 def test_no_leakage_from_events_or_churn_after_cutoff(small_business) -> None:  # type: ignore[no-untyped-def]
