@@ -44,18 +44,29 @@ def training_data():  # type: ignore[no-untyped-def]
     from churn.labels import build_training_table, default_cutoffs, observed_until
 
     data = generate(8_000, start="2023-01-01", months=18, seed=0)
-    spec = FeatureSpec.from_data(data.accounts, data.interactions)
+    spec = FeatureSpec.from_data(data.accounts, data.interactions, history=data.attribute_history)
     cutoffs = default_cutoffs(observed_until(data.accounts, data.interactions), ChurnDefinition(), 9)
-    table = build_training_table(data.accounts, data.interactions, cutoffs=cutoffs, spec=spec)
+    table = build_training_table(data.accounts, data.interactions, cutoffs=cutoffs, spec=spec, history=data.attribute_history)
     return data, spec, table
 
 
 @pytest.fixture(scope="session")
 def trained(training_data):  # type: ignore[no-untyped-def]
+    """The deployed model and its evaluation (3 purged time folds) on ``training_data``."""
+    from churn.config import ChurnDefinition
     from churn.train import train
 
-    _, spec, table = training_data
-    return train(table, spec=spec)
+    data, spec, table = training_data
+    return train(table, spec=spec, definition=ChurnDefinition().resolved(data.accounts))
+
+
+@pytest.fixture(scope="session")
+def latest_features(training_data) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """The feature rows of the latest cutoff (labels dropped): a table to score."""
+    from churn.labels import LABEL
+
+    _, _, table = training_data
+    return table[table["as_of"] == table["as_of"].max()].drop(columns=[LABEL]).reset_index(drop=True)
 
 
 @pytest.fixture()

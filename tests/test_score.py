@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from churn.config import ScoreConfig
-from churn.labels import LABEL
 from churn.retention import list_outcomes
 from churn.score import (
     CONTROL_ACTION,
@@ -23,8 +22,8 @@ from churn.score import (
 
 
 @pytest.fixture(scope="module")
-def features(trained) -> pd.DataFrame:  # type: ignore[no-untyped-def]
-    return trained.split.test.drop(columns=[LABEL]).reset_index(drop=True)
+def features(latest_features) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    return latest_features
 
 
 @pytest.fixture(scope="module")

@@ -4,4 +4,4 @@ Stages (one module each, pure functions on DataFrames): contract → features �
 → train → evaluate → tracking → score → report. See DESIGN.md in the team's shared folder.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -107,19 +107,64 @@ class TrainConfig:
     """Model training settings. Defaults suit 1k–1M accounts on a laptop."""
 
     seed: int = 7
-    #: Upper bound; early stopping on the validation slice picks the real number.
-    n_estimators: int = 1000
+    #: LightGBM threads; 0 = one per core. On a machine shared with other busy processes,
+    #: fewer threads than cores avoid OpenMP spinning against them.
+    n_jobs: int = 0
+    #: Upper bound; early stopping on held-out account folds picks the real number.
+    n_estimators: int = 2000
     learning_rate: float = 0.03
-    #: Small, well-populated leaves: churners are few, and deep trees memorise them.
     num_leaves: int = 15
-    min_child_samples: int = 100
+    #: Leaf size scales with the data (about one row in a thousand), within these bounds:
+    #: churners are few, and tiny leaves memorise them; on small tables big leaves underfit.
+    min_child_samples_bounds: tuple[int, int] = (10, 100)
     subsample: float = 0.8
-    colsample_bytree: float = 0.5
-    early_stopping_rounds: int = 100
-    #: Number of monthly cutoffs used when none are given.
+    colsample_bytree: float = 0.8
+    #: Smoothing of categorical splits: a 50-state column must not memorise small states.
+    cat_smooth: float = 50.0
+    cat_l2: float = 10.0
+    reg_lambda: float = 0.0
+    early_stopping_rounds: int = 50
+    #: Account folds that pick the number of trees and give the out-of-fold scores the
+    #: calibration is fitted on.
+    calibration_folds: int = 3
+    #: Evaluation: the latest cutoffs each tested by a model trained on cutoffs matured before it.
+    evaluation_folds: int = 3
+    #: Evaluation of a single cutoff (a snapshot): stratified k-fold cross-validation by account.
+    cv_folds: int = 5
+    #: Number of monthly cutoffs used when none are given and the history allows them.
     default_cutoff_count: int = 12
-    #: Share of accounts kept for validation/test when no time split is possible (snapshot data).
-    snapshot_holdout_share: float = 0.2
+    #: The leakage sentinel stops training when one feature alone reaches this ROC-AUC.
+    leakage_auc: float = 0.97
+    #: Features the sentinel lets through (after the user has checked them).
+    allow_features: tuple[str, ...] = ()
+    #: A challenger replaces the champion only if better by this share of the champion's score.
+    promotion_margin: float = 0.01
+    #: Optional hyperparameter search (Optuna): trials per tuning run, and the time budget of
+    #: all tuning in one training run (split over the evaluation folds and the final fit).
+    tune_trials: int = 0
+    tune_seconds: float = 600.0
+
+    def min_child_samples(self, rows: int) -> int:
+        low, high = self.min_child_samples_bounds
+        return int(min(high, max(low, rows // 1000)))
+
+
+@dataclass(frozen=True)
+class ProfitConfig:
+    """Expected maximum profit (EMP, Verbraken et al. 2013) of a retention campaign.
+
+    A contacted churner accepts the offer with a probability drawn from Beta(alpha, beta);
+    every contact costs ``contact_cost``, every accepted offer ``incentive_cost``; a retained
+    customer is worth its lifetime value (CLV) = ``clv_years`` × annual value (12 × the value
+    column) or ``default_clv`` where the data has no value column."""
+
+    alpha: float = 6.0
+    beta: float = 14.0
+    incentive_cost: float = 10.0
+    contact_cost: float = 1.0
+    clv_years: float = 1.0
+    default_clv: float = 200.0
+    value_column: str = "mrr"
 
 
 @dataclass(frozen=True)
@@ -156,6 +201,7 @@ class Settings:
     churn: ChurnDefinition = field(default_factory=ChurnDefinition)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    profit: ProfitConfig = field(default_factory=ProfitConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
 
 

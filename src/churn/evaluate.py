@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+
+from churn.config import ProfitConfig
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import (
     average_precision_score,
@@ -32,6 +34,8 @@ METRICS: dict[str, bool] = {
     "lift_top10": True,
     "capture_top10": True,
     "precision_at_capacity": True,
+    "emp": True,
+    "emp_share": True,
 }
 
 #: Short labels for tables and reports.
@@ -44,6 +48,8 @@ METRIC_LABELS: dict[str, str] = {
     "lift_top10": "lift@10%",
     "capture_top10": "capture@10%",
     "precision_at_capacity": "prec@K",
+    "emp": "EMP",
+    "emp_share": "EMP share",
 }
 
 
@@ -81,12 +87,43 @@ def precision_at_k(y: np.ndarray, p: np.ndarray, k: int) -> float:
     return float(y[top].mean())
 
 
-def classification_metrics(y: np.ndarray | pd.Series, p: np.ndarray, *, capacity: int = 200) -> dict[str, float]:
-    """Every metric in :data:`METRICS` plus counts; NaN where undefined (one class only)."""
+def expected_max_profit(y: np.ndarray, p: np.ndarray, clv: np.ndarray | float, config: ProfitConfig = ProfitConfig()) -> tuple[float, float]:
+    """EMP per customer (in the unit of ``clv``) and the share of customers to contact at the
+    profit-optimal threshold (``empulse.metrics.empc_score``; Verbraken et al. 2013)."""
+    from empulse.metrics import empc_score
+
+    y = np.asarray(y, dtype=int)
+    if not 0 < y.sum() < len(y):
+        return float("nan"), float("nan")
+    kwargs = {"alpha": config.alpha, "beta": config.beta, "clv": clv, "incentive_cost": config.incentive_cost, "contact_cost": config.contact_cost}
+    return float(empc_score(y, p, **kwargs)), float(empc_score.optimal_rate(y, p, **kwargs))
+
+
+def customer_value(table: pd.DataFrame, config: ProfitConfig = ProfitConfig()) -> np.ndarray | float:
+    """CLV per row: ``clv_years`` × 12 × the value column, or ``default_clv`` without one."""
+    if config.value_column in table.columns:
+        monthly = pd.to_numeric(table[config.value_column], errors="coerce").fillna(0.0).to_numpy(dtype=float)
+        return config.clv_years * 12.0 * monthly
+    return config.default_clv
+
+
+def classification_metrics(
+    y: np.ndarray | pd.Series,
+    p: np.ndarray,
+    *,
+    capacity: int = 200,
+    clv: np.ndarray | float | None = None,
+    profit: ProfitConfig = ProfitConfig(),
+) -> dict[str, float]:
+    """Every metric in :data:`METRICS` plus counts; NaN where undefined (one class only).
+
+    ``clv`` (per row, or one number) values a retained customer for the expected maximum
+    profit; None uses ``profit.default_clv``."""
     y = np.asarray(y, dtype=int)
     p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
     both = 0 < y.sum() < len(y)
     lift, capture = top_share(y, p, 0.1)
+    emp, emp_share = expected_max_profit(y, p, profit.default_clv if clv is None else clv, profit)
     return {
         "pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
         "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
@@ -96,6 +133,8 @@ def classification_metrics(y: np.ndarray | pd.Series, p: np.ndarray, *, capacity
         "lift_top10": lift,
         "capture_top10": capture,
         "precision_at_capacity": precision_at_k(y, p, capacity),
+        "emp": emp,
+        "emp_share": emp_share,
         "base_rate": float(y.mean()),
         "rows": float(len(y)),
         "positives": float(y.sum()),

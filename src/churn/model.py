@@ -1,0 +1,175 @@
+"""The deployed model: everything needed to score a raw feature table, in one object, and
+its bundle file.
+
+A :class:`ChurnModel` holds the preprocessing (column order, training categories), the
+LightGBM booster, the calibrator, the feature spec and settings, the churn definition and
+the training metadata (which rows it saw, how it was evaluated). It is saved as one bundle
+file whose header records the package versions it was built with, so loading it elsewhere
+fails with a sentence, not a pickle error.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from churn.calibration import Calibrator
+from churn.config import FeatureConfig
+from churn.features import FeatureSpec, catalogue, catalogue_frame
+from churn.registry import Feature, Unit
+
+#: Bumped whenever ChurnModel's stored layout changes.
+BUNDLE_FORMAT = 2
+BUNDLE_MAGIC = "churn-model-bundle"
+
+
+class MissingFeaturesError(ValueError):
+    """The feature table lacks columns the model was trained on."""
+
+
+class IncompatibleBundleError(ValueError):
+    """A bundle built with package versions this environment cannot load."""
+
+
+@dataclass
+class ChurnModel:
+    """Preprocessing, LightGBM, calibration, the feature spec and catalogue, the churn
+    definition and training metadata. Scores raw feature tables."""
+
+    feature_names: list[str]
+    categories: dict[str, list[str]]
+    classifier: lgb.LGBMClassifier
+    calibrator: Calibrator
+    spec_json: str
+    definition: dict[str, object]
+    metadata: dict[str, object] = field(default_factory=dict)
+    reference: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> FeatureSpec:
+        return FeatureSpec.from_json(self.spec_json)
+
+    @property
+    def booster(self) -> lgb.Booster:
+        return self.classifier.booster_
+
+    def prepare(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Select and type the model's columns; categories become the training categories."""
+        missing = [c for c in self.feature_names if c not in features.columns]
+        if missing:
+            raise MissingFeaturesError(
+                f"the feature table lacks {len(missing)} column(s) the model needs: {', '.join(missing[:10])}"
+                + (" …" if len(missing) > 10 else "")
+            )
+        out = {}
+        for name in self.feature_names:
+            col = features[name]
+            if name in self.categories:
+                cats = self.categories[name]
+                text = col.astype("str").where(col.notna())
+                out[name] = pd.Categorical(text.where(text.isin(cats)), categories=cats)
+            else:
+                out[name] = pd.to_numeric(col, errors="coerce").astype("float64")
+        return pd.DataFrame(out, index=features.index)
+
+    def raw_proba(self, features: pd.DataFrame) -> np.ndarray:
+        return self.classifier.predict_proba(self.prepare(features))[:, 1]
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Calibrated P(churn within the horizon) per row."""
+        return self.calibrator.transform(self.raw_proba(features))
+
+    def contributions(self, features: pd.DataFrame) -> np.ndarray:
+        """Exact TreeSHAP contributions in log-odds (n × features, bias column dropped)."""
+        contrib = self.booster.predict(self.prepare(features), pred_contrib=True)
+        return np.asarray(contrib)[:, :-1]
+
+    def importance(self) -> pd.Series:
+        gain = self.booster.feature_importance(importance_type="gain")
+        return pd.Series(gain, index=self.feature_names).sort_values(ascending=False)
+
+    @property
+    def feature_config(self) -> FeatureConfig:
+        """The feature settings the training table was built with: scoring must reuse them."""
+        raw = dict(self.metadata.get("feature_config", {}))  # type: ignore[call-overload]
+        if "windows_days" in raw:
+            raw["windows_days"] = tuple(raw["windows_days"])
+        return FeatureConfig(**raw)
+
+    def feature_infos(self) -> list[Feature]:
+        """The registry entry of each model feature, in the model's column order."""
+        known = {f.name: f for f in catalogue(self.spec, self.feature_config)}
+        return [known.get(n, Feature(n, "other", "account", f"{n} is {{v}}", 0, Unit())) for n in self.feature_names]
+
+    def catalogue(self) -> pd.DataFrame:
+        return catalogue_frame(self.feature_infos())
+
+
+def package_versions() -> dict[str, str]:
+    """The versions a bundle depends on (pickled LightGBM and scikit-learn objects, pandas)."""
+    import sklearn
+
+    import churn
+
+    return {"churn": churn.__version__, "lightgbm": lgb.__version__, "scikit-learn": sklearn.__version__, "pandas": pd.__version__}
+
+
+def _release(version: str, parts: int) -> tuple[str, ...]:
+    return tuple(version.split("+")[0].split(".")[:parts])
+
+
+def incompatibilities(built_with: dict[str, str], here: dict[str, str] | None = None) -> list[str]:
+    """Why a bundle built with ``built_with`` cannot be trusted here (empty list: it can).
+
+    Pickled scikit-learn and LightGBM objects are only promised to load within the same
+    minor release; pandas within the same major; churn within the same minor."""
+    here = here or package_versions()
+    rules = {"churn": 2, "lightgbm": 2, "scikit-learn": 2, "pandas": 1}
+    return [
+        f"{name} {built_with.get(name, '?')} (here {here[name]})"
+        for name, parts in rules.items()
+        if _release(str(built_with.get(name, "?")), parts) != _release(here[name], parts)
+    ]
+
+
+def save_bundle(model: ChurnModel, path: str | os.PathLike[str]) -> None:
+    """Write a header (format, package versions) then the model; read it with :func:`load_bundle`."""
+    import joblib
+
+    header = {"magic": BUNDLE_MAGIC, "format": BUNDLE_FORMAT, "versions": package_versions()}
+    model.metadata["versions"] = header["versions"]
+    with open(path, "wb") as f:
+        pickle.dump(header, f, protocol=pickle.HIGHEST_PROTOCOL)
+        joblib.dump(model, f)
+
+
+def load_bundle(path: str | os.PathLike[str]) -> ChurnModel:
+    """Load a bundle, checking first that this environment can read it."""
+    import joblib
+
+    path = Path(path)
+    retrain = "retrain with `churn train` here, or install the versions it was built with"
+    try:
+        with open(path, "rb") as f:
+            header = pickle.load(f)
+            if not (isinstance(header, dict) and header.get("magic") == BUNDLE_MAGIC):
+                raise IncompatibleBundleError(f"{path} was written by an older churn without a version header: {retrain}")
+            if header.get("format") != BUNDLE_FORMAT:
+                raise IncompatibleBundleError(f"{path} has bundle format {header.get('format')}, this churn reads format {BUNDLE_FORMAT}: {retrain}")
+            problems = incompatibilities(header.get("versions", {}))
+            if problems:
+                raise IncompatibleBundleError(f"{path} was built with {', '.join(problems)}: {retrain}")
+            model = joblib.load(f)
+    except IncompatibleBundleError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing to the user
+        raise IncompatibleBundleError(f"{path} cannot be read as a churn model bundle ({type(exc).__name__}: {exc}): {retrain}") from None
+    if not isinstance(model, ChurnModel):
+        raise IncompatibleBundleError(f"{path} is not a churn model bundle")
+    return model
