@@ -483,7 +483,7 @@ def _training_table(data: Path, settings: "DataSettings", as_of: Optional[str], 
     Shared by dataset, train and backtest."""
     from churn.config import ChurnDefinition, FeatureConfig, to_utc
     from churn.features import learn_spec
-    from churn.labels import build_training_table, default_cutoffs, parse_cutoffs
+    from churn.labels import build_training_table, label_rate_by_cutoff, parse_cutoffs, schedule_cutoffs
 
     fconfig = FeatureConfig()
     export_date = end = _data_end(data, settings)  # --as-of limits the labels, not when the export was taken
@@ -494,7 +494,11 @@ def _training_table(data: Path, settings: "DataSettings", as_of: Optional[str], 
     contract = _load_for_features(data, settings)
     accounts, interactions = contract.accounts, contract.interactions
     definition = ChurnDefinition(horizon_days=horizon).resolved(accounts)
-    points = parse_cutoffs(cutoffs) if cutoffs else default_cutoffs(end, definition)
+    if cutoffs:
+        points, why = parse_cutoffs(cutoffs), "given"
+    else:
+        start = interactions["occurred_at"].min() if len(interactions) else None
+        points, why = schedule_cutoffs(start, end, definition)
     spec, decisions = learn_spec(contract, cutoffs=points, data_end=export_date, settings=settings, config=fconfig)
     print_attribute_decisions(decisions)
     with console.status("Building the training table…") as status:
@@ -510,10 +514,11 @@ def _training_table(data: Path, settings: "DataSettings", as_of: Optional[str], 
             progress=lambda t: status.update(f"Built cutoff {t:%Y-%m-%d}"),
         )
     console.print(
-        f"Training table: {len(table):,} rows over {len(points)} cutoffs "
-        f"({points[0]:%Y-%m-%d} … {points[-1]:%Y-%m-%d}), {definition.kind} churn within {horizon} days, "
-        f"churn rate {table['churned'].mean():.2%}"
+        f"Training table: {len(table):,} rows over {len(points)} cutoffs ({why}: {points[0]:%Y-%m-%d} … {points[-1]:%Y-%m-%d}), "
+        f"{definition.kind} churn within {horizon} days, churn rate {table['churned'].mean():.2%}"
     )
+    per_cutoff = label_rate_by_cutoff(table)
+    console.print("Rows per cutoff: " + ", ".join(f"{r.as_of:%Y-%m-%d} {r.rows:,} ({r.churn_rate:.1%})" for r in per_cutoff.itertuples()))
     return _Built(contract, definition, spec, table, decisions, end)
 
 
@@ -523,46 +528,89 @@ def train(
     data: DataOpt,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Use only labels mature by this date (default: end of data).")] = None,
     horizon: Annotated[int, typer.Option(min=1, help="Churn horizon in days.")] = 30,
-    cutoffs: Annotated[Optional[str], typer.Option(help="Training cutoffs (default: the 12 latest mature month starts).")] = None,
-    capacity: Annotated[int, typer.Option(min=1, help="Outreach capacity for precision@capacity.")] = 200,
-    models_dir: Annotated[Path, typer.Option(help="Where the champion's joblib bundle is exported.")] = Path("models"),
+    cutoffs: Annotated[Optional[str], typer.Option(help="Training cutoffs (default: 12 latest mature month starts, weekly for short histories).")] = None,
+    capacity: Annotated[int, typer.Option(min=1, help="Outreach capacity: precision at capacity is the decision metric.")] = 200,
+    models_dir: Annotated[Path, typer.Option(help="Where the champion's bundle is exported.")] = Path("models"),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    tune: Annotated[int, typer.Option("--tune", min=0, help="Search LightGBM settings with this many Optuna trials per tuning run (0: off).")] = 0,
+    tune_minutes: Annotated[float, typer.Option("--tune-minutes", min=0.1, help="Time budget of all tuning in this run.")] = 10.0,
+    allow_feature: Annotated[Optional[str], typer.Option("--allow-feature", help="Comma-separated features the leakage sentinel lets through.")] = None,
     config: ConfigOpt = None,
     date_format: DateFormatOpt = None,
     static_attributes: StaticOpt = None,
     attributes_as_of: AttributesAsOfOpt = None,
     data_end: DataEndOpt = None,
 ) -> None:
-    """Train LightGBM + calibration and baselines on a time split; track in MLflow; promote if better."""
+    """Evaluate on held-out time slices, fit the deployed model on every mature cutoff, track in MLflow, promote if better."""
     from churn.config import FeatureConfig, TrainConfig
-    from churn.tracking import configure, decide_champion, export_bundle, fingerprint, log_training_run
+    from churn.tracking import configure, current_champion, decide_champion, export_bundle, fingerprint, log_leakage_stop, log_training_run
+    from churn.train import LeakageError
     from churn.train import train as fit
+    from churn.workflow import champion_view
 
     _quiet_mlflow()
     settings = _settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
     built = _training_table(data, settings, as_of, cutoffs, horizon)
     contract, definition, spec, table = built.contract, built.definition, built.spec, built.table
-    with console.status("Training LightGBM and baselines…"):
-        result = fit(table, spec=spec, definition=definition, config=TrainConfig(seed=seed), capacity=capacity, feature_config=FeatureConfig())  # type: ignore[arg-type]
-    result.model.metadata["attributes"] = [d.as_dict() for d in built.decisions]
-    console.print(f"Split: {result.split.description}")
-    if result.split.kind != "time":
-        console.print(f"[yellow]Note: {result.split.kind} split — test metrics are not a forecast of a later period.[/]")
-    console.print(
-        f"LightGBM stopped at {result.model.metadata['best_iteration']} trees; calibration: {result.model.calibrator.method} "
-        f"(cross-validated log loss {', '.join(f'{k} {v:.4f}' for k, v in result.calibration_losses.items())})"
+    train_config = TrainConfig(
+        seed=seed, tune_trials=tune, tune_seconds=60.0 * tune_minutes,
+        allow_features=tuple(f.strip() for f in (allow_feature or "").split(",") if f.strip()),
     )
-    print_metrics(result.metrics, f"Test slice ({result.split.test['as_of'].iloc[0]:%Y-%m-%d}, {len(result.split.test):,} accounts)")
     uri = configure()
+    try:
+        with console.status("Training…") as status:
+            result = fit(
+                table, spec=spec, definition=definition, config=train_config, capacity=capacity,  # type: ignore[arg-type]
+                feature_config=FeatureConfig(), progress=status.update,
+            )
+    except LeakageError as exc:
+        run_id = log_leakage_stop(Path.cwd(), str(exc), fingerprint(contract.accounts, contract.interactions))
+        raise UsageError(f"{exc} (recorded as failed MLflow run {run_id})") from None
+    model = result.model
+    model.metadata["attributes"] = [d.as_dict() for d in built.decisions]
+    top = result.leakage.iloc[0]
+    console.print(f"Leakage sentinel: no single feature separates churners by itself (strongest: {top['feature']}, ROC-AUC {top['auc']:.3f}).")
+    console.print(f"Evaluation: {result.evaluation.description}")
+    if result.evaluation.kind == "time":
+        for r in result.evaluation.folds:
+            print_metrics(r.metrics, f"Test cutoff {r.fold.test_cutoff:%Y-%m-%d} ({len(r.y):,} accounts, model fitted on {r.info.rows:,} earlier rows)")
+        print_metrics(result.metrics, f"Mean over {len(result.evaluation.folds)} later slices")
+    else:
+        console.print("[yellow]Note: cross-validation on one cutoff — not a forecast of a later period.[/]")
+        print_metrics(result.metrics, f"Out-of-fold, {len(result.y_test):,} accounts")
+    info, meta = result.info, model.metadata
+    console.print(
+        f"Deployed model: fitted on all {len(meta['cutoffs'])} mature cutoffs ({meta['cutoffs'][0]} … {meta['cutoffs'][-1]}), "  # type: ignore[index]
+        f"{info.rows:,} rows of {meta['train_accounts']:,} accounts — the newest labels included; {info.n_estimators} trees "
+        f"(early stopping at {info.best_iteration} on held-out account folds, scaled to all rows); {info.calibration} calibration "
+        f"cross-fitted on out-of-fold scores."
+    )
+    _print_profit(result, capacity)
     with console.status("Logging to MLflow…"):
         run_id, version = log_training_run(result, root=Path.cwd(), data_fingerprint=fingerprint(contract.accounts, contract.interactions))
-        decision = decide_champion(result, version)
+        champion = current_champion()
+        view = champion_view(champion[0], champion[1], result.evaluation, contract) if champion else None
+        decision = decide_champion(result, version, view, capacity=capacity)
     console.print(f"MLflow run {run_id} → model [bold]churn v{version}[/] ({uri})")
     if decision.promoted:
-        bundle = export_bundle(result.model, models_dir, version=version, run_id=run_id)
+        bundle = export_bundle(model, models_dir, version=version, run_id=run_id)
         console.print(f"[green]Promoted to champion:[/] {decision.reason}. Bundle: [bold]{bundle}[/]")
     else:
         console.print(f"[yellow]Not promoted:[/] {decision.reason}")
+
+
+def _print_profit(result: "object", capacity: int) -> None:
+    """Expected maximum profit and the profit-optimal contact share next to the capacity."""
+    m = result.metrics.loc["model"]  # type: ignore[attr-defined]
+    if not pd.notna(m["emp"]):
+        return
+    accounts = len(result.y_test) / (len(result.evaluation.folds) if result.evaluation.kind == "cv" else 1)  # type: ignore[attr-defined]
+    share = float(m["emp_share"])
+    console.print(
+        f"Profit: expected maximum profit {m['emp']:.2f} per customer (EMP); contacting the riskiest {share:.1%} is "
+        f"profit-optimal — about {share * accounts:,.0f} of {accounts:,.0f} accounts, against a capacity of {capacity:,} "
+        f"({capacity / accounts:.1%})."
+    )
 
 
 @app.command()
@@ -588,21 +636,18 @@ def backtest(
     settings = _settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
     built = _training_table(data, settings, None, cutoffs, horizon)
     definition, spec, table = built.definition, built.spec, built.table
-    all_cutoffs = sorted(table["as_of"].unique())
-    if folds > len(all_cutoffs) - 2:
-        raise UsageError(f"{folds} folds need at least {folds + 2} cutoffs; the table has {len(all_cutoffs)}")
-    tests = all_cutoffs[-folds:]
     with console.status(f"Backtesting on {folds} cutoffs…"):
-        results = run_backtest(table, test_cutoffs=tests, spec=spec, definition=definition, capacity=capacity)  # type: ignore[arg-type]
+        results = run_backtest(table, folds=folds, spec=spec, definition=definition, capacity=capacity)  # type: ignore[arg-type]
     for cutoff, frame in results.groupby("test_cutoff"):
-        print_metrics(frame.set_index("model").drop(columns=["test_cutoff", "split"]), f"Test cutoff {cutoff:%Y-%m-%d}")
+        print_metrics(frame.set_index("model").drop(columns=["test_cutoff", "fold"]), f"Test cutoff {cutoff:%Y-%m-%d}")
     summary = summarise_backtest(results)
     view = Table(title=f"Backtest over {folds} cutoffs: mean ± std")
     view.add_column("model")
-    for m in ("pr_auc", "roc_auc", "lift_top10", "brier", "ece"):
+    shown = ("precision_at_capacity", "pr_auc", "roc_auc", "lift_top10", "emp", "ece")
+    for m in shown:
         view.add_column(METRIC_LABELS[m], justify="right")
     for name, row in summary.iterrows():
-        view.add_row(str(name), *[f"{row[('mean', m)]:.4f} ± {row[('std', m)]:.4f}" for m in ("pr_auc", "roc_auc", "lift_top10", "brier", "ece")])
+        view.add_row(str(name), *[f"{row[('mean', m)]:.4f} ± {row[('std', m)]:.4f}" for m in shown])
     console.print(view)
     _write_frame(results, out)
     console.print(f"Per-cutoff metrics → [bold]{out}[/]")
@@ -703,11 +748,29 @@ def models() -> None:
         console.print(f"No registered model 'churn' in {uri}. Run `churn train` first.")
         return
     view = Table(title=f"Registered model 'churn' ({uri})")
-    for col in ("version", "created", "aliases", "pr_auc", "decision"):
+    for col in ("version", "created", "aliases", "prec@K", "decision"):
         view.add_column(col)
     for row in versions.itertuples(index=False):
-        view.add_row(str(row.version), row.created, row.aliases, row.pr_auc, row.decision)
+        view.add_row(str(row.version), row.created, row.aliases, row.precision_at_capacity, row.decision)
     console.print(view)
+
+
+@app.command()
+@friendly_errors
+def promote(
+    version: Annotated[str, typer.Argument(help="Registered version of model 'churn' to make the champion.")],
+    reason: Annotated[str, typer.Option(help="Why, recorded on the version (e.g. 'new churn definition agreed with CS').")] = "by hand",
+    models_dir: Annotated[Path, typer.Option(help="Where the champion's bundle is exported.")] = Path("models"),
+) -> None:
+    """Make a registered version the champion by hand (after a deliberate change the gate will not judge)."""
+    from churn.tracking import MODEL_NAME, configure, export_bundle, load_model, promote as set_champion
+
+    _quiet_mlflow()
+    configure()
+    set_champion(version, reason)
+    model, _ = load_model(f"models:/{MODEL_NAME}/{version}")
+    bundle = export_bundle(model, models_dir, version=version, run_id=str(model.metadata.get("run_id", "")))
+    console.print(f"[green]churn v{version} is the champion[/] ({reason}). Bundle: [bold]{bundle}[/]")
 
 
 def run() -> None:

@@ -131,6 +131,35 @@ def default_cutoffs(data_end: pd.Timestamp, definition: ChurnDefinition, count: 
     return [last_month_start - pd.DateOffset(months=k) for k in range(count - 1, -1, -1)]
 
 
+def schedule_cutoffs(
+    history_start: pd.Timestamp | None,
+    data_end: pd.Timestamp,
+    definition: ChurnDefinition,
+    *,
+    count: int = 12,
+    min_history_days: int = 30,
+    max_weekly: int = 52,
+) -> tuple[list[pd.Timestamp], str]:
+    """Cutoffs that fit the data, and a sentence saying which and why.
+
+    Monthly (the ``count`` latest mature month starts) when the history holds that many
+    after ``min_history_days`` of events; otherwise weekly, back from the latest mature day —
+    a short history gives four times the cutoffs, and so the rows, that months would."""
+    latest = (data_end - definition.horizon).floor("D")
+    earliest = (history_start + pd.Timedelta(days=min_history_days)).ceil("D") if history_start is not None else None
+    monthly = [t for t in default_cutoffs(data_end, definition, count) if earliest is None or t >= earliest]
+    if len(monthly) == count:
+        return monthly, f"the {count} latest mature month starts"
+    if earliest is None or earliest > latest:
+        raise ImmatureCutoffError(
+            f"the data holds no mature cutoff: it needs {min_history_days} days of history and a {definition.horizon_days}-day "
+            f"horizon, and runs {'from ' + f'{history_start:%Y-%m-%d} ' if history_start is not None else ''}to {data_end:%Y-%m-%d}"
+        )
+    weeks = min(max_weekly, int((latest - earliest).days // 7) + 1)
+    weekly = [latest - pd.Timedelta(weeks=k) for k in range(weeks - 1, -1, -1)]
+    return weekly, f"weekly: the history is too short for {count} monthly cutoffs ({len(monthly)} would fit)"
+
+
 # --------------------------------------------------------------------------- training table
 
 

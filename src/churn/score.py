@@ -26,7 +26,7 @@ import pandas as pd
 from churn.config import ScoreConfig
 from churn.features import FeatureInfo
 from churn.io import write_table, write_text
-from churn.train import ChurnModel
+from churn.model import ChurnModel
 
 RISK_LIST_COLUMNS = [
     "account_id",

@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
     from churn.config import ChurnDefinition
-    from churn.train import ChurnModel
+    from churn.model import ChurnModel
 
 HISTORY_PREFIX = "__history__"
 

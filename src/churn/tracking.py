@@ -21,9 +21,12 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
-from churn.evaluate import classification_metrics, evaluation_plots
-from churn.io import write_atomic
-from churn.train import ChurnModel, MissingFeaturesError, TrainResult
+from churn.config import ProfitConfig
+from churn.evaluate import evaluation_plots
+from churn.gate import DECISION_METRIC, ChampionView, Decision, judge
+from churn.io import atomic_path
+from churn.model import ChurnModel, IncompatibleBundleError, load_bundle, save_bundle
+from churn.train import TrainResult
 
 MODEL_NAME = "churn"
 CHAMPION = "champion"
@@ -70,7 +73,7 @@ class ChurnPyfunc(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        self.model: ChurnModel = joblib.load(context.artifacts["bundle"])
+        self.model: ChurnModel = load_bundle(context.artifacts["bundle"])
 
     def predict(self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:  # type: ignore[override]
         return self.model.predict_proba(model_input)
@@ -98,14 +101,6 @@ def fingerprint(accounts: pd.DataFrame, interactions: pd.DataFrame) -> dict[str,
     }
 
 
-@dataclass
-class Decision:
-    promoted: bool
-    reason: str
-    version: str
-    previous_champion: str | None = None
-
-
 def _metric_dict(result: TrainResult) -> dict[str, float]:
     out = {}
     for name, row in result.metrics.iterrows():
@@ -122,32 +117,48 @@ def log_training_run(
     data_fingerprint: dict[str, object],
     run_name: str | None = None,
 ) -> tuple[str, str]:
-    """Log params, metrics, plots, catalogue and the model; register it. Returns (run_id, version)."""
+    """Log params, metrics (headline and per fold), the leakage sentinel, the attributes used,
+    plots, catalogue and the deployed model; register it. Returns (run_id, version)."""
     model = result.model
+    main = result.evaluation.main
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        evaluation_plots(result.y_test, result.test_scores, model.importance(), tmp_path / "plots")
+        evaluation_plots(main.y, main.scores, model.importance(), tmp_path / "plots")
         bundle = tmp_path / "bundle.joblib"
-        joblib.dump(model, bundle)
-        example = to_model_input(result.split.test.head(5), model)
-        signature = infer_signature(example, model.predict_proba(result.split.test.head(5)))
+        save_bundle(model, bundle)
+        example = to_model_input(result.example, model)
         with mlflow.start_run(experiment_id=_experiment_id(root), run_name=run_name) as run:
             mlflow.log_params({k: str(v)[:500] for k, v in result.params.items()})
             mlflow.log_metrics(_metric_dict(result))
-            mlflow.set_tags({"split": result.split.description, "churn.kind": model.definition["kind"]})
+            for _, row in result.evaluation.fold_metrics().iterrows():
+                for metric in ("pr_auc", "roc_auc", DECISION_METRIC, "emp"):
+                    if np.isfinite(row[metric]):
+                        mlflow.log_metric(f"fold_{row['model']}_{metric}", float(row[metric]), step=int(row["fold"]))
+            mlflow.set_tags({"evaluation": result.evaluation.description[:5000], "churn.kind": str(model.definition["kind"])})
             mlflow.log_dict(model.definition, "churn_definition.json")
             mlflow.log_dict(data_fingerprint, "data_fingerprint.json")
-            mlflow.log_dict({"cutoffs": model.metadata["cutoffs"], "split": result.split.description}, "cutoffs.json")
+            mlflow.log_dict(
+                {
+                    "deployed_model": {k: model.metadata[k] for k in ("cutoffs", "train_rows", "train_accounts", "n_estimators", "best_iteration")},
+                    "evaluation": result.evaluation.description,
+                    "evaluation_test_cutoffs": model.metadata.get("evaluation_test_cutoffs", []),
+                },
+                "cutoffs.json",
+            )
+            mlflow.log_dict({"attributes": model.metadata.get("attributes", [])}, "attributes.json")
             mlflow.log_dict(result.calibration_losses, "calibration_choice.json")
+            mlflow.log_text(result.leakage.to_csv(index=False), "leakage_sentinel.csv")
+            mlflow.log_text(result.evaluation.fold_metrics().to_csv(index=False), "evaluation_folds.csv")
             mlflow.log_text(model.catalogue().to_csv(index=False), "feature_catalogue.csv")
             mlflow.log_text(result.metrics.to_csv(), "metrics.csv")
             mlflow.log_artifacts(str(tmp_path / "plots"), "plots")
+            _log_trials(result.tuning)
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=ChurnPyfunc(),
                 artifacts={"bundle": str(bundle)},
                 code_paths=[str(Path(__file__).parent)],
-                signature=signature,
+                signature=infer_signature(example, model.predict_proba(result.example)),
                 input_example=example,
                 pip_requirements=PIP_REQUIREMENTS,
                 registered_model_name=MODEL_NAME,
@@ -155,11 +166,36 @@ def log_training_run(
     return run.info.run_id, str(info.registered_model_version)
 
 
+def _log_trials(trials: pd.DataFrame) -> None:
+    """Every hyperparameter trial of the deployed model's tuning, as a nested run."""
+    if trials.empty:
+        return
+    mlflow.log_text(trials.to_csv(index=False), "tuning_trials.csv")
+    for row in trials.itertuples(index=False):
+        record = row._asdict()
+        with mlflow.start_run(nested=True, run_name=f"trial {record['number']}"):
+            mlflow.log_params({k.removeprefix("params_"): v for k, v in record.items() if k.startswith("params_")})
+            if record.get("value") is not None and np.isfinite(record["value"]):
+                mlflow.log_metric("validation_log_loss", float(record["value"]))
+
+
+def log_leakage_stop(root: Path, leakage: str, data_fingerprint: dict[str, object]) -> str:
+    """A training run the leakage sentinel stopped: recorded as a failed MLflow run."""
+    with mlflow.start_run(experiment_id=_experiment_id(root), run_name="stopped: leakage") as run:
+        mlflow.set_tags({"stopped": "leakage", "stop_reason": leakage[:5000]})
+        mlflow.log_dict(data_fingerprint, "data_fingerprint.json")
+        mlflow.log_text(leakage, "leakage_sentinel.txt")
+    MlflowClient().set_terminated(run.info.run_id, status="FAILED")
+    return run.info.run_id
+
+
 def load_model(ref: str) -> tuple[ChurnModel, str]:
-    """A model from ``models:/…``/``runs:/…`` (MLflow) or a joblib bundle path. Returns (model, label)."""
+    """A model from ``models:/…``/``runs:/…`` (MLflow) or a bundle path. Returns (model, label)."""
     if ref.startswith(("models:/", "runs:/")):
         try:
             pyfunc = mlflow.pyfunc.load_model(ref)
+        except IncompatibleBundleError as exc:
+            raise ValueError(f"{ref}: {exc}") from None
         except MlflowException as exc:
             raise ValueError(
                 f"cannot load model {ref!r} from {mlflow.get_tracking_uri()}: {exc.message} — "
@@ -177,54 +213,67 @@ def load_model(ref: str) -> tuple[ChurnModel, str]:
     path = Path(ref)
     if not path.exists():
         raise ValueError(f"no model at {ref!r}: give models:/churn@champion or a path to a .joblib bundle")
-    model = joblib.load(path)
-    if not isinstance(model, ChurnModel):
-        raise ValueError(f"{ref} is not a churn model bundle")
+    model = load_bundle(path)
     return model, f"{path} ({model.metadata.get('registered_version', 'unregistered')})"
 
 
-def decide_champion(result: TrainResult, version: str, *, metric: str = "pr_auc") -> Decision:
-    """Move ``champion`` to ``version`` only if it beats both baselines and the current
-    champion on the same test slice. Records the decision on the model version."""
+def current_champion() -> tuple[str, ChurnModel] | None:
+    """(version, model) of the ``champion`` alias, or None when there is none yet."""
+    try:
+        current = MlflowClient().get_model_version_by_alias(MODEL_NAME, CHAMPION)
+    except MlflowException:
+        return None
+    model, _ = load_model(f"models:/{MODEL_NAME}/{current.version}")
+    return str(current.version), model
+
+
+def decide_champion(result: TrainResult, version: str, champion: ChampionView | None, *, capacity: int) -> Decision:
+    """Apply the champion gate (:mod:`churn.gate`) and move the alias if the challenger wins.
+    Records the decision and the decision metric on the model version."""
     client = MlflowClient()
-    ours = float(result.metrics.loc["model", metric])
-    decision: Decision
-    if not result.beats_baselines(metric):
-        m = result.metrics[metric]
-        decision = Decision(False, f"{metric} {ours:.4f} does not beat the baselines (logistic {m['logistic']:.4f}, rule {m['rule']:.4f})", version)
-    else:
-        try:
-            current = client.get_model_version_by_alias(MODEL_NAME, CHAMPION)
-        except MlflowException:
-            current = None
-        if current is None:
-            decision = Decision(True, f"first champion: {metric} {ours:.4f} beats both baselines", version)
-        else:
-            champ, _ = load_model(f"models:/{MODEL_NAME}/{current.version}")
-            try:
-                theirs = classification_metrics(result.y_test, champ.predict_proba(result.split.test))[metric]
-            except MissingFeaturesError as exc:
-                theirs, why = float("nan"), f"the champion cannot score this feature table ({exc})"
-            else:
-                why = f"champion v{current.version} scores {theirs:.4f} on the same test slice"
-            better = not np.isfinite(theirs) or ours > theirs
-            verdict = "beats" if better else "does not beat"
-            decision = Decision(better, f"{metric} {ours:.4f} {verdict} — {why}", version, current.version)
+    model = result.model
+    profit = ProfitConfig(**model.metadata["profit"])  # type: ignore[arg-type]
+    decision = judge(
+        result.evaluation,
+        version,
+        champion,
+        definition=model.definition,
+        capacity=capacity,
+        profit=profit,
+        margin=float(model.metadata["train_config"]["promotion_margin"]),  # type: ignore[index]
+        has_value=profit.value_column in model.feature_names,
+    )
     if decision.promoted:
         client.set_registered_model_alias(MODEL_NAME, CHAMPION, version)
     client.set_model_version_tag(MODEL_NAME, version, "champion_decision", decision.reason[:4000])
-    client.set_model_version_tag(MODEL_NAME, version, metric, f"{ours:.4f}")
+    client.set_model_version_tag(MODEL_NAME, version, DECISION_METRIC, f"{result.metrics.loc['model', DECISION_METRIC]:.4f}")
+    if not decision.comparison.empty:
+        client.log_text(client.get_model_version(MODEL_NAME, version).run_id, decision.comparison.to_csv(index=False), "champion_comparison.csv")
     return decision
 
 
+def promote(version: str, reason: str) -> None:
+    """Give ``version`` the champion alias by hand, recording why."""
+    client = MlflowClient()
+    try:
+        client.get_model_version(MODEL_NAME, version)
+    except MlflowException:
+        raise ValueError(f"no version {version} of model '{MODEL_NAME}' in {mlflow.get_tracking_uri()}") from None
+    client.set_registered_model_alias(MODEL_NAME, CHAMPION, version)
+    client.set_model_version_tag(MODEL_NAME, version, "champion_decision", f"promoted by hand: {reason}"[:4000])
+
+
 def export_bundle(model: ChurnModel, out_dir: Path, *, version: str, run_id: str) -> Path:
-    """Write the champion as one joblib file (model, features, catalogue, definition, metadata)."""
+    """Write the champion as one bundle file (model, features, catalogue, definition, metadata)."""
     model.metadata.update({"registered_model": MODEL_NAME, "registered_version": version, "run_id": run_id})
-    return write_atomic(out_dir / BUNDLE_NAME, lambda p: joblib.dump(model, p))
+    target = out_dir / BUNDLE_NAME
+    with atomic_path(target) as tmp:
+        save_bundle(model, tmp)
+    return target
 
 
 def list_versions() -> pd.DataFrame:
-    """Registered versions with their test PR-AUC, aliases and champion decision."""
+    """Registered versions with their decision metric, aliases and champion decision."""
     client = MlflowClient()
     try:
         versions = client.search_model_versions(f"name='{MODEL_NAME}'")
@@ -242,9 +291,9 @@ def list_versions() -> pd.DataFrame:
                 "version": int(v.version),
                 "created": pd.Timestamp(v.creation_timestamp, unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M"),
                 "aliases": ", ".join(sorted(by_version.get(str(v.version), []))),
-                "pr_auc": v.tags.get("pr_auc", ""),
+                "precision_at_capacity": v.tags.get(DECISION_METRIC, v.tags.get("pr_auc", "")),
                 "decision": v.tags.get("champion_decision", ""),
                 "run_id": v.run_id,
             }
         )
-    return pd.DataFrame(rows, columns=["version", "created", "aliases", "pr_auc", "decision", "run_id"]).sort_values("version", ascending=False)
+    return pd.DataFrame(rows, columns=["version", "created", "aliases", "precision_at_capacity", "decision", "run_id"]).sort_values("version", ascending=False)

@@ -16,18 +16,21 @@ import pandas as pd
 from churn.attributes import attributes_at
 from churn.config import ChurnDefinition, DataSettings, FeatureConfig, ScoreConfig
 from churn.contract import OPTIONAL_INTERACTION_COLUMNS, ContractData, find_table, interactions_end, load, read_table, validate
-from churn.features import COLUMN_FEATURES, build_features
+from churn.features import build_features, features_fed_by
 from churn.io import write_table, write_text
 from churn.labels import label_accounts, observed_until
 from churn.population import lapsed
 from churn.report import render, write_report
 from churn.retention import list_outcomes, retention_table
 from churn.score import build_risk_list, load_run, make_run_id, previous_run, read_history, summary_counts, write_run
+from churn.model import ChurnModel
 from churn.tracking import fingerprint
-from churn.train import ChurnModel
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
+
+    from churn.gate import ChampionView
+    from churn.train import Evaluation
 
 
 class MissingInputError(ValueError):
@@ -52,7 +55,7 @@ def check_inputs(model: ChurnModel, data: ContractData, source: str) -> None:
     problems = []
     for col in spec.interaction_columns:
         if col not in data.interactions.columns:
-            fed = [f for f in model.feature_names if f.startswith(COLUMN_FEATURES.get(col, (col,)))]
+            fed = [f for f in features_fed_by(col, model.feature_infos()) if f in model.feature_names]
             problems.append(f"interactions column '{col}' (used by {', '.join(fed[:4]) or 'its features'}{' …' if len(fed) > 4 else ''})")
     for col in [*spec.numeric_attributes, *(c for c, _ in spec.categorical_attributes)]:
         if col not in data.accounts.columns:
@@ -83,6 +86,33 @@ def recent_retention(accounts: pd.DataFrame, as_of: pd.Timestamp, months: int = 
         return overall
     by_segment = retention_table(accounts, start=start, end=as_of, by=["segment"])
     return pd.concat([overall.assign(segment=None), by_segment], ignore_index=True)
+
+
+def champion_view(version: str, champion: ChurnModel, evaluation: "Evaluation", data: ContractData) -> "ChampionView":
+    """What the gate needs of the current champion: its training end, whether it can still
+    score this data, and its probabilities on the evaluation slices later than its training
+    data — computed with its *own* feature spec and settings, so a champion built by older
+    feature code is judged on the features it knows."""
+    from churn.gate import ChampionView, eligible_folds
+
+    cutoffs = [pd.Timestamp(c, tz="UTC") for c in champion.metadata.get("cutoffs", [])]  # type: ignore[union-attr]
+    definition = definition_from_dict(champion.definition).resolved(data.accounts)  # "auto" decided on this data
+    view = ChampionView(version, definition.as_dict(), max(cutoffs) if cutoffs else None)
+    try:
+        check_inputs(champion, data, "the data")
+    except MissingInputError as exc:
+        view.schema_problem = str(exc).removeprefix("the data: ")
+        return view
+    for i in eligible_folds(evaluation, view):
+        result = evaluation.folds[i]
+        features = build_features(
+            data.accounts, data.interactions, as_of=result.fold.test_cutoff, spec=champion.spec, config=champion.feature_config,
+            definition=definition, history=data.attribute_history,
+        )
+        aligned = features.set_index("account_id").reindex(result.test["account_id"].astype("str"))
+        if aligned.index.isin(features["account_id"]).all():
+            view.scores[i] = champion.predict_proba(aligned.reset_index())
+    return view
 
 
 class StaleDataError(ValueError):
