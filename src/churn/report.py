@@ -184,6 +184,7 @@ def render(
         drivers=drivers.to_dict(orient="records"),
         outcomes=None if outcomes is None or outcomes.empty else outcomes.to_dict(orient="records"),
         uplift=uplift_rows(uplift),
+        uplift_has_log=uplift is not None and "outreach_reached" in uplift.columns and bool(uplift["outreach_reached"].notna().any()),
         power=power,
         retention=None if retention_recent is None else retention_recent.to_dict(orient="records"),
         charts={
