@@ -154,7 +154,7 @@ def _write_many(folder: str, worker: int, count: int) -> None:
 
 
 def test_concurrent_writers_lose_no_record(tmp_path: Path) -> None:
-    workers, count = 3, 4
+    workers, count = 2, 6
     context = multiprocessing.get_context("spawn")
     procs = [context.Process(target=_write_many, args=(str(tmp_path), w, count)) for w in range(workers)]
     for p in procs:

@@ -54,10 +54,12 @@ RUNS_DIR = "runs"
 LATEST = "latest"
 LOCK_FILE = ".lock"
 RISK_LIST = "risk_list"
+#: The contact log of a scoring folder (``churn contacts``); it belongs to the folder, not to a run.
+CONTACTS_FILE = "contacts.parquet"
 #: The layout before the run store: history/runs.jsonl and history/<run_id>.parquet.
 LEGACY_DIR = "history"
 #: Names at the top of a scoring folder that are never links to a run's file.
-RESERVED = frozenset({LOG_FILE, RUNS_DIR, LATEST, LOCK_FILE, LEGACY_DIR, "contacts.parquet"})
+RESERVED = frozenset({LOG_FILE, RUNS_DIR, LATEST, LOCK_FILE, LEGACY_DIR, CONTACTS_FILE})
 HISTORY_COLUMNS = ["run_id", "as_of", "scored_at", "model"]
 ACCOUNT_HISTORY_COLUMNS = ["as_of", "run_id", "churn_probability", "risk_band", "rank", "outreach", "control"]
 
