@@ -262,7 +262,7 @@ def test_reached_only_counts_contacts_inside_the_horizon_that_reached_someone() 
 
 @pytest.fixture(scope="module")
 def weekly(tmp_path_factory: pytest.TempPathFactory, training_data, trained):  # type: ignore[no-untyped-def]
-    """Six weekly `score_run`s into one folder, the third one re-run; two of them concurrently."""
+    """Six weekly `score_run`s into one folder, then two dates re-run concurrently."""
     from churn.config import ScoreConfig
     from churn.generate import write
     from churn.workflow import score_run
@@ -276,14 +276,15 @@ def weekly(tmp_path_factory: pytest.TempPathFactory, training_data, trained):  #
     def run(as_of: pd.Timestamp):  # type: ignore[no-untyped-def]
         return score_run(root / "raw", as_of=as_of, model=trained.model, model_label="test", out_dir=root / "scores", config=config)
 
-    results = {d: run(d) for d in dates[:4]}
-    # the last two weeks at once, from two threads: the folder lock serialises them
-    threads = [threading.Thread(target=lambda d=d: results.__setitem__(d, run(d))) for d in dates[4:]]
+    results = {d: run(d) for d in dates}
+    # two runs at once from two threads (re-running two dates): the folder lock serialises them
+    reruns: dict = {}
+    threads = [threading.Thread(target=lambda d=d: reruns.__setitem__(d, run(d))) for d in (dates[2], dates[5])]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    rerun = run(dates[2])
+    rerun = reruns[dates[2]]
     return root, dates, results, rerun
 
 
@@ -323,8 +324,25 @@ def test_rerunning_a_date_reproduces_its_draw_and_replaces_the_run(weekly) -> No
     pd.testing.assert_frame_equal(
         first.risk[["account_id", "outreach", "control", "assigned_as_of"]], rerun.risk[["account_id", "outreach", "control", "assigned_as_of"]]
     )
-    assert len(read_log(root / "scores")) == 7  # every publication is logged, none lost …
+    assert rerun.record["later_runs_to_rescore"] == []  # same draw: the later runs stay valid
+    assert len(read_log(root / "scores")) == 8  # every publication is logged, the concurrent ones too …
     assert (root / "scores" / "runs" / first.record["run_id"]).is_dir()  # … and the replaced run kept for audits
+
+
+def test_scoring_an_earlier_date_after_a_later_one_names_the_runs_to_rescore(weekly, trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from churn.config import ScoreConfig
+    from churn.workflow import score_run
+
+    root, dates, _, _ = weekly
+    config = ScoreConfig(capacity=300, control_share=0.2, max_exact_reasons=400)
+    late = score_run(root / "raw", as_of=dates[3], model=trained.model, model_label="test", out_dir=tmp_path / "s", config=config)
+    assert late.record["later_runs_to_rescore"] == []
+    early = score_run(root / "raw", as_of=dates[1], model=trained.model, model_label="test", out_dir=tmp_path / "s", config=config)
+    assert early.record["later_runs_to_rescore"] == [f"{dates[3]:%Y-%m-%d}"]
+    again = score_run(root / "raw", as_of=dates[3], model=trained.model, model_label="test", out_dir=tmp_path / "s", config=config)
+    assert again.record["later_runs_to_rescore"] == []
+    held = early.risk.loc[early.risk["control"], "account_id"]
+    assert not again.risk.loc[again.risk["account_id"].isin(held), "outreach"].any()  # re-scored in date order: consistent
 
 
 def test_matured_runs_are_judged_by_their_own_definition(weekly, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

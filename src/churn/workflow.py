@@ -93,7 +93,27 @@ def assignment_cohorts(out_dir: Path, definition: ChurnDefinition = ChurnDefinit
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["account_id", "arm", "run_id", "run_as_of", "horizon_days"])
 
 
-CONTACTS_FILE = "contacts.parquet"
+def stale_later_runs(out_dir: Path, as_of: pd.Timestamp, horizon: pd.Timedelta, risk: pd.DataFrame) -> list[str]:
+    """Later runs (within this run's horizon) that were scored without this run's draw.
+
+    Scoring an earlier date after a later one — a backfill, or two dates run out of order —
+    means the later runs could not hold this run's new controls out. Re-running a date
+    that reproduces its previous draw changes nothing, so that case is not reported.
+    """
+    history = runs.list_runs(out_dir)
+    later = history[(history["as_of"] > as_of) & (history["as_of"] < as_of + horizon)]
+    if later.empty:
+        return []
+    same = history[history["as_of"] == as_of]
+    if len(same):
+        columns = ["account_id", "outreach", "control", "assigned_as_of"]
+        key = lambda frame: cohort(frame[columns], as_of)[["account_id", "arm"]].sort_values("account_id").reset_index(drop=True)  # noqa: E731
+        if key(runs.load_risk_list(out_dir, same["run_id"].iloc[0], columns=columns)).equals(key(risk)):
+            return []
+    return [f"{t:%Y-%m-%d}" for t in later["as_of"]]
+
+
+CONTACTS_FILE = runs.CONTACTS_FILE
 _OUTCOME_COLUMNS = ["account_id", "as_of", "churn_probability", "risk_band", "annual_value", "outreach", "control", "assigned_as_of"]
 
 
@@ -243,6 +263,8 @@ def _score_run(
         **summary_counts(risk),
         **notes,
         "seed": config.seed,
+        # later runs that did not know this run's controls: re-score them, in date order
+        "later_runs_to_rescore": stale_later_runs(out_dir, as_of, definition.horizon, risk),
     }
     run_folder = runs.run_dir(out_dir, str(record["run_id"]))
     paths = runs.write_risk_list(run_folder, risk)
