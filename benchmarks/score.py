@@ -63,7 +63,7 @@ def main() -> None:
     frame["risk_band"] = risk_bands(p, config)
     frame["revenue_at_risk"] = p * 12 * features["mrr"].to_numpy()
     frame["rank"] = rank_accounts(frame, config)
-    frame["outreach"], frame["control"] = assign_outreach(frame["rank"].to_numpy(), config)
+    frame = frame.join(assign_outreach(frame.assign(as_of=pd.Timestamp("2024-12-01", tz="UTC")), config))
     t_prob = time.perf_counter() - t
     print(f"1. probabilities + bands + ranking + outreach   {t_prob:6.1f} s   ({args.rows / t_prob:,.0f} accounts/s)")
 

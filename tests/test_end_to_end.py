@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from churn.cli import app
 from churn.generate import generate, write
+from churn.score import load_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 CHROMIUM_FLAGS = [
@@ -57,25 +59,41 @@ def test_cli_path_succeeds(scored) -> None:  # type: ignore[no-untyped-def]
     assert "time split" in results["train"].output and "logistic" in results["train"].output
     assert "champion" in results["models"].output
     assert "Report:" in results["score1"].output and (root / "mlflow.db").exists()
-    risk = pd.read_parquet(root / "scores" / "risk_list.parquet")
-    assert risk["rank"].is_monotonic_increasing and risk["outreach"].sum() + risk["control"].sum() == 100
+    risk = pd.read_parquet(root / "scores" / "risk_list.parquet")  # the latest run, through the `latest` link
+    new_control = risk["control"] & (risk["assigned_as_of"] == risk["as_of"])
+    assert risk["rank"].is_monotonic_increasing and risk["outreach"].sum() + new_control.sum() == 100
     assert set(risk["change"]) - {"first run"}  # the second run compared itself with the first
-    assert (root / "scores" / "history" / "runs.jsonl").read_text().count("\n") == 2
+    # February's controls are still inside their 30-day horizon on March 1: held out, not called
+    february = load_run(root / "scores", run_id(root, "2024-02-01"))
+    held = risk[risk["control"] & ~new_control]
+    assert set(held["account_id"]) == set(february.loc[february["control"], "account_id"]) & set(risk["account_id"])
+    assert (held["assigned_as_of"] == pd.Timestamp("2024-02-01", tz="UTC")).all()
+    assert not risk.loc[risk["account_id"].isin(february.loc[february["control"], "account_id"]), "outreach"].any()
+    # one folder per run, an append-only log, top-level files from the latest run
+    assert (root / "scores" / "runs.jsonl").read_text().count("\n") == 2
+    assert os.readlink(root / "scores" / "latest") == f"runs/{run_id(root, '2024-03-01')}"
+    for as_of in ("2024-02-01", "2024-03-01"):
+        assert {"risk_list.csv", "risk_list.parquet", "run.json", "report.html"} <= {p.name for p in (root / "scores" / "runs" / run_id(root, as_of)).iterdir()}
     # the February list's horizon has passed in the data: its outcomes are reported
     assert "Actual outcomes of past risk lists" in results["loop"].output
+    assert "Effect of outreach, intention-to-treat" in results["loop"].output and "Power:" in results["loop"].output
     outcomes = pd.read_csv(root / "scores" / "outcomes.csv")
     assert set(outcomes["run_as_of"]) == {"2024-02-01", "2024-03-01"}  # data runs to 2024-04-01
     groups = outcomes[outcomes["dimension"] == "group"]
-    assert set(groups["group"]) == {"outreach", "control", "not flagged"}
-    assert groups.groupby("run_as_of")["S"].sum().tolist() == [risk_size(root, "2024-02-01"), len(risk)]
+    assert set(groups["group"]) == {"outreach", "control", "held control", "not flagged"}
+    assert groups.groupby("run_as_of")["S"].sum().tolist() == [len(february), len(risk)]
+    uplift = pd.read_csv(root / "scores" / "uplift.csv")
+    assert uplift.columns[:10].tolist() == ["scope", "band", "outreach_n", "outreach_churn", "control_n", "control_churn", "difference", "ci_low", "ci_high", "p_value"]
+    assert set(uplift["scope"]) == {run_id(root, "2024-02-01"), run_id(root, "2024-03-01"), "pooled"}
+    pooled = uplift[(uplift["scope"] == "pooled") & (uplift["band"] == "all")].iloc[0]
+    assert pooled["control_n"] == february["control"].sum() + new_control.sum()  # each run judged on its own new controls
 
 
-def risk_size(root: Path, as_of: str) -> int:
-    from churn.score import load_run, read_history
+def run_id(root: Path, as_of: str) -> str:
+    from churn.score import read_history
 
     history = read_history(root / "scores")
-    run = history[history["as_of"] == pd.Timestamp(as_of, tz="UTC")]["run_id"].iloc[0]
-    return len(load_run(root / "scores", run))
+    return str(history[history["as_of"] == pd.Timestamp(as_of, tz="UTC")]["run_id"].iloc[0])
 
 
 def test_scoring_data_without_a_column_the_model_needs(scored, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

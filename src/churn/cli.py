@@ -7,7 +7,6 @@ they never show a Python traceback.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 import warnings
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Callable, Optional, TypeVar
 
 import pandas as pd
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -248,39 +248,95 @@ def retention(
 
 
 def _list_outcomes(data: Path, scores: Path, settings: "DataSettings") -> None:
-    """Closed loop: how past risk lists and their outreach turned out."""
+    """Closed loop: how past risk lists turned out, and what the outreach did (uplift)."""
+    from churn import runs
+    from churn.config import ChurnDefinition, ScoreConfig, UpliftConfig
     from churn.contract import load
-    from churn.labels import observed_until
-    from churn.score import read_history
+    from churn.experiment import power_note
     from churn.io import write_table
-    from churn.workflow import definition_from_dict, past_outcomes, rerender_report
+    from churn.labels import observed_until
+    from churn.workflow import past_results, read_contacts, rerender_report, run_definition
 
-    history = read_history(scores)
-    if history.empty:
+    runs.upgrade(scores, timeout=ScoreConfig().lock_timeout_seconds)
+    latest = runs.latest_run(scores)
+    if latest is None:
         raise UsageError(f"{scores} holds no scoring history")
     contract = load(data, interaction_columns=[], date_format=settings.date_format)
     end = settings.data_end or observed_until(contract.accounts, contract.interactions)
-    context = json.loads((scores / "run.json").read_text(encoding="utf-8"))
-    definition = definition_from_dict(context["record"]["churn"])
-    horizon = definition.horizon_days
-    outcomes = past_outcomes(scores, contract.accounts, contract.interactions, definition, data_end=end)
-    if outcomes.empty:
-        waiting = ", ".join(f"{t:%Y-%m-%d}" for t in history["as_of"])
-        console.print(f"No scoring run has reached the end of its {horizon}-day horizon in this data yet (runs as of {waiting}; data ends {end:%Y-%m-%d}).")
+    definition = run_definition(latest, ChurnDefinition())
+    uplift = UpliftConfig()
+    contacts = read_contacts(scores)
+    past = past_results(scores, contract.accounts, contract.interactions, definition, data_end=end, contacts=contacts, uplift=uplift)
+    if past.outcomes.empty:
+        waiting = ", ".join(f"{t:%Y-%m-%d}" for t in runs.list_runs(scores)["as_of"])
+        console.print(f"No scoring run has reached the end of its {definition.horizon_days}-day horizon in this data yet (runs as of {waiting}; data ends {end:%Y-%m-%d}).")
         return
     view = Table(title="Actual outcomes of past risk lists")
     for col in ("run as of", "by", "group", "S", "churned", "retention %", "churn %", "95 % CI", "predicted %"):
         numeric = col in ("S", "churned") or "%" in col
         view.add_column(col, justify="right" if numeric else "left", no_wrap=not numeric, min_width=10 if col == "run as of" else None)
-    for row in outcomes.itertuples(index=False):
+    for row in past.outcomes.itertuples(index=False):
         view.add_row(
             row.run_as_of, row.dimension, str(row.group), f"{row.S:,}", f"{row.churned:,}", f"{row.retention_rate:.1f}",
             f"{row.actual_churn_rate:.1f}", f"{row.churn_rate_ci_low:.1f}–{row.churn_rate_ci_high:.1f}", f"{row.predicted_churn_rate:.1f}",
         )
     console.print(view)
-    path = write_table(outcomes, scores / "outcomes", "csv")
-    rerender_report(scores, outcomes)
-    console.print(f"Outcomes → [bold]{path}[/]; report updated: [bold]{(scores / 'report.html').resolve()}[/]")
+    print_uplift(past.uplift)
+    note = power_note(past.uplift, alpha=uplift.alpha, power=uplift.power, relative_reduction=uplift.relative_reduction)
+    if note:
+        console.print(f"Power: {note}")
+    folder = runs.run_dir(scores, str(latest["run_id"]))
+    outcome_path = write_table(past.outcomes, folder / "outcomes", "csv")
+    uplift_path = write_table(past.uplift, folder / "uplift", "csv")
+    report = rerender_report(scores, past.outcomes, past.uplift, run_id=str(latest["run_id"]))
+    with runs.locked(scores, timeout=ScoreConfig().lock_timeout_seconds, holder="churn retention --scores"):
+        runs.refresh_links(scores)
+    console.print(f"Outcomes → [bold]{outcome_path}[/], uplift → [bold]{uplift_path}[/]; report updated: [bold]{report.resolve()}[/]")
+
+
+def _compact(value: float) -> str:
+    """1,234,567 → 1.2M, 12,345 → 12k: money that fits a log line."""
+    if pd.isna(value):
+        return "–"
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.{1 if abs(value) < 10 * size else 0}f}{suffix}"
+    return f"{value:.0f}"
+
+
+def print_uplift(uplift: pd.DataFrame) -> None:
+    """The uplift tables: intention-to-treat, then (with a contact log) per-protocol."""
+    from churn.experiment import ITT
+
+    pct = lambda v: "–" if pd.isna(v) else f"{100 * v:.1f}"  # noqa: E731
+    for analysis, part in uplift.groupby("analysis", sort=False):
+        title = (
+            "Effect of outreach, intention-to-treat: difference = control churn − outreach churn (points)"
+            if analysis == ITT
+            else "Per-protocol: outreach accounts reached vs. controls not reached — NOT a randomised comparison"
+        )
+        view = Table(title=title, box=box.SIMPLE_HEAD)
+        for col in ("run as of", "band", "outreach\nn", "churn\n%", "control\nn", "churn\n% ", "diff.\npoints", "95 % CI\n(points)", "p", "revenue retained\n(95 % CI)"):
+            view.add_column(col, justify="left" if col in ("run as of", "band") else "right", no_wrap=True)
+        previous = None
+        for row in part.itertuples(index=False):
+            if previous is not None and row.scope != previous:
+                view.add_section()
+            previous = row.scope
+            view.add_row(
+                "pooled" if row.scope == "pooled" else row.as_of, row.band, f"{row.outreach_n:,}", pct(row.outreach_churn), f"{row.control_n:,}",
+                pct(row.control_churn), pct(row.difference), f"{pct(row.ci_low)} to {pct(row.ci_high)}",
+                "–" if pd.isna(row.p_value) else "<0.001" if row.p_value < 0.001 else f"{row.p_value:.3f}",
+                f"{_compact(row.revenue_retained)} ({_compact(row.revenue_ci_low)} to {_compact(row.revenue_ci_high)})",
+                style="bold" if row.scope == "pooled" else None,
+            )
+        console.print(view)
+        pooled = part[(part["scope"] == "pooled") & (part["band"] == "all")]
+        if analysis == ITT and len(pooled) and pd.notna(pooled["outreach_reached"].iloc[0]):
+            console.print(
+                f"Contact log: {pct(pooled['outreach_reached'].iloc[0])} % of outreach accounts were reached within their horizon; "
+                f"{pct(pooled['control_reached'].iloc[0])} % of controls were contacted (they should not have been)."
+            )
 
 
 def print_retention(table: pd.DataFrame, by: list[str]) -> None:
@@ -347,7 +403,7 @@ def features(
 ) -> None:
     """Point-in-time features for every customer at a date (or --describe the catalogue)."""
     from churn.config import ChurnDefinition, FeatureConfig, to_utc
-    from churn.features import FeatureSpec, build_features, catalogue, learn_spec
+    from churn.features import FeatureSpec, build_features, learn_spec
 
     fconfig = FeatureConfig()
     if describe and data is None:
@@ -705,7 +761,11 @@ def score(
     )
     if r.get("lapsed") is not None:
         console.print(f"Lapsed (no activity within {r['churn']['horizon_days']} days, not scored): {r['lapsed']:,} → win-back list {result.paths.get('lapsed', '')}")
-    console.print(f"Outreach: {r['outreach']:,} to call, {r['control']:,} held out as the control group (capacity {capacity:,}).")
+    held = f" (+{r['held_controls']:,} still held out by earlier runs)" if r.get("held_controls") else ""
+    console.print(f"Outreach: {r['outreach']:,} to call, {r['control']:,} newly held out as the control group{held} (capacity {capacity:,}).")
+    if r.get("later_runs_to_rescore"):
+        later = ", ".join(str(x) for x in r["later_runs_to_rescore"])  # type: ignore[union-attr]
+        console.print(f"[yellow]Later runs did not know this run's control group: re-score them in date order ({later}).[/]")
     console.print(f"Reasons: {r['exact_reasons']:,} exact (TreeSHAP), {r['cheap_reasons']:,} by deviation attribution. {r['value']}.")
     top = result.risk.head(5)
     view = Table(title="Top of the list")
@@ -733,6 +793,51 @@ def report(
         raise UsageError(f"{scores} holds no scoring run (run `churn score --out {scores}` first)")
     path = rerender_report(scores)
     console.print(f"Report: [bold]{path.resolve()}[/]")
+
+
+@app.command()
+@friendly_errors
+def contacts(
+    file: Annotated[Path, typer.Option("--file", help="Contact log, CSV or Parquet: account_id, contacted_at (ISO 8601), outcome.")],
+    scores: Annotated[Path, typer.Option(help="The scoring folder whose lists the contacts worked on.")] = Path("reports/scores"),
+) -> None:
+    """Record who the team actually reached; `retention --scores` then adds per-protocol figures."""
+    from churn import runs
+    from churn.config import ScoreConfig
+    from churn.experiment import merge_contacts, parse_contacts, reached, reached_in_window
+    from churn.io import write_table
+    from churn.workflow import CONTACTS_FILE, assignment_cohorts, read_contacts
+
+    if not file.exists():
+        raise UsageError(f"{file}: no such file")
+    if file.suffix.lower() == ".csv":
+        raw = pd.read_csv(file, dtype={"account_id": "str"}, keep_default_na=False, na_values=[""])
+    elif file.suffix.lower() in (".parquet", ".pq"):
+        raw = pd.read_parquet(file)
+    else:
+        raise UsageError(f"{file}: give a .csv or .parquet file")
+    new = parse_contacts(raw, str(file))
+    with runs.locked(scores, timeout=ScoreConfig().lock_timeout_seconds, holder="churn contacts"):
+        runs.migrate_legacy(scores)
+        if runs.latest_run(scores) is None:
+            raise UsageError(f"{scores} holds no scoring run: score first, then record the contacts made on its list")
+        existing = read_contacts(scores)
+        merged = merge_contacts(existing, new)
+        path = write_table(merged, scores / CONTACTS_FILE.removesuffix(".parquet"), "parquet")
+    added = len(merged) - (0 if existing is None else len(existing))
+    console.print(
+        f"Added {added:,} contact(s) ({len(new) - added:,} already in the log) → [bold]{path}[/]: {len(merged):,} contacts with "
+        f"{merged['account_id'].nunique():,} accounts, {merged['contacted_at'].min():%Y-%m-%d} to {merged['contacted_at'].max():%Y-%m-%d}, "
+        f"{int(reached(merged['outcome']).sum()):,} reached."
+    )
+    cohorts = assignment_cohorts(scores)
+    if len(cohorts):
+        hit = reached_in_window(cohorts, merged)
+        arm = cohorts["arm"].to_numpy()
+        console.print(
+            f"Within their horizon: {int(hit[arm == 'outreach'].sum()):,} of {int((arm == 'outreach').sum()):,} outreach accounts reached; "
+            f"{int(hit[arm == 'control'].sum()):,} of {int((arm == 'control').sum()):,} control accounts contacted (they should not be)."
+        )
 
 
 @app.command()

@@ -184,6 +184,8 @@ class ScoreConfig:
     #: Exact TreeSHAP reasons for at most this many accounts (outreach list first, then high band).
     max_exact_reasons: int = 100_000
     reason_chunk_rows: int = 20_000
+    #: A run waits this long for another run writing to the same folder, then stops.
+    lock_timeout_seconds: float = 900.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.control_share < 1:
@@ -192,6 +194,24 @@ class ScoreConfig:
             raise ValueError(f"capacity must be >= 0, got {self.capacity}")
         if not 0 <= self.medium_threshold <= self.high_threshold <= 1:
             raise ValueError("thresholds must satisfy 0 <= medium <= high <= 1")
+        if self.lock_timeout_seconds < 0:
+            raise ValueError(f"lock_timeout_seconds must be >= 0, got {self.lock_timeout_seconds}")
+
+
+@dataclass(frozen=True)
+class UpliftConfig:
+    """How the effect of outreach is judged (intervals, and the power sentence)."""
+
+    #: 1 − confidence of the intervals; also the two-sided test level of the power sentence.
+    alpha: float = 0.05
+    #: Power the sentence asks for ("… needed to detect a drop …").
+    power: float = 0.8
+    #: The drop worth detecting, relative to the control group's churn (0.25: 20 % → 15 %).
+    relative_reduction: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 1 or not 0 < self.power < 1 or not 0 < self.relative_reduction < 1:
+            raise ValueError("alpha, power and relative_reduction must each be in (0, 1)")
 
 
 @dataclass(frozen=True)

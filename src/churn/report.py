@@ -102,6 +102,35 @@ def drivers_chart(drivers: pd.DataFrame) -> str | None:
     return _png(fig)
 
 
+def uplift_rows(uplift: pd.DataFrame | None) -> dict[str, list[dict]] | None:
+    """Uplift rows formatted for the page, by analysis (intention-to-treat first)."""
+    if uplift is None or uplift.empty:
+        return None
+    pct = lambda v: "–" if pd.isna(v) else f"{100 * v:.1f}"  # noqa: E731
+    money = lambda v: "–" if pd.isna(v) else f"{v:,.0f}"  # noqa: E731
+    rows: dict[str, list[dict]] = {}
+    for r in uplift.to_dict(orient="records"):
+        rows.setdefault(r["analysis"], []).append(
+            {
+                "scope": "pooled" if r["scope"] == "pooled" else r["as_of"],
+                "pooled": r["scope"] == "pooled",
+                "band": r["band"],
+                "outreach_n": f"{int(r['outreach_n']):,}",
+                "outreach_churn": pct(r["outreach_churn"]),
+                "control_n": f"{int(r['control_n']):,}",
+                "control_churn": pct(r["control_churn"]),
+                "difference": pct(r["difference"]),
+                "ci": f"{pct(r['ci_low'])} to {pct(r['ci_high'])}",
+                "p_value": "–" if pd.isna(r["p_value"]) else "<0.001" if r["p_value"] < 0.001 else f"{r['p_value']:.3f}",
+                "revenue": money(r["revenue_retained"]),
+                "revenue_ci": f"{money(r['revenue_ci_low'])} to {money(r['revenue_ci_high'])}",
+                "reached": pct(r.get("outreach_reached")),
+                "control_reached": pct(r.get("control_reached")),
+            }
+        )
+    return rows
+
+
 def render(
     *,
     risk: pd.DataFrame,
@@ -112,6 +141,8 @@ def render(
     descriptions: dict[str, str],
     thresholds: tuple[float, float],
     top_n: int = 50,
+    uplift: pd.DataFrame | None = None,
+    power: str | None = None,
 ) -> str:
     env = Environment(loader=PackageLoader("churn", "templates"), autoescape=select_autoescape(["html"]))
     drivers = driver_summary(risk, descriptions)
@@ -127,7 +158,8 @@ def render(
         "medium": f"{(risk['risk_band'] == 'medium').sum():,}",
         "low": f"{(risk['risk_band'] == 'low').sum():,}",
         "outreach": f"{risk['outreach'].sum():,}",
-        "control": f"{risk['control'].sum():,}",
+        "control": f"{record.get('control', risk['control'].sum()):,}",
+        "held_controls": f"{record.get('held_controls', 0):,}",
         "revenue_at_risk": f"{risk['revenue_at_risk'].sum():,.0f}",
         "flagged_revenue_at_risk": f"{flagged['revenue_at_risk'].sum():,.0f}",
         "expected_churners": f"{risk['churn_probability'].sum():,.0f}",
@@ -151,6 +183,9 @@ def render(
         evaluation=evaluation or {},
         drivers=drivers.to_dict(orient="records"),
         outcomes=None if outcomes is None or outcomes.empty else outcomes.to_dict(orient="records"),
+        uplift=uplift_rows(uplift),
+        uplift_has_log=uplift is not None and "outreach_reached" in uplift.columns and bool(uplift["outreach_reached"].notna().any()),
+        power=power,
         retention=None if retention_recent is None else retention_recent.to_dict(orient="records"),
         charts={
             "retention": retention_chart(retention) if retention is not None else None,

@@ -145,9 +145,12 @@ def list_outcomes(risk: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     cohort (N = 0), so retention = (E − N) / S = retained / S. The control group's churn
     rate is the list's realised precision without any outreach effect; outreach vs. control
     is the effect of the calls — read it with the 95 % intervals, which are wide for small groups.
+    "held control" are accounts an earlier run holds out (with ``assigned_as_of``): still not
+    contacted, but not this list's controls (:mod:`churn.experiment` measures the effect).
     """
     merged = risk.merge(labels[["account_id", "churned"]], on="account_id", how="inner")
-    merged["group"] = np.where(merged["control"], "control", np.where(merged["outreach"], "outreach", "not flagged"))
+    held = merged["control"] & (merged["assigned_as_of"] < merged["as_of"]) if {"assigned_as_of", "as_of"} <= set(merged.columns) else merged["control"] & False
+    merged["group"] = np.select([held, merged["control"], merged["outreach"]], ["held control", "control", "outreach"], default="not flagged")
     rows = []
     for dimension, key in (("group", "group"), ("risk band", "risk_band")):
         for value, part in merged.groupby(key, sort=False):
@@ -168,5 +171,5 @@ def list_outcomes(risk: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
                     "predicted_churn_rate": round(100.0 * part["churn_probability"].mean(), 2),
                 }
             )
-    order = {"outreach": 0, "control": 1, "not flagged": 2, "high": 3, "medium": 4, "low": 5}
+    order = {"outreach": 0, "control": 1, "held control": 2, "not flagged": 3, "high": 4, "medium": 5, "low": 6}
     return pd.DataFrame(rows).sort_values("group", key=lambda g: g.map(order)).reset_index(drop=True)

@@ -3,8 +3,9 @@
 For every account active at ``as_of``: calibrated churn probability, risk band, revenue at
 risk, rank; the top accounts up to the team's capacity are flagged, and a random share of
 them is held out as a **no-contact control group** so the effect of outreach can be
-measured; each account gets up to three plain-language reasons and a suggested action;
-and the list is compared with the previous run.
+measured (held out for its whole horizon across weekly runs: :mod:`churn.experiment`);
+each account gets up to three plain-language reasons and a suggested action; and the list
+is compared with the previous run.
 
 Reasons. Exact per-row contributions (LightGBM TreeSHAP, ``pred_contrib``) cost ~90× a
 prediction, so they are computed for the accounts people act on — the outreach list and
@@ -16,16 +17,16 @@ the model's gain importance. The ``reason_method`` column says which one each ro
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from churn import runs
 from churn.config import ScoreConfig
+from churn.experiment import assign_controls
 from churn.features import FeatureInfo
-from churn.io import write_table, write_text
 from churn.model import ChurnModel
 
 RISK_LIST_COLUMNS = [
@@ -48,6 +49,7 @@ RISK_LIST_COLUMNS = [
     "probability_change",
     "change",
     "reasons_changed",
+    "assigned_as_of",
 ]
 
 #: Main driver → what to do about it. Matched on the feature name's prefix, first match wins.
@@ -112,23 +114,15 @@ def rank_accounts(frame: pd.DataFrame, config: ScoreConfig) -> np.ndarray:
     return ranks
 
 
-def assign_outreach(ranks: np.ndarray, config: ScoreConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Flag ranks 1..capacity; hold out a random control share, one per block of
-    consecutive ranks, so control and outreach have the same risk mix."""
-    selected = ranks <= config.capacity
-    n_sel = int(selected.sum())
-    n_control = int(round(n_sel * config.control_share))
-    control = np.zeros(len(ranks), dtype=bool)
-    if n_control:
-        rng = np.random.default_rng(config.seed)
-        positions = np.argsort(ranks)[:n_sel]  # selected rows, best rank first
-        block = (np.arange(n_sel) * n_control) // n_sel
-        jitter = rng.random(n_sel)
-        # one random member per block: the lowest jitter within each block
-        order = np.lexsort((jitter, block))
-        first_in_block = np.r_[True, block[order][1:] != block[order][:-1]]
-        control[positions[order[first_in_block]]] = True
-    return selected & ~control, control
+def assign_outreach(frame: pd.DataFrame, config: ScoreConfig, prior: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``outreach``, ``control`` and ``assigned_as_of`` for a ranked list (``account_id``,
+    ``rank``, ``as_of``): the top ``capacity`` are flagged and a random ``control_share`` of
+    the newly flagged is held out, one per block of consecutive ranks, so control and outreach
+    have the same risk mix. ``prior`` (active assignments of earlier runs) keeps held-out
+    accounts out of outreach and treated ones out of the control draw; see
+    :func:`churn.experiment.assign_controls`."""
+    as_of = frame["as_of"].iloc[0] if len(frame) else pd.Timestamp(0, tz="UTC")
+    return assign_controls(frame, prior, as_of=as_of, capacity=config.capacity, share=config.control_share, seed=config.seed)
 
 
 # --------------------------------------------------------------------------- reasons
@@ -281,11 +275,13 @@ def build_risk_list(
     accounts: pd.DataFrame | None = None,
     previous: pd.DataFrame | None = None,
     probabilities: np.ndarray | None = None,
+    prior: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict[str, object]]:
     """Score every account in ``features``; returns the risk list (sorted by rank) and notes.
 
     ``probabilities`` (aligned with ``features``) skips the prediction, e.g. when a cluster
-    has already scored the rows."""
+    has already scored the rows. ``prior``: earlier runs' assignments still active at this
+    date (:func:`churn.experiment.active_assignments`), so control groups persist."""
     p = model.predict_proba(features) if probabilities is None else np.asarray(probabilities, dtype=float)
     value, value_note = annual_value(features, accounts, config)
     frame = pd.DataFrame(
@@ -300,7 +296,7 @@ def build_risk_list(
     )
     frame["as_of"] = frame["as_of"].astype("datetime64[ns, UTC]")
     frame["rank"] = rank_accounts(frame, config)
-    frame["outreach"], frame["control"] = assign_outreach(frame["rank"].to_numpy(), config)
+    frame = frame.join(assign_outreach(frame, config, prior))
 
     # exact reasons: flagged accounts first, then the high band, best ranks first, bounded
     priority = (frame["outreach"] | frame["control"]).to_numpy() * 2 + (frame["risk_band"] == "high").to_numpy()
@@ -330,20 +326,25 @@ def build_risk_list(
 
 
 def summary_counts(risk: pd.DataFrame) -> dict[str, int]:
+    """Counts for the run record. ``control`` counts this run's new controls only;
+    ``held_controls`` the accounts still held out by an earlier run."""
+    held = risk["control"] & (risk["assigned_as_of"] < risk["as_of"]) if "assigned_as_of" in risk.columns else risk["control"] & False
     return {
         "accounts": int(len(risk)),
         "high": int((risk["risk_band"] == "high").sum()),
         "medium": int((risk["risk_band"] == "medium").sum()),
         "low": int((risk["risk_band"] == "low").sum()),
         "outreach": int(risk["outreach"].sum()),
-        "control": int(risk["control"].sum()),
+        "control": int((risk["control"] & ~held).sum()),
+        "held_controls": int(held.sum()),
     }
 
 
 # --------------------------------------------------------------------------- history
+# Thin facades over the run store (churn.runs), kept for callers written against them.
 
-HISTORY_DIR = "history"
-RUNS_FILE = "runs.jsonl"
+HISTORY_DIR = runs.RUNS_DIR
+RUNS_FILE = runs.LOG_FILE
 
 
 def make_run_id(as_of: pd.Timestamp, now: pd.Timestamp) -> str:
@@ -351,40 +352,28 @@ def make_run_id(as_of: pd.Timestamp, now: pd.Timestamp) -> str:
 
 
 def read_history(out_dir: Path) -> pd.DataFrame:
-    """One row per past scoring run (as_of, run_id, model, data fingerprint, counts)."""
-    path = Path(out_dir) / HISTORY_DIR / RUNS_FILE
-    if not path.exists():
-        return pd.DataFrame(columns=["run_id", "as_of", "model", "scored_at"])
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    frame = pd.DataFrame(records)
-    frame["as_of"] = pd.to_datetime(frame["as_of"], utc=True)
-    return frame
+    """One row per scoring run, one per as_of (run_id, as_of in UTC, scored_at, model, and
+    the rest of the run record); see :func:`churn.runs.list_runs`."""
+    return runs.list_runs(out_dir)
 
 
 def load_run(out_dir: Path, run_id: str) -> pd.DataFrame:
-    return pd.read_parquet(Path(out_dir) / HISTORY_DIR / f"{run_id}.parquet")
+    """A past run's risk list; see :func:`churn.runs.load_risk_list`."""
+    return runs.load_risk_list(out_dir, run_id)
 
 
 def previous_run(out_dir: Path, as_of: pd.Timestamp) -> pd.DataFrame | None:
-    """The risk list of the latest earlier run (by as_of, then by when it was scored)."""
-    history = read_history(out_dir)
-    earlier = history[history["as_of"] < as_of]
-    if earlier.empty:
-        return None
-    latest = earlier.sort_values(["as_of", "scored_at"]).iloc[-1]
-    return load_run(out_dir, latest["run_id"])
+    """The risk list of the latest earlier run (by as_of)."""
+    record = runs.previous_record(out_dir, as_of)
+    return None if record is None else load_run(out_dir, str(record["run_id"]))
 
 
-def write_run(out_dir: Path, risk: pd.DataFrame, record: dict[str, object]) -> dict[str, Path]:
-    """Risk list (CSV + Parquet) and its history entry, each written atomically; the run
-    log is appended last, so a run appears in the history only once all its files exist."""
-    out_dir = Path(out_dir)
-    paths = {
-        "csv": write_table(risk, out_dir / "risk_list", "csv"),
-        "parquet": write_table(risk, out_dir / "risk_list", "parquet"),
-        "history": write_table(risk, out_dir / HISTORY_DIR / str(record["run_id"]), "parquet"),
-    }
-    log = out_dir / HISTORY_DIR / RUNS_FILE
-    existing = log.read_text(encoding="utf-8") if log.exists() else ""
-    paths["runs"] = write_text(log, existing + json.dumps(record, default=str) + "\n")
+def write_run(out_dir: Path, risk: pd.DataFrame, record: dict[str, object], *, timeout: float = 900.0) -> dict[str, Path]:
+    """Write a run that consists of its risk list alone and publish it, under the folder's
+    lock. (``churn score`` writes more files per run; see :func:`churn.workflow.score_run`.)"""
+    with runs.locked(out_dir, timeout=timeout, holder=f"write run {record['run_id']}"):
+        runs.migrate_legacy(out_dir)
+        folder = runs.run_dir(out_dir, str(record["run_id"]))
+        paths = runs.write_risk_list(folder, risk)
+        runs.publish_run(out_dir, record)
     return paths

@@ -1,29 +1,33 @@
 """End-to-end scoring run: what ``churn score`` does, callable from a notebook too.
 
 load data → check the model's columns are there → features as of the date → risk list with
-reasons, outreach and control → history → actual retention → outcomes of past lists → report.
+reasons, outreach and control (honouring earlier runs' assignments) → actual retention →
+outcomes and uplift of past lists → report. Every file goes into the run's own folder and
+the run is published at the end, all under the scoring folder's lock (:mod:`churn.runs`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from churn import runs
 from churn.attributes import attributes_at
-from churn.config import ChurnDefinition, DataSettings, FeatureConfig, ScoreConfig
+from churn.config import ChurnDefinition, DataSettings, FeatureConfig, ScoreConfig, UpliftConfig
 from churn.contract import OPTIONAL_INTERACTION_COLUMNS, ContractData, find_table, interactions_end, load, read_table, validate
+from churn.experiment import CONTACT_COLUMNS, active_assignments, cohort, power_note, reached_in_window, uplift_table
 from churn.features import build_features, features_fed_by
 from churn.io import write_table, write_text
 from churn.labels import label_accounts, observed_until
 from churn.population import lapsed
 from churn.report import render, write_report
 from churn.retention import list_outcomes, retention_table
-from churn.score import build_risk_list, load_run, make_run_id, previous_run, read_history, summary_counts, write_run
 from churn.model import ChurnModel
+from churn.score import build_risk_list, make_run_id, previous_run, read_history, summary_counts
 from churn.tracking import fingerprint
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -64,18 +68,111 @@ def check_inputs(model: ChurnModel, data: ContractData, source: str) -> None:
         raise MissingInputError(f"{source}: the model needs " + "; ".join(problems) + ", which the data does not have")
 
 
+def run_definition(record: dict, fallback: ChurnDefinition) -> ChurnDefinition:
+    """The churn definition a run was scored with (``fallback`` for records without one)."""
+    raw = record.get("churn")
+    return definition_from_dict(raw) if isinstance(raw, dict) else fallback
+
+
+def prior_assignments(out_dir: Path, as_of: pd.Timestamp, definition: ChurnDefinition) -> pd.DataFrame:
+    """Assignments of earlier runs still within their own horizon at ``as_of``."""
+    frames = []
+    for record in runs.list_runs(out_dir).to_dict("records"):
+        horizon = run_definition(record, definition).horizon_days
+        if not record["as_of"] < as_of < record["as_of"] + pd.Timedelta(days=horizon):
+            continue
+        risk = runs.load_risk_list(out_dir, record["run_id"], columns=["account_id", "outreach", "control", "assigned_as_of"])
+        frames.append(cohort(risk, record["as_of"]).assign(run_as_of=record["as_of"], horizon_days=horizon))
+    return active_assignments(pd.concat(frames, ignore_index=True) if frames else None, as_of)
+
+
+def assignment_cohorts(out_dir: Path, definition: ChurnDefinition = ChurnDefinition()) -> pd.DataFrame:
+    """Every run's newly assigned accounts (``arm``) with ``run_id``, ``run_as_of`` and
+    ``horizon_days`` — what a contact log is checked against."""
+    frames = [
+        cohort(runs.load_risk_list(out_dir, record["run_id"], columns=["account_id", "outreach", "control", "assigned_as_of"]), record["as_of"]).assign(
+            run_id=record["run_id"], run_as_of=record["as_of"], horizon_days=run_definition(record, definition).horizon_days
+        )
+        for record in runs.list_runs(out_dir).to_dict("records")
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["account_id", "arm", "run_id", "run_as_of", "horizon_days"])
+
+
+def stale_later_runs(out_dir: Path, as_of: pd.Timestamp, horizon: pd.Timedelta, risk: pd.DataFrame) -> list[str]:
+    """Later runs (within this run's horizon) that were scored without this run's draw.
+
+    Scoring an earlier date after a later one — a backfill, or two dates run out of order —
+    means the later runs could not hold this run's new controls out. Re-running a date
+    that reproduces its previous draw changes nothing, so that case is not reported.
+    """
+    history = runs.list_runs(out_dir)
+    later = history[(history["as_of"] > as_of) & (history["as_of"] < as_of + horizon)]
+    if later.empty:
+        return []
+    same = history[history["as_of"] == as_of]
+    if len(same):
+        columns = ["account_id", "outreach", "control", "assigned_as_of"]
+        key = lambda frame: cohort(frame[columns], as_of)[["account_id", "arm"]].sort_values("account_id").reset_index(drop=True)  # noqa: E731
+        if key(runs.load_risk_list(out_dir, same["run_id"].iloc[0], columns=columns)).equals(key(risk)):
+            return []
+    return [f"{t:%Y-%m-%d}" for t in later["as_of"]]
+
+
+CONTACTS_FILE = runs.CONTACTS_FILE
+_OUTCOME_COLUMNS = ["account_id", "as_of", "churn_probability", "risk_band", "annual_value", "outreach", "control", "assigned_as_of"]
+
+
+def read_contacts(out_dir: Path) -> pd.DataFrame | None:
+    """The folder's contact log (``churn contacts``), or None."""
+    path = Path(out_dir) / CONTACTS_FILE
+    return pd.read_parquet(path)[CONTACT_COLUMNS] if path.exists() else None
+
+
+@dataclass
+class PastResults:
+    """What happened to the matured past lists."""
+
+    outcomes: pd.DataFrame  # churn per run × group / risk band (retention.list_outcomes)
+    uplift: pd.DataFrame  # experiment.uplift_table
+    cohorts: pd.DataFrame  # one row per account each run newly assigned, with its outcome
+
+
+def past_results(
+    out_dir: Path,
+    accounts: pd.DataFrame,
+    interactions: pd.DataFrame,
+    definition: ChurnDefinition,
+    data_end: pd.Timestamp,
+    contacts: pd.DataFrame | None = None,
+    uplift: UpliftConfig = UpliftConfig(),
+) -> PastResults:
+    """Outcomes and uplift of every earlier list whose horizon has passed by ``data_end``,
+    each judged by the churn definition stored with it (``definition`` only for old records)."""
+    outcomes, cohorts = [], []
+    for record in runs.list_runs(out_dir).to_dict("records"):
+        own = run_definition(record, definition)
+        as_of = record["as_of"]
+        if as_of + own.horizon > data_end:
+            continue
+        labels = label_accounts(accounts, interactions, as_of=as_of, definition=own)
+        risk = runs.load_risk_list(out_dir, record["run_id"], columns=_OUTCOME_COLUMNS)
+        outcome = list_outcomes(risk, labels)
+        outcome.insert(0, "run_as_of", f"{as_of:%Y-%m-%d}")
+        outcome.insert(1, "run_id", record["run_id"])
+        outcomes.append(outcome)
+        assigned = cohort(risk, as_of).merge(labels[["account_id", "churned"]], on="account_id", how="inner")
+        cohorts.append(assigned.assign(run_id=record["run_id"], run_as_of=as_of, horizon_days=own.horizon_days))
+    if not outcomes:
+        return PastResults(pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
+    table = pd.concat(cohorts, ignore_index=True)
+    if contacts is not None:
+        table["reached"] = reached_in_window(table, contacts)
+    return PastResults(pd.concat(outcomes, ignore_index=True), uplift_table(table, alpha=uplift.alpha), table)
+
+
 def past_outcomes(out_dir: Path, accounts: pd.DataFrame, interactions: pd.DataFrame, definition: ChurnDefinition, data_end: pd.Timestamp) -> pd.DataFrame:
     """Actual churn of every earlier list whose horizon has passed by ``data_end``."""
-    history = read_history(out_dir)
-    done = history[history["as_of"] + definition.horizon <= data_end]
-    frames = []
-    for run in done.sort_values("as_of").itertuples(index=False):
-        labels = label_accounts(accounts, interactions, as_of=run.as_of, definition=definition)
-        outcome = list_outcomes(load_run(out_dir, run.run_id), labels)
-        outcome.insert(0, "run_as_of", f"{run.as_of:%Y-%m-%d}")
-        outcome.insert(1, "run_id", run.run_id)
-        frames.append(outcome)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return past_results(out_dir, accounts, interactions, definition, data_end).outcomes
 
 
 def recent_retention(accounts: pd.DataFrame, as_of: pd.Timestamp, months: int = 12) -> pd.DataFrame:
@@ -168,6 +265,7 @@ class ScoreOutputs:
     record: dict[str, object]
     paths: dict[str, Path]
     outcomes: pd.DataFrame
+    uplift: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def score_run(
@@ -179,14 +277,39 @@ def score_run(
     out_dir: Path,
     config: ScoreConfig = ScoreConfig(),
     spark: "SparkSession | None" = None,
+    uplift: UpliftConfig = UpliftConfig(),
     settings: DataSettings = DataSettings(),
     allow_stale: bool = False,
 ) -> ScoreOutputs:
-    """Score, write the run, retention, outcomes and report. With ``spark``, features and
-    probabilities are computed on the cluster and only the scored table comes back.
+    """Score, write the run, retention, outcomes, uplift and report. With ``spark``, features
+    and probabilities are computed on the cluster and only the scored table comes back.
 
     Refuses an ``as_of`` after the end of the data (every account would look quiet since the
-    export) unless ``allow_stale``; the run then carries a staleness warning."""
+    export) unless ``allow_stale``; the run then carries a staleness warning. The whole run
+    holds ``out_dir``'s lock (a second run waits up to ``config.lock_timeout_seconds``, then
+    stops with a message naming the holder): earlier runs' assignments and this run's draw
+    must not interleave with another run's."""
+    with runs.locked(out_dir, timeout=config.lock_timeout_seconds, holder=f"churn score as of {as_of:%Y-%m-%d}"):
+        runs.migrate_legacy(out_dir)
+        return _score_run(
+            data_dir, as_of=as_of, model=model, model_label=model_label, out_dir=out_dir, config=config, spark=spark, uplift=uplift,
+            settings=settings, allow_stale=allow_stale,
+        )
+
+
+def _score_run(
+    data_dir: Path,
+    *,
+    as_of: pd.Timestamp,
+    model: ChurnModel,
+    model_label: str,
+    out_dir: Path,
+    config: ScoreConfig,
+    spark: "SparkSession | None",
+    uplift: UpliftConfig,
+    settings: DataSettings,
+    allow_stale: bool,
+) -> ScoreOutputs:
     definition, fconfig = model_settings(model)
     data_end = data_end_of(data_dir, settings)
     freshness = check_freshness(as_of, data_end, allow_stale=allow_stale)
@@ -222,7 +345,8 @@ def score_run(
     if features.empty:
         raise ValueError(f"no account is a customer at {as_of:%Y-%m-%d}: nothing to score")
     previous = previous_run(out_dir, as_of)
-    risk, notes = build_risk_list(features, model, config=config, accounts=accounts, previous=previous, probabilities=probabilities)
+    prior = prior_assignments(out_dir, as_of, definition)
+    risk, notes = build_risk_list(features, model, config=config, accounts=accounts, previous=previous, probabilities=probabilities, prior=prior)
     winback = None if gone is None else lapsed_list(gone, accounts, data.attribute_history, as_of, config)
 
     scored_at = pd.Timestamp.now(tz="UTC")
@@ -242,31 +366,41 @@ def score_run(
         "lapsed_earlier": older,
         **summary_counts(risk),
         **notes,
+        "seed": config.seed,
+        # later runs that did not know this run's controls: re-score them, in date order
+        "later_runs_to_rescore": stale_later_runs(out_dir, as_of, definition.horizon, risk),
     }
-    paths = write_run(out_dir, risk, record)
+    run_folder = runs.run_dir(out_dir, str(record["run_id"]))
+    paths = runs.write_risk_list(run_folder, risk)
     if winback is not None and definition.kind == "inactivity":
-        paths["lapsed"] = write_table(winback, out_dir / "lapsed", "csv")
+        paths["lapsed"] = write_table(winback, run_folder / "lapsed", "csv")
     retention = recent_retention(accounts, as_of)
-    paths["retention"] = write_table(retention, out_dir / "retention", "csv")
+    paths["retention"] = write_table(retention, run_folder / "retention", "csv")
     if spark is not None and definition.resolve_kind(accounts) == "inactivity":
-        outcomes = pd.DataFrame()  # needs the events after each past list: `churn retention --scores` in-process
+        past = PastResults(pd.DataFrame(), pd.DataFrame(), pd.DataFrame())  # needs the events after each past list: `churn retention --scores`
     else:
-        outcomes = past_outcomes(out_dir, accounts, interactions, definition, data_end=as_of)
-    if not outcomes.empty:
-        paths["outcomes"] = write_table(outcomes, out_dir / "outcomes", "csv")
+        past = past_results(out_dir, accounts, interactions, definition, data_end=as_of, contacts=read_contacts(out_dir), uplift=uplift)
+    if not past.outcomes.empty:
+        paths["outcomes"] = write_table(past.outcomes, run_folder / "outcomes", "csv")
+        paths["uplift"] = write_table(past.uplift, run_folder / "uplift", "csv")
     context = {
         "record": record,
         "evaluation": model.metadata.get("evaluation", {}),
         "descriptions": {f.name: f.description for f in model.feature_infos()},
         "thresholds": [config.medium_threshold, config.high_threshold],
+        "uplift": asdict(uplift),
     }
-    paths["context"] = write_text(out_dir / "run.json", json.dumps(context, default=str, indent=1))
-    paths["report"] = _write_report(out_dir, context, risk, retention, outcomes)
-    return ScoreOutputs(risk, record, paths, outcomes)
+    paths["context"] = write_text(run_folder / "run.json", json.dumps(context, default=str, indent=1))
+    paths["report"] = _write_report(run_folder, context, risk, retention, past.outcomes, past.uplift)
+    record = runs.publish_run(out_dir, record)
+    return ScoreOutputs(risk, record, paths, past.outcomes, past.uplift)
 
 
-def _write_report(out_dir: Path, context: dict, risk: pd.DataFrame, retention: pd.DataFrame | None, outcomes: pd.DataFrame | None) -> Path:
-    """Render report.html from a run's context (run.json) and its tables."""
+def _write_report(
+    folder: Path, context: dict, risk: pd.DataFrame, retention: pd.DataFrame | None, outcomes: pd.DataFrame | None, uplift: pd.DataFrame | None = None
+) -> Path:
+    """Render a run's report.html from its context (run.json) and its tables."""
+    settings = UpliftConfig(**context.get("uplift", {}))
     html = render(
         risk=risk,
         record=context["record"],
@@ -275,15 +409,27 @@ def _write_report(out_dir: Path, context: dict, risk: pd.DataFrame, retention: p
         evaluation=context["evaluation"],
         descriptions=context["descriptions"],
         thresholds=tuple(context["thresholds"]),  # type: ignore[arg-type]
+        uplift=uplift,
+        power=None if uplift is None or uplift.empty else power_note(uplift, alpha=settings.alpha, power=settings.power, relative_reduction=settings.relative_reduction),
     )
-    return write_report(out_dir / "report.html", html)
+    return write_report(folder / "report.html", html)
 
 
-def rerender_report(out_dir: Path, outcomes: pd.DataFrame | None = None) -> Path:
-    """Rebuild report.html from a scoring folder's files (e.g. after outcomes matured)."""
-    context = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
-    risk = pd.read_parquet(out_dir / "risk_list.parquet")
-    retention = pd.read_csv(out_dir / "retention.csv", parse_dates=["period_start", "period_end"]) if (out_dir / "retention.csv").exists() else None
-    if outcomes is None and (out_dir / "outcomes.csv").exists():
-        outcomes = pd.read_csv(out_dir / "outcomes.csv")
-    return _write_report(out_dir, context, risk, retention, outcomes)
+def rerender_report(out_dir: Path, outcomes: pd.DataFrame | None = None, uplift: pd.DataFrame | None = None, run_id: str | None = None) -> Path:
+    """Rebuild a run's report.html (default: the latest run) from the files in its folder,
+    e.g. after its outcomes were refreshed; tables given here replace the stored ones."""
+    runs.upgrade(out_dir)
+    if run_id is None:
+        latest = runs.latest_run(out_dir)
+        if latest is None:
+            raise runs.NoRunError(f"{out_dir} holds no scoring run")
+        run_id = str(latest["run_id"])
+    folder = runs.run_dir(out_dir, run_id)
+    context = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    risk = pd.read_parquet(folder / "risk_list.parquet")
+    retention = pd.read_csv(folder / "retention.csv", parse_dates=["period_start", "period_end"]) if (folder / "retention.csv").exists() else None
+    if outcomes is None and (folder / "outcomes.csv").exists():
+        outcomes = pd.read_csv(folder / "outcomes.csv")
+    if uplift is None and (folder / "uplift.csv").exists():
+        uplift = pd.read_csv(folder / "uplift.csv", keep_default_na=False, na_values=[""])
+    return _write_report(folder, context, risk, retention, outcomes, uplift)
