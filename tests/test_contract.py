@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -284,3 +285,16 @@ def test_attribute_history_is_validated() -> None:
     _check_conservation(data)
     with pytest.raises(DataContractError, match="no attribute columns"):
         validate(_accounts(), _interactions(), history[["account_id", "valid_from"]])
+
+
+def test_numeric_attributes_in_a_csv_are_numbers() -> None:
+    """A CSV has no types: an attribute whose every value is a number is a number (not 1,000
+    categories), one with any text stays text."""
+    accounts = _accounts()
+    accounts["total_day_minutes"] = ["265.1", "161.6", ""]
+    accounts["calls"] = ["3", "1", "0"]
+    accounts["zip"] = ["02134", "n/a", "10001"]
+    data = validate(accounts, _interactions())
+    assert data.accounts["total_day_minutes"].dtype == float and np.isnan(data.accounts["total_day_minutes"].iloc[2])
+    assert data.accounts["calls"].tolist() == [3.0, 1.0, 0.0]
+    assert data.accounts["zip"].tolist() == ["02134", "n/a", "10001"] and data.accounts["plan"].tolist() == ["basic", "premium", "basic"]

@@ -368,6 +368,9 @@ def _check_table(
     for col in TEXT[name]:
         if col in df.columns and not (isinstance(df[col].dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(df[col].dtype)):
             df[col] = df[col].astype("str").where(df[col].notna())
+    if name != "interactions":
+        for col in _free_columns(name, df):
+            df[col] = numbers_if_all_numeric(df[col])
 
     checked = [c for c in SCHEMAS[name].columns if c in df.columns]
     try:
@@ -385,6 +388,25 @@ def _check_table(
             rej.add(mask, reason)
             reason_column[reason] = str(column)
     return df, rej, reason_column, report
+
+
+def _free_columns(name: str, df: pd.DataFrame) -> list[str]:
+    """Attribute columns: the ones the contract does not name."""
+    known = {*REQUIRED[name], *TIMESTAMPS[name], *NUMBERS[name], *FLAGS[name], *TEXT[name], "account_id"}
+    return [c for c in df.columns if c not in known]
+
+
+def numbers_if_all_numeric(values: pd.Series) -> pd.Series:
+    """A text attribute column whose every value is a number (``"283.4"``, ``"12"``) becomes
+    float — a CSV export has no types, and "total day minutes" is a number, not 1,800 categories.
+    Anything else is left as it is."""
+    if not (pd.api.types.is_string_dtype(values.dtype) or values.dtype == object) or isinstance(values.dtype, pd.CategoricalDtype):
+        return values
+    present = values.notna() & (values.astype("str").str.strip() != "")
+    if not present.any():
+        return values
+    parsed = pd.to_numeric(values.where(present), errors="coerce")
+    return parsed.astype(float) if parsed[present].notna().all() else values
 
 
 def _duplicate_ids(ids: pd.Series, raw_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
