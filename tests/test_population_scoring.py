@@ -65,10 +65,10 @@ def test_scoring_after_the_end_of_the_data_is_refused(purchases, tmp_path: Path)
 
 
 def test_cli_refuses_stale_scoring_and_train_past_the_data(purchases, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    import joblib
+    from churn.model import save_bundle
 
     folder, _, model = purchases
-    joblib.dump(model, tmp_path / "m.joblib")
+    save_bundle(model, tmp_path / "m.joblib")
     runner = CliRunner()
     result = runner.invoke(app, ["score", "--data", str(folder), "--as-of", "2024-06-01", "--model", str(tmp_path / "m.joblib"), "--out", str(tmp_path / "s")])
     assert result.exit_code == 2 and "after the end of the data" in result.output and "Traceback" not in result.output

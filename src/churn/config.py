@@ -13,7 +13,7 @@ from typing import Literal
 
 import pandas as pd
 
-#: Channels seen in practice (DESIGN.md). Self-service is the only unassisted one.
+#: Channels seen in practice. Self-service is the only unassisted one.
 CHANNELS: tuple[str, ...] = (
     "phone",
     "email",

@@ -1,4 +1,4 @@
-"""Churn labels at cutoffs, and the training table over many cutoffs (DESIGN.md "Churn definition").
+"""Churn labels at cutoffs, and the training table over many cutoffs.
 
 * Subscription data: an account active at cutoff T churns if ``churned_at`` ∈ (T, T + horizon].
 * Transactional data (no ``churned_at`` values at all): an account churns if it has no
