@@ -254,7 +254,7 @@ class Evaluation:
         return self.fold_metrics().groupby("model", sort=False)[[*METRICS, "base_rate", "rows", "positives"]].mean()
 
 
-def _score_fold(
+def score_fold(
     table: pd.DataFrame,
     fold: Fold,
     *,
@@ -308,7 +308,7 @@ def evaluate(
         if progress:
             progress(f"Evaluation fold {i + 1} of {len(folds)}: {fold.description}")
         results.append(
-            _score_fold(table, fold, spec=spec, definition=definition, config=config, capacity=capacity, profit=profit, tuning_runs=len(folds) + 1)
+            score_fold(table, fold, spec=spec, definition=definition, config=config, capacity=capacity, profit=profit, tuning_runs=len(folds) + 1)
         )
     if kind == "time":
         many = table["as_of"].nunique() > 1
