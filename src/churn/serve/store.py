@@ -1,0 +1,56 @@
+"""Everything the service reads from a scoring folder, in one place.
+
+The rest of the package asks this module for the run history, one run's risk list, the
+settings a run was scored with, and a cheap token that changes when a new run lands. A
+change in how runs are stored is a change to this file only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from churn.config import ScoreConfig
+from churn.score import HISTORY_DIR, RUNS_FILE, load_run, read_history
+
+
+class ScoresFolder:
+    """Read-only view of a folder written by ``churn score --out``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def token(self) -> tuple[int, int] | None:
+        """(mtime, size) of the run log: one ``stat`` call, changes whenever a run is added.
+        None while the folder holds no run."""
+        try:
+            st = os.stat(self.root / HISTORY_DIR / RUNS_FILE)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def runs(self) -> pd.DataFrame:
+        """One row per run, oldest first (by as_of, then by when it was scored)."""
+        history = read_history(self.root)
+        if history.empty:
+            return history
+        return history.sort_values(["as_of", "scored_at"], kind="stable").reset_index(drop=True)
+
+    def risk_list(self, run_id: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """One run's risk list (all of it, or only ``columns``)."""
+        if columns is None:
+            return load_run(self.root, run_id)
+        return pd.read_parquet(self.root / HISTORY_DIR / f"{run_id}.parquet", columns=columns)
+
+    def score_config(self, default: ScoreConfig) -> ScoreConfig:
+        """The band thresholds of the latest run (``run.json``), so on-demand scores are banded
+        like the list next to them; ``default`` when the folder does not say."""
+        try:
+            context = json.loads((self.root / "run.json").read_text(encoding="utf-8"))
+            medium, high = (float(t) for t in context["thresholds"])
+            return ScoreConfig(medium_threshold=medium, high_threshold=high, top_reasons=default.top_reasons)
+        except (OSError, ValueError, KeyError, TypeError):
+            return default
