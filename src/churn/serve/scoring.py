@@ -15,12 +15,15 @@ import numpy as np
 import pandas as pd
 
 from churn.config import ScoreConfig, to_utc
-from churn.contract import DataContractError, validate
+from churn.contract import OPTIONAL_INTERACTION_COLUMNS, DataContractError, validate
 from churn.features import build_features
 from churn.score import explain, main_driver, risk_bands, suggest_action
 from churn.serve.model import ServingModel
 from churn.workflow import MissingInputError, check_inputs
 
+#: Every column of the input contract's interactions table exists in a request (empty when not
+#: sent), as in a batch file, so an account without events scores like one in the batch.
+INTERACTION_COLUMNS = ("account_id", "occurred_at", "event_type", *OPTIONAL_INTERACTION_COLUMNS)
 #: pandas timestamps (nanoseconds) cover these years; JSON dates outside them are refused per row.
 _TS_MIN, _TS_MAX = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
 
@@ -91,7 +94,7 @@ def score_payload(payload: object, serving: ServingModel, *, config: ScoreConfig
         raise InvalidPayload("as_of is not a usable date", [RowProblem("request", None, "as_of is not a usable date", "as_of")]) from None
     problems: list[RowProblem] = []
     accounts = _timestamps(_frame(raw["accounts"], ("account_id", "signup_at", "churned_at")), "accounts", ("signup_at", "churned_at"), problems)
-    interactions = _timestamps(_frame(raw.get("interactions") or [], ("account_id", "occurred_at", "event_type")), "interactions", ("occurred_at",), problems)
+    interactions = _timestamps(_frame(raw.get("interactions") or [], INTERACTION_COLUMNS), "interactions", ("occurred_at",), problems)
     if problems:
         raise InvalidPayload(f"{len(problems)} row(s) cannot be used", problems)
     try:

@@ -24,7 +24,11 @@ router = APIRouter(tags=["scoring"])
         "Rows the contract rejects, and accounts that are not customers at `as_of`, are answered with 422 "
         "naming the table, row and reason."
     ),
-    responses={**ERROR_RESPONSES, 503: {"model": ErrorResponse, "description": "No model loaded"}},
+    responses={
+        **ERROR_RESPONSES,
+        400: {"model": ErrorResponse, "description": "The body cannot be read (not UTF-8 JSON)"},
+        503: {"model": ErrorResponse, "description": "No model loaded"},
+    },
 )
 def score(request: ScoreRequest, service: Service = Depends(get_service), serving: ServingModel = Depends(get_model)) -> ScoreResponse:
     snapshot = service.latest.current()
