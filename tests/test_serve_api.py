@@ -216,7 +216,9 @@ def test_api_key_required_except_health(secured: TestClient, sd: ServeData, capl
 def test_pages_login_sets_a_session_cookie(secured: TestClient) -> None:
     secured = TestClient(secured.app)  # its own cookie jar
     page = secured.get("/app?band=high", follow_redirects=False)
-    assert page.status_code == 401 and 'name="key"' in page.text and 'value="/app?band=high"' in page.text
+    assert page.status_code == 303 and page.headers["location"] == "/app/login?next=%2Fapp%3Fband%3Dhigh"
+    form = secured.get(page.headers["location"])
+    assert form.status_code == 200 and 'name="key"' in form.text and 'value="/app?band=high"' in form.text
     wrong = secured.post("/app/login", data={"key": "nope", "next": "/app"}, follow_redirects=False)
     assert wrong.status_code == 401 and "not right" in wrong.text
     evil = secured.post("/app/login", data={"key": API_KEY, "next": "//evil.example/app"}, follow_redirects=False)
@@ -229,7 +231,7 @@ def test_pages_login_sets_a_session_cookie(secured: TestClient) -> None:
     secured.cookies.clear()
     assert secured.get("/app", headers={"Cookie": f"churn_session={cookie}"}).status_code == 200
     tampered = cookie[:-1] + ("0" if cookie[-1] != "0" else "1")
-    assert secured.get("/app", headers={"Cookie": f"churn_session={tampered}"}).status_code == 401
+    assert secured.get("/app", headers={"Cookie": f"churn_session={tampered}"}, follow_redirects=False).status_code == 303
 
 
 # --------------------------------------------------------------------------- on-demand scoring

@@ -79,7 +79,6 @@ def create_app(settings: ServeSettings, *, model: ServingModel | None = None) ->
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     install_error_handlers(app, pages.page_error)
     if settings.api_key:
-        env = app.state.templates
-        app.add_middleware(ApiKeyMiddleware, key=settings.api_key, login_page=lambda next_path: pages.login_page_bytes(env, next_path))
+        app.add_middleware(ApiKeyMiddleware, key=settings.api_key)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)  # outermost: counts refused requests too
     return app

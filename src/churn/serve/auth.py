@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 from typing import Any, Callable
+from urllib.parse import urlencode
 
 from churn.serve.errors import error_body
 
@@ -46,23 +47,24 @@ def authorised(key: str, headers: list[tuple[bytes, bytes]]) -> bool:
 
 
 class ApiKeyMiddleware:
-    """Refuse requests without the key with 401 (JSON for the API, a login page for /app)."""
+    """Refuse requests without the key: 401 for the API, the login form for the pages."""
 
-    def __init__(self, app: Callable[..., Any], key: str, login_page: Callable[[str], bytes]) -> None:
+    def __init__(self, app: Callable[..., Any], key: str) -> None:
         self.app = app
         self.key = key
-        self.login_page = login_page
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         path = scope.get("path", "")
         if scope["type"] != "http" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES) or authorised(self.key, scope["headers"]):
             await self.app(scope, receive, send)
             return
-        if path == "/app" or path.startswith("/app/"):
+        if path == "/app" or path.startswith("/app/"):  # a browser: to the login form, then back
             query = scope.get("query_string", b"").decode("latin-1")
-            body, content_type = self.login_page(path + (f"?{query}" if query else "")), b"text/html; charset=utf-8"
-        else:
-            message = "missing or wrong X-API-Key header"
-            body, content_type = json.dumps(error_body(401, "unauthorized", message)).encode(), b"application/json"
+            target = urlencode({"next": path + (f"?{query}" if query else "")})
+            await send({"type": "http.response.start", "status": 303, "headers": [(b"location", f"/app/login?{target}".encode("latin-1")), (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        body = json.dumps(error_body(401, "unauthorized", "missing or wrong X-API-Key header")).encode()
+        content_type = b"application/json"
         await send({"type": "http.response.start", "status": 401, "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), (b"www-authenticate", b"ApiKey")]})
         await send({"type": "http.response.body", "body": body})

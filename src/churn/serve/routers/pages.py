@@ -15,11 +15,11 @@ from __future__ import annotations
 import hmac
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 from urllib.parse import parse_qs, quote, urlencode
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Path as PathParam, Request
+from fastapi import APIRouter, Depends, Path as PathParam, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -27,7 +27,10 @@ from churn.serve.auth import COOKIE, session_token
 from churn.serve.deps import get_service, get_snapshot
 from churn.serve.index import Query as ListQuery
 from churn.serve.latest import Snapshot
-from churn.serve.routers.accounts import account_detail, list_query
+from churn.serve.errors import ApiError
+from churn.serve.index import BANDS
+from churn.serve.routers.accounts import MAX_LIMIT, account_detail
+from churn.serve.schemas import Sort
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -97,11 +100,8 @@ def _render(request: Request, name: str, status: int = 200, **context: object) -
 
 
 def _list_url(query: ListQuery, base: str, **changes: object) -> str:
-    params = {"band": query.band, "owner": query.owner if base == "/app" else None, "segment": query.segment, "q": query.q, "sort": query.sort, "limit": query.limit, "offset": query.offset}
-    if query.outreach is not None:
-        params["outreach"] = str(query.outreach).lower()
-    if query.control is not None:
-        params["control"] = str(query.control).lower()
+    """The page's link with the same filters (pager links)."""
+    params = {"band": query.band, "owner": query.owner if base == "/app" else None, "segment": query.segment, "flag": _flag(query), "q": query.q, "sort": query.sort, "limit": query.limit, "offset": query.offset}
     params.update(changes)
     clean = {k: v for k, v in params.items() if v not in (None, "") and not (k == "sort" and v == "rank") and not (k == "offset" and v == 0) and not (k == "limit" and v == 50)}
     return base + ("?" + urlencode(clean) if clean else "")
@@ -146,15 +146,27 @@ def _list_page(request: Request, query: ListQuery, snapshot: Snapshot, owner_vie
     )
 
 
-def _page_query(query: ListQuery = Depends(list_query), flag: str | None = None) -> ListQuery:
-    """The API's list parameters plus the pages' one-select ``flag`` (outreach/control/none)."""
-    if flag == "outreach":
-        return replace(query, outreach=True, control=None)
-    if flag == "control":
-        return replace(query, control=True, outreach=None)
-    if flag == "none":
-        return replace(query, outreach=False, control=False)
-    return query
+def _page_query(
+    band: str = "",
+    owner: Annotated[str, Query(max_length=200)] = "",
+    segment: Annotated[str, Query(max_length=200)] = "",
+    flag: str = "",
+    q: Annotated[str, Query(max_length=100)] = "",
+    sort: str = "rank",
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
+) -> ListQuery:
+    """The filter form's fields: empty means "all" (a form sends every field), and one
+    ``flag`` select stands for the API's outreach/control filters."""
+    if band and band not in BANDS:
+        raise ApiError(422, "invalid_request", f"band must be one of {', '.join(BANDS)}, not {band!r}")
+    if sort not in get_args(Sort):
+        raise ApiError(422, "invalid_request", f"cannot sort by {sort!r}")
+    flags = {"": (None, None), "outreach": (True, None), "control": (None, True), "none": (False, False)}
+    if flag not in flags:
+        raise ApiError(422, "invalid_request", f"flag must be outreach, control or none, not {flag!r}")
+    outreach, control = flags[flag]
+    return ListQuery(band=band or None, owner=owner or None, segment=segment or None, outreach=outreach, control=control, q=q or None, sort=sort, limit=limit, offset=offset)
 
 
 @router.get("/")
@@ -204,15 +216,15 @@ def safe_next(target: str | None) -> str:
     return "/app"
 
 
-def login_page_bytes(env: Environment, next_path: str, message: str | None = None) -> bytes:
-    return env.get_template("login.html").render(title="Sign in", next=safe_next(next_path), message=message).encode()
+def _login_page(request: Request, next_path: str, message: str | None = None, status: int = 200) -> HTMLResponse:
+    return _render(request, "login.html", status=status, title="Sign in", next=safe_next(next_path), message=message, run=None)
 
 
 @router.get("/app/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str = "/app") -> Response:  # noqa: A002 - the query parameter's name
     if get_service(request).settings.api_key is None:
         return RedirectResponse(safe_next(next), status_code=303)
-    return HTMLResponse(login_page_bytes(request.app.state.templates, next))
+    return _login_page(request, next)
 
 
 @router.post("/app/login", response_class=HTMLResponse)
@@ -224,7 +236,7 @@ async def login(request: Request) -> Response:
         return RedirectResponse(target, status_code=303)
     sent = (form.get("key") or [""])[0]
     if not hmac.compare_digest(sent.encode(), key.encode()):
-        return HTMLResponse(login_page_bytes(request.app.state.templates, target, "That key is not right."), status_code=401)
+        return _login_page(request, target, "That key is not right.", status=401)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(COOKIE, session_token(key), httponly=True, samesite="strict", path="/")
     return response
