@@ -34,7 +34,7 @@ class Snapshot:
     history: ScoreHistory
     runs: pd.DataFrame  # the whole run log, oldest first
     score_config: ScoreConfig
-    token: tuple[int, int] | None
+    token: object
     contacts: ContactIndex | None = None
     contacts_note: str | None = None
     record: dict[str, object] = field(default_factory=dict)

@@ -14,7 +14,11 @@ from pathlib import Path
 import pandas as pd
 
 from churn.config import ScoreConfig
-from churn.score import HISTORY_DIR, RUNS_FILE, load_run, read_history
+from churn.score import load_run, read_history
+
+#: Where a scoring folder logs its runs: today's ``history/runs.jsonl``, and ``runs.jsonl`` at
+#: the top of the folder once runs live in per-run folders. Either changing means a new run.
+RUN_LOGS = ("history/runs.jsonl", "runs.jsonl")
 
 
 class ScoresFolder:
@@ -23,14 +27,17 @@ class ScoresFolder:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def token(self) -> tuple[int, int] | None:
-        """(mtime, size) of the run log: one ``stat`` call, changes whenever a run is added.
+    def token(self) -> tuple[tuple[int, int], ...] | None:
+        """(mtime, size) of the run log: a ``stat`` call, changes whenever a run is added.
         None while the folder holds no run."""
-        try:
-            st = os.stat(self.root / HISTORY_DIR / RUNS_FILE)
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
+        stats = []
+        for name in RUN_LOGS:
+            try:
+                st = os.stat(self.root / name)
+            except OSError:
+                continue
+            stats.append((st.st_mtime_ns, st.st_size))
+        return tuple(stats) or None
 
     def runs(self) -> pd.DataFrame:
         """One row per run, oldest first (by as_of, then by when it was scored)."""
@@ -41,9 +48,11 @@ class ScoresFolder:
 
     def risk_list(self, run_id: str, columns: list[str] | None = None) -> pd.DataFrame:
         """One run's risk list (all of it, or only ``columns``)."""
-        if columns is None:
-            return load_run(self.root, run_id)
-        return pd.read_parquet(self.root / HISTORY_DIR / f"{run_id}.parquet", columns=columns)
+        path = self.root / "history" / f"{run_id}.parquet"
+        if columns is None or not path.exists():
+            frame = load_run(self.root, run_id)
+            return frame if columns is None else frame[[c for c in columns if c in frame.columns]]
+        return pd.read_parquet(path, columns=columns)
 
     def score_config(self, default: ScoreConfig) -> ScoreConfig:
         """The band thresholds of the latest run (``run.json``), so on-demand scores are banded
