@@ -328,3 +328,38 @@ def test_cli_serve_help() -> None:
         assert option in result.output
     bad = CliRunner().invoke(app, ["serve", "--data", "/no/such/folder"])
     assert bad.exit_code == 2 and "no such folder" in bad.output and "Traceback" not in bad.output
+
+
+# --------------------------------------------------------------------------- pages (HTML)
+
+
+def test_pages_render_escaped_and_page_through(client: TestClient, sd: ServeData) -> None:
+    risk = sd.latest()
+    assert client.get("/", follow_redirects=False).headers["location"] == "/app"
+    page = client.get("/app", params={"band": "", "owner": "", "flag": "", "q": "", "sort": "rank"})  # an untouched filter form
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert f"Showing 1–50 of {len(risk):,} accounts" in page.text and page.text.count('class="account-link"') == 50
+    assert "Chloé &lt;Dupont&gt;" in page.text and "<Dupont>" not in page.text  # escaped, never markup
+    assert 'id="next" href="/app?offset=50"' in page.text
+    second = client.get("/app", params={"offset": 50})
+    assert f'href="/app/accounts/{risk["account_id"].iloc[50]}"' in second.text and 'id="prev"' in second.text
+    calls = client.get("/app", params={"flag": "control"})
+    assert f"of {int(risk['control'].sum()):,} accounts" in calls.text
+    mine = client.get("/app/owners/Dev & Co")
+    assert "My accounts: Dev &amp; Co" in mine.text and f"of {int((risk['owner'] == 'Dev & Co').sum()):,} accounts" in mine.text
+
+
+def test_page_errors_are_pages(client: TestClient) -> None:
+    missing = client.get("/app/accounts/NOPE")
+    assert missing.status_code == 404 and "text/html" in missing.headers["content-type"] and "not on the latest risk list" in missing.text
+    bad = client.get("/app", params={"band": "<script>"})
+    assert bad.status_code == 422 and "&lt;script&gt;" in bad.text and "<script>" not in bad.text.split("</head>")[1]
+
+
+def test_account_page_without_data_says_contacts_are_unavailable(sd: ServeData, settings: ServeSettings) -> None:
+    bare = TestClient(create_app(replace(settings, data_dir=None), model=sd.serving()))
+    account = sd.latest()["account_id"].iloc[0]
+    page = bare.get(f"/app/accounts/{account}")
+    assert page.status_code == 200 and "Support contacts are unavailable" in page.text and 'id="trend"' in page.text
+    with_data = TestClient(create_app(settings, model=sd.serving())).get(f"/app/accounts/{account}").text
+    assert 'id="contacts"' in with_data or 'id="contacts-none"' in with_data

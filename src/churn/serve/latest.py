@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -37,7 +37,6 @@ class Snapshot:
     token: object
     contacts: ContactIndex | None = None
     contacts_note: str | None = None
-    record: dict[str, object] = field(default_factory=dict)
 
 
 def _as_of_text(value: object) -> str:
@@ -63,7 +62,6 @@ def build_snapshot(store: ScoresFolder, settings: ServeSettings, support_event_t
         runs=runs,
         score_config=store.score_config(settings.score),
         token=token,
-        record={k: (None if pd.isna(v) else v) if not isinstance(v, (list, dict)) else v for k, v in latest.items()},
     )
     if settings.data_dir is None:
         snapshot.contacts_note = "Support contacts are unavailable: the service was started without --data."
