@@ -8,6 +8,7 @@ exact (TreeSHAP) for every account: there are few of them.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from churn.contract import OPTIONAL_INTERACTION_COLUMNS, DataContractError, vali
 from churn.features import build_features
 from churn.score import explain, main_driver, risk_bands, suggest_action
 from churn.serve.model import ServingModel
+from churn.train import ChurnModel
 from churn.workflow import MissingInputError, check_inputs
 
 #: Every column of the input contract's interactions table exists in a request (empty when not
@@ -74,6 +76,26 @@ def _rejections(data_rejects: dict[str, pd.DataFrame]) -> list[RowProblem]:
     return problems
 
 
+def _prepare_once(model: ChurnModel) -> ChurnModel:
+    """A shallow copy of ``model`` whose ``prepare`` runs once per features frame.
+
+    ``predict_proba`` and ``explain`` each prepare the same rows; for a request of a few
+    accounts that preparation is a fixed cost of about a third of the scoring time, so the
+    request's copy keeps the first result (the same object, never modified downstream)."""
+    kept: list[tuple[pd.DataFrame, pd.DataFrame]] = []
+
+    def prepare(features: pd.DataFrame) -> pd.DataFrame:
+        for frame, prepared in kept:
+            if frame is features:
+                return prepared
+        kept.append((features, type(model).prepare(model, features)))
+        return kept[-1][1]
+
+    clone = copy.copy(model)
+    clone.prepare = prepare  # type: ignore[method-assign]
+    return clone
+
+
 def score_payload(payload: object, serving: ServingModel, *, config: ScoreConfig = ScoreConfig()) -> pd.DataFrame:
     """Score the accounts of a request.
 
@@ -104,7 +126,7 @@ def score_payload(payload: object, serving: ServingModel, *, config: ScoreConfig
     problems = _rejections(data.rejects)
     if problems:
         raise InvalidPayload(f"{len(problems)} row(s) rejected by the data contract", problems)
-    model = serving.model
+    model = _prepare_once(serving.model)
     try:
         check_inputs(model, data, "request")
     except MissingInputError as exc:
