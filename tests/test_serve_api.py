@@ -141,7 +141,7 @@ def test_sorting(client: TestClient, sd: ServeData, sort: str) -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"limit": 0}, {"limit": 501}, {"offset": -1}, {"band": "extreme"}, {"sort": "mrr"}, {"outreach": "maybe"}, {"q": "x" * 101}],
+    [{"limit": 0}, {"limit": 501}, {"offset": -1}, {"band": "extreme"}, {"sort": "mrr"}, {"outreach": "maybe"}, {"q": "x" * 101}, {"bnad": "high"}],
 )
 def test_bad_list_parameters_are_422(client: TestClient, params: dict[str, object]) -> None:
     error = assert_error(client.get("/accounts", params=params), 422, "invalid_request")
@@ -302,7 +302,7 @@ def test_a_new_run_is_served_without_a_restart(tmp_path: Path, sd: ServeData, tr
     from churn.workflow import score_run
 
     scores = tmp_path / "scores"
-    shutil.copytree(sd.scores_dir, scores)
+    shutil.copytree(sd.scores_dir, scores, symlinks=True)  # a run store links `latest` to a run folder
     inline = TestClient(create_app(replace(settings, scores_dir=scores), model=sd.serving()))
     background = create_app(replace(settings, scores_dir=scores, background_reload=True), model=sd.serving())
     before = inline.get("/version").json()["run_id"]

@@ -57,7 +57,7 @@ def test_operation_conforms_to_schema(api_schema, label: str, mode: GenerationMo
     contract_rules = label == "POST /score" and mode is GenerationMode.POSITIVE
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=30, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
     def check(case) -> None:  # type: ignore[no-untyped-def]
         response = case.call_and_validate(headers={"X-API-Key": API_KEY}, excluded_checks=[positive_data_acceptance] if contract_rules else None)
         if contract_rules:

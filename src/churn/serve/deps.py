@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from churn.serve.errors import ApiError
+from churn.serve.schemas import ErrorDetail
 from churn.serve.latest import LatestRun, Snapshot
 from churn.serve.metrics import Metrics
 from churn.serve.model import ServingModel
@@ -45,3 +46,22 @@ def get_model(request: Request) -> ServingModel:
     if service.model is None:
         raise ApiError(503, "no_model", service.model_problem or "no model loaded: start the service with --model")
     return service.model
+
+
+def _query_names(dependant) -> set[str]:  # type: ignore[no-untyped-def]
+    """Every query parameter a route declares, its dependencies' included."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def reject_unknown_query(request: Request) -> None:
+    """422 for a query parameter the route does not know: ``?bnad=high`` must not silently
+    return the unfiltered list."""
+    route = request.scope.get("route")
+    known = _query_names(route.dependant) if route is not None else set()
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        details = [ErrorDetail(field=f"query.{name}", reason="unknown parameter") for name in unknown]
+        raise ApiError(422, "invalid_request", f"unknown query parameter(s): {', '.join(map(repr, unknown))}", details)
