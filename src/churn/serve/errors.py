@@ -50,7 +50,7 @@ def _code(status: int) -> str:
         return "error"
 
 
-def install_error_handlers(app: "FastAPI", render_page_error) -> None:  # type: ignore[no-untyped-def]
+def install_error_handlers(app: FastAPI, render_page_error) -> None:  # type: ignore[no-untyped-def]
     """Route every error through one formatter; pages get ``render_page_error`` instead."""
 
     def respond(request: Request, status: int, error: str, message: str, details: list[ErrorDetail] | None = None, headers: dict[str, str] | None = None) -> Response:

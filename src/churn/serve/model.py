@@ -25,7 +25,7 @@ class ServingModel:
     _threads: ThreadpoolController = field(default_factory=ThreadpoolController, repr=False, compare=False)
 
     @classmethod
-    def wrap(cls, model: ChurnModel, label: str) -> "ServingModel":
+    def wrap(cls, model: ChurnModel, label: str) -> ServingModel:
         return cls(model, label, model.spec, model.feature_config)
 
     @contextmanager
