@@ -141,7 +141,7 @@ def test_sorting(client: TestClient, sd: ServeData, sort: str) -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"limit": 0}, {"limit": 501}, {"offset": -1}, {"band": "extreme"}, {"sort": "mrr"}, {"outreach": "maybe"}, {"q": "x" * 101}, {"bnad": "high"}],
+    [{"limit": 0}, {"limit": 501}, {"offset": -1}, {"band": "extreme"}, {"sort": "mrr"}, {"outreach": "maybe"}, {"q": "x" * 101}, {"bnad": "high"}, {"owner": ["a", "b"]}],
 )
 def test_bad_list_parameters_are_422(client: TestClient, params: dict[str, object]) -> None:
     error = assert_error(client.get("/accounts", params=params), 422, "invalid_request")

@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from churn import __version__
 from churn.serve.auth import ApiKeyMiddleware
-from churn.serve.deps import Service, reject_unknown_query
+from churn.serve.deps import Service, strict_query
 from churn.serve.errors import install_error_handlers
 from churn.serve.latest import LatestRun
 from churn.serve.metrics import Metrics, MetricsMiddleware
@@ -68,7 +68,7 @@ def create_app(settings: ServeSettings, *, model: ServingModel | None = None) ->
         service.metrics.model.info({"model": model.label, "version": model.version or ""})
     service.latest.reload()  # the first run is indexed before the first request
 
-    strict = [Depends(reject_unknown_query)]
+    strict = [Depends(strict_query)]
     secured = [*strict, Depends(API_KEY_HEADER)] if settings.api_key else strict  # the key: documents the header in OpenAPI
     app = FastAPI(title="churn", version=__version__, description=DESCRIPTION)
     app.state.service = service

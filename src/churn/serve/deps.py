@@ -56,12 +56,13 @@ def _query_names(dependant) -> set[str]:  # type: ignore[no-untyped-def]
     return names
 
 
-def reject_unknown_query(request: Request) -> None:
-    """422 for a query parameter the route does not know: ``?bnad=high`` must not silently
-    return the unfiltered list."""
+def strict_query(request: Request) -> None:
+    """422 for a query parameter the route does not know, or one given twice: ``?bnad=high``
+    must not silently return the unfiltered list, nor ``?owner=a&owner=b`` only b's accounts."""
     route = request.scope.get("route")
     known = _query_names(route.dependant) if route is not None else set()
-    unknown = sorted(set(request.query_params) - known)
-    if unknown:
-        details = [ErrorDetail(field=f"query.{name}", reason="unknown parameter") for name in unknown]
-        raise ApiError(422, "invalid_request", f"unknown query parameter(s): {', '.join(map(repr, unknown))}", details)
+    params = request.query_params
+    details = [ErrorDetail(field=f"query.{name}", reason="unknown parameter") for name in sorted(set(params) - known)]
+    details += [ErrorDetail(field=f"query.{name}", reason="given more than once") for name in sorted(set(params)) if len(params.getlist(name)) > 1]
+    if details:
+        raise ApiError(422, "invalid_request", "; ".join(f"{d.field}: {d.reason}" for d in details), details)
