@@ -209,6 +209,8 @@ def test_api_key_required_except_health(secured: TestClient, sd: ServeData, capl
     assert_error(secured.post("/score", json={}), 401, "unauthorized")
     schema = secured.get("/openapi.json", headers={"X-API-Key": API_KEY}).json()
     assert schema["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
+    secured_ops = {path for path, ops in schema["paths"].items() for op in ops.values() if op.get("security")}
+    assert secured_ops == set(schema["paths"]) - {"/health"}  # documented exactly where it is enforced
     assert "X-API-Key" in schema["info"]["description"]
     assert API_KEY not in caplog.text and API_KEY not in repr(secured.app.state.service.settings)
 

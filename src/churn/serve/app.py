@@ -73,8 +73,8 @@ def create_app(settings: ServeSettings, *, model: ServingModel | None = None) ->
     app = FastAPI(title="churn", version=__version__, description=DESCRIPTION)
     app.state.service = service
     app.state.templates = pages.make_environment()
-    app.include_router(health.router, dependencies=strict)
-    for router in (accounts.router, scoring.router, runs.router):
+    app.include_router(health.public, dependencies=strict)
+    for router in (health.router, accounts.router, scoring.router, runs.router):
         app.include_router(router, dependencies=secured)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")

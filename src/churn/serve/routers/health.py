@@ -11,10 +11,11 @@ from churn.serve.deps import Service, get_service
 from churn.serve.errors import ERROR_RESPONSES
 from churn.serve.schemas import Health, Ready, Version
 
+public = APIRouter(tags=["service"])  # no auth, ever
 router = APIRouter(tags=["service"])
 
 
-@router.get("/health", response_model=Health, summary="The process is up (no auth, no checks)")
+@public.get("/health", response_model=Health, summary="The process is up (no auth, no checks)")
 def health() -> Health:
     return Health()
 
