@@ -36,6 +36,8 @@ bench: install
 	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/score.py
 	$(BIN)/python benchmarks/spark.py
+	$(BIN)/python benchmarks/quality.py
+	$(BIN)/python benchmarks/serve.py
 
 clean:
 	rm -rf $(VENV) data/demo mlflow.db mlartifacts

@@ -25,8 +25,10 @@ import pandas as pd
 
 from churn.config import DataSettings
 
-#: Account columns that are keys or dates, never attributes.
-NON_ATTRIBUTE_COLUMNS = frozenset({"account_id", "signup_at", "churned_at", "valid_from"})
+#: Account columns that are never features: keys and dates, and ``owner`` — the account
+#: manager is who calls the customer, not something about the customer (and managers are
+#: often assigned *because* an account is at risk).
+NON_ATTRIBUTE_COLUMNS = frozenset({"account_id", "signup_at", "churned_at", "valid_from", "owner"})
 Source = Literal["history", "static", "export"]
 
 

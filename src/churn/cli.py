@@ -879,6 +879,49 @@ def promote(
     console.print(f"[green]churn v{version} is the champion[/] ({reason}). Bundle: [bold]{bundle}[/]")
 
 
+@app.command()
+@friendly_errors
+def serve(
+    scores: Annotated[Path, typer.Option(help="Scoring folder to serve (churn score --out); a new run there is picked up without a restart.")] = Path("reports/scores"),
+    model: Annotated[str, typer.Option(help="Model for POST /score: models:/churn@champion, another models:/ or runs:/ URI, or a .joblib bundle.")] = "models:/churn@champion",
+    data: Annotated[Optional[Path], typer.Option("--data", help="Data folder: recent support contacts and surveys on the account pages.")] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
+    history_runs: Annotated[int, typer.Option(min=1, help="Past runs kept in memory for each account's score trend.")] = 12,
+    access_log: Annotated[bool, typer.Option(help="Log every request (method, path, status).")] = True,
+) -> None:
+    """Serve the risk list: a REST API for CRMs and web pages for customer-success teams.
+
+    Set CHURN_API_KEY to require the header X-API-Key on every endpoint except /health."""
+    import logging
+
+    import uvicorn
+
+    from churn.serve import ServeSettings, create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    _quiet_mlflow()
+    if data is not None and not data.is_dir():
+        raise UsageError(f"--data {data}: no such folder")
+    api_key = os.environ.get("CHURN_API_KEY") or None
+    settings = ServeSettings(scores_dir=scores, model_ref=model, data_dir=data, api_key=api_key, history_runs=history_runs)
+    with console.status(f"Loading {model} and indexing the latest run in {scores}…"):
+        api = create_app(settings)
+    service = api.state.service
+    if service.model is None:  # the reason is in the log line above
+        console.print("[yellow]POST /score answers 503 and /ready stays false; the risk lists are served.[/]")
+    else:
+        console.print(f"Model: {escape(service.model.label)}")
+    snapshot = service.latest.current()
+    if snapshot is None:
+        console.print(f"[yellow]{escape(str(scores))} holds no scoring run yet: the service waits for `churn score --out {escape(str(scores))}`.[/]")
+    else:
+        console.print(f"Serving run {snapshot.index.run_id} (as of {snapshot.index.as_of}, {len(snapshot.index):,} accounts) from {escape(str(scores))}")
+    console.print("Auth: X-API-Key required (CHURN_API_KEY is set)" if api_key else "[yellow]Auth: off (set CHURN_API_KEY to require X-API-Key)[/]")
+    console.print(f"Pages: http://{host}:{port}/app   API docs: http://{host}:{port}/docs")
+    uvicorn.run(api, host=host, port=port, access_log=access_log, log_level="info")
+
+
 def run() -> None:
     """Console entry point. PySpark 4.3 (the optional Spark engine) prints a notice about
     pandas 3 whenever it is imported, also through pandera; the Spark engine is tested

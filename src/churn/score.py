@@ -31,6 +31,8 @@ from churn.model import ChurnModel
 
 RISK_LIST_COLUMNS = [
     "account_id",
+    "owner",
+    "segment",
     "as_of",
     "rank",
     "churn_probability",
@@ -103,6 +105,24 @@ def annual_value(features: pd.DataFrame, accounts: pd.DataFrame | None, config: 
     else:
         return np.ones(len(features)), f"no '{col}' column: every account valued at 1, revenue at risk = probability"
     return (12.0 * monthly.fillna(0.0)).to_numpy(dtype=float), f"annual value = 12 × {col}"
+
+
+#: Account attributes copied onto the risk list (empty where the accounts table lacks them), so
+#: each account manager can filter "my accounts" and teams can slice by segment.
+PASS_THROUGH_COLUMNS = ("owner", "segment")
+
+
+def pass_through(account_ids: pd.Series, accounts: pd.DataFrame | None) -> dict[str, pd.Series]:
+    """``owner`` and ``segment`` per account id, as text; missing where the table has no such column."""
+    out = {}
+    index = None if accounts is None else pd.Index(accounts["account_id"].astype("str"))
+    for col in PASS_THROUGH_COLUMNS:
+        if accounts is not None and col in accounts.columns:
+            values = pd.Series(accounts[col].to_numpy(), index=index).astype("str")
+            out[col] = account_ids.map(values).astype("str")
+        else:
+            out[col] = pd.Series(pd.NA, index=account_ids.index, dtype="str")
+    return out
 
 
 def rank_accounts(frame: pd.DataFrame, config: ScoreConfig) -> np.ndarray:
@@ -295,6 +315,8 @@ def build_risk_list(
         }
     )
     frame["as_of"] = frame["as_of"].astype("datetime64[ns, UTC]")
+    for col, values in pass_through(frame["account_id"], accounts).items():
+        frame[col] = values
     frame["rank"] = rank_accounts(frame, config)
     frame = frame.join(assign_outreach(frame, config, prior))
 

@@ -1,0 +1,237 @@
+"""Benchmark ``churn serve`` on a 1,000,000-account run, through uvicorn on this machine.
+
+    python benchmarks/serve.py                       # 1M accounts, 4 weekly runs of history
+    python benchmarks/serve.py --rows 200000 --requests 500
+
+1. A model is trained on generated data (4,000 accounts; ``--model BUNDLE`` reuses one).
+2. A scoring folder gets ``--runs`` weekly risk lists of ``--rows`` accounts each, with every
+   column ``churn score`` writes (probabilities drawn at random: serving only reads the list).
+3. ``churn serve`` starts in a subprocess on 127.0.0.1 (a free port) and is timed from a
+   client in this process, one request at a time over a kept-alive connection:
+
+   * ``GET /accounts/{id}`` for random accounts             (goal p50 ≤ 20 ms, p99 ≤ 100 ms)
+   * ``GET /accounts?band=high&limit=50`` at random offsets  (goal p50 ≤ 20 ms, p99 ≤ 100 ms)
+   * ``POST /score`` of one account with a year of interactions   (goal p50 ≤ 50 ms)
+   * for reference: an owner's accounts by probability, and a text search on the id.
+
+Prints start-up time, server memory, p50/p99 per request type with the server's CPU time per
+request (robust to other jobs on the machine, which inflate wall-clock latency), and the goals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+import numpy as np
+import pandas as pd
+
+from churn.config import ChurnDefinition, ScoreConfig
+from churn.features import FeatureSpec
+from churn.generate import generate
+from churn.labels import build_training_table, default_cutoffs, observed_until
+from churn.score import ACTIONS, RISK_LIST_COLUMNS, assign_outreach, make_run_id, rank_accounts, risk_bands, summary_counts, write_run
+
+REASONS = [
+    ("repeat_contacts_90d", "{v} repeat contacts (same problem, or again within 7 days) in the last 90 days"),
+    ("long_waits_90d", "{v} contacts with a long wait in the last 90 days"),
+    ("contract", "contract is monthly"),
+    ("csat_mean_365d", "average CSAT {v} over the last year"),
+    ("n_login_30d", "{v} logins in the last 30 days"),
+    ("price_increase_90d", "a price increase on an invoice in the last 90 days: yes"),
+]
+
+
+def synthetic_run(n: int, as_of: pd.Timestamp, rng: np.random.Generator, base: np.ndarray | None) -> pd.DataFrame:
+    """A risk list with every column, vectorised; probabilities drift a little run to run."""
+    p = rng.beta(0.6, 8.0, n) if base is None else np.clip(base * rng.lognormal(0, 0.15, n), 0, 1)
+    config = ScoreConfig(capacity=5_000)
+    frame = pd.DataFrame({"account_id": [f"A{i:07d}" for i in range(n)], "churn_probability": p})
+    frame["as_of"] = as_of
+    frame["owner"] = pd.Series(np.array([f"owner-{k:03d}" for k in range(400)])[rng.integers(0, 400, n)], dtype="str")
+    frame["segment"] = pd.Series(np.array(["consumer", "smb", "enterprise"])[rng.choice(3, n, p=[0.6, 0.3, 0.1])], dtype="str")
+    frame["risk_band"] = risk_bands(p, config)
+    frame["annual_value"] = np.round(12 * rng.lognormal(3.5, 0.9, n), 2)
+    frame["revenue_at_risk"] = p * frame["annual_value"]
+    frame["rank"] = rank_accounts(frame, config)
+    frame["outreach"], frame["control"] = assign_outreach(frame["rank"].to_numpy(), config)
+    picks = rng.integers(0, len(REASONS), (n, 3))
+    values = rng.integers(1, 20, (n, 3)).astype(str)
+    head = np.array([t.split("{v}")[0] for _, t in REASONS], dtype=object)
+    tail = np.array([t.split("{v}")[-1] if "{v}" in t else "" for _, t in REASONS], dtype=object)
+    takes = np.array(["{v}" in t for _, t in REASONS])
+    for j in range(3):  # three reason columns
+        k = picks[:, j]
+        frame[f"reason_{j + 1}"] = pd.Series(head[k] + np.where(takes[k], values[:, j], "").astype(object) + tail[k], dtype="str")
+    names = np.array([f for f, _ in REASONS], dtype=object)
+    frame["reason_features"] = pd.Series(names[picks[:, 0]], dtype="str") + "," + names[picks[:, 1]] + "," + names[picks[:, 2]]
+    frame["reason_method"] = np.where(frame["rank"] <= 100_000, "tree_shap", "deviation")
+    frame["suggested_action"] = np.array([a for _, a in ACTIONS], dtype=object)[picks[:, 0] % len(ACTIONS)]
+    frame["previous_probability"] = np.nan if base is None else base
+    frame["probability_change"] = frame["churn_probability"] - frame["previous_probability"]
+    frame["change"] = "first run" if base is None else np.where(frame["probability_change"] > 0.02, "risk up", np.where(frame["probability_change"] < -0.02, "risk down", "steady"))
+    frame["reasons_changed"] = pd.array([pd.NA] * n, dtype="boolean")
+    return frame.sort_values("rank").reset_index(drop=True)[RISK_LIST_COLUMNS]
+
+
+def write_runs(scores: Path, n: int, runs: int) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    base = None
+    for k in range(runs):
+        as_of = pd.Timestamp("2024-12-02", tz="UTC") + pd.Timedelta(weeks=k - runs + 1)
+        risk = synthetic_run(n, as_of, rng, base)
+        base = risk.sort_values("account_id")["churn_probability"].to_numpy()
+        now = pd.Timestamp.now(tz="UTC")
+        record = {"run_id": make_run_id(as_of, now), "as_of": f"{as_of:%Y-%m-%d}", "scored_at": now.strftime("%Y-%m-%d %H:%M:%S UTC"), "model": "benchmark", **summary_counts(risk)}
+        write_run(scores, risk, record)
+    return risk
+
+
+def train_bundle(folder: Path) -> tuple[Path, object]:
+    import joblib
+
+    from churn.train import train
+
+    data = generate(4_000, months=18, seed=11)
+    spec = FeatureSpec.from_data(data.accounts, data.interactions)
+    cutoffs = default_cutoffs(observed_until(data.accounts, data.interactions), ChurnDefinition(), 8)
+    result = train(build_training_table(data.accounts, data.interactions, cutoffs=cutoffs, spec=spec), spec=spec)
+    bundle = folder / "model.joblib"
+    joblib.dump(result.model, bundle)
+    return bundle, data
+
+
+def score_body(data, as_of: pd.Timestamp) -> tuple[dict[str, object], int]:  # type: ignore[no-untyped-def]
+    """The active account with the most interactions in the year before ``as_of``."""
+    t = data.interactions["occurred_at"]
+    year = data.interactions[(t < as_of) & (t >= as_of - pd.Timedelta(days=365))]
+    active = data.accounts[(data.accounts["signup_at"] < as_of - pd.Timedelta(days=365)) & ~(data.accounts["churned_at"] <= as_of).fillna(False)]
+    counts = year[year["account_id"].isin(active["account_id"])]["account_id"].value_counts()
+    account = counts.index[0]
+    rows = {"accounts": data.accounts[data.accounts["account_id"] == account], "interactions": year[year["account_id"] == account]}
+    body: dict[str, object] = {"as_of": f"{as_of:%Y-%m-%d}"}
+    for name, frame in rows.items():
+        frame = frame.copy()
+        for col in frame.columns:
+            if isinstance(frame[col].dtype, pd.DatetimeTZDtype):
+                frame[col] = frame[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        body[name] = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    return body, int(counts.iloc[0])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_gib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024**2
+    return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (from /proc): unlike wall time, it does not grow
+    when other jobs share the machine's cores."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(client: httpx.Client, requests: list[tuple[str, str, dict | None]], pid: int, warmup: int = 30) -> tuple[np.ndarray, float]:
+    """Latency of each request in ms (after ``warmup`` untimed ones) and the server's CPU ms
+    per timed request; every answer must be 200."""
+    out = []
+    cpu = 0.0
+    for i, (method, url, body) in enumerate(requests):  # bounded: len(requests)
+        if i == warmup:
+            cpu = cpu_seconds(pid)
+        start = time.perf_counter()
+        response = client.request(method, url, json=body)
+        elapsed = (time.perf_counter() - start) * 1e3
+        if response.status_code != 200:
+            raise SystemExit(f"{method} {url} → {response.status_code}: {response.text[:300]}")
+        if i >= warmup:
+            out.append(elapsed)
+    return np.array(out), (cpu_seconds(pid) - cpu) * 1e3 / max(len(out), 1)
+
+
+def report(name: str, result: tuple[np.ndarray, float], goal: str) -> None:
+    ms, cpu = result
+    print(f"{name:<50} p50 {np.percentile(ms, 50):7.2f} ms  p99 {np.percentile(ms, 99):7.2f} ms  server CPU {cpu:6.2f} ms/request  ({len(ms):,})  goal: {goal}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=4, help="weekly runs in the folder (history for the score trend)")
+    parser.add_argument("--requests", type=int, default=2_000, help="timed requests per list/lookup type")
+    parser.add_argument("--score-requests", type=int, default=300)
+    parser.add_argument("--model", type=Path, default=None, help="a .joblib bundle trained on generated data (default: train one)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="churn-serve-bench-") as tmp:
+        folder = Path(tmp)
+        t = time.perf_counter()
+        if args.model is None:
+            bundle, data = train_bundle(folder)
+        else:
+            bundle, data = args.model, generate(4_000, months=18, seed=11)
+        print(f"model ready in {time.perf_counter() - t:.0f} s")
+        t = time.perf_counter()
+        risk = write_runs(folder / "scores", args.rows, args.runs)
+        print(f"{args.runs} runs × {args.rows:,} accounts written in {time.perf_counter() - t:.0f} s")
+        body, n_events = score_body(data, observed_until(data.accounts, data.interactions).normalize())
+
+        port = free_port()
+        command = [sys.executable, "-m", "churn", "serve", "--scores", str(folder / "scores"), "--model", str(bundle), "--port", str(port), "--no-access-log"]
+        env = {**os.environ, "CHURN_API_KEY": ""}
+        t = time.perf_counter()
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            with httpx.Client(base_url=base, timeout=60) as client:
+                for _ in range(1200):  # bounded wait for start-up (≤ 10 min)
+                    if server.poll() is not None:
+                        raise SystemExit(f"churn serve exited with {server.returncode}")
+                    try:
+                        if client.get("/ready").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    time.sleep(0.5)
+                else:
+                    raise SystemExit("churn serve did not become ready")
+                print(f"churn serve ready in {time.perf_counter() - t:.1f} s (loads the model, indexes the latest run and {args.runs - 1} past runs); server RSS {rss_gib(server.pid):.2f} GiB")
+
+                rng = np.random.default_rng(1)
+                ids = risk["account_id"].to_numpy()[rng.integers(0, len(risk), args.requests + 30)]
+                high = int((risk["risk_band"] == "high").sum())
+                offsets = rng.integers(0, max(high - 50, 1), args.requests + 30)
+                owners = risk["owner"].unique()[rng.integers(0, 400, args.requests // 4 + 30)]
+                print(f"\n{args.rows:,} accounts ({high:,} high risk); one client, one request at a time, kept-alive connection")
+                print(f"(load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: wall-clock percentiles grow with it, server CPU per request does not):")
+                report("GET /accounts/{id}", timed(client, [("GET", f"/accounts/{a}", None) for a in ids], server.pid), "p50 ≤ 20 ms, p99 ≤ 100 ms")
+                report("GET /accounts?band=high&limit=50", timed(client, [("GET", f"/accounts?band=high&limit=50&offset={o}", None) for o in offsets], server.pid), "p50 ≤ 20 ms, p99 ≤ 100 ms")
+                report("  (reference) ?owner=…&sort=-churn_probability", timed(client, [("GET", f"/accounts?owner={o}&sort=-churn_probability&limit=50", None) for o in owners], server.pid), "—")
+                report("  (reference) ?q=<5 digits> (substring of every id)", timed(client, [("GET", f"/accounts?q={a[-5:]}&limit=50", None) for a in ids[: args.requests // 4 + 30]], server.pid), "—")
+                report(f"POST /score (1 account, {n_events} interactions in a year)", timed(client, [("POST", "/score", body)] * (args.score_requests + 30), server.pid), "p50 ≤ 50 ms")
+                print(f"server RSS after the run: {rss_gib(server.pid):.2f} GiB")
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+if __name__ == "__main__":
+    main()

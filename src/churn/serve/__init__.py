@@ -1,0 +1,13 @@
+"""``churn serve``: the risk list as a REST API for CRMs and web pages for customer-success teams.
+
+Build the app with :func:`create_app` over a scoring folder; run it with uvicorn (the CLI
+does). Layout: ``settings`` (what to serve), ``store`` (the only code that reads the
+scoring folder), ``index``/``latest`` (the latest run in memory), ``scoring`` (on-demand
+scores), ``schemas`` (request/response models), ``routers`` (one per resource, pages with
+their templates).
+"""
+
+from churn.serve.app import create_app
+from churn.serve.settings import ServeSettings
+
+__all__ = ["ServeSettings", "create_app"]

@@ -1,0 +1,85 @@
+"""The app factory: ``create_app(settings)`` builds a FastAPI app over a scoring folder.
+
+Nothing happens at import time. The factory loads the model (unless one is passed in),
+indexes the latest run, and wires routers, error handlers, auth and metrics; tests build
+as many apps as they like over temporary folders.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import Depends, FastAPI
+from fastapi.security import APIKeyHeader
+from fastapi.staticfiles import StaticFiles
+
+from churn import __version__
+from churn.serve.auth import ApiKeyMiddleware
+from churn.serve.deps import Service, strict_query
+from churn.serve.errors import install_error_handlers
+from churn.serve.latest import LatestRun
+from churn.serve.metrics import Metrics, MetricsMiddleware
+from churn.serve.model import ServingModel, load_serving_model
+from churn.serve.routers import accounts, health, pages, runs, scoring
+from churn.serve.settings import DEFAULT_MODEL, ServeSettings
+from churn.serve.store import ScoresFolder
+
+log = logging.getLogger("churn.serve")
+
+DESCRIPTION = """
+The weekly churn-risk list as a service.
+
+* `GET /accounts` — the latest risk list, filtered, sorted and paged;
+  `GET /accounts/{account_id}` — one account with its reasons, suggested action and score history.
+* `POST /score` — score accounts now from rows in the input contract's columns (same data, same
+  `as_of` → the same probability as the weekly run).
+* `GET /runs` — every scoring run; `GET /metrics` — Prometheus text.
+
+When the service has an API key, send it in the `X-API-Key` header (everything except `/health`).
+Every error has the shape `{"error": {"status", "error", "message", "details"}}`.
+"""
+
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="The service's CHURN_API_KEY")
+
+
+def _load_model(settings: ServeSettings) -> tuple[ServingModel | None, str | None, str | None]:
+    """(model, why there is none, note on a fallback)."""
+    if settings.model_ref is None:
+        return None, "no model configured: start the service with --model to score on demand", None
+    fallback = settings.fallback_bundle if settings.model_ref == DEFAULT_MODEL else None
+    try:
+        model, note = load_serving_model(settings.model_ref, fallback=fallback)
+    except ValueError as exc:
+        log.warning("no model: %s", exc)
+        return None, str(exc), None
+    if note:
+        log.warning(note)
+    return model, None, note
+
+
+def create_app(settings: ServeSettings, *, model: ServingModel | None = None) -> FastAPI:
+    """Build the service. ``model`` skips loading ``settings.model_ref`` (tests, notebooks)."""
+    problem = note = None
+    if model is None:
+        model, problem, note = _load_model(settings)
+    support_event_type = model.spec.support_event_type if model is not None else "support_contact"
+    service = Service(settings=settings, latest=LatestRun(ScoresFolder(settings.scores_dir), settings, support_event_type), metrics=Metrics(), model=model, model_problem=problem, model_note=note)
+    if model is not None:
+        service.metrics.model.info({"model": model.label, "version": model.version or ""})
+    service.latest.reload()  # the first run is indexed before the first request
+
+    strict = [Depends(strict_query)]
+    secured = [*strict, Depends(API_KEY_HEADER)] if settings.api_key else strict  # the key: documents the header in OpenAPI
+    app = FastAPI(title="churn", version=__version__, description=DESCRIPTION)
+    app.state.service = service
+    app.state.templates = pages.make_environment()
+    app.include_router(health.public, dependencies=strict)
+    for router in (health.router, accounts.router, scoring.router, runs.router):
+        app.include_router(router, dependencies=secured)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
+    install_error_handlers(app, pages.page_error)
+    if settings.api_key:
+        app.add_middleware(ApiKeyMiddleware, key=settings.api_key)
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics)  # outermost: counts refused requests too
+    return app

@@ -1,0 +1,47 @@
+"""Settings of the ``churn serve`` app: one frozen object, built by the CLI or a test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from churn.config import ScoreConfig
+
+DEFAULT_MODEL = "models:/churn@champion"
+DEFAULT_BUNDLE = Path("models/churn_champion.joblib")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What the service reads and how often it looks for a new run.
+
+    Nothing here reads the environment: the CLI passes ``CHURN_API_KEY`` in as ``api_key``
+    (kept out of ``repr`` so it never reaches a log line).
+    """
+
+    #: A scoring folder written by ``churn score --out``.
+    scores_dir: Path = Path("reports/scores")
+    #: ``models:/…``, ``runs:/…`` or a ``.joblib`` bundle; None serves lists without on-demand scoring.
+    model_ref: str | None = DEFAULT_MODEL
+    #: Tried when ``model_ref`` is the default and the MLflow registry has no champion.
+    fallback_bundle: Path | None = DEFAULT_BUNDLE
+    #: The data folder, for the recent support contacts and surveys on the account page.
+    data_dir: Path | None = None
+    api_key: str | None = field(default=None, repr=False)
+    #: Look for a new run at most this often (seconds); 0 = on every request.
+    reload_check_seconds: float = 5.0
+    #: Build a new run's index in a background thread (requests keep the old one meanwhile).
+    background_reload: bool = True
+    #: Past runs kept in memory for each account's score trend.
+    history_runs: int = 12
+    #: The account page shows support contacts and surveys of this many days.
+    contact_days: int = 180
+    max_contacts: int = 20
+    #: Bands of on-demand scores when the scoring folder does not say (it does once a run exists).
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+
+    def __post_init__(self) -> None:
+        if self.history_runs < 1:
+            raise ValueError(f"history_runs must be at least 1, got {self.history_runs}")
+        if self.reload_check_seconds < 0:
+            raise ValueError(f"reload_check_seconds must be >= 0, got {self.reload_check_seconds}")
