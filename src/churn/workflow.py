@@ -18,6 +18,7 @@ from churn.contract import OPTIONAL_INTERACTION_COLUMNS, ContractData, load
 from churn.features import COLUMN_FEATURES, build_features
 from churn.io import write_table, write_text
 from churn.labels import label_accounts
+from churn.monitor import Monitoring, monitor_run, read_monitoring
 from churn.report import render, write_report
 from churn.retention import list_outcomes, retention_table
 from churn.score import build_risk_list, load_run, make_run_id, previous_run, read_history, summary_counts, write_run
@@ -89,6 +90,7 @@ class ScoreOutputs:
     record: dict[str, object]
     paths: dict[str, Path]
     outcomes: pd.DataFrame
+    monitoring: Monitoring | None = None
 
 
 def score_run(
@@ -159,8 +161,14 @@ def score_run(
         "thresholds": [config.medium_threshold, config.high_threshold],
     }
     paths["context"] = write_text(out_dir / "run.json", json.dumps(context, default=str, indent=1))
+    monitoring = monitor_run(
+        out_dir, record=record, risk=risk, features=features, model=model, accounts=accounts,
+        interactions=interactions if spark is None else None, reports=data.reports, previous=previous,
+        thresholds=(config.medium_threshold, config.high_threshold),
+    )  # fmt: skip
+    paths.update(monitoring.paths)
     paths["report"] = _write_report(out_dir, context, risk, retention, outcomes)
-    return ScoreOutputs(risk, record, paths, outcomes)
+    return ScoreOutputs(risk, record, paths, outcomes, monitoring)
 
 
 def _write_report(out_dir: Path, context: dict, risk: pd.DataFrame, retention: pd.DataFrame | None, outcomes: pd.DataFrame | None) -> Path:
@@ -173,6 +181,7 @@ def _write_report(out_dir: Path, context: dict, risk: pd.DataFrame, retention: p
         evaluation=context["evaluation"],
         descriptions=context["descriptions"],
         thresholds=tuple(context["thresholds"]),  # type: ignore[arg-type]
+        monitoring=read_monitoring(out_dir),
     )
     return write_report(out_dir / "report.html", html)
 
