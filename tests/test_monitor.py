@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+from dataclasses import replace
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from typer.testing import CliRunner
 
+from churn.cli import app
 from churn.contract import TableReport
 from churn.features import FeatureSpec, build_features
-from churn.generate import generate
+from churn.generate import generate, write
 from churn.monitor import (
     DQ_COLUMNS,
     DRIFT_COLUMNS,
+    FAIL_EXIT_CODE,
     MonitorConfig,
     ap_interval,
     auc_interval,
@@ -31,6 +38,7 @@ from churn.monitor import (
     prediction_drift,
     psi,
     psi_noise,
+    read_monitoring_history,
     realized_performance,
     reference_profile,
     risk_alerts,
@@ -408,3 +416,112 @@ def test_monitor_config_is_validated() -> None:
         MonitorConfig(psi_warn=0.3, psi_alert=0.2)
     with pytest.raises(ValueError):
         MonitorConfig(volume_windows_days=())
+
+
+# --------------------------------------------------------------------------- the CLI: score → monitor
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory, trained, business):  # type: ignore[no-untyped-def]
+    """A model with its monitoring reference, three monthly runs — the last one on a feed
+    that lost half its events in its final days — then `churn monitor --data`."""
+    data, _, _ = business
+    root = tmp_path_factory.mktemp("monitor")
+    write(data, str(root / "raw"))
+    model = trained.model
+    categorical = list(model.categories)
+    reference = reference_profile(trained.split.test, model.feature_names, categorical, trained.test_scores["model"])
+    bundle = root / "model.joblib"
+    joblib.dump(replace(model, metadata={**model.metadata, "monitoring_reference": reference}), bundle)
+    joblib.dump(model, root / "bare.joblib")
+    events = pd.read_parquet(root / "raw" / "interactions.parquet")
+    last_days = (events["occurred_at"] >= AS_OF - pd.Timedelta(days=2)) & (events["occurred_at"] < AS_OF)
+    (root / "broken").mkdir()
+    events[~(last_days & (np.random.default_rng(0).random(len(events)) < 0.5))].to_parquet(root / "broken" / "interactions.parquet")
+    shutil.copy(root / "raw" / "accounts.parquet", root / "broken" / "accounts.parquet")
+    runner = CliRunner()
+    common = ["--capacity", "100", "--model", str(bundle), "--out", str(root / "scores")]
+    results = {
+        "jan": runner.invoke(app, ["score", "--data", str(root / "raw"), "--as-of", "2024-01-01", *common]),
+        "feb": runner.invoke(app, ["score", "--data", str(root / "raw"), "--as-of", "2024-02-01", *common]),
+        "mar": runner.invoke(app, ["score", "--data", str(root / "broken"), "--as-of", "2024-03-01", "--fail-on", "alert", *common]),
+    }
+    results["mar_doc"] = json.loads((root / "scores" / "monitoring.json").read_text())
+    results["mar_html"] = (root / "scores" / "report.html").read_text()
+    results["monitor"] = runner.invoke(app, ["monitor", "--scores", str(root / "scores"), "--data", str(root / "raw")])
+    results["bare"] = runner.invoke(app, ["score", "--data", str(root / "raw"), "--as-of", "2024-01-01", "--model", str(root / "bare.joblib"), "--out", str(root / "bare")])
+    return root, results
+
+
+def test_score_writes_monitoring_and_fails_on_alert(scored, trained) -> None:  # type: ignore[no-untyped-def]
+    root, results = scored
+    assert results["jan"].exit_code == 0, results["jan"].output
+    assert results["feb"].exit_code == 0 and "Monitoring:" in results["feb"].output
+    assert results["mar"].exit_code == FAIL_EXIT_CODE, results["mar"].output
+    assert "Traceback" not in results["mar"].output and "exit code 3" in results["mar"].output
+    doc = results["mar_doc"]
+    assert {"verdict", "retrain_recommended", "features", "data_quality", "performance", "alerts"} <= set(doc)
+    assert doc["verdict"] == "alert" and not doc["retrain_recommended"]  # the feed is broken: fix it first
+    flagged = {q["subject"] for q in doc["data_quality"] if q["status"] == "alert"}
+    assert "all events, last 2 days" in flagged
+    assert len(doc["features"]) == len(trained.model.feature_names)  # one row per model feature
+    assert {"feature", "statistic", "value", "threshold", "status"} <= set(doc["features"][0])
+    assert [p["feature"] for p in doc["prediction"]] == ["churn_probability", "risk_band"]
+    # before labels mature: the expected churn among flagged accounts, from the probabilities
+    assert [(e["as_of"], e["matured"]) for e in doc["expected"]] == [("2024-01-01", True), ("2024-02-01", False), ("2024-03-01", False)]
+    risk = pd.read_parquet(root / "scores" / "risk_list.parquet")
+    flagged = risk[risk["outreach"] | risk["control"]]
+    assert doc["expected"][-1]["expected_flagged_rate"] == pytest.approx(flagged["churn_probability"].mean()) and doc["expected"][-1]["flagged"] == 100
+    assert [p["as_of"] for p in doc["performance"]] == ["2024-01-01"]  # only January's horizon has passed by March
+    alerts = pd.read_csv(root / "scores" / "alerts.csv")
+    assert list(alerts.columns[:3]) == ["account_id", "rank", "churn_probability"] and len(alerts) == doc["summary"]["account_alerts"]
+    assert len(list((root / "scores" / "history").glob("*.monitoring.json"))) == 3
+    html = results["mar_html"]
+    assert 'id="monitoring"' in html and 'id="drift-chart"' in html and 'id="quality-table"' in html
+
+
+def test_monitor_rejudges_with_new_outcomes(scored) -> None:  # type: ignore[no-untyped-def]
+    root, results = scored
+    assert results["monitor"].exit_code == 0, results["monitor"].output
+    doc = json.loads((root / "scores" / "monitoring.json").read_text())
+    # the data runs to 2024-04-01: all three lists have matured, each judged with its own definition
+    assert [p["as_of"] for p in doc["performance"]] == ["2024-01-01", "2024-02-01", "2024-03-01"]
+    assert all(0.5 < p["roc_auc"] < 1 and p["roc_auc_low"] < p["roc_auc"] < p["roc_auc_high"] for p in doc["performance"])
+    assert doc["features"] == results["mar_doc"]["features"]  # drift kept from scoring time
+    # checked on the full data now: the March window is intact
+    assert not [q for q in doc["data_quality"] if q["check"] == "volume" and q["status"] != "ok"]
+    assert "Realized performance of matured lists" in results["monitor"].output
+    history = read_monitoring_history(root / "scores")
+    assert history["as_of"].nunique() == 3 and set(history["status"]) <= {"ok", "warn", "alert"}
+
+
+def test_monitor_usage_errors_and_a_model_without_reference(scored, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root, results = scored
+    runner = CliRunner()
+    empty = runner.invoke(app, ["monitor", "--scores", str(tmp_path)])
+    assert empty.exit_code == 2 and "no scoring history" in empty.output
+    wrong = runner.invoke(app, ["monitor", "--scores", str(root / "scores"), "--fail-on", "panic"])
+    assert wrong.exit_code == 2
+    warn = runner.invoke(app, ["monitor", "--scores", str(root / "scores"), "--fail-on", "warn"])
+    doc = json.loads((root / "scores" / "monitoring.json").read_text())
+    assert warn.exit_code == (FAIL_EXIT_CODE if doc["verdict"] != "ok" else 0)
+    assert results["bare"].exit_code == 0, results["bare"].output
+    bare = json.loads((root / "bare" / "monitoring.json").read_text())
+    assert bare["features"] == [] and any("no monitoring reference" in n for n in bare["notes"])
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.browser
+def test_monitoring_section_renders_in_headless_chromium(scored, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed")
+    root, _ = scored
+    page = (root / "scores" / "report.html").resolve().as_uri()
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([CHROMIUM, *flags, "--enable-logging=stderr", "--v=0", "--dump-dom", page], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert [line for line in dom.stderr.splitlines() if ":CONSOLE" in line] == []
+    for element in ("monitoring", "verdict", "drift-chart", "realized-chart", "volume-chart", "drift-table", "performance-table", "alerts-table"):
+        assert f'id="{element}"' in dom.stdout, element
