@@ -162,8 +162,11 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _numeric_values(values: pd.Series | np.ndarray) -> np.ndarray:
     """Floats; infinities count as missing (they have no place on a percentile grid)."""
-    v = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    return np.where(np.isfinite(v), v, np.nan)
+    if isinstance(values, np.ndarray) and values.dtype == np.float64:
+        v = values
+    else:
+        v = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return v if np.isfinite(v).all() else np.where(np.isfinite(v), v, np.nan)
 
 
 def _numeric_profile(values: pd.Series | np.ndarray, bins: int) -> dict[str, object]:
@@ -203,8 +206,13 @@ def _counts_at_or_below(grid: np.ndarray, finite: np.ndarray) -> np.ndarray:
 
 
 def _category_codes(values: pd.Series, categories: Sequence[str]) -> np.ndarray:
-    """Codes into ``categories``; −1 for missing or unknown values (as the features code them)."""
-    return codes_for(values.where(values.notna(), None), list(categories)).astype(np.int64)
+    """Codes into ``categories``; −1 for missing or unknown values (as the features code them).
+    Text is factorised first, so each distinct value is looked up once, not each row."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return codes_for(values, list(categories)).astype(np.int64)
+    codes, uniques = pd.factorize(values)
+    lookup = np.append(codes_for(pd.Series(uniques), list(categories)), -1)
+    return lookup[codes].astype(np.int64)  # code −1 (missing) picks the appended −1
 
 
 def _categorical_profile(values: pd.Series) -> dict[str, object]:
@@ -562,7 +570,9 @@ def daily_event_counts(interactions: pd.DataFrame, *, as_of: pd.Timestamp, days:
     return frame
 
 
-def event_volume(interactions: pd.DataFrame, *, as_of: pd.Timestamp, config: MonitorConfig = MonitorConfig()) -> pd.DataFrame:
+def event_volume(
+    interactions: pd.DataFrame, *, as_of: pd.Timestamp, config: MonitorConfig = MonitorConfig(), counts: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Events per type in each trailing window (the last 2 and 7 days) against the weeks before.
 
     A window is flagged when its count is all of: far off (a drop of ``volume_drop_warn``/
@@ -570,13 +580,14 @@ def event_volume(interactions: pd.DataFrame, *, as_of: pd.Timestamp, config: Mon
     deviations, from the baseline's own day-to-day variance, at least Poisson); and
     *unprecedented* — below the lowest (above the highest) total of any stretch of as many
     days in the baseline. The last condition keeps calendar cycles quiet: a month whose last
-    days bill nobody, or a weekend, happened in the baseline too.
+    days bill nobody, or a weekend, happened in the baseline too. ``counts`` may hold
+    :func:`daily_event_counts` of the window, if already computed.
     """
     recent = max(config.volume_windows_days)
     total = recent + config.volume_baseline_days
     if len(interactions) == 0:
         return pd.DataFrame(columns=DQ_COLUMNS)
-    counts = daily_event_counts(interactions, as_of=as_of, days=total)
+    counts = daily_event_counts(interactions, as_of=as_of, days=total) if counts is None else counts
     first = interactions["occurred_at"].min()
     covered = int(np.clip(np.floor((as_of - first) / pd.Timedelta(days=1)), 0, total))  # days with data behind them
     baseline = counts.iloc[total - covered : total - recent]
@@ -633,19 +644,28 @@ def interaction_missing(interactions: pd.DataFrame, *, as_of: pd.Timestamp, conf
     if not columns or len(interactions) == 0:
         return pd.DataFrame(columns=DQ_COLUMNS)
     age = _age_days(interactions, as_of)
-    rows_in = np.flatnonzero((age > 0) & (age <= total))
-    window = interactions.iloc[rows_in]
-    nulls = window[columns].isna()
-    nulls["event_type"] = window["event_type"].astype("str").to_numpy()
-    nulls["period"] = np.where(age[rows_in] <= recent, "recent", "baseline")
-    grouped = nulls.groupby(["event_type", "period"], observed=True)
-    shares = grouped[columns].mean().stack().unstack("period")
-    sizes = grouped.size().unstack("period")
-    if not {"recent", "baseline"} <= set(shares.columns):
-        return pd.DataFrame(columns=DQ_COLUMNS)
-    frame = shares.rename_axis(["event_type", "column"]).reset_index()
-    frame = frame.merge(sizes.add_prefix("n_").reset_index(), on="event_type")
-    frame = frame[(frame["baseline"] < 1) & frame["recent"].notna()]
+    rows = np.flatnonzero((age > 0) & (age <= total))
+    codes, labels = _codes(interactions["event_type"].iloc[rows])
+    ok = codes >= 0
+    key = codes[ok] * 2 + (age[rows][ok] <= recent)  # (event type, baseline | recent)
+    size = np.bincount(key, minlength=2 * len(labels)).reshape(-1, 2).astype(float)
+    nulls = np.stack(
+        [np.bincount(key, weights=interactions[c].isna().to_numpy()[rows][ok], minlength=2 * len(labels)).reshape(-1, 2) for c in columns],
+        axis=1,
+    )  # event type × column × period
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shares = nulls / size[:, None, :]
+    frame = pd.DataFrame(
+        {
+            "event_type": np.repeat(labels, len(columns)),
+            "column": np.tile(columns, len(labels)),
+            "baseline": shares[:, :, 0].ravel(),
+            "recent": shares[:, :, 1].ravel(),
+            "n_baseline": np.repeat(size[:, 0], len(columns)),
+            "n_recent": np.repeat(size[:, 1], len(columns)),
+        }
+    )
+    frame = frame[(frame["baseline"] < 1) & frame["recent"].notna()].reset_index(drop=True)
     pooled = (frame["recent"] * frame["n_recent"] + frame["baseline"] * frame["n_baseline"]) / (frame["n_recent"] + frame["n_baseline"])
     se = np.sqrt(pooled * (1 - pooled) * (1 / frame["n_recent"] + 1 / frame["n_baseline"]))
     rise = frame["recent"] - frame["baseline"]
@@ -780,6 +800,7 @@ def data_quality(
     reports: Iterable["TableReport"] = (),
     known: Mapping[str, Sequence[str]] | None = None,
     drift: pd.DataFrame | None = None,
+    volume: pd.DataFrame | None = None,
     config: MonitorConfig = MonitorConfig(),
 ) -> pd.DataFrame:
     """Every data-quality check that its inputs allow, one row per check and subject.
@@ -787,12 +808,13 @@ def data_quality(
     ``interactions``: the events of the scoring window (volume, missing values, new event
     types/channels, freshness); ``accounts``: the scored accounts' rows (new attribute
     values); ``reports``: the data contract's reports (rejected rows); ``known``: the values
-    the model knows per column; ``drift``: :func:`feature_drift`'s table (feature missing rates).
+    the model knows per column; ``drift``: :func:`feature_drift`'s table (feature missing
+    rates); ``volume``: :func:`daily_event_counts` of the volume window, if already computed.
     """
     known = known or {}
     parts = [rejected_rows(reports, config)]
     if interactions is not None and len(interactions):
-        parts += [event_volume(interactions, as_of=as_of, config=config), interaction_missing(interactions, as_of=as_of, config=config), freshness(interactions, as_of=as_of, config=config)]
+        parts += [event_volume(interactions, as_of=as_of, config=config, counts=volume), interaction_missing(interactions, as_of=as_of, config=config), freshness(interactions, as_of=as_of, config=config)]
         age = _age_days(interactions, as_of)
         recent = interactions.iloc[np.flatnonzero((age > 0) & (age <= max(config.volume_windows_days)))]
         parts.append(new_categories({c: recent[c] for c in ("event_type", "channel") if c in recent.columns}, known, config))
@@ -1325,6 +1347,15 @@ def model_known_values(model: "ChurnModel") -> dict[str, list[str]]:
     return known
 
 
+def _active(accounts: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The accounts scored at ``as_of`` — :func:`churn.features.active_accounts`' rule, by
+    date only (a join on a million account ids would cost seconds)."""
+    active = accounts["signup_at"] < as_of
+    if "churned_at" in accounts.columns:
+        active &= ~(accounts["churned_at"] <= as_of).fillna(False)
+    return accounts[active]
+
+
 def monitor_run(
     out_dir: Path,
     *,
@@ -1364,9 +1395,9 @@ def monitor_run(
     if interactions is None:
         notes.append("events stay on the cluster (Spark engine): volume, missing values and freshness not checked")
     known = model_known_values(model)
-    scored = accounts[accounts["account_id"].astype("str").isin(risk["account_id"])]
-    quality = data_quality(as_of=as_of, interactions=interactions, accounts=scored, reports=reports, known=known, drift=drift if reference else None, config=config)
+    scored = _active(accounts, as_of)
     volume = daily_event_counts(interactions, as_of=as_of, days=max(config.volume_windows_days) + config.volume_baseline_days) if interactions is not None and len(interactions) else None
+    quality = data_quality(as_of=as_of, interactions=interactions, accounts=scored, reports=reports, known=known, drift=drift if reference else None, volume=volume, config=config)
     training = (model.metadata.get("evaluation") or {}).get("metrics", {}).get("model")
     if interactions is None and definition_from_dict(dict(record["churn"])).resolve_kind(accounts) == "inactivity":
         performance, expected = [], []
@@ -1428,10 +1459,10 @@ def monitor_folder(scores: Path, *, data: Path | None = None, config: MonitorCon
         since = min(as_of - pd.Timedelta(days=days), history["as_of"].min() - pd.Timedelta(days=horizon))
         contract = load(data, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since)
         window = contract.interactions[contract.interactions["occurred_at"] < as_of]
-        scored = contract.accounts[contract.accounts["account_id"].astype("str").isin(risk["account_id"])]
+        scored = _active(contract.accounts, as_of)
         drift_missing = features if len(features) and stored.get("reference", {}).get("source") else None
-        quality = data_quality(as_of=as_of, interactions=window, accounts=scored, reports=contract.reports, known=known, drift=drift_missing, config=config)
         volume = daily_event_counts(window, as_of=as_of, days=days) if len(window) else None
+        quality = data_quality(as_of=as_of, interactions=window, accounts=scored, reports=contract.reports, known=known, drift=drift_missing, volume=volume, config=config)
         end = observed_until(contract.accounts, contract.interactions)
         performance, expected = past_performance(scores, accounts=contract.accounts, interactions=contract.interactions, data_end=end, training=training, config=config, history=history)
     elif stored.get("volume_daily"):
