@@ -85,7 +85,10 @@ class MonitorConfig:
     important_gain_share: float = 0.02
     #: Event volume: trailing windows (days before as_of) compared with the baseline before them.
     volume_windows_days: tuple[int, ...] = (2, 7)
-    volume_baseline_days: int = 28
+    #: 12 weeks always hold the end of a 31-day month: billing-day gaps are in the baseline too.
+    volume_baseline_days: int = 84
+    #: Missing values: the last ``max(volume_windows_days)`` days against the weeks before.
+    missing_baseline_days: int = 28
     volume_drop_warn: float = 0.20
     volume_drop_alert: float = 0.40
     volume_rise_warn: float = 1.00
@@ -112,6 +115,11 @@ class MonitorConfig:
     max_matured_runs: int = 12
     #: Account alerts copied into monitoring.json (all of them go to alerts.csv).
     alerts_in_document: int = 100
+
+    @property
+    def window_days(self) -> int:
+        """Days of events before as_of that the data-quality checks read."""
+        return max(self.volume_windows_days) + max(self.volume_baseline_days, self.missing_baseline_days)
 
     def __post_init__(self) -> None:
         if not 0 < self.psi_warn <= self.psi_alert:
@@ -589,7 +597,7 @@ def event_volume(
         return pd.DataFrame(columns=DQ_COLUMNS)
     counts = daily_event_counts(interactions, as_of=as_of, days=total) if counts is None else counts
     first = interactions["occurred_at"].min()
-    covered = int(np.clip(np.floor((as_of - first) / pd.Timedelta(days=1)), 0, total))  # days with data behind them
+    covered = int(np.clip(np.ceil((as_of - first) / pd.Timedelta(days=1)), 0, total))  # days with data in them
     baseline = counts.iloc[total - covered : total - recent]
     rows = []
     for k in sorted(config.volume_windows_days):
@@ -639,7 +647,7 @@ def interaction_missing(interactions: pd.DataFrame, *, as_of: pd.Timestamp, conf
     from churn.contract import OPTIONAL_INTERACTION_COLUMNS
 
     recent = max(config.volume_windows_days)
-    total = recent + config.volume_baseline_days
+    total = recent + config.missing_baseline_days
     columns = [c for c in OPTIONAL_INTERACTION_COLUMNS if c in interactions.columns]
     if not columns or len(interactions) == 0:
         return pd.DataFrame(columns=DQ_COLUMNS)
@@ -1347,6 +1355,13 @@ def model_known_values(model: "ChurnModel") -> dict[str, list[str]]:
     return known
 
 
+def monitoring_window(interactions: pd.DataFrame, as_of: pd.Timestamp, config: MonitorConfig = MonitorConfig()) -> pd.DataFrame:
+    """The events the data-quality checks read: ``config.window_days`` before ``as_of``
+    (one pass over the scoring data, which holds a year of events)."""
+    t = interactions["occurred_at"]
+    return interactions[((t >= as_of - pd.Timedelta(days=config.window_days)) & (t < as_of)).to_numpy()]
+
+
 def _active(accounts: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     """The accounts scored at ``as_of`` — :func:`churn.features.active_accounts`' rule, by
     date only (a join on a million account ids would cost seconds)."""
@@ -1396,8 +1411,9 @@ def monitor_run(
         notes.append("events stay on the cluster (Spark engine): volume, missing values and freshness not checked")
     known = model_known_values(model)
     scored = _active(accounts, as_of)
-    volume = daily_event_counts(interactions, as_of=as_of, days=max(config.volume_windows_days) + config.volume_baseline_days) if interactions is not None and len(interactions) else None
-    quality = data_quality(as_of=as_of, interactions=interactions, accounts=scored, reports=reports, known=known, drift=drift if reference else None, volume=volume, config=config)
+    window = monitoring_window(interactions, as_of, config) if interactions is not None else None
+    volume = daily_event_counts(window, as_of=as_of, days=max(config.volume_windows_days) + config.volume_baseline_days) if window is not None and len(window) else None
+    quality = data_quality(as_of=as_of, interactions=window, accounts=scored, reports=reports, known=known, drift=drift if reference else None, volume=volume, config=config)
     training = (model.metadata.get("evaluation") or {}).get("metrics", {}).get("model")
     if interactions is None and definition_from_dict(dict(record["churn"])).resolve_kind(accounts) == "inactivity":
         performance, expected = [], []
@@ -1456,9 +1472,9 @@ def monitor_folder(scores: Path, *, data: Path | None = None, config: MonitorCon
     if data is not None:
         horizon = max((int(h["horizon_days"]) for h in history.get("churn", []) if isinstance(h, Mapping)), default=0)
         days = max(config.volume_windows_days) + config.volume_baseline_days
-        since = min(as_of - pd.Timedelta(days=days), history["as_of"].min() - pd.Timedelta(days=horizon))
+        since = min(as_of - pd.Timedelta(days=config.window_days), history["as_of"].min() - pd.Timedelta(days=horizon))
         contract = load(data, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since)
-        window = contract.interactions[contract.interactions["occurred_at"] < as_of]
+        window = monitoring_window(contract.interactions, as_of, config)
         scored = _active(contract.accounts, as_of)
         drift_missing = features if len(features) and stored.get("reference", {}).get("source") else None
         volume = daily_event_counts(window, as_of=as_of, days=days) if len(window) else None

@@ -144,19 +144,19 @@ def realized_chart(expected: list[dict]) -> str | None:
     return _png(fig)
 
 
-def volume_chart(volume: dict | None, baseline_days: int = 28) -> str | None:
-    """Events per day and type relative to each type's mean over the first ``baseline_days``
+def volume_chart(volume: dict | None, recent_days: int = 7) -> str | None:
+    """Events per day and type relative to each type's mean before the last ``recent_days``
     (1 = normal; a feed that loses half its events drops to 0.5)."""
     if not volume:
         return None
     counts = pd.DataFrame(volume["counts"], index=pd.to_datetime(volume["days"]))
-    base = counts.iloc[:baseline_days].mean()
+    base = counts.iloc[:-recent_days].mean()
     relative = counts.loc[:, base > 0] / base[base > 0]
     fig, ax = _fig()
     for name in relative.columns:
         ax.plot(relative.index, relative[name], lw=2.5 if name == "all events" else 1, label=name)
     ax.axhline(1, ls=":", c="grey")
-    ax.set(ylabel="Events per day / 4-week mean", title="Data volume before as_of")
+    ax.set(ylabel="Events per day / earlier mean", title="Data volume before as_of")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=7, ncols=2)
     fig.autofmt_xdate()
