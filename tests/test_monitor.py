@@ -353,11 +353,16 @@ def test_verdict_rules() -> None:
     no_prediction = pd.DataFrame(columns=[*DRIFT_COLUMNS, "detail"])
     important = pd.DataFrame([drift_row("wait_mean_90d", "alert", 0.08), drift_row("mrr", "ok", 0.2, 0.01)])
     minor = pd.DataFrame([drift_row("n_survey_365d", "alert", 0.001)])
+    # correlated features the model uses a little each, but together enough: 5 × 1.2 % ≥ 5 %
+    group = pd.DataFrame([drift_row(f"wait_{i}", "alert", 0.012) for i in range(5)])
     calm = verdict(features=minor.assign(status="ok"), prediction=no_prediction, data_quality=empty_dq, performance=[])
     assert calm == {"verdict": "ok", "retrain_recommended": False, "reasons": ["all checks within their thresholds"], "retrain_reasons": []}
-    assert verdict(features=minor, prediction=no_prediction, data_quality=empty_dq, performance=[])["verdict"] == "warn"
+    little = verdict(features=minor, prediction=no_prediction, data_quality=empty_dq, performance=[])
+    assert little["verdict"] == "warn" and not little["retrain_recommended"] and "0.1 % of the model's gain" in little["reasons"][0]
     drifting = verdict(features=important, prediction=no_prediction, data_quality=empty_dq, performance=[])
-    assert drifting["verdict"] == "alert" and drifting["retrain_recommended"] and "wait_mean_90d (PSI 0.50)" in drifting["retrain_reasons"][0]
+    assert drifting["verdict"] == "alert" and drifting["retrain_recommended"] and "wait_mean_90d (alert, PSI 0.50)" in drifting["retrain_reasons"][0]
+    together = verdict(features=group, prediction=no_prediction, data_quality=empty_dq, performance=[])
+    assert together["verdict"] == "alert" and "6 % of the model's gain" in together["reasons"][0]
     broken = pd.DataFrame([{"check": "volume", "subject": "login, last 2 days", "value": 1, "expected": 2, "threshold": 0.4, "status": "alert", "detail": "half the logins"}])
     both = verdict(features=important, prediction=no_prediction, data_quality=broken, performance=[])
     assert both["verdict"] == "alert" and not both["retrain_recommended"] and "fixed" in both["reasons"][-1]

@@ -80,9 +80,9 @@ class MonitorConfig:
     #: Shift floors, in reference spreads (≈ standard deviations) the values moved.
     shift_warn: float = 0.20
     shift_alert: float = 0.40
-    #: A feature drifting at "alert" counts for the verdict only if it carries this share of the
-    #: model's gain (a drifting feature the model barely uses is a warning, not an alarm).
-    important_gain_share: float = 0.02
+    #: Features drifting at "alert" raise the verdict to alert when together they carry this
+    #: share of the model's gain (drift in features the model barely uses is a warning).
+    important_gain_share: float = 0.05
     #: Event volume: trailing windows (days before as_of) compared with the baseline before them.
     volume_windows_days: tuple[int, ...] = (2, 7)
     #: 12 weeks always hold the end of a 31-day month: billing-day gaps are in the baseline too.
@@ -1054,9 +1054,9 @@ def verdict(
 ) -> dict[str, object]:
     """``ok`` / ``warn`` / ``alert``, ``retrain_recommended`` and the reasons for both.
 
-    * alert: a data-quality alert, a prediction-drift alert, a drift alert on a feature the
-      model relies on (gain share ≥ ``important_gain_share``), or realized performance of
-      the latest matured list clearly below training;
+    * alert: a data-quality alert, a prediction-drift alert, drift alerts on features that
+      together carry ≥ ``important_gain_share`` of the model's gain, or realized performance
+      of the latest matured list clearly below training;
     * warn: any other warning or alert;
     * retrain: prediction drift, drift of important features or a performance alert — but
       never while the data itself is broken (fix the feed first: the drift may be its echo).
@@ -1074,16 +1074,19 @@ def verdict(
         reasons.append(f"data quality: {len(dq_warn)} warning(s) — " + "; ".join(f"{r.subject}: {r.detail}" for r in dq_warn.head(3).itertuples(index=False)))
 
     drifting = features[features["status"] == "alert"] if len(features) else features
-    important = drifting[drifting["importance"].isna() | (drifting["importance"].astype(float) >= config.important_gain_share)] if len(drifting) else drifting
-    if len(important):
+    flagged = features[features["status"] != "ok"] if len(features) else features
+    share = drifting["importance"].astype(float) if len(drifting) else pd.Series(dtype=float)
+    relied_on = len(drifting) > 0 and (share.isna().any() or share.sum() >= config.important_gain_share)  # unknown importance counts
+    names = ", ".join(f"{r.feature} ({r.status}, PSI {r.value:.2f})" for r in flagged.head(6).itertuples(index=False)) + (" …" if len(flagged) > 6 else "")
+    if relied_on:
         levels.append("alert")
-        names = ", ".join(f"{r.feature} (PSI {r.value:.2f})" for r in important.head(5).itertuples(index=False))
-        reasons.append(f"drift in {len(important)} feature(s) the model relies on: {names}")
+        weight = "" if share.isna().any() else f", {100 * share.sum():.0f} % of the model's gain"
+        reasons.append(f"drift in {len(flagged)} feature(s){weight}: {names}")
         retrain.append(f"features the model relies on have shifted: {names}")
-    minor = len(features[features["status"] != "ok"]) - len(important) if len(features) else 0
-    if minor:
+    elif len(flagged):
         levels.append("warn")
-        reasons.append(f"{minor} feature(s) drifting that the model uses little, or at warning level")
+        why = f"features carrying {100 * share.sum():.1f} % of the model's gain" if len(drifting) else "warning level"
+        reasons.append(f"drift in {len(flagged)} feature(s) ({why}): {names}")
 
     for row in prediction.itertuples(index=False) if len(prediction) else []:
         if row.status != "ok":
