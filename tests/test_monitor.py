@@ -27,6 +27,7 @@ from churn.monitor import (
     ap_interval,
     auc_interval,
     came_from_mlflow,
+    daily_event_counts,
     data_quality,
     drift_onset,
     event_volume,
@@ -197,6 +198,16 @@ def test_volume_is_quiet_on_normal_data_including_billing_cycles(business, as_of
     assert volume.loc[volume["subject"] == "invoice, last 2 days", "detail"].str.contains("from the 84 days before").all()
     assert set(volume["subject"]) >= {"invoice, last 2 days", "all events, last 7 days"}
     assert (volume["status"] == "ok").all(), volume.loc[volume["status"] != "ok", "detail"].tolist()
+
+
+@pytest.mark.parametrize("unit", ["ns", "us", "s"])
+def test_daily_counts_by_calendar_day_whatever_the_timestamp_unit(unit: str) -> None:
+    stamps = ["2024-02-29T00:00:00", "2024-02-29T23:59:59", "2024-02-28T23:59:59", "2024-03-01T00:00:00", "2024-02-27T12:00:00"]
+    events = pd.DataFrame({"occurred_at": pd.to_datetime(stamps, utc=True).as_unit(unit), "event_type": ["login", "login", "invoice", "login", "login"]})
+    counts = daily_event_counts(events, as_of=AS_OF, days=3)
+    assert [f"{d:%m-%d}" for d in counts.index] == ["02-27", "02-28", "02-29"]  # the event at as_of is not before it
+    assert counts["login"].tolist() == [1, 0, 2] and counts["invoice"].tolist() == [0, 1, 0]
+    assert counts["all events"].tolist() == [1, 1, 2]
 
 
 def test_a_feed_that_loses_half_its_events_on_the_last_days_is_flagged(business) -> None:  # type: ignore[no-untyped-def]

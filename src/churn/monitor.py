@@ -549,28 +549,33 @@ def prediction_drift(
 DQ_COLUMNS = ["check", "subject", "value", "expected", "threshold", "status", "detail"]
 
 
-def _codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes and labels of a text or categorical column (−1 for missing)."""
+def _codes(values: pd.Series, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes (−1 for missing) of the ``rows`` (a boolean mask) of a text or
+    categorical column, and the labels they index."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        return values.cat.codes.to_numpy().astype(np.int64), values.cat.categories.astype("str").to_numpy()
-    codes, labels = pd.factorize(values)
-    return codes, np.asarray(labels, dtype=object).astype(str)
+        return values.cat.codes.to_numpy()[rows].astype(np.int64), values.cat.categories.astype("str").to_numpy()
+    codes, labels = pd.factorize(values[rows])
+    return codes.astype(np.int64), np.asarray(labels, dtype=object).astype(str)
 
 
-def _age_days(interactions: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
-    """Days from each event to ``as_of`` (0 < age for events strictly before it)."""
-    return ((as_of - interactions["occurred_at"]) / pd.Timedelta(days=1)).to_numpy(dtype=float)
+def _days_before(interactions: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
+    """Whole days from each event to ``as_of``: 0 for [as_of − 1 day, as_of), 1 for the day
+    before, …; −1 at or after as_of. Integer arithmetic on the stored timestamps."""
+    t = interactions["occurred_at"]
+    scale = pd.Timedelta(1, unit=t.dt.unit).value  # nanoseconds per stored unit (ns, us, ms, s)
+    before = as_of.value // scale - t.array.asi8  # > 0 strictly before as_of
+    return np.where(before > 0, (before - 1) // (pd.Timedelta(days=1).value // scale), -1)
 
 
 def daily_event_counts(interactions: pd.DataFrame, *, as_of: pd.Timestamp, days: int) -> pd.DataFrame:
     """Events per day (rows, oldest first; days with none count 0) and event type (columns),
     for the ``days`` days before ``as_of``, plus an ``all events`` column."""
-    age = _age_days(interactions, as_of)
-    keep = (age > 0) & (age <= days)
-    day = days - 1 - np.floor(age[keep]).astype(np.int64).clip(0, days - 1)  # 0 = oldest day
-    codes, labels = _codes(interactions["event_type"].iloc[np.flatnonzero(keep)])
+    before = _days_before(interactions, as_of)
+    keep = (before >= 0) & (before < days)
+    codes, labels = _codes(interactions["event_type"], keep)
     ok = codes >= 0
-    counts = np.bincount(codes[ok] * days + day[ok], minlength=len(labels) * days).reshape(len(labels), days)
+    day = days - 1 - before[keep][ok]  # 0 = oldest day
+    counts = np.bincount(codes[ok] * days + day, minlength=len(labels) * days).reshape(len(labels), days)
     index = pd.date_range(end=as_of - pd.Timedelta(days=1), periods=days, freq="D", name="day")
     frame = pd.DataFrame(counts.T, index=index, columns=pd.Index(labels, name="event_type"))
     frame = frame.loc[:, frame.sum() > 0].sort_index(axis=1)
@@ -651,11 +656,11 @@ def interaction_missing(interactions: pd.DataFrame, *, as_of: pd.Timestamp, conf
     columns = [c for c in OPTIONAL_INTERACTION_COLUMNS if c in interactions.columns]
     if not columns or len(interactions) == 0:
         return pd.DataFrame(columns=DQ_COLUMNS)
-    age = _age_days(interactions, as_of)
-    rows = np.flatnonzero((age > 0) & (age <= total))
-    codes, labels = _codes(interactions["event_type"].iloc[rows])
+    before = _days_before(interactions, as_of)
+    rows = (before >= 0) & (before < total)
+    codes, labels = _codes(interactions["event_type"], rows)
     ok = codes >= 0
-    key = codes[ok] * 2 + (age[rows][ok] <= recent)  # (event type, baseline | recent)
+    key = codes[ok] * 2 + (before[rows][ok] < recent)  # (event type, baseline | recent)
     size = np.bincount(key, minlength=2 * len(labels)).reshape(-1, 2).astype(float)
     nulls = np.stack(
         [np.bincount(key, weights=interactions[c].isna().to_numpy()[rows][ok], minlength=2 * len(labels)).reshape(-1, 2) for c in columns],
@@ -823,9 +828,9 @@ def data_quality(
     parts = [rejected_rows(reports, config)]
     if interactions is not None and len(interactions):
         parts += [event_volume(interactions, as_of=as_of, config=config, counts=volume), interaction_missing(interactions, as_of=as_of, config=config), freshness(interactions, as_of=as_of, config=config)]
-        age = _age_days(interactions, as_of)
-        recent = interactions.iloc[np.flatnonzero((age > 0) & (age <= max(config.volume_windows_days)))]
-        parts.append(new_categories({c: recent[c] for c in ("event_type", "channel") if c in recent.columns}, known, config))
+        before = _days_before(interactions, as_of)
+        recent = (before >= 0) & (before < max(config.volume_windows_days))
+        parts.append(new_categories({c: interactions[c][recent] for c in ("event_type", "channel") if c in interactions.columns}, known, config))
     if accounts is not None:
         parts.append(new_categories({c: accounts[c] for c in accounts.columns if c in known}, known, config))
     if drift is not None:
