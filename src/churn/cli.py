@@ -616,6 +616,7 @@ def print_monitoring(doc: dict, paths: dict[str, Path], *, detail: bool = True) 
     """The verdict, its reasons and (with ``detail``) the flagged checks and matured lists."""
     colours = {"ok": "green", "warn": "yellow", "alert": "bold red"}
     retrain = " · [bold]retraining recommended[/]" if doc["retrain_recommended"] else ""
+    num = lambda v, spec=".3f": "–" if v is None else format(v, spec)  # noqa: E731 — JSON null → "–"
     console.print(f"Monitoring: [{colours[doc['verdict']]}]{doc['verdict']}[/]{retrain}")
     for reason in doc["reasons"]:
         console.print(f"  • {escape(reason)}")
@@ -628,8 +629,7 @@ def print_monitoring(doc: dict, paths: dict[str, Path], *, detail: bool = True) 
             for col in ("feature", "PSI", "alert above", "shift", "adjusted p", "status"):
                 view.add_column(col, justify="left" if col in ("feature", "status") else "right")
             for f in flagged:
-                shift = "–" if f.get("shift") is None else f"{f['shift']:.2f}"
-                view.add_row(f["feature"], f"{f['value']:.3f}", f"{f['threshold']:.3f}", shift, f"{f['p_adjusted']:.2g}", f["status"])
+                view.add_row(f["feature"], num(f["value"]), num(f["threshold"]), num(f.get("shift"), ".2f"), num(f["p_adjusted"], ".2g"), f["status"])
             console.print(view)
         quality = [q for q in doc["data_quality"] if q["status"] != "ok"]
         if quality:
@@ -643,7 +643,6 @@ def print_monitoring(doc: dict, paths: dict[str, Path], *, detail: bool = True) 
             view = Table(title="Realized performance of matured lists (contacted accounts left out)")
             for col in ("list as of", "judged", "churners", "ROC-AUC (95 % CI)", "PR-AUC (95 % CI)", "precision@capacity", "status"):
                 view.add_column(col, justify="left" if col in ("list as of", "status") else "right")
-            num = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
             for p in doc["performance"]:
                 roc, pr = (f"{num(p[k])} ({num(p[k + '_low'])}–{num(p[k + '_high'])})" for k in ("roc_auc", "pr_auc"))
                 view.add_row(p["as_of"], f"{p['evaluated']:,}", f"{p['churners']:,}", roc, pr, num(p["precision_at_capacity"]), p["status"])
