@@ -11,6 +11,7 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Callable, Optional, TypeVar
 
@@ -710,6 +711,19 @@ def backtest(
     console.print(f"Per-cutoff metrics → [bold]{out}[/]")
 
 
+class FailOn(str, Enum):
+    """Monitoring verdict from which a command exits with code 3 (for schedulers)."""
+
+    warn = "warn"
+    alert = "alert"
+
+
+FailOnOpt = Annotated[
+    Optional[FailOn],
+    typer.Option("--fail-on", help="Exit with code 3 when the monitoring verdict is this or worse (alert, or warn), so a scheduler can page."),
+]
+
+
 @app.command()
 @friendly_errors
 def score(
@@ -730,6 +744,7 @@ def score(
     data_end: DataEndOpt = None,
     engine: EngineOpt = "local",
     spark_master: MasterOpt = None,
+    fail_on: FailOnOpt = None,
 ) -> None:
     """Score every customer: risk list with reasons, outreach and control group, report."""
     from churn.config import ScoreConfig, to_utc
@@ -780,6 +795,9 @@ def score(
         console.print(f"Outcomes of {result.outcomes['run_id'].nunique()} earlier list(s) → {result.paths['outcomes']}")
     console.print(f"Risk list: [bold]{result.paths['csv']}[/] (and .parquet)")
     console.print(f"Report:    [bold]{result.paths['report'].resolve()}[/]")
+    if result.monitoring is not None:
+        print_monitoring(result.monitoring.document, result.monitoring.paths, detail=False)
+        exit_on_verdict(result.monitoring.document, fail_on)
 
 
 @app.command()
@@ -879,6 +897,53 @@ def promote(
     console.print(f"[green]churn v{version} is the champion[/] ({reason}). Bundle: [bold]{bundle}[/]")
 
 
+def print_monitoring(doc: dict, paths: dict[str, Path], *, detail: bool = True) -> None:
+    """The verdict, its reasons and (with ``detail``) the flagged checks and matured lists."""
+    colours = {"ok": "green", "warn": "yellow", "alert": "bold red"}
+    retrain = " · [bold]retraining recommended[/]" if doc["retrain_recommended"] else ""
+    num = lambda v, spec=".3f": "–" if v is None else format(v, spec)  # noqa: E731 — JSON null → "–"
+    console.print(f"Monitoring: [{colours[doc['verdict']]}]{doc['verdict']}[/]{retrain}")
+    for reason in doc["reasons"]:
+        console.print(f"  • {escape(reason)}")
+    for note in doc.get("notes", []):
+        console.print(f"  [cyan]note[/]: {escape(note)}")
+    if detail:
+        flagged = [f for f in doc["features"] + doc["prediction"] if f["status"] != "ok"]
+        if flagged:
+            view = Table(title="Drift against the training data")
+            for col in ("feature", "PSI", "alert above", "shift", "adjusted p", "status"):
+                view.add_column(col, justify="left" if col in ("feature", "status") else "right")
+            for f in flagged:
+                view.add_row(f["feature"], num(f["value"]), num(f["threshold"]), num(f.get("shift"), ".2f"), num(f["p_adjusted"], ".2g"), f["status"])
+            console.print(view)
+        quality = [q for q in doc["data_quality"] if q["status"] != "ok"]
+        if quality:
+            view = Table(title="Data quality")
+            for col in ("check", "subject", "detail", "status"):
+                view.add_column(col)
+            for q in quality:
+                view.add_row(q["check"], q["subject"], q["detail"], q["status"])
+            console.print(view)
+        if doc["performance"]:
+            view = Table(title="Realized performance of matured lists (contacted accounts left out)")
+            for col in ("list as of", "judged", "churners", "ROC-AUC (95 % CI)", "PR-AUC (95 % CI)", "precision@capacity", "status"):
+                view.add_column(col, justify="left" if col in ("list as of", "status") else "right")
+            for p in doc["performance"]:
+                roc, pr = (f"{num(p[k])} ({num(p[k + '_low'])}–{num(p[k + '_high'])})" for k in ("roc_auc", "pr_auc"))
+                view.add_row(p["as_of"], f"{p['evaluated']:,}", f"{p['churners']:,}", roc, pr, num(p["precision_at_capacity"]), p["status"])
+            console.print(view)
+    console.print(f"Monitoring: [bold]{paths['monitoring']}[/]; {doc['summary']['account_alerts']:,} risk jump(s) → [bold]{paths['alerts']}[/]")
+
+
+def exit_on_verdict(doc: dict, fail_on: Optional[FailOn]) -> None:
+    """Exit code 3 when ``--fail-on`` is set and the verdict reaches it."""
+    from churn.monitor import FAIL_EXIT_CODE, fails
+
+    if fails(doc["verdict"], None if fail_on is None else fail_on.value):
+        err_console.print(f"[bold red]Monitoring verdict {doc['verdict']}[/] (--fail-on {fail_on.value}): exit code {FAIL_EXIT_CODE}")  # type: ignore[union-attr]
+        raise typer.Exit(FAIL_EXIT_CODE)
+
+
 @app.command()
 @friendly_errors
 def serve(
@@ -920,6 +985,34 @@ def serve(
     console.print("Auth: X-API-Key required (CHURN_API_KEY is set)" if api_key else "[yellow]Auth: off (set CHURN_API_KEY to require X-API-Key)[/]")
     console.print(f"Pages: http://{host}:{port}/app   API docs: http://{host}:{port}/docs")
     uvicorn.run(api, host=host, port=port, access_log=access_log, log_level="info")
+
+
+@app.command()
+@friendly_errors
+def monitor(
+    scores: Annotated[Path, typer.Option(help="A scoring output folder (churn score --out).")] = Path("reports/scores"),
+    data: Annotated[Optional[Path], typer.Option("--data", help="Data folder: recheck data quality and judge every list whose horizon has passed in it.")] = None,
+    fail_on: FailOnOpt = None,
+) -> None:
+    """Judge the latest scoring run: drift, data quality, realized performance, risk jumps, verdict.
+
+    Runs at the end of every `churn score`; run it again with --data once new outcomes have
+    arrived. Writes SCORES/monitoring.json and SCORES/alerts.csv and updates the report.
+    Exit codes: 0 done, 1 data error, 2 usage error, 3 verdict at or above --fail-on.
+    """
+    from churn import runs
+    from churn.monitor import monitor_folder
+    from churn.workflow import rerender_report
+
+    runs.upgrade(scores)
+    if runs.latest_run(scores) is None:
+        raise UsageError(f"{scores} holds no scoring run (run `churn score --out {scores}` first)")
+    with console.status("Monitoring…"), runs.locked(scores, holder="churn monitor"):
+        result = monitor_folder(scores, data=data)
+        report = rerender_report(scores)
+    print_monitoring(result.document, result.paths)
+    console.print(f"Report: [bold]{report.resolve()}[/]")
+    exit_on_verdict(result.document, fail_on)
 
 
 def run() -> None:

@@ -131,6 +131,126 @@ def uplift_rows(uplift: pd.DataFrame | None) -> dict[str, list[dict]] | None:
     return rows
 
 
+STATUS_COLOURS = {"ok": "#55a868", "warn": "#dd8452", "alert": "#c44e52"}
+
+
+def drift_chart(features: list[dict], top: int = 15) -> str | None:
+    """PSI (with each feature's own alert threshold) and shift per feature, worst first."""
+    if not features:
+        return None
+    frame = pd.DataFrame(features)
+    frame["level"] = frame["status"].map({"ok": 0, "warn": 1, "alert": 2})
+    frame = frame.sort_values(["level", "value"], ascending=False).head(top)[::-1]
+    fig = Figure(figsize=(7.5, 0.3 * len(frame) + 1.4), dpi=100, layout="constrained")
+    left, right = fig.subplots(1, 2, sharey=True, width_ratios=[3, 2])
+    colours = frame["status"].map(STATUS_COLOURS)
+    y = np.arange(len(frame))
+    left.barh(y, frame["value"], color=colours)
+    left.scatter(frame["threshold"], y, marker="|", s=120, c="black", label="alert threshold")
+    left.set(yticks=y, yticklabels=frame["feature"], xlabel="PSI", title="Feature drift vs. training")
+    left.legend(fontsize=8, loc="lower right")
+    right.barh(y, frame["shift"].astype(float).fillna(0.0), color=colours)
+    right.set(xlabel="shift (reference spreads)", title="How far values moved")
+    return _png(fig)
+
+
+def realized_chart(expected: list[dict]) -> str | None:
+    """Expected churn among flagged accounts per run, and the realized figure once matured."""
+    if not expected:
+        return None
+    frame = pd.DataFrame(expected).assign(as_of=lambda d: pd.to_datetime(d["as_of"]))
+    fig, ax = _fig()
+    ax.plot(frame["as_of"], 100 * frame["expected_flagged_rate"].astype(float), marker="o", label="expected (calibrated probabilities)")
+    done = frame[frame["matured"].astype(bool)]
+    if len(done):
+        mid = 100 * done["realized_flagged_rate"].astype(float)
+        err = [mid - 100 * done["realized_low"].astype(float), 100 * done["realized_high"].astype(float) - mid]
+        ax.errorbar(done["as_of"], mid, yerr=err, fmt="s", capsize=4, color="#c44e52", label="realized (control group, 95 % CI)")
+    ax.set(ylabel="Churn among flagged accounts, %", title="Expected vs. realized churn of each list")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
+def volume_chart(volume: dict | None, recent_days: int = 7) -> str | None:
+    """Events per day and type relative to each type's mean before the last ``recent_days``
+    (1 = normal; a feed that loses half its events drops to 0.5)."""
+    if not volume:
+        return None
+    counts = pd.DataFrame(volume["counts"], index=pd.to_datetime(volume["days"]))
+    base = counts.iloc[:-recent_days].mean()
+    relative = counts.loc[:, base > 0] / base[base > 0]
+    fig, ax = _fig()
+    for name in relative.columns:
+        ax.plot(relative.index, relative[name], lw=2.5 if name == "all events" else 1, label=name)
+    ax.axhline(1, ls=":", c="grey")
+    ax.set(ylabel="Events per day / earlier mean", title="Data volume before as_of")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7, ncols=2)
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
+def _fmt(value: object, spec: str = ".3f", scale: float = 1.0) -> str:
+    """A number for a table cell; "–" where there is none (JSON null)."""
+    return "–" if value is None else format(scale * float(value), spec)  # type: ignore[arg-type]
+
+
+def monitoring_view(doc: dict | None, top: int = 10) -> dict | None:
+    """What the monitoring section shows: verdict, flagged checks, recent lists, top alerts."""
+    if not doc:
+        return None
+    features = doc.get("features", [])
+    flagged = [f for f in features if f["status"] != "ok"]
+    shown = flagged or sorted(features, key=lambda f: -(f["value"] or 0))[:5]
+    drift_rows = [
+        {
+            "feature": f["feature"], "status": f["status"], "detail": f.get("detail") or "",
+            "psi": _fmt(f["value"]), "limit": _fmt(f["threshold"]), "moved": _fmt(f.get("shift"), ".2f"),
+            "p": _fmt(f.get("p_adjusted"), ".2g"),
+            "missing": f"{_fmt(f.get('missing_current'), '.1f', 100)} % / {_fmt(f.get('missing_reference'), '.1f', 100)} %",
+        }
+        for f in shown + doc.get("prediction", [])
+    ]  # fmt: skip
+    performance = []
+    for p in doc.get("performance", []):
+        trained = p.get("training") or {}
+        ci = lambda k: f"{_fmt(p.get(k))} ({_fmt(p.get(k + '_low'))}–{_fmt(p.get(k + '_high'))})"  # noqa: E731
+        performance.append(
+            {
+                "as_of": p["as_of"], "evaluated": p["evaluated"], "churners": p["churners"], "status": p["status"],
+                "roc": ci("roc_auc"), "pr": ci("pr_auc"), "trained_roc": _fmt(trained.get("roc_auc")), "trained_pr": _fmt(trained.get("pr_auc")),
+                "precision": f"{_fmt(p.get('precision_at_capacity'))} ({_fmt(p.get('precision_low'))}–{_fmt(p.get('precision_high'))})",
+                "expected": _fmt(p.get("expected_rate"), ".1f", 100),
+                "actual": f"{_fmt(p.get('actual_rate'), '.1f', 100)} ({_fmt(p.get('actual_low'), '.1f', 100)}–{_fmt(p.get('actual_high'), '.1f', 100)})",
+            }
+        )  # fmt: skip
+    alerts = [
+        {**a, "now": _fmt(a["churn_probability"], ".1f", 100), "was": _fmt(a["previous_probability"], ".1f", 100)}
+        for a in doc.get("alerts", [])[:top]
+    ]
+    quality = doc.get("data_quality", [])
+    return {
+        "verdict": doc["verdict"],
+        "retrain": doc["retrain_recommended"],
+        "reasons": doc["reasons"],
+        "notes": doc.get("notes", []),
+        "summary": doc["summary"],
+        "features": drift_rows,
+        "features_flagged": len(flagged),
+        "quality": [q for q in quality if q["status"] != "ok"],
+        "quality_checked": len(quality),
+        "performance": performance,
+        "alerts": alerts,
+        "charts": {
+            "drift": drift_chart(features),
+            "realized": realized_chart(doc.get("expected", [])),
+            "volume": volume_chart(doc.get("volume_daily")),
+        },
+    }
+
+
 def render(
     *,
     risk: pd.DataFrame,
@@ -143,6 +263,7 @@ def render(
     top_n: int = 50,
     uplift: pd.DataFrame | None = None,
     power: str | None = None,
+    monitoring: dict | None = None,
 ) -> str:
     env = Environment(loader=PackageLoader("churn", "templates"), autoescape=select_autoescape(["html"]))
     drivers = driver_summary(risk, descriptions)
@@ -194,6 +315,7 @@ def render(
             "calibration": calibration_chart(evaluation),
             "drivers": drivers_chart(drivers),
         },
+        monitoring=monitoring_view(monitoring),
     )
 
 

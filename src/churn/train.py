@@ -41,6 +41,7 @@ from churn.evaluate import METRICS, classification_metrics, customer_value, metr
 from churn.features import ID_COLUMNS, FeatureSpec
 from churn.labels import LABEL
 from churn.model import ChurnModel, MissingFeaturesError  # noqa: F401  (re-exported for callers)
+from churn.monitor import reference_profile
 from churn.splits import AccountFolds, Fold, PurgedTimeSplit
 
 EvaluationKind = Literal["time", "cv"]
@@ -421,8 +422,14 @@ def train(
         progress(f"Fitting the deployed model on all {len(table):,} rows")
     final_config, trials = tuned(table, definition, config, runs=len(evaluation.folds) + 1)
     model, info = fit_churn_model(table, spec=spec, definition=definition, config=final_config, feature_config=feature_config)
+    main = evaluation.main
     model.metadata.update(
         {
+            # what monitoring compares each scoring run with: the latest held-out rows (one per
+            # account, as in a scoring run) and their out-of-sample scores — summaries, never rows
+            "monitoring_reference": reference_profile(
+                table.iloc[main.fold.test], columns, categorical_columns(table, columns), probabilities=main.scores["model"]
+            ),
             "evaluation": evaluation_summary(evaluation),
             "split": evaluation.description,
             "split_kind": evaluation.kind,

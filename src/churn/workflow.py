@@ -23,6 +23,7 @@ from churn.experiment import CONTACT_COLUMNS, active_assignments, cohort, power_
 from churn.features import build_features, features_fed_by
 from churn.io import write_table, write_text
 from churn.labels import label_accounts, observed_until
+from churn.monitor import Monitoring, monitor_run, read_monitoring
 from churn.population import lapsed
 from churn.report import render, write_report
 from churn.retention import list_outcomes, retention_table
@@ -266,6 +267,7 @@ class ScoreOutputs:
     paths: dict[str, Path]
     outcomes: pd.DataFrame
     uplift: pd.DataFrame = field(default_factory=pd.DataFrame)
+    monitoring: Monitoring | None = None
 
 
 def score_run(
@@ -391,9 +393,15 @@ def _score_run(
         "uplift": asdict(uplift),
     }
     paths["context"] = write_text(run_folder / "run.json", json.dumps(context, default=str, indent=1))
+    monitoring = monitor_run(
+        out_dir, folder=run_folder, record=record, risk=risk, features=features, model=model, accounts=accounts,
+        interactions=interactions if spark is None else None, reports=data.reports, previous=previous,
+        thresholds=(config.medium_threshold, config.high_threshold), data_end=min(as_of, data_end),
+    )  # fmt: skip
+    paths.update(monitoring.paths)
     paths["report"] = _write_report(run_folder, context, risk, retention, past.outcomes, past.uplift)
     record = runs.publish_run(out_dir, record)
-    return ScoreOutputs(risk, record, paths, past.outcomes, past.uplift)
+    return ScoreOutputs(risk, record, paths, past.outcomes, past.uplift, monitoring)
 
 
 def _write_report(
@@ -411,6 +419,7 @@ def _write_report(
         thresholds=tuple(context["thresholds"]),  # type: ignore[arg-type]
         uplift=uplift,
         power=None if uplift is None or uplift.empty else power_note(uplift, alpha=settings.alpha, power=settings.power, relative_reduction=settings.relative_reduction),
+        monitoring=read_monitoring(folder),
     )
     return write_report(folder / "report.html", html)
 

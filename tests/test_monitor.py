@@ -1,0 +1,546 @@
+"""Monitoring: drift that does not cry wolf, data quality, realized performance, alerts, verdict."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from typer.testing import CliRunner
+
+from churn.cli import app
+from churn.contract import TableReport
+from churn.features import FeatureSpec, build_features
+from churn.generate import generate, write
+from churn.model import save_bundle
+from churn.monitor import (
+    DQ_COLUMNS,
+    DRIFT_COLUMNS,
+    FAIL_EXIT_CODE,
+    MonitorConfig,
+    ap_interval,
+    auc_interval,
+    came_from_mlflow,
+    daily_event_counts,
+    data_quality,
+    drift_onset,
+    event_volume,
+    feature_drift,
+    holm,
+    log_monitoring,
+    monitoring_document,
+    past_performance,
+    prediction_drift,
+    psi,
+    psi_noise,
+    read_monitoring_history,
+    realized_performance,
+    reference_profile,
+    risk_alerts,
+    verdict,
+    wilson,
+)
+
+AS_OF = pd.Timestamp("2024-03-01", tz="UTC")
+WAIT_FEATURES = {"long_waits_30d", "long_waits_90d", "wait_mean_90d", "wait_p90_90d", "wait_max_90d"}
+
+
+@pytest.fixture(scope="module")
+def business():  # type: ignore[no-untyped-def]
+    """4,000 accounts over 15 months; features at AS_OF as they are, and with every wait of
+    the scoring month tripled (a new support tool that made queues longer)."""
+    data = generate(4_000, start="2023-01-01", months=15, seed=3)
+    spec = FeatureSpec.from_data(data.accounts, data.interactions)
+    features = build_features(data.accounts, data.interactions, as_of=AS_OF, spec=spec)
+    slower = data.interactions.copy()
+    month = (slower["occurred_at"] >= AS_OF - pd.Timedelta(days=30)) & (slower["occurred_at"] < AS_OF)
+    slower.loc[month, "wait_seconds"] *= 3
+    shifted = build_features(data.accounts, slower, as_of=AS_OF, spec=spec)
+    return data, features, shifted
+
+
+def model_columns(features: pd.DataFrame) -> tuple[list[str], list[str]]:
+    columns = [c for c in features.columns if c not in ("account_id", "as_of")]
+    return columns, [c for c in columns if isinstance(features[c].dtype, pd.CategoricalDtype)]
+
+
+def halves(features: pd.DataFrame, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).random(len(features)) < 0.5
+
+
+# --------------------------------------------------------------------------- reference and statistics
+
+
+def test_reference_profile_is_a_json_summary_without_rows(business) -> None:  # type: ignore[no-untyped-def]
+    _, features, _ = business
+    columns, categorical = model_columns(features)
+    p = np.random.default_rng(0).beta(1, 12, len(features))
+    ref = reference_profile(features, columns, categorical, p)
+    text = json.dumps(ref, allow_nan=False)  # strict JSON: no NaN
+    assert features["account_id"].iloc[0] not in text and ref["n"] == len(features)
+    assert set(ref["features"]) == set(columns)
+    for name, prof in ref["features"].items():
+        total = sum(prof["shares"]) + prof["missing"]
+        assert total == pytest.approx(1.0), name
+        if prof["kind"] == "numeric" and prof["edges"]:
+            assert set(prof["edges"]) <= set(prof["grid"]) and len(prof["shares"]) == len(prof["edges"]) + 1
+            assert np.all(np.diff(prof["cdf"]) >= 0) and prof["cdf"][-1] <= 1
+    assert ref["features"]["plan"]["categories"] == ["basic", "premium", "standard"]
+    bands = ref["score"]["bands"]
+    assert bands["thresholds"] == [0.10, 0.25] and sum(bands["shares"].values()) == pytest.approx(1.0)
+    assert bands["shares"]["high"] == pytest.approx(np.mean(p >= 0.25))
+
+
+def test_psi_and_its_noise_level_hand_computed() -> None:
+    # (0.25 − 0.5)·ln(0.25/0.5) + (0.75 − 0.5)·ln(0.75/0.5)
+    assert psi(np.array([0.5, 0.5]), np.array([0.25, 0.75])) == pytest.approx(0.25 * np.log(2) + 0.25 * np.log(1.5))
+    assert psi(np.array([0.2, 0.8]), np.array([0.2, 0.8])) == 0.0
+    assert psi_noise(1000, 1000, 11) == pytest.approx(0.002 * stats.chi2.ppf(0.999, 10))
+    assert psi_noise(200, 200, 11) == pytest.approx(5 * psi_noise(1000, 1000, 11))  # small samples, higher bar
+    # and the approximation it rests on: PSI of two samples of one distribution ≈ (1/n + 1/m)·χ²(bins − 1)
+    rng = np.random.default_rng(1)
+    values = []
+    for _ in range(300):
+        ref = reference_profile(pd.DataFrame({"x": rng.normal(size=500)}), ["x"], [])
+        values.append(feature_drift(ref, pd.DataFrame({"x": rng.normal(size=400)}))["value"].iloc[0])
+    expected_mean = (1 / 500 + 1 / 400) * 9  # 10 bins with data (the missing bin is empty on both sides)
+    assert np.mean(values) == pytest.approx(expected_mean, rel=0.15)
+    assert np.quantile(values, 0.99) < psi_noise(500, 400, 10, 0.999)
+
+
+def test_holm_equals_statsmodels() -> None:
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.random.default_rng(5).random(40) ** 3
+    np.testing.assert_allclose(holm(p), multipletests(p, method="holm")[1])
+    assert holm(np.array([])).size == 0
+
+
+def test_feature_drift_hand_computed_on_a_small_categorical_case() -> None:
+    reference = reference_profile(pd.DataFrame({"plan": pd.Categorical(["a"] * 60 + ["b"] * 40)}), ["plan"], ["plan"])
+    current = pd.DataFrame({"plan": pd.Categorical(["a"] * 30 + ["b"] * 60 + [None] * 10, categories=["a", "b"])})
+    row = feature_drift(reference, current).iloc[0]
+    assert row["value"] == pytest.approx(psi(np.array([0.6, 0.4, 0.0]), np.array([0.3, 0.6, 0.1])))
+    expected = stats.chi2_contingency(np.array([[60, 40, 0], [30, 60, 10]]), correction=False)
+    assert row["chi2_p_value"] == pytest.approx(expected.pvalue) and row["p_adjusted"] == pytest.approx(expected.pvalue)
+    assert row["missing_reference"] == 0 and row["missing_current"] == pytest.approx(0.1)
+    assert row["status"] == "alert"  # PSI 0.50 > 0.25 + noise, p ≈ 1e-7
+
+
+def test_shift_is_in_reference_spreads() -> None:
+    rng = np.random.default_rng(2)
+    ref = reference_profile(pd.DataFrame({"x": rng.normal(size=20_000)}), ["x"], [])
+    moved = feature_drift(ref, pd.DataFrame({"x": rng.normal(0.5, 1, size=20_000)})).iloc[0]
+    assert moved["shift"] == pytest.approx(0.5, abs=0.05)  # half a standard deviation
+    assert moved["status"] == "alert" and moved["ks_statistic"] == pytest.approx(stats.norm.cdf(0.25) - stats.norm.cdf(-0.25), abs=0.02)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_no_change_split_raises_nothing(business, seed: int) -> None:  # type: ignore[no-untyped-def]
+    _, features, _ = business
+    columns, categorical = model_columns(features)
+    a = halves(features, seed)
+    drift = feature_drift(reference_profile(features[a], columns, categorical), features[~a])
+    assert len(drift) == len(columns)
+    assert (drift["status"] == "ok").all(), drift.loc[drift["status"] != "ok", ["feature", "value", "shift", "p_adjusted"]]
+    # and on small samples, where PSI from chance alone is largest: 150 accounts against 150
+    small = feature_drift(reference_profile(features[a].head(150), columns, categorical), features[~a].head(150))
+    assert (small["status"] == "ok").all()
+    assert (small["warn_threshold"] > drift["warn_threshold"].max()).all()  # the bar rose with the noise
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_tripled_waits_alert_on_the_wait_features_only(business, seed: int) -> None:  # type: ignore[no-untyped-def]
+    _, features, shifted = business
+    columns, categorical = model_columns(features)
+    a = halves(features, seed)
+    drift = feature_drift(reference_profile(features[a], columns, categorical), shifted[~a])
+    flagged = set(drift.loc[drift["status"] != "ok", "feature"])
+    alerted = set(drift.loc[drift["status"] == "alert", "feature"])
+    assert flagged == WAIT_FEATURES, flagged ^ WAIT_FEATURES  # every wait feature, nothing unrelated
+    assert "wait_mean_90d" in alerted
+    decision = verdict(features=drift, prediction=pd.DataFrame(columns=DRIFT_COLUMNS), data_quality=pd.DataFrame(columns=DQ_COLUMNS), performance=[])
+    assert decision["verdict"] == "alert" and decision["retrain_recommended"]
+    assert "wait_" in decision["reasons"][0]
+
+
+def test_prediction_drift_of_scores_and_bands() -> None:
+    rng = np.random.default_rng(3)
+    before = rng.beta(1, 12, 5_000)
+    reference = reference_profile(pd.DataFrame({"x": before}), ["x"], [], before, thresholds=(0.10, 0.25))
+    bands = lambda p, t=(0.10, 0.25): np.where(p >= t[1], "high", np.where(p >= t[0], "medium", "low"))  # noqa: E731
+    same = rng.beta(1, 12, 3_000)
+    calm = prediction_drift(reference, same, bands(same), thresholds=(0.10, 0.25))
+    assert list(calm["feature"]) == ["churn_probability", "risk_band"] and (calm["status"] == "ok").all()
+    riskier = rng.beta(2, 8, 3_000)
+    drift = prediction_drift(reference, riskier, bands(riskier), thresholds=(0.10, 0.25)).set_index("feature")
+    assert (drift["status"] == "alert").all()
+    assert drift.loc["churn_probability", "current_mean"] == pytest.approx(riskier.mean())
+    assert "high" in drift.loc["risk_band", "detail"]
+    moved = prediction_drift(reference, same, bands(same, (0.05, 0.20)), thresholds=(0.05, 0.20)).set_index("feature")
+    assert "read off the score percentiles" in moved.loc["risk_band", "detail"] and moved.loc["risk_band", "status"] == "ok"
+
+
+# --------------------------------------------------------------------------- data quality
+
+
+@pytest.mark.parametrize("as_of", ["2024-04-01", "2024-03-01", "2024-01-02", "2023-12-17"])
+def test_volume_is_quiet_on_normal_data_including_billing_cycles(business, as_of: str) -> None:  # type: ignore[no-untyped-def]
+    # invoices go out on days 1–28: a 31-day month ends with three days without any (2024-04-01)
+    data, _, _ = business
+    volume = event_volume(data.interactions, as_of=pd.Timestamp(as_of, tz="UTC"))
+    assert volume.loc[volume["subject"] == "invoice, last 2 days", "detail"].str.contains("from the 84 days before").all()
+    assert set(volume["subject"]) >= {"invoice, last 2 days", "all events, last 7 days"}
+    assert (volume["status"] == "ok").all(), volume.loc[volume["status"] != "ok", "detail"].tolist()
+
+
+@pytest.mark.parametrize("unit", ["ns", "us", "s"])
+def test_daily_counts_by_calendar_day_whatever_the_timestamp_unit(unit: str) -> None:
+    stamps = ["2024-02-29T00:00:00", "2024-02-29T23:59:59", "2024-02-28T23:59:59", "2024-03-01T00:00:00", "2024-02-27T12:00:00"]
+    events = pd.DataFrame({"occurred_at": pd.to_datetime(stamps, utc=True).as_unit(unit), "event_type": ["login", "login", "invoice", "login", "login"]})
+    counts = daily_event_counts(events, as_of=AS_OF, days=3)
+    assert [f"{d:%m-%d}" for d in counts.index] == ["02-27", "02-28", "02-29"]  # the event at as_of is not before it
+    assert counts["login"].tolist() == [1, 0, 2] and counts["invoice"].tolist() == [0, 1, 0]
+    assert counts["all events"].tolist() == [1, 1, 2]
+
+
+def test_a_feed_that_loses_half_its_events_on_the_last_days_is_flagged(business) -> None:  # type: ignore[no-untyped-def]
+    data, _, _ = business
+    events = data.interactions
+    last_days = (events["occurred_at"] >= AS_OF - pd.Timedelta(days=3)) & (events["occurred_at"] < AS_OF)
+    broken = events[~(last_days & (np.random.default_rng(1).random(len(events)) < 0.5))]
+    quality = data_quality(as_of=AS_OF, interactions=broken).set_index("subject")
+    assert quality.loc["all events, last 2 days", "status"] == "alert"
+    assert quality.loc["login, last 2 days", "status"] == "alert"
+    assert "-4" in quality.loc["all events, last 2 days", "detail"]  # −45…−50 %
+    assert quality.loc["interactions", "status"] == "ok"  # fresh: the feed still delivers
+    decision = verdict(features=pd.DataFrame(columns=DRIFT_COLUMNS), prediction=pd.DataFrame(columns=DRIFT_COLUMNS), data_quality=quality.reset_index(), performance=[])
+    assert decision["verdict"] == "alert" and not decision["retrain_recommended"]
+
+
+def test_missing_values_new_categories_rejected_rows_and_freshness(business) -> None:  # type: ignore[no-untyped-def]
+    data, features, _ = business
+    events = data.interactions.copy()
+    week = (events["occurred_at"] >= AS_OF - pd.Timedelta(days=7)) & (events["event_type"] == "support_contact")
+    events.loc[week, "wait_seconds"] = np.nan
+    accounts = data.accounts.copy()
+    accounts.loc[accounts.index[:300], "region"] = "mars"  # 7.5 % of accounts
+    reports = [TableReport("interactions", "interactions.parquet", 1_000, accepted=850, rejected={"wait_seconds < 0": 150})]
+    known = {"event_type": ["login", "feature_use", "support_contact", "survey", "invoice"], "region": ["apac", "emea", "latam", "na"]}
+    quality = data_quality(as_of=AS_OF, interactions=events, accounts=accounts, reports=reports, known=known)
+    assert list(quality.columns) == DQ_COLUMNS
+    by = quality.set_index(["check", "subject"])
+    assert by.loc[("missing", "support_contact · wait_seconds"), "status"] == "alert"
+    others = quality[(quality["check"] == "missing") & (quality["subject"] != "support_contact · wait_seconds")]
+    assert len(others) >= 5 and (others["status"] == "ok").all()
+    assert by.loc[("new_category", "region"), "status"] == "warn" and "mars (300)" in by.loc[("new_category", "region"), "detail"]
+    assert by.loc[("new_category", "event_type"), "status"] == "ok"
+    assert by.loc[("rejected_rows", "interactions"), "value"] == pytest.approx(0.15) and by.loc[("rejected_rows", "interactions"), "status"] == "alert"
+    stale = data_quality(as_of=AS_OF + pd.Timedelta(days=40), interactions=data.interactions[data.interactions["occurred_at"] < AS_OF])
+    fresh = stale[stale["check"] == "freshness"].iloc[0]
+    assert fresh["value"] == pytest.approx(40, abs=0.1) and fresh["status"] == "alert"
+
+
+# --------------------------------------------------------------------------- realized performance
+
+
+def test_realized_performance_equals_a_hand_computation() -> None:
+    risk = pd.DataFrame(
+        {
+            "account_id": list("abcdefgh"),
+            "churn_probability": [0.60, 0.50, 0.40, 0.30, 0.20, 0.15, 0.05, 0.02],
+            "risk_band": ["high", "high", "high", "high", "medium", "medium", "low", "low"],
+            "outreach": [True, False, False, False, False, False, False, False],
+            "control": [False, True, True, False, False, False, False, False],
+        }
+    )
+    labels = pd.DataFrame({"account_id": list("abcdefgh"), "churned": [1, 1, 0, 1, 0, 1, 0, 0]})
+    perf = realized_performance(risk, labels, training={"roc_auc": 0.70})
+    # a was called: left out. Judged b…h — churners b (.50), d (.30), f (.15); others c (.40), e, g, h
+    assert (perf["accounts"], perf["evaluated"], perf["excluded_outreach"], perf["churners"]) == (8, 7, 1, 3)
+    # ROC-AUC: b beats 4 non-churners, d beats 3 (not c), f beats 2 → 9 of 12 pairs
+    assert perf["roc_auc"] == pytest.approx(9 / 12)
+    # PR-AUC (average precision): hits at ranks 1, 3, 5 → (1 + 2/3 + 3/5) / 3
+    assert perf["pr_auc"] == pytest.approx((1 + 2 / 3 + 3 / 5) / 3)
+    # precision at capacity = the control group b, c: one churner in two
+    assert perf["precision_at_capacity"] == 0.5 and "control group (2" in perf["precision_basis"]
+    low, high = stats.binomtest(1, 2).proportion_ci(method="wilson")
+    assert (perf["precision_low"], perf["precision_high"]) == pytest.approx((low, high))
+    assert perf["expected_rate"] == pytest.approx(1.62 / 7) and perf["actual_rate"] == pytest.approx(3 / 7)
+    assert perf["brier"] == pytest.approx((0.25 + 0.16 + 0.49 + 0.04 + 0.7225 + 0.0025 + 0.0004) / 7)
+    bands = {b["band"]: b for b in perf["bands"]}
+    assert (bands["high"]["accounts"], bands["high"]["churned"]) == (3, 2) and bands["high"]["expected"] == pytest.approx(0.4)
+    assert bands["medium"]["actual"] == 0.5 and bands["low"]["actual"] == 0.0
+    # Hanley–McNeil by hand: Q1 = .75/1.25, Q2 = 2·.75²/1.75
+    var = (0.75 * 0.25 + 2 * (0.6 - 0.5625) + 3 * (2 * 0.5625 / 1.75 - 0.5625)) / 12
+    assert perf["roc_auc_low"] == pytest.approx(0.75 - 1.959964 * np.sqrt(var)) and perf["roc_auc_high"] == 1.0
+    assert perf["status"] == "ok" and perf["training"] == {"roc_auc": 0.70}
+
+
+def test_past_lists_are_judged_once_with_their_own_definition(tmp_path: Path) -> None:
+    from churn.runs import run_dir
+    from churn.score import write_run
+
+    accounts = pd.DataFrame(
+        {
+            "account_id": list("abcd"),
+            "signup_at": pd.to_datetime(["2023-01-01"] * 4, utc=True),
+            "churned_at": pd.to_datetime(["2024-01-10", None, "2024-02-20", None], utc=True),
+        }
+    )
+    risk = pd.DataFrame(
+        {"account_id": list("abcd"), "churn_probability": [0.6, 0.4, 0.3, 0.1], "risk_band": ["high", "high", "high", "medium"], "outreach": False, "control": [True, True, False, False]}
+    )
+    for as_of, horizon in (("2024-01-01", 30), ("2024-02-01", 60)):
+        record = {"run_id": f"r{as_of[5:7]}", "as_of": as_of, "scored_at": as_of, "model": "m", "churn": {"horizon_days": horizon, "kind": "subscription"}}
+        write_run(tmp_path, risk, record)
+    end = pd.Timestamp("2024-03-15", tz="UTC")
+    perf, expected = past_performance(tmp_path, accounts=accounts, interactions=pd.DataFrame(columns=["account_id", "occurred_at"]), data_end=end, training=None)
+    # January (30 days) has matured: a churned on 10 January; February's 60-day horizon has not
+    assert [p["run_id"] for p in perf] == ["r01"] and perf[0]["churners"] == 1 and perf[0]["precision_at_capacity"] == 0.5
+    assert [(e["run_id"], e["matured"], e["matures_on"]) for e in expected] == [("r01", True, "2024-01-31"), ("r02", False, "2024-04-01")]
+    assert expected[1]["expected_flagged_rate"] == pytest.approx(0.5)
+    # the next week: nothing is reloaded that was judged or listed before
+    for run in ("r01", "r02"):
+        (run_dir(tmp_path, run) / "risk_list.parquet").unlink()
+    again = past_performance(tmp_path, accounts=accounts, interactions=pd.DataFrame(columns=["account_id", "occurred_at"]), data_end=end, training=None, earlier={"performance": perf, "expected": expected})
+    assert again == (perf, expected)
+
+
+def test_intervals_and_a_model_that_stopped_working() -> None:
+    lo, hi = auc_interval(0.8, 100, 900)
+    assert lo < 0.8 < hi and hi - lo < auc_interval(0.8, 10, 90)[1] - auc_interval(0.8, 10, 90)[0]
+    lo, hi = ap_interval(0.3, 50)
+    assert 0 < lo < 0.3 < hi < 1
+    low, high = wilson(np.array([0, 5]), np.array([0, 10]))
+    assert np.isnan(low[0]) and low[1] == pytest.approx(stats.binomtest(5, 10).proportion_ci(method="wilson").low)
+    rng = np.random.default_rng(4)
+    n = 3_000
+    risk = pd.DataFrame(
+        {"account_id": np.arange(n).astype(str), "churn_probability": rng.random(n) * 0.2, "risk_band": "low", "outreach": False, "control": False}
+    )
+    labels = pd.DataFrame({"account_id": risk["account_id"], "churned": (rng.random(n) < 0.3).astype(int)})  # unrelated to the score
+    perf = realized_performance(risk, labels, training={"roc_auc": 0.80})
+    assert perf["roc_auc_high"] < 0.75 and perf["status"] == "alert"
+    assert "recalibrate" in perf["detail"]  # 30 % churn where 10 % was predicted
+
+
+# --------------------------------------------------------------------------- alerts, verdict, history
+
+
+def test_risk_alerts_name_the_reasons_that_changed() -> None:
+    reasons = {"w": "5 long waits", "r": "3 repeat contacts", "p": "price rose 20 %", "c": "contract is monthly"}
+
+    def frame(rows: list[tuple[str, float, str, str]]) -> pd.DataFrame:
+        out = pd.DataFrame(rows, columns=["account_id", "churn_probability", "risk_band", "reason_features"])
+        texts = out["reason_features"].str.split(",").map(lambda names: [reasons[n] for n in names if n] + ["", "", ""])
+        for i in range(3):
+            out[f"reason_{i + 1}"] = texts.str[i]
+        return out.assign(rank=np.arange(1, len(out) + 1), outreach=False, control=False)
+
+    previous = frame([("a", 0.05, "low", "w,r"), ("b", 0.20, "medium", "c"), ("c", 0.30, "high", "w"), ("d", 0.10, "medium", "r")])
+    current = frame([("a", 0.30, "high", "w,p"), ("b", 0.26, "high", "c"), ("c", 0.45, "high", "w,c"), ("d", 0.12, "medium", "r"), ("e", 0.90, "high", "p")])
+    alerts = risk_alerts(current, previous).set_index("account_id")
+    assert list(alerts.index) == ["a", "b", "c"]  # d rose 2 points; e is new, not a jump
+    assert alerts.loc["a", "alert"] == "band low → high; risk +25 points"
+    assert alerts.loc["b", "alert"] == "band medium → high" and alerts.loc["c", "alert"] == "risk +15 points"
+    assert alerts.loc["a", "new_reasons"] == "price rose 20 %" and alerts.loc["a", "dropped_reasons"] == "3 repeat contacts"
+    assert alerts.loc["b", "new_reasons"] == "" and alerts.loc["c", "new_reasons"] == "contract is monthly"
+    assert alerts.loc["a", "probability_change"] == pytest.approx(0.25)
+    assert risk_alerts(current, None).empty
+
+
+def drift_row(feature: str, status: str, importance: float | None, value: float = 0.5) -> dict[str, object]:
+    return {"feature": feature, "status": status, "importance": importance, "value": value, "threshold": 0.3, "warn_threshold": 0.15, "detail": ""}
+
+
+def test_verdict_rules() -> None:
+    empty_dq = pd.DataFrame(columns=DQ_COLUMNS)
+    no_prediction = pd.DataFrame(columns=[*DRIFT_COLUMNS, "detail"])
+    important = pd.DataFrame([drift_row("wait_mean_90d", "alert", 0.08), drift_row("mrr", "ok", 0.2, 0.01)])
+    minor = pd.DataFrame([drift_row("n_survey_365d", "alert", 0.001)])
+    # correlated features the model uses a little each, but together enough: 5 × 1.2 % ≥ 5 %
+    group = pd.DataFrame([drift_row(f"wait_{i}", "alert", 0.012) for i in range(5)])
+    calm = verdict(features=minor.assign(status="ok"), prediction=no_prediction, data_quality=empty_dq, performance=[])
+    assert calm == {"verdict": "ok", "retrain_recommended": False, "reasons": ["all checks within their thresholds"], "retrain_reasons": []}
+    little = verdict(features=minor, prediction=no_prediction, data_quality=empty_dq, performance=[])
+    assert little["verdict"] == "warn" and not little["retrain_recommended"] and "0.1 % of the model's gain" in little["reasons"][0]
+    drifting = verdict(features=important, prediction=no_prediction, data_quality=empty_dq, performance=[])
+    assert drifting["verdict"] == "alert" and drifting["retrain_recommended"] and "wait_mean_90d (alert, PSI 0.50)" in drifting["retrain_reasons"][0]
+    together = verdict(features=group, prediction=no_prediction, data_quality=empty_dq, performance=[])
+    assert together["verdict"] == "alert" and "6 % of the model's gain" in together["reasons"][0]
+    broken = pd.DataFrame([{"check": "volume", "subject": "login, last 2 days", "value": 1, "expected": 2, "threshold": 0.4, "status": "alert", "detail": "half the logins"}])
+    both = verdict(features=important, prediction=no_prediction, data_quality=broken, performance=[])
+    assert both["verdict"] == "alert" and not both["retrain_recommended"] and "fixed" in both["reasons"][-1]
+    worse = [{"as_of": "2024-01-01", "status": "alert", "detail": "ROC-AUC 0.55 is clearly below the training 0.78"}]
+    decayed = verdict(features=minor.assign(status="ok"), prediction=no_prediction, data_quality=empty_dq, performance=worse)
+    assert decayed["verdict"] == "alert" and decayed["retrain_recommended"]
+
+
+def test_drift_onset_is_the_start_of_the_current_streak() -> None:
+    runs = pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01", "2024-04-01"], utc=True)
+    statuses = {"a": ["ok", "warn", "alert", "alert"], "b": ["warn", "ok", "ok", "warn"], "c": ["warn", "warn", "ok", "ok"], "d": ["ok"] * 4}
+    history = pd.DataFrame(
+        [{"as_of": t, "feature": f, "status": s, "value": 0.1 * (i + 1)} for f, ss in statuses.items() for i, (t, s) in enumerate(zip(runs, ss))]
+    )
+    onset = drift_onset(history).set_index("feature")
+    assert list(onset.index) == ["a", "b"]  # c recovered, d never drifted
+    assert onset.loc["a", "since"] == runs[1] and onset.loc["a", "runs"] == 3 and onset.loc["a", "worst_psi"] == pytest.approx(0.4)
+    assert onset.loc["b", "since"] == runs[3]
+
+
+def minimal_document(verdict_level: str = "warn") -> dict[str, object]:
+    features = pd.DataFrame([drift_row("wait_mean_90d", verdict_level, 0.1)])
+    doc = monitoring_document(
+        record={"run_id": "r1", "as_of": "2024-03-01", "model": "churn v1 (models:/churn@champion)"},
+        features=features.reindex(columns=DRIFT_COLUMNS), prediction=pd.DataFrame(columns=DRIFT_COLUMNS), data_quality=pd.DataFrame(columns=DQ_COLUMNS),
+        performance=[], expected=[], alerts=pd.DataFrame(columns=["account_id"]),
+    )  # fmt: skip
+    json.dumps(doc, allow_nan=False)
+    return doc
+
+
+def test_metrics_go_to_mlflow_and_an_unreachable_store_is_only_a_note(mlflow_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow import MlflowClient
+
+    doc = minimal_document()
+    logged = log_monitoring(doc)
+    assert logged["logged"], logged
+    run = MlflowClient().get_run(logged["run_id"])
+    assert run.data.metrics["verdict_level"] == 1.0 and run.data.metrics["psi.wait_mean_90d"] == 0.5
+    assert run.data.tags["verdict"] == "warn"
+    import mlflow
+
+    def unreachable(name: str) -> None:
+        raise ConnectionError("store unreachable")
+
+    monkeypatch.setattr(mlflow, "get_experiment_by_name", unreachable)
+    failed = log_monitoring(doc)
+    assert failed == {"logged": False, "error": "ConnectionError: store unreachable"}
+
+
+def test_metrics_are_logged_only_for_models_from_mlflow() -> None:
+    assert came_from_mlflow("churn v3 (models:/churn@champion)") and came_from_mlflow("runs:/0a1b/model")
+    assert not came_from_mlflow("models/churn_champion.joblib (3)")
+
+
+def test_monitor_config_is_validated() -> None:
+    with pytest.raises(ValueError):
+        MonitorConfig(psi_warn=0.3, psi_alert=0.2)
+    with pytest.raises(ValueError):
+        MonitorConfig(volume_windows_days=())
+
+
+# --------------------------------------------------------------------------- the CLI: score → monitor
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory, trained, business):  # type: ignore[no-untyped-def]
+    """A model with its monitoring reference, three monthly runs — the last one on a feed
+    that lost half its events in its final days — then `churn monitor --data`."""
+    data, _, _ = business
+    root = tmp_path_factory.mktemp("monitor")
+    write(data, str(root / "raw"))
+    model = trained.model  # training stored its reference: summaries of the latest held-out rows
+    assert model.metadata["monitoring_reference"]["n"] == len(trained.y_test)
+    bundle = root / "model.joblib"
+    save_bundle(model, bundle)
+    save_bundle(replace(model, metadata={k: v for k, v in model.metadata.items() if k != "monitoring_reference"}), root / "bare.joblib")
+    events = pd.read_parquet(root / "raw" / "interactions.parquet")
+    last_days = (events["occurred_at"] >= AS_OF - pd.Timedelta(days=2)) & (events["occurred_at"] < AS_OF)
+    (root / "broken").mkdir()
+    events[~(last_days & (np.random.default_rng(0).random(len(events)) < 0.5))].to_parquet(root / "broken" / "interactions.parquet")
+    for name in ("accounts.parquet", "attribute_history.parquet", "churn.toml"):
+        shutil.copy(root / "raw" / name, root / "broken" / name)
+    runner = CliRunner()
+    common = ["--capacity", "100", "--model", str(bundle), "--out", str(root / "scores")]
+    results = {
+        "jan": runner.invoke(app, ["score", "--data", str(root / "raw"), "--as-of", "2024-01-01", *common]),
+        "feb": runner.invoke(app, ["score", "--data", str(root / "raw"), "--as-of", "2024-02-01", *common]),
+        "mar": runner.invoke(app, ["score", "--data", str(root / "broken"), "--as-of", "2024-03-01", "--fail-on", "alert", *common]),
+    }
+    results["mar_doc"] = json.loads((root / "scores" / "monitoring.json").read_text())
+    results["mar_html"] = (root / "scores" / "report.html").read_text()
+    results["monitor"] = runner.invoke(app, ["monitor", "--scores", str(root / "scores"), "--data", str(root / "raw")])
+    results["bare"] = runner.invoke(app, ["score", "--data", str(root / "raw"), "--as-of", "2024-01-01", "--model", str(root / "bare.joblib"), "--out", str(root / "bare")])
+    return root, results
+
+
+def test_score_writes_monitoring_and_fails_on_alert(scored, trained) -> None:  # type: ignore[no-untyped-def]
+    root, results = scored
+    assert results["jan"].exit_code == 0, results["jan"].output
+    assert results["feb"].exit_code == 0 and "Monitoring:" in results["feb"].output
+    assert results["mar"].exit_code == FAIL_EXIT_CODE, results["mar"].output
+    assert "Traceback" not in results["mar"].output and "exit code 3" in results["mar"].output
+    doc = results["mar_doc"]
+    assert {"verdict", "retrain_recommended", "features", "data_quality", "performance", "alerts"} <= set(doc)
+    assert doc["verdict"] == "alert" and not doc["retrain_recommended"]  # the feed is broken: fix it first
+    flagged = {q["subject"] for q in doc["data_quality"] if q["status"] == "alert"}
+    assert "all events, last 2 days" in flagged
+    assert len(doc["features"]) == len(trained.model.feature_names)  # one row per model feature
+    assert {"feature", "statistic", "value", "threshold", "status"} <= set(doc["features"][0])
+    assert [p["feature"] for p in doc["prediction"]] == ["churn_probability", "risk_band"]
+    # before labels mature: the expected churn among flagged accounts, from the probabilities
+    assert [(e["as_of"], e["matured"]) for e in doc["expected"]] == [("2024-01-01", True), ("2024-02-01", False), ("2024-03-01", False)]
+    risk = pd.read_parquet(root / "scores" / "risk_list.parquet")
+    flagged = risk[risk["outreach"] | risk["control"]]
+    assert doc["expected"][-1]["expected_flagged_rate"] == pytest.approx(flagged["churn_probability"].mean()) and doc["expected"][-1]["flagged"] == 100
+    assert [p["as_of"] for p in doc["performance"]] == ["2024-01-01"]  # only January's horizon has passed by March
+    alerts = pd.read_csv(root / "scores" / "alerts.csv")
+    assert list(alerts.columns[:3]) == ["account_id", "rank", "churn_probability"] and len(alerts) == doc["summary"]["account_alerts"]
+    assert len(list((root / "scores" / "runs").glob("*/monitoring.json"))) == 3  # one per run, in its folder
+    html = results["mar_html"]
+    assert 'id="monitoring"' in html and 'id="drift-chart"' in html and 'id="quality-table"' in html
+
+
+def test_monitor_rejudges_with_new_outcomes(scored) -> None:  # type: ignore[no-untyped-def]
+    root, results = scored
+    assert results["monitor"].exit_code == 0, results["monitor"].output
+    doc = json.loads((root / "scores" / "monitoring.json").read_text())
+    # the data runs to 2024-04-01: all three lists have matured, each judged with its own definition
+    assert [p["as_of"] for p in doc["performance"]] == ["2024-01-01", "2024-02-01", "2024-03-01"]
+    assert all(0.5 < p["roc_auc"] < 1 and p["roc_auc_low"] < p["roc_auc"] < p["roc_auc_high"] for p in doc["performance"])
+    assert doc["features"] == results["mar_doc"]["features"]  # drift kept from scoring time
+    # checked on the full data now: the March window is intact
+    assert not [q for q in doc["data_quality"] if q["check"] == "volume" and q["status"] != "ok"]
+    assert "Realized performance of matured lists" in results["monitor"].output
+    history = read_monitoring_history(root / "scores")
+    assert history["as_of"].nunique() == 3 and set(history["status"]) <= {"ok", "warn", "alert"}
+
+
+def test_monitor_usage_errors_and_a_model_without_reference(scored, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root, results = scored
+    runner = CliRunner()
+    empty = runner.invoke(app, ["monitor", "--scores", str(tmp_path)])
+    assert empty.exit_code == 2 and "holds no scoring run" in empty.output
+    wrong = runner.invoke(app, ["monitor", "--scores", str(root / "scores"), "--fail-on", "panic"])
+    assert wrong.exit_code == 2
+    warn = runner.invoke(app, ["monitor", "--scores", str(root / "scores"), "--fail-on", "warn"])
+    doc = json.loads((root / "scores" / "monitoring.json").read_text())
+    assert warn.exit_code == (FAIL_EXIT_CODE if doc["verdict"] != "ok" else 0)
+    assert results["bare"].exit_code == 0, results["bare"].output
+    bare = json.loads((root / "bare" / "monitoring.json").read_text())
+    assert bare["features"] == [] and any("no monitoring reference" in n for n in bare["notes"])
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.browser
+def test_monitoring_section_renders_in_headless_chromium(scored, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed")
+    root, _ = scored
+    page = (root / "scores" / "report.html").resolve().as_uri()
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([CHROMIUM, *flags, "--enable-logging=stderr", "--v=0", "--dump-dom", page], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert [line for line in dom.stderr.splitlines() if ":CONSOLE" in line] == []
+    for element in ("monitoring", "verdict", "drift-chart", "realized-chart", "volume-chart", "drift-table", "performance-table", "alerts-table"):
+        assert f'id="{element}"' in dom.stdout, element
