@@ -490,7 +490,8 @@ def test_score_writes_monitoring_and_fails_on_alert(scored, trained) -> None:  #
     assert [(e["as_of"], e["matured"]) for e in doc["expected"]] == [("2024-01-01", True), ("2024-02-01", False), ("2024-03-01", False)]
     risk = pd.read_parquet(root / "scores" / "risk_list.parquet")
     flagged = risk[risk["outreach"] | risk["control"]]
-    assert doc["expected"][-1]["expected_flagged_rate"] == pytest.approx(flagged["churn_probability"].mean()) and doc["expected"][-1]["flagged"] == 100
+    # flagged = called + held out, including controls still held from the earlier runs
+    assert doc["expected"][-1]["expected_flagged_rate"] == pytest.approx(flagged["churn_probability"].mean()) and doc["expected"][-1]["flagged"] == len(flagged) > 100
     assert [p["as_of"] for p in doc["performance"]] == ["2024-01-01"]  # only January's horizon has passed by March
     alerts = pd.read_csv(root / "scores" / "alerts.csv")
     assert list(alerts.columns[:3]) == ["account_id", "rank", "churn_probability"] and len(alerts) == doc["summary"]["account_alerts"]

@@ -170,3 +170,28 @@ def test_backtest_reports_each_cutoff(training_data) -> None:  # type: ignore[no
     assert set(results["model"]) == {"model", "logistic", "rule"}
     summary = summarise_backtest(results)
     assert ("mean", "precision_at_capacity") in summary.columns and ("std", "emp") in summary.columns
+
+
+def test_tuning_never_sees_a_test_slice(training_data, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """--tune searches per evaluation fold on that fold's training rows only; the deployed
+    model's search sees every row; every trial is returned for MLflow."""
+    import churn.tune
+
+    _, spec, table = training_data
+    rows = table[table["as_of"] >= sorted(table["as_of"].unique())[-4]].reset_index(drop=True)
+    seen: list[set] = []
+    real = churn.tune.tune
+
+    def spy(tuned_rows, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(set(tuned_rows["as_of"]))
+        return real(tuned_rows, **kwargs)
+
+    monkeypatch.setattr(churn.tune, "tune", spy)
+    config = replace(FAST, tune_trials=3, tune_seconds=120, evaluation_folds=2)
+    result = train(rows, spec=spec, config=config)
+    folds = result.evaluation.folds
+    assert len(seen) == len(folds) + 1
+    for cutoffs, fold in zip(seen, folds):
+        assert fold.fold.test_cutoff not in cutoffs and max(cutoffs) + pd.Timedelta(days=30) <= fold.fold.test_cutoff
+    assert seen[-1] == set(rows["as_of"])  # the deployed model's search: all mature rows
+    assert 1 <= len(result.tuning) <= 3 and result.tuning["value"].notna().all()

@@ -1272,7 +1272,7 @@ def past_performance(
     config: MonitorConfig = MonitorConfig(),
     history: pd.DataFrame | None = None,
     earlier: Mapping[str, Any] | None = None,
-    current: tuple[str, pd.DataFrame] | None = None,
+    current: tuple[Mapping[str, Any], pd.DataFrame] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Realized performance of the latest matured runs and the expected-vs-realized churn
     of every recent run (matured or not), each judged by its own stored churn definition.
@@ -1280,14 +1280,21 @@ def past_performance(
     ``earlier`` is an earlier monitoring document: a run it already judged after maturity
     (outcomes are final then) or listed as pending is taken from it instead of reloading
     its list, so a weekly run loads only the lists that matured since. ``current`` is the
-    (run_id, risk list) just scored, already in memory. Returns (performance, expected),
-    oldest run first.
+    (run record, risk list) being scored, already in memory and not yet published (it
+    replaces a published run of the same date). Returns (performance, expected), oldest run
+    first.
     """
     from churn.labels import label_accounts
     from churn.score import load_run, read_history
     from churn.workflow import definition_from_dict  # workflow imports this module
 
     history = read_history(out_dir) if history is None else history
+    if current is not None:
+        record = current[0]
+        as_of = pd.Timestamp(str(record["as_of"]), tz="UTC")
+        row = pd.DataFrame([{"run_id": str(record["run_id"]), "as_of": as_of, "scored_at": record.get("scored_at"), "model": record.get("model"), "churn": record.get("churn")}])
+        kept = history[history["as_of"] != as_of] if len(history) else history
+        history = pd.concat([kept, row], ignore_index=True) if len(kept) else row
     if history.empty or "churn" not in history:
         return [], []
     history = history[history["churn"].map(lambda raw: isinstance(raw, Mapping))]
@@ -1307,7 +1314,7 @@ def past_performance(
         if not done and run.run_id in listed:
             expected.append(listed[run.run_id])
             continue
-        risk = current[1] if current is not None and current[0] == run.run_id else load_run(out_dir, run.run_id)
+        risk = current[1] if current is not None and str(current[0]["run_id"]) == run.run_id else load_run(out_dir, run.run_id)
         definition = definition_from_dict(run.churn)
         row: dict[str, Any] = {"run_id": run.run_id, "as_of": f"{run.as_of:%Y-%m-%d}", "model": run.model, "horizon_days": definition.horizon_days, "matures_on": f"{run.as_of + definition.horizon:%Y-%m-%d}"}
         row.update(expected_churn(risk))
@@ -1431,7 +1438,7 @@ def monitor_run(
     else:
         performance, expected = past_performance(
             out_dir, accounts=accounts, interactions=interactions if interactions is not None else pd.DataFrame(columns=["account_id", "occurred_at", "event_type"]),
-            data_end=data_end or as_of, training=training, config=config, earlier=read_monitoring(out_dir), current=(str(record["run_id"]), risk),
+            data_end=data_end or as_of, training=training, config=config, earlier=read_monitoring(out_dir), current=(record, risk),
         )  # fmt: skip
     alerts = risk_alerts(risk, previous, config=config)
     ref_info = {"source": "model" if reference else None, "n": (reference or {}).get("n"), "known_categories": known}

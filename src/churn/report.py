@@ -251,6 +251,23 @@ def monitoring_view(doc: dict | None, top: int = 10) -> dict | None:
     }
 
 
+def profit_view(evaluation: dict, *, scored: int, capacity: int) -> dict[str, object] | None:
+    """The profit-optimal share to contact (from the model's evaluation) next to the capacity."""
+    model = (evaluation or {}).get("metrics", {}).get("model", {})
+    share, emp = model.get("emp_share"), model.get("emp")
+    if share is None or emp is None or not np.isfinite(share) or not scored:
+        return None
+    return {
+        "share": f"{share:.1%}",
+        "emp": f"{emp:,.2f}",
+        "accounts": f"{share * scored:,.0f}",
+        "scored": f"{scored:,}",
+        "capacity": f"{capacity:,}",
+        "capacity_share": f"{capacity / scored:.1%}",
+        "more": share * scored > capacity,
+    }
+
+
 def render(
     *,
     risk: pd.DataFrame,
@@ -316,6 +333,7 @@ def render(
             "drivers": drivers_chart(drivers),
         },
         monitoring=monitoring_view(monitoring),
+        profit=profit_view(evaluation, scored=len(risk), capacity=int(record.get("capacity", 0) or 0)),
     )
 
 
