@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/score.py
 	$(BIN)/python benchmarks/spark.py
+	$(BIN)/python benchmarks/monitor.py
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/serve.py
 

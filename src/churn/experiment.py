@@ -276,10 +276,7 @@ def mh_risk_difference(
     churners — :func:`uplift_table` reports :func:`mh_score_interval` instead. NaN when no
     stratum has both groups.
     """
-    x1, n1 = np.asarray(control_churned, dtype=float), np.asarray(control_n, dtype=float)
-    x0, n0 = np.asarray(outreach_churned, dtype=float), np.asarray(outreach_n, dtype=float)
-    usable = (n1 > 0) & (n0 > 0)
-    x1, n1, x0, n0 = x1[usable], n1[usable], x0[usable], n0[usable]
+    x1, n1, x0, n0 = _usable_strata(control_churned, control_n, outreach_churned, outreach_n)
     if not len(n1):
         return (math.nan,) * 5
     total = n1 + n0
@@ -293,6 +290,14 @@ def mh_risk_difference(
     if se == 0:
         return rd, 0.0, rd, rd, (1.0 if rd == 0 else 0.0)
     return rd, se, max(rd - z * se, -1.0), min(rd + z * se, 1.0), float(2 * norm.sf(abs(rd) / se))
+
+
+def _usable_strata(*counts: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(control churned, control n, outreach churned, outreach n) as floats, keeping only the
+    strata where both groups have accounts (the others weigh nothing)."""
+    x1, n1, x0, n0 = (np.asarray(c, dtype=float) for c in counts)
+    usable = (n1 > 0) & (n0 > 0)
+    return x1[usable], n1[usable], x0[usable], n0[usable]
 
 
 def _restricted_mle(x1: np.ndarray, n1: np.ndarray, x0: np.ndarray, n0: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -327,10 +332,7 @@ def mh_score_interval(
     """
     from scipy.optimize import brentq
 
-    x1, n1 = np.asarray(control_churned, dtype=float), np.asarray(control_n, dtype=float)
-    x0, n0 = np.asarray(outreach_churned, dtype=float), np.asarray(outreach_n, dtype=float)
-    usable = (n1 > 0) & (n0 > 0)
-    x1, n1, x0, n0 = x1[usable], n1[usable], x0[usable], n0[usable]
+    x1, n1, x0, n0 = _usable_strata(control_churned, control_n, outreach_churned, outreach_n)
     if not len(n1):
         return (math.nan,) * 3
     total = n1 + n0

@@ -679,15 +679,7 @@ def interaction_missing(interactions: pd.DataFrame, *, as_of: pd.Timestamp, conf
         }
     )
     frame = frame[(frame["baseline"] < 1) & frame["recent"].notna()].reset_index(drop=True)
-    pooled = (frame["recent"] * frame["n_recent"] + frame["baseline"] * frame["n_baseline"]) / (frame["n_recent"] + frame["n_baseline"])
-    se = np.sqrt(pooled * (1 - pooled) * (1 / frame["n_recent"] + 1 / frame["n_baseline"]))
-    rise = frame["recent"] - frame["baseline"]
-    z = (rise / se.where(se > 0)).fillna(0.0)
-    status = np.select(
-        [(rise >= config.missing_rise_alert) & (z >= config.z_threshold), (rise >= config.missing_rise_warn) & (z >= config.z_threshold)],
-        ["alert", "warn"],
-        default="ok",
-    )
+    status = _missing_rise_status(frame["recent"], frame["n_recent"], frame["baseline"], frame["n_baseline"], config)
     return pd.DataFrame(
         {
             "check": "missing",
@@ -705,21 +697,23 @@ def interaction_missing(interactions: pd.DataFrame, *, as_of: pd.Timestamp, conf
     )
 
 
+def _missing_rise_status(recent: pd.Series, n_recent: pd.Series, baseline: pd.Series, n_baseline: pd.Series, config: MonitorConfig) -> np.ndarray:
+    """ok/warn/alert per row: a missing-value rate that rose by a set amount *and* clearly
+    (two-proportion z-test against the pooled rate), so small samples do not cry wolf."""
+    pooled = (recent * n_recent + baseline * n_baseline) / (n_recent + n_baseline)
+    se = np.sqrt(pooled * (1 - pooled) * (1 / n_recent + 1 / n_baseline))
+    rise = recent - baseline
+    z = (rise / se.where(se > 0)).fillna(0.0)
+    clear = z >= config.z_threshold
+    return np.select([(rise >= config.missing_rise_alert) & clear, (rise >= config.missing_rise_warn) & clear], ["alert", "warn"], default="ok")
+
+
 def feature_missing(drift: pd.DataFrame, config: MonitorConfig = MonitorConfig()) -> pd.DataFrame:
     """Missing-value rate of each model feature now against the training reference."""
     if drift.empty:
         return pd.DataFrame(columns=DQ_COLUMNS)
     r, c = drift["missing_reference"].astype(float), drift["missing_current"].astype(float)
-    n, m = drift["n_reference"].astype(float), drift["n_current"].astype(float)
-    pooled = (r * n + c * m) / (n + m)
-    se = np.sqrt(pooled * (1 - pooled) * (1 / n + 1 / m))
-    z = ((c - r) / se.where(se > 0)).fillna(0.0)
-    rise = c - r
-    status = np.select(
-        [(rise >= config.missing_rise_alert) & (z >= config.z_threshold), (rise >= config.missing_rise_warn) & (z >= config.z_threshold)],
-        ["alert", "warn"],
-        default="ok",
-    )
+    status = _missing_rise_status(c, drift["n_current"].astype(float), r, drift["n_reference"].astype(float), config)
     return pd.DataFrame(
         {
             "check": "missing",
