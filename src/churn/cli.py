@@ -729,9 +729,13 @@ def score(
     data_end: DataEndOpt = None,
     engine: EngineOpt = "local",
     spark_master: MasterOpt = None,
+    playbook: Annotated[
+        Optional[Path], typer.Option("--playbook", help="Playbook TOML: driver family → suggested action; replaces the families it lists (default: the shipped one).")
+    ] = None,
 ) -> None:
     """Score every customer: risk list with reasons, outreach and control group, report."""
     from churn.config import ScoreConfig, to_utc
+    from churn.playbook import load_playbook
     from churn.tracking import configure, load_model
     from churn.workflow import data_end_of, score_run
 
@@ -742,6 +746,7 @@ def score(
         rank_by=rank_by, max_exact_reasons=max_exact_reasons,  # type: ignore[arg-type]
     )
     settings = _settings(data, config, date_format=date_format, data_end=data_end)
+    book = load_playbook(playbook)  # before the model: a typo in the playbook fails at once
     if model.startswith(("models:/", "runs:/")):  # a joblib bundle needs no MLflow store
         _quiet_mlflow()
         configure()
@@ -751,7 +756,7 @@ def score(
     with console.status(f"Scoring customers at {cutoff:%Y-%m-%d} with {label}…"):
         result = score_run(
             data, as_of=cutoff, model=churn_model, model_label=label, out_dir=out, config=score_config, spark=spark,
-            settings=settings, allow_stale=allow_stale_data,
+            settings=settings, allow_stale=allow_stale_data, playbook=book,
         )
     r = result.record
     console.print(f"Data ends {r['data_end']}" + (f"; [bold yellow]{r['warning']}[/]" if r.get("warning") else "."))
