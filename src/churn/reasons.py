@@ -102,34 +102,42 @@ def order_reasons(
     k = min(k, p)
     if n == 0 or k == 0:
         return np.full((n, k), -1, dtype=np.int64), np.full((n, k), np.nan)
-    raw = np.where(usable, np.nan_to_num(scores, nan=0.0), 0.0)
-    positive = usable & (raw > 0)
-    shown = positive.copy()
-    for cols in groups or []:
-        sub = np.where(positive[:, cols], raw[:, cols], -np.inf)
-        keep = np.zeros_like(sub, dtype=bool)
-        keep[np.arange(n), sub.argmax(axis=1)] = True
-        shown[:, cols] &= keep
+    raw = np.where(usable, scores, 0.0)
+    raw[np.isnan(raw)] = 0.0
+    candidate = raw > 0
 
     families, family_of = np.unique(np.asarray(drivers, dtype=object), return_inverse=True)
     onehot = np.eye(len(families))[family_of]  # p × F
-    actionable_family = np.isin(families, list(ACTIONABLE_DRIVERS))
+    actionable = np.isin(families, list(ACTIONABLE_DRIVERS))
     total = raw @ onehot  # each family's summed contribution
-    eligible = ((shown @ onehot) > 0) & actionable_family
-    lead_family = np.where(eligible.any(axis=1), np.where(eligible, total, -np.inf).argmax(axis=1), -1)
-    in_lead = shown & (family_of[None, :] == lead_family[:, None])
-    lead = np.where(in_lead, raw, -np.inf).argmax(axis=1)
-    is_lead = np.zeros_like(shown)
-    is_lead[np.arange(n), lead] = in_lead[np.arange(n), lead]
+    eligible = ((np.maximum(raw, 0.0) @ onehot) > 0) & actionable
+    lead_family = np.where(eligible, total, -np.inf).argmax(axis=1)
+    lead = np.where(candidate & (family_of[None, :] == lead_family[:, None]), raw, -np.inf).argmax(axis=1)
+    has_lead = eligible.any(axis=1)
 
     # one sortable key: the lead first, then actionable, then context, each by size
-    step = float(raw[shown].max()) + 1.0 if shown.any() else 1.0
-    key = raw + step * (actionable_family[family_of][None, :].astype(float) + is_lead.astype(float))
-    key = np.where(shown, key, -np.inf)
-    idx = np.argpartition(-key, k - 1, axis=1)[:, :k] if p > k else np.tile(np.arange(p), (n, 1))
-    order = np.argsort(-np.take_along_axis(key, idx, axis=1), axis=1, kind="stable")
-    idx = np.take_along_axis(idx, order, axis=1)
+    step = float(raw.max()) + 1.0
+    key = raw + step * actionable[family_of].astype(float)
+    key[~candidate] = -np.inf
+    key[np.flatnonzero(has_lead), lead[has_lead]] += step
+
+    # Take enough of the best to keep k after dropping a measure's weaker windows: they share
+    # the family (so the tier) of the strongest, which therefore comes first.
+    gid = np.arange(p)
+    for g, cols in enumerate(groups or []):
+        gid[cols] = p + g
+    width = max([1, *(len(c) for c in groups or [])])
+    m = min(p, k * width)
+    idx = np.argpartition(-key, m - 1, axis=1)[:, :m] if p > m else np.tile(np.arange(p), (n, 1))
+    idx = np.take_along_axis(idx, np.argsort(-np.take_along_axis(key, idx, axis=1), axis=1, kind="stable"), axis=1)
     found = np.isfinite(np.take_along_axis(key, idx, axis=1))
+    if width > 1:
+        g = gid[idx]
+        for j in range(1, m):
+            found[:, j] &= ~(g[:, :j] == g[:, j : j + 1]).any(axis=1)
+        keep = np.argsort(~found, axis=1, kind="stable")[:, :k]
+        idx, found = np.take_along_axis(idx, keep, axis=1), np.take_along_axis(found, keep, axis=1)
+    idx, found = idx[:, :k], found[:, :k]
     return np.where(found, idx, -1), np.where(found, np.take_along_axis(raw, idx, axis=1), np.nan)
 
 
