@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/score.py
 	$(BIN)/python benchmarks/spark.py
+	$(BIN)/python benchmarks/reasons.py
 
 clean:
 	rm -rf $(VENV) data/demo mlflow.db mlartifacts
