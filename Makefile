@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python benchmarks/monitor.py
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/serve.py
+	$(BIN)/python benchmarks/reasons.py
 
 clean:
 	rm -rf $(VENV) data/demo mlflow.db mlartifacts

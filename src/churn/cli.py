@@ -745,9 +745,13 @@ def score(
     engine: EngineOpt = "local",
     spark_master: MasterOpt = None,
     fail_on: FailOnOpt = None,
+    playbook: Annotated[
+        Optional[Path], typer.Option("--playbook", help="Playbook TOML: driver family → suggested action; replaces the families it lists (default: the shipped one).")
+    ] = None,
 ) -> None:
     """Score every customer: risk list with reasons, outreach and control group, report."""
     from churn.config import ScoreConfig, to_utc
+    from churn.playbook import load_playbook
     from churn.tracking import configure, load_model
     from churn.workflow import data_end_of, score_run
 
@@ -758,6 +762,7 @@ def score(
         rank_by=rank_by, max_exact_reasons=max_exact_reasons,  # type: ignore[arg-type]
     )
     settings = _settings(data, config, date_format=date_format, data_end=data_end)
+    book = load_playbook(playbook)  # before the model: a typo in the playbook fails at once
     if model.startswith(("models:/", "runs:/")):  # a joblib bundle needs no MLflow store
         _quiet_mlflow()
         configure()
@@ -767,7 +772,7 @@ def score(
     with console.status(f"Scoring customers at {cutoff:%Y-%m-%d} with {label}…"):
         result = score_run(
             data, as_of=cutoff, model=churn_model, model_label=label, out_dir=out, config=score_config, spark=spark,
-            settings=settings, allow_stale=allow_stale_data,
+            settings=settings, allow_stale=allow_stale_data, playbook=book,
         )
     r = result.record
     console.print(f"Data ends {r['data_end']}" + (f"; [bold yellow]{r['warning']}[/]" if r.get("warning") else "."))
@@ -954,6 +959,9 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
     history_runs: Annotated[int, typer.Option(min=1, help="Past runs kept in memory for each account's score trend.")] = 12,
     access_log: Annotated[bool, typer.Option(help="Log every request (method, path, status).")] = True,
+    playbook: Annotated[
+        Optional[Path], typer.Option("--playbook", help="Playbook TOML for POST /score's suggested actions, as for churn score (default: the shipped one).")
+    ] = None,
 ) -> None:
     """Serve the risk list: a REST API for CRMs and web pages for customer-success teams.
 
@@ -962,14 +970,16 @@ def serve(
 
     import uvicorn
 
+    from churn.playbook import load_playbook
     from churn.serve import ServeSettings, create_app
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     _quiet_mlflow()
     if data is not None and not data.is_dir():
         raise UsageError(f"--data {data}: no such folder")
+    load_playbook(playbook)  # a typo in the playbook fails at start-up, not on the first request
     api_key = os.environ.get("CHURN_API_KEY") or None
-    settings = ServeSettings(scores_dir=scores, model_ref=model, data_dir=data, api_key=api_key, history_runs=history_runs)
+    settings = ServeSettings(scores_dir=scores, model_ref=model, data_dir=data, api_key=api_key, history_runs=history_runs, playbook=playbook)
     with console.status(f"Loading {model} and indexing the latest run in {scores}…"):
         api = create_app(settings)
     service = api.state.service

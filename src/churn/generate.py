@@ -39,16 +39,29 @@ model is a fair baseline, not the truth)::
          + 1.0·[low engagement] − 0.5·[enterprise] + N(0, 0.35)
 
 which gives 2–4 % monthly churn.
+
+Ground truth for the reasons. ``GeneratedData.causes`` records, for every account still a
+customer at the start of a month, the terms of that month's logit: ``effort`` (the tanh
+term), ``monthly_contract`` (0.75), ``price_rise`` (the rise term), ``low_engagement``
+(1.0), ``enterprise`` (−0.5) and ``noise``, with ``logit`` and ``hazard``. The *dominant
+planted cause* is the largest positive of the four causes, and its driver family
+(:data:`CAUSE_FAMILIES`) is what a correct lead reason names: effort → ``support_effort``,
+low engagement → ``usage``, price rise → ``billing``, monthly contract → ``contract``
+(context: nothing an agent can change on a call). The state behind row ``month_start = T``
+is the end of the month before T, so it is exactly what a model scoring at cutoff T may
+know. The causes are never written to a data folder: the product must not see them.
+Recording them draws no random number, so a seed gives the same business as before.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from churn.config import ASYNC_CHANNELS, to_utc
+from churn.registry import ACTIONABLE_DRIVERS
 
 NS_PER_DAY = 86_400 * 10**9
 NEVER = np.iinfo(np.int64).max
@@ -86,11 +99,26 @@ EVENT_TYPES = np.array(["login", "feature_use", "support_contact", "survey", "in
 (LOGIN, FEATURE_USE, SUPPORT, SURVEY, INVOICE) = range(5)
 
 
+#: The planted causes of churn and the driver family (``churn.registry.DRIVERS``) each one
+#: belongs to: what a correct reason for it would name.
+CAUSE_FAMILIES: dict[str, str] = {
+    "effort": "support_effort",
+    "low_engagement": "usage",
+    "price_rise": "billing",
+    "monthly_contract": "contract",
+}
+#: Hazard components recorded per account and month (the causes, then the rest of the logit).
+COMPONENTS = (*CAUSE_FAMILIES, "enterprise", "noise")
+
+
 @dataclass(frozen=True)
 class GeneratedData:
     accounts: pd.DataFrame
     interactions: pd.DataFrame
     attribute_history: pd.DataFrame
+    #: Ground truth the product never sees (not written by :func:`write`): per account and
+    #: month, the hazard's components and the dominant planted cause (:func:`causes_frame`).
+    causes: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     #: Attributes that never change after signup (written to the data folder's churn.toml).
     STATIC_ATTRIBUTES = ("plan", "contract", "segment", "region")
@@ -171,7 +199,7 @@ def generate(
     next_case = 0
 
     # Customers from before the history starts can churn in its first month too.
-    _draw_churn(rng, np.flatnonzero(existing), s, annual, price_rise_month, engagement, segment, -10, churn_at, bounds[0], bounds[1])
+    hazards = [(bounds[0], _draw_churn(rng, np.flatnonzero(existing), s, annual, price_rise_month, engagement, segment, -10, churn_at, bounds[0], bounds[1]))]
 
     for m in range(months):
         ms, me = bounds[m], bounds[m + 1]
@@ -311,7 +339,7 @@ def generate(
         # --- dissatisfaction and churn in the next month
         s[active] = 0.7 * s[active] + effort
         if m + 1 < months:
-            _draw_churn(rng, active, s, annual, price_rise_month, engagement, segment, m, churn_at, me, bounds[m + 2])
+            hazards.append((me, _draw_churn(rng, active, s, annual, price_rise_month, engagement, segment, m, churn_at, me, bounds[m + 2])))
 
     signup = signup // 10**9 * 10**9
     churn_at = np.where(churn_at == NEVER, NEVER, churn_at // 10**9 * 10**9)
@@ -339,7 +367,8 @@ def generate(
     # a rise in the month of signup: the first price already includes it
     history = history.drop_duplicates(["account_id", "valid_from"], keep="last")
     history = history.sort_values(["account_id", "valid_from"], kind="stable").reset_index(drop=True)
-    return GeneratedData(accounts=accounts, interactions=interactions, attribute_history=history)
+    causes = causes_frame(hazards, accounts["account_id"])
+    return GeneratedData(accounts=accounts, interactions=interactions, attribute_history=history, causes=causes)
 
 
 def _draw_churn(
@@ -354,23 +383,60 @@ def _draw_churn(
     churn_at: np.ndarray,
     lo: int,
     hi: int,
-) -> None:
-    """Draw who churns in [lo, hi) from the planted monthly hazard (see module docstring)."""
+) -> dict[str, np.ndarray]:
+    """Draw who churns in [lo, hi) from the planted monthly hazard (see module docstring);
+    returns the hazard's components for the accounts still at risk (``acc`` = their index)."""
     still = churn_at[active] == NEVER
     monthly = ~annual[active]
     low_engagement = engagement[active] * np.exp(-0.6 * s[active]) < 0.45
     recent_rise = (month - price_rise_month[active]) <= 1
-    logit = (
-        -5.1
-        + 2.6 * np.tanh(s[active] / 1.8) * np.where(monthly, 1.0, 0.5)
-        + 0.75 * monthly
-        + recent_rise * np.where(low_engagement, 1.6, 0.4)
-        + 1.0 * low_engagement
-        - 0.5 * (segment[active] == 2)
-        + rng.normal(0, 0.35, len(active))
-    )
+    parts = {
+        "effort": 2.6 * np.tanh(s[active] / 1.8) * np.where(monthly, 1.0, 0.5),
+        "monthly_contract": 0.75 * monthly,
+        "price_rise": recent_rise * np.where(low_engagement, 1.6, 0.4),
+        "low_engagement": 1.0 * low_engagement,
+        "enterprise": -0.5 * (segment[active] == 2),
+        "noise": rng.normal(0, 0.35, len(active)),
+    }
+    logit = -5.1  # summed in the original order, so the draws (and the data) stay bit-identical
+    for name in ("effort", "monthly_contract", "price_rise", "low_engagement", "enterprise", "noise"):
+        logit = logit + parts[name]
     churns = still & (rng.random(len(active)) < 1 / (1 + np.exp(-logit)))
     churn_at[active[churns]] = lo + (rng.random(int(churns.sum())) * (hi - lo)).astype(np.int64)
+    return {"acc": active[still], **{k: v[still] for k, v in parts.items()}, "logit": logit[still]}
+
+
+def causes_frame(hazards: list[tuple[int, dict[str, np.ndarray]]], account_ids: pd.Series) -> pd.DataFrame:
+    """One row per account still a customer at the start of a month: the components of its
+    churn logit for that month (computed from the state at the end of the month before),
+    and the planted cause contributing most.
+
+    ``dominant_cause`` is the largest *positive* component among :data:`CAUSE_FAMILIES`
+    ("none" when none is positive: the account's risk is the baseline and noise);
+    ``dominant_family`` is its driver family and ``actionable`` whether a team can act on it
+    (everything but the monthly contract)."""
+    ids = account_ids.to_numpy()
+    acc = np.concatenate([h["acc"] for _, h in hazards])
+    month = np.concatenate([np.full(len(h["acc"]), lo, dtype=np.int64) for lo, h in hazards])
+    parts = {name: np.concatenate([h[name] for _, h in hazards]).astype(float) for name in COMPONENTS}
+    causes = np.column_stack([parts[c] for c in CAUSE_FAMILIES]).reshape(len(acc), len(CAUSE_FAMILIES))
+    top = causes.argmax(axis=1) if len(acc) else np.zeros(0, dtype=np.int64)
+    best = np.where(causes[np.arange(len(acc)), top] > 0, top, len(CAUSE_FAMILIES))  # last = "none"
+    names = np.array([*CAUSE_FAMILIES, "none"], dtype=object)
+    families = np.array([*CAUSE_FAMILIES.values(), "none"], dtype=object)
+    frame = pd.DataFrame(
+        {
+            "account_id": pd.array(ids[acc], dtype="str"),
+            "month_start": pd.to_datetime(month, utc=True),
+            **parts,
+            "logit": np.concatenate([h["logit"] for _, h in hazards]).astype(float),
+            "dominant_cause": pd.Categorical(names[best], categories=list(names)),
+            "dominant_family": pd.Categorical(families[best], categories=list(dict.fromkeys(families))),
+        }
+    )
+    frame["hazard"] = 1.0 / (1.0 + np.exp(-frame["logit"]))
+    frame["actionable"] = frame["dominant_family"].isin(list(ACTIONABLE_DRIVERS)).to_numpy()
+    return frame.sort_values(["month_start", "account_id"], kind="stable").reset_index(drop=True)
 
 
 def _interactions_frame(

@@ -24,7 +24,7 @@ from churn.events import Events, ratio
 if TYPE_CHECKING:  # pragma: no cover
     from churn.features import FeatureSpec
 
-UnitKind = Literal["count", "days", "seconds", "percent", "change_percent", "flag", "money", "change_money", "ratio", "score", "change", "rate", "number"]
+UnitKind = Literal["count", "days", "seconds", "percent", "change_percent", "flag", "money", "change_money", "ratio", "score", "change", "rate", "number", "category"]
 
 #: Driver families a customer-success team can act on in a call; the rest is context.
 ACTIONABLE_DRIVERS = frozenset({"support_effort", "usage", "survey", "billing"})
@@ -68,6 +68,18 @@ def _number(v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.1f}" if abs(v) >= 10 else f"{v:.2g}"
 
 
+def _days(v: float) -> str:
+    """Days as people say them: "1 day", "45 days", "5 months", "2.5 years"."""
+    if v < 1:
+        return "less than a day"
+    if v < 60.5:
+        n = round(v)
+        return "1 day" if n == 1 else f"{n} days"
+    if v < 730:
+        return f"{round(v / 30.44)} months"
+    return f"{v / 365.25:.1f} years".replace(".0 years", " years")
+
+
 def _duration(seconds: float) -> str:
     s = abs(float(seconds))
     if s < 90:
@@ -104,10 +116,7 @@ class Unit:
         if self.kind == "rate":
             return f"{_number(round(v, 1))} {self.singular if round(v, 1) == 1 else self.plural} a month"
         if self.kind == "days":
-            if v < 1:
-                return "less than a day"
-            n = round(v)
-            return f"{n:,} day" if n == 1 else f"{n:,} days"
+            return _days(v)
         if self.kind == "seconds":
             return _duration(v)
         if self.kind == "percent":
@@ -125,8 +134,20 @@ class Unit:
         if self.kind == "score":
             return f"{_number(round(v, 1))} of {self.top:g}" if self.top is not None else _number(v)
         if self.kind == "change":
-            return f"{v:+.1f}".replace(".0", "")
+            text = "0" if abs(v) < 0.05 else f"{v:+.1f}".removesuffix(".0")
+            return f"{text} {self.singular if abs(v) == 1 else self.plural}" if self.plural else text
         return _number(v)
+
+    def typical(self, value: object) -> str:
+        """The value as a yardstick: like :meth:`format`, but zero reads "none" for counts
+        and rates, and "no change" for changes ("typical: none", not "typical: no times")."""
+        if isinstance(value, (int, float, np.integer, np.floating)) and not np.isnan(value):
+            zero = round(float(value), 1) == 0
+            if zero and self.kind in ("count", "rate"):
+                return "none"
+            if zero and self.kind in ("change", "change_percent", "change_money"):
+                return "no change"
+        return self.format(value)
 
     @property
     def placeholder(self) -> str:
@@ -142,7 +163,8 @@ class Unit:
             "change_money": "±N",
             "ratio": "×N",
             "score": f"N of {self.top:g}" if self.top is not None else "N",
-            "change": "±N",
+            "change": f"±N {self.plural}".strip(),
+            "category": "…",
         }.get(self.kind, "N")
 
 
@@ -202,6 +224,28 @@ def attribute_driver(name: str) -> str:
     return "account"
 
 
+#: Attribute names read as context phrases ("on a monthly contract"), by name; others read
+#: "plan: basic" or, for numbers, "mrr 283" (a reason always adds what is typical).
+ATTRIBUTE_PHRASES: dict[str, str] = {
+    "contract": "on a {v} contract",
+    "plan": "on the {v} plan",
+    "tier": "on the {v} tier",
+    "segment": "in the {v} segment",
+    "region": "in the {v} region",
+    "country": "in {v}",
+    "mrr": "monthly revenue {v}",
+    "arr": "annual revenue {v}",
+}
+
+
+def attribute_text(name: str, *, categorical: bool) -> str:
+    """The context phrase for an account attribute."""
+    phrase = ATTRIBUTE_PHRASES.get(name.lower())
+    if phrase:
+        return phrase
+    return f"{_label(name)}: {{v}}" if categorical else f"{_label(name)} {{v}}"
+
+
 def registry(spec: "FeatureSpec", config: FeatureConfig = FeatureConfig()) -> list[Feature]:
     """Every feature :func:`churn.features.build_features` produces for ``spec``, in column order."""
     out: list[Feature] = []
@@ -232,7 +276,9 @@ def registry(spec: "FeatureSpec", config: FeatureConfig = FeatureConfig()) -> li
         add(f"{et}_per_month_90d", "activity", driver, "{v} over the last 90 days as a customer", d, Unit("rate", one, many),
             lambda e, j=j: e.per_month(e.count((e.etype == j) & e.within(90)), 90))
         if multiple_types:
-            add(f"share_{et}_90d", "activity", driver, f"{{v}} of all activity in the last 90 days was {many}", d, pct,
+            # Invoices are sent, not done: their share of all activity rises as use falls, so it
+            # is a usage signal (a price review would be the wrong call for an idle account).
+            add(f"share_{et}_90d", "activity", "usage" if driver == "billing" else driver, f"{{v}} of all activity in the last 90 days was {many}", d, pct,
                 lambda e, j=j: ratio(e.count((e.etype == j) & e.within(90)), e.count(e.within(90))))
 
     # ---- channels
@@ -295,7 +341,7 @@ def registry(spec: "FeatureSpec", config: FeatureConfig = FeatureConfig()) -> li
                 lambda e, s=survey: e.latest(e.surveys[s], ~np.isnan(e.surveys[s])), (survey,))
             add(f"{survey}_mean_365d", "voice", "survey", f"average {up} {{v}} over the last year", -1, scale,
                 lambda e, s=survey: e.reduce(e.surveys[s], ~np.isnan(e.surveys[s]) & e.within(365), "mean"), (survey,))
-            add(f"{survey}_trend", "voice", "survey", f"{up} moved by {{v}} points (last 90 days vs. the 9 months before)", -1, Unit("change"),
+            add(f"{survey}_trend", "voice", "survey", f"{up} moved by {{v}} (last 90 days vs. the 9 months before)", -1, Unit("change", "point", "points"),
                 lambda e, s=survey: e.reduce(e.surveys[s], ~np.isnan(e.surveys[s]) & e.within(90), "mean")
                 - e.reduce(e.surveys[s], ~np.isnan(e.surveys[s]) & ~e.within(90) & e.within(365), "mean"), (survey,))
     if spec.has("nps"):
@@ -332,9 +378,9 @@ def registry(spec: "FeatureSpec", config: FeatureConfig = FeatureConfig()) -> li
 
     # ---- account attributes (values from the attribute history, static, or the export)
     for col in spec.numeric_attributes:
-        add(col, "attribute", attribute_driver(col), f"{_label(col)} is {{v}}", 0)
+        add(col, "attribute", attribute_driver(col), attribute_text(col, categorical=False), 0)
     for col, _ in spec.categorical_attributes:
-        add(col, "attribute", attribute_driver(col), f"{_label(col)} is {{v}}", 0, Unit("number"))
+        add(col, "attribute", attribute_driver(col), attribute_text(col, categorical=True), 0, Unit("category"))
     return out
 
 

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from churn.evaluate import METRIC_LABELS
 from churn.io import write_text
+from churn.registry import ACTIONABLE_DRIVERS, DRIVERS
 
 
 def _png(fig: Figure) -> str:
@@ -82,23 +83,50 @@ def calibration_chart(evaluation: dict) -> str | None:
     return _png(fig)
 
 
-def driver_summary(risk: pd.DataFrame, descriptions: dict[str, str], top: int = 10) -> pd.DataFrame:
-    """How often each feature is a reason among the accounts people act on."""
+def driver_summary(risk: pd.DataFrame, descriptions: dict[str, str], top: int = 3) -> pd.DataFrame:
+    """Lead reasons of the accounts people act on (flagged or high band), by driver family:
+    actionable families first, each with its most common lead features.
+
+    Columns: ``family``, ``meaning``, ``actionable``, ``accounts`` (whose lead reason is in
+    the family), ``share`` of those acted-on accounts with a reason, ``features`` (list of
+    ``{"feature", "description", "accounts"}``, most common first, at most ``top``)."""
     acted = risk[risk["outreach"] | risk["control"] | (risk["risk_band"] == "high")]
-    names = acted["reason_features"].str.split(",").explode()
-    names = names[names.notna() & (names != "")]
-    counts = names.value_counts().head(top)
-    return pd.DataFrame(
-        {"feature": counts.index, "driver": [descriptions.get(n, n) for n in counts.index], "accounts": counts.to_numpy()}
-    )
+    lead = pd.DataFrame({"feature": acted["reason_features"].astype("str").str.split(",").str[0].fillna("")})
+    if "reason_drivers" in acted.columns:
+        lead["family"] = acted["reason_drivers"].astype("str").str.split(",").str[0].fillna("").to_numpy()
+    else:  # a run scored before reasons named their driver family
+        lead["family"] = "unknown"
+    lead = lead[lead["feature"] != ""]
+    columns = ["family", "meaning", "actionable", "accounts", "share", "features"]
+    if lead.empty:
+        return pd.DataFrame(columns=columns)
+    counts = lead.groupby(["family", "feature"]).size().rename("accounts").reset_index()
+    counts = counts.sort_values(["family", "accounts", "feature"], ascending=[True, False, True], kind="stable")
+    rows = []
+    for family, part in counts.groupby("family", sort=False):
+        rows.append(
+            {
+                "family": family,
+                "meaning": DRIVERS.get(str(family), ""),
+                "actionable": family in ACTIONABLE_DRIVERS,
+                "accounts": int(part["accounts"].sum()),
+                "share": float(part["accounts"].sum() / len(lead)),
+                "features": [
+                    {"feature": f, "description": descriptions.get(f, f), "accounts": int(c)} for f, c in zip(part["feature"].head(top), part["accounts"].head(top))
+                ],
+            }
+        )
+    out = pd.DataFrame(rows, columns=columns)
+    return out.sort_values(["actionable", "accounts", "family"], ascending=[False, False, True], kind="stable").reset_index(drop=True)
 
 
 def drivers_chart(drivers: pd.DataFrame) -> str | None:
     if drivers.empty:
         return None
     fig, ax = _fig(6.5, 0.35 * len(drivers) + 1.2)
-    ax.barh(drivers["feature"][::-1], drivers["accounts"][::-1], color="#55a868")
-    ax.set(xlabel="Accounts with this among their top reasons", title="Main drivers (flagged and high-risk accounts)")
+    colors = np.where(drivers["actionable"].to_numpy(dtype=bool), "#55a868", "#b0b0b0")
+    ax.barh(drivers["family"][::-1], drivers["accounts"][::-1], color=colors[::-1])
+    ax.set(xlabel="Accounts whose lead reason is in this family", title="Lead reasons by driver (flagged and high-risk accounts)")
     return _png(fig)
 
 

@@ -7,17 +7,17 @@ measured (held out for its whole horizon across weekly runs: :mod:`churn.experim
 each account gets up to three plain-language reasons and a suggested action; and the list
 is compared with the previous run.
 
-Reasons. Exact per-row contributions (LightGBM TreeSHAP, ``pred_contrib``) cost ~90× a
-prediction, so they are computed for the accounts people act on — the outreach list and
-control group first, then the high band — up to ``max_exact_reasons`` rows, in chunks.
-The long tail gets a cheaper attribution: each feature's deviation from its training
-median (in interquartile ranges), signed by the catalogue's risk direction and weighted by
-the model's gain importance. The ``reason_method`` column says which one each row got.
+Reasons (:mod:`churn.reasons`). Exact per-row contributions (LightGBM TreeSHAP,
+``pred_contrib``) cost ~90× a prediction, so they are computed for the accounts people act
+on — the outreach list and control group first, then the high band — up to
+``max_exact_reasons`` rows, in chunks. The long tail gets a cheaper attribution (deviation
+from the training median). Actionable drivers lead; every reason quotes what is typical.
+The ``reason_method`` column says which attribution each row got. The suggested action is
+the playbook's (:mod:`churn.playbook`) for the lead reason's driver family.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +26,9 @@ import pandas as pd
 from churn import runs
 from churn.config import ScoreConfig
 from churn.experiment import assign_controls
-from churn.features import FeatureInfo
 from churn.model import ChurnModel
+from churn.playbook import Playbook, default_playbook
+from churn.reasons import Reasons, deviation_scores, exact_contributions, explain, gain_shares  # noqa: F401  (re-exported)
 
 RISK_LIST_COLUMNS = [
     "account_id",
@@ -42,10 +43,13 @@ RISK_LIST_COLUMNS = [
     "outreach",
     "control",
     "suggested_action",
+    "action_wording",
     "reason_1",
     "reason_2",
     "reason_3",
     "reason_features",
+    "reason_drivers",
+    "reason_contributions",
     "reason_method",
     "previous_probability",
     "probability_change",
@@ -54,38 +58,8 @@ RISK_LIST_COLUMNS = [
     "assigned_as_of",
 ]
 
-#: Main driver → what to do about it. Matched on the feature name's prefix, first match wins.
-ACTIONS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (
-        ("long_waits", "wait_", "repeat_contacts", "channel_switches", "transfers", "unresolved", "cases_", "n_support_contact", "days_since_last_support", "trend_support", "handle_", "distinct_channels", "assisted_share", "n_channel_"),
-        "Proactive callback by a senior agent to resolve open issues in one contact",
-    ),
-    (("ces_", "csat_", "nps_", "days_since_survey", "n_survey", "days_since_last_survey", "trend_survey"), "Follow up on the survey feedback with the account owner"),
-    (("price_", "amount_", "spend_change", "mrr", "plan", "n_invoice", "days_since_last_invoice", "trend_invoice"), "Plan review: right-size the plan or offer a loyalty price"),
-    (("contract",), "Offer an annual contract with a discount"),
-    (("tenure_days",), "Early-life check-in by customer success"),
-    (("n_", "days_since_last", "trend_"), "Onboarding or training session to bring usage back"),
-)
-DEFAULT_ACTION = "Account review by customer success"
 CONTROL_ACTION = "Do not contact (control group)"
-
-
-def main_driver(reason_features: str, model: ChurnModel) -> str | None:
-    """The first reason something can be done about: behaviour before static attributes
-    (a monthly contract raises risk, but the repeat contacts are what to fix)."""
-    names = [f for f in reason_features.split(",") if f]
-    static = set(model.spec.numeric_attributes) | {c for c, _ in model.spec.categorical_attributes} | {"tenure_days"}
-    behavioural = [f for f in names if f not in static]
-    return (behavioural or names or [None])[0]
-
-
-def suggest_action(feature: str | None) -> str:
-    if not feature:
-        return DEFAULT_ACTION
-    for prefixes, action in ACTIONS:
-        if feature.startswith(prefixes):
-            return action
-    return DEFAULT_ACTION
+CONTROL_WORDING = "Held out as the control group: no outreach until its horizon has passed, so the effect of outreach can be measured."
 
 
 # --------------------------------------------------------------------------- ranking
@@ -145,116 +119,6 @@ def assign_outreach(frame: pd.DataFrame, config: ScoreConfig, prior: pd.DataFram
     return assign_controls(frame, prior, as_of=as_of, capacity=config.capacity, share=config.control_share, seed=config.seed)
 
 
-# --------------------------------------------------------------------------- reasons
-
-
-def _top_positive(scores: np.ndarray, usable: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Column indices of the k largest positive usable scores per row (−1 where fewer)."""
-    s = np.where(usable & (scores > 0), scores, -np.inf)
-    k = min(k, s.shape[1])
-    idx = np.argpartition(-s, k - 1, axis=1)[:, :k] if s.shape[1] > k else np.tile(np.arange(s.shape[1]), (len(s), 1))
-    vals = np.take_along_axis(s, idx, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    idx, vals = np.take_along_axis(idx, order, axis=1), np.take_along_axis(vals, order, axis=1)
-    return np.where(np.isfinite(vals), idx, -1), vals
-
-
-def exact_contributions(model: ChurnModel, prepared: pd.DataFrame, chunk_rows: int) -> np.ndarray:
-    """TreeSHAP log-odds contributions for already-prepared rows, chunk by chunk (bounded
-    memory; LightGBM spreads each chunk over all cores)."""
-    parts = [
-        np.asarray(model.booster.predict(prepared.iloc[i : i + chunk_rows], pred_contrib=True))[:, :-1]
-        for i in range(0, len(prepared), chunk_rows)
-    ]
-    return np.vstack(parts) if parts else np.zeros((0, len(model.feature_names)))
-
-
-def gain_shares(model: ChurnModel) -> np.ndarray:
-    """Each feature's share of the model's total gain, in the model's column order."""
-    importance = model.importance().reindex(model.feature_names).fillna(0.0).to_numpy()
-    return importance / importance.sum() if importance.sum() > 0 else importance
-
-
-def deviation_scores(model: ChurnModel, x: pd.DataFrame, infos: list[FeatureInfo], weight: np.ndarray) -> np.ndarray:
-    """Cheap attribution: direction × (value − training median) / spread × gain share."""
-    out = np.zeros(x.shape, dtype=float)
-    for j, info in enumerate(infos):
-        ref = model.reference.get(info.name)
-        if ref is None or info.direction == 0 or weight[j] == 0:
-            continue
-        v = pd.to_numeric(x.iloc[:, j], errors="coerce").to_numpy(dtype=float)
-        out[:, j] = info.direction * (v - ref["median"]) / ref["spread"] * weight[j]
-    return np.nan_to_num(out, nan=0.0)
-
-
-def _round_vec(v: np.ndarray, digits: np.ndarray) -> np.ndarray:
-    scale = 10.0 ** digits
-    return np.round(v * scale) / scale
-
-
-def _reason_texts(x: pd.DataFrame, column_idx: np.ndarray, infos: list[FeatureInfo]) -> np.ndarray:
-    """Sentence per row for the chosen feature column ("" where none), one format call per
-    distinct (feature, displayed value) — never one per row."""
-    out = np.full(len(column_idx), "", dtype=object)
-    for j in np.unique(column_idx[column_idx >= 0]):
-        rows = np.flatnonzero(column_idx == j)
-        values = x.iloc[rows, j]
-        if isinstance(values.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(values.dtype):
-            shown = values.astype("str").to_numpy()
-        else:
-            shown = _round_vec(values.to_numpy(dtype=float), _digits(values.to_numpy(dtype=float)))
-        uniques, inverse = np.unique(shown, return_inverse=True)
-        sentences = np.array([infos[j].explain(u) for u in uniques], dtype=object)
-        out[rows] = sentences[inverse]
-    return out
-
-
-def _digits(v: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        digits = np.where(np.abs(v) >= 10, 0, 1 - np.floor(np.log10(np.abs(v))))
-    return np.nan_to_num(digits, nan=0, posinf=0, neginf=0).astype(int)
-
-
-@dataclass
-class Reasons:
-    texts: np.ndarray  # rows × k sentences ("" where fewer reasons)
-    features: list[str]  # per row, comma-separated feature names
-    method: np.ndarray  # per row: tree_shap | deviation | none
-
-
-def explain(
-    model: ChurnModel, features: pd.DataFrame, exact_rows: np.ndarray, config: ScoreConfig
-) -> Reasons:
-    """Top risk-increasing reasons per row: exact for ``exact_rows``, cheap for the others."""
-    x = model.prepare(features)
-    infos = model.feature_infos()
-    n, k = len(x), config.top_reasons
-    top_idx = np.full((n, k), -1, dtype=np.int64)
-    method = np.full(n, "deviation", dtype=object)
-    usable = x.notna().to_numpy()  # a reason must describe a value the account really has
-    if exact_rows.any():
-        rows = np.flatnonzero(exact_rows)
-        contrib = exact_contributions(model, x.iloc[rows], config.reason_chunk_rows)
-        idx, _ = _top_positive(contrib, usable[rows], k)
-        top_idx[rows, : idx.shape[1]] = idx
-        method[rows] = "tree_shap"
-    rest = np.flatnonzero(~exact_rows)
-    weight = gain_shares(model)
-    for start in range(0, len(rest), config.reason_chunk_rows):
-        rows = rest[start : start + config.reason_chunk_rows]
-        idx, _ = _top_positive(deviation_scores(model, x.iloc[rows], infos, weight), usable[rows], k)
-        top_idx[rows, : idx.shape[1]] = idx
-    method[(top_idx < 0).all(axis=1)] = "none"
-
-    texts = np.full((n, k), "", dtype=object)
-    for pos in range(top_idx.shape[1]):
-        texts[:, pos] = _reason_texts(x, top_idx[:, pos], infos)
-    lookup = np.array([i.name for i in infos] + [""], dtype=object)  # index −1 → ""
-    columns = [pd.Series(lookup[top_idx[:, pos]], dtype="str") for pos in range(top_idx.shape[1])]
-    names = columns[0].str.cat(columns[1:], sep=",").str.strip(",") if len(columns) > 1 else columns[0]
-    return Reasons(texts, names.tolist(), method)
-
-
 # --------------------------------------------------------------------------- the list
 
 
@@ -296,12 +160,14 @@ def build_risk_list(
     previous: pd.DataFrame | None = None,
     probabilities: np.ndarray | None = None,
     prior: pd.DataFrame | None = None,
+    playbook: Playbook | None = None,
 ) -> tuple[pd.DataFrame, dict[str, object]]:
     """Score every account in ``features``; returns the risk list (sorted by rank) and notes.
 
     ``probabilities`` (aligned with ``features``) skips the prediction, e.g. when a cluster
     has already scored the rows. ``prior``: earlier runs' assignments still active at this
-    date (:func:`churn.experiment.active_assignments`), so control groups persist."""
+    date (:func:`churn.experiment.active_assignments`), so control groups persist.
+    ``playbook`` maps the lead reason's driver family to the action (default: the shipped one)."""
     p = model.predict_proba(features) if probabilities is None else np.asarray(probabilities, dtype=float)
     value, value_note = annual_value(features, accounts, config)
     frame = pd.DataFrame(
@@ -330,10 +196,12 @@ def build_risk_list(
     for i in range(3):
         frame[f"reason_{i + 1}"] = reasons.texts[:, i] if i < reasons.texts.shape[1] else ""
     frame["reason_features"] = reasons.features
+    frame["reason_drivers"] = reasons.drivers
+    frame["reason_contributions"] = reasons.contributions
     frame["reason_method"] = reasons.method
-    actions = {f: suggest_action(main_driver(f, model)) for f in frame["reason_features"].unique()}
-    frame["suggested_action"] = frame["reason_features"].map(actions)
-    frame.loc[frame["control"], "suggested_action"] = CONTROL_ACTION
+    book = playbook or default_playbook()
+    frame["suggested_action"], frame["action_wording"] = book.actions_for(reasons.lead_driver)
+    frame.loc[frame["control"], ["suggested_action", "action_wording"]] = [CONTROL_ACTION, CONTROL_WORDING]
 
     frame = pd.concat([frame, compare_with_previous(frame, previous)], axis=1)
     frame = frame.sort_values("rank").reset_index(drop=True)[RISK_LIST_COLUMNS]
@@ -341,6 +209,7 @@ def build_risk_list(
         "value": value_note,
         "exact_reasons": int(exact.sum()),
         "cheap_reasons": int((reasons.method == "deviation").sum()),
+        "playbook": book.source,
         "control_share": config.control_share,
         "capacity": config.capacity,
     }

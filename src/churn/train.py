@@ -189,16 +189,29 @@ def fit_churn_model(
     return model, FitInfo(len(rows), best_iteration, n_trees, calibrator.method, losses)
 
 
-def reference_values(train: pd.DataFrame, columns: list[str], categorical: set[str]) -> dict[str, dict[str, float]]:
-    """Training medians and spreads: the yardstick for the cheap reason attribution."""
-    ref = {}
+def reference_values(train: pd.DataFrame, columns: list[str], categorical: set[str]) -> dict[str, dict[str, object]]:
+    """What is typical in the training rows, stored with the model: the yardstick every
+    reason quotes ("typical: 3 min") and the scale of the cheap reason attribution.
+
+    Numeric columns: ``median`` and ``mean`` (0 when never known), ``spread`` (interquartile
+    range, else the standard deviation, else 1) and ``known`` (share of rows with a value;
+    for a yes/no feature ``mean`` is the share of yes). Categorical columns: ``shares``, the
+    share of rows in each category (most common first)."""
+    ref: dict[str, dict[str, object]] = {}
     for c in columns:
         if c in categorical:
+            shares = train[c].value_counts(normalize=True, dropna=True)
+            ref[c] = {"shares": {str(k): float(v) for k, v in shares.items()}}
             continue
         v = train[c].astype(float)
         q1, med, q3 = v.quantile([0.25, 0.5, 0.75]).to_numpy()
         spread = q3 - q1 if np.isfinite(q3 - q1) and q3 > q1 else (v.std() if v.std() > 0 else 1.0)
-        ref[c] = {"median": float(np.nan_to_num(med)), "spread": float(spread), "mean": float(np.nan_to_num(v.mean()))}
+        ref[c] = {
+            "median": float(np.nan_to_num(med)),
+            "spread": float(spread),
+            "mean": float(np.nan_to_num(v.mean())),
+            "known": float(v.notna().mean()) if len(v) else 0.0,
+        }
     return ref
 
 

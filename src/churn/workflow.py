@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
     from churn.gate import ChampionView
+    from churn.playbook import Playbook
     from churn.train import Evaluation
 
 
@@ -282,9 +283,11 @@ def score_run(
     uplift: UpliftConfig = UpliftConfig(),
     settings: DataSettings = DataSettings(),
     allow_stale: bool = False,
+    playbook: "Playbook | None" = None,
 ) -> ScoreOutputs:
     """Score, write the run, retention, outcomes, uplift and report. With ``spark``, features
     and probabilities are computed on the cluster and only the scored table comes back.
+    ``playbook`` picks the suggested actions (default: the one shipped with the package).
 
     Refuses an ``as_of`` after the end of the data (every account would look quiet since the
     export) unless ``allow_stale``; the run then carries a staleness warning. The whole run
@@ -295,7 +298,7 @@ def score_run(
         runs.migrate_legacy(out_dir)
         return _score_run(
             data_dir, as_of=as_of, model=model, model_label=model_label, out_dir=out_dir, config=config, spark=spark, uplift=uplift,
-            settings=settings, allow_stale=allow_stale,
+            settings=settings, allow_stale=allow_stale, playbook=playbook,
         )
 
 
@@ -311,6 +314,7 @@ def _score_run(
     uplift: UpliftConfig,
     settings: DataSettings,
     allow_stale: bool,
+    playbook: "Playbook | None" = None,
 ) -> ScoreOutputs:
     definition, fconfig = model_settings(model)
     data_end = data_end_of(data_dir, settings)
@@ -348,7 +352,9 @@ def _score_run(
         raise ValueError(f"no account is a customer at {as_of:%Y-%m-%d}: nothing to score")
     previous = previous_run(out_dir, as_of)
     prior = prior_assignments(out_dir, as_of, definition)
-    risk, notes = build_risk_list(features, model, config=config, accounts=accounts, previous=previous, probabilities=probabilities, prior=prior)
+    risk, notes = build_risk_list(
+        features, model, config=config, accounts=accounts, previous=previous, probabilities=probabilities, prior=prior, playbook=playbook
+    )
     winback = None if gone is None else lapsed_list(gone, accounts, data.attribute_history, as_of, config)
 
     scored_at = pd.Timestamp.now(tz="UTC")

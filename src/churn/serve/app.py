@@ -14,6 +14,7 @@ from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 
 from churn import __version__
+from churn.playbook import load_playbook
 from churn.serve.auth import ApiKeyMiddleware
 from churn.serve.deps import Service, strict_query
 from churn.serve.errors import install_error_handlers
@@ -48,7 +49,7 @@ def _load_model(settings: ServeSettings) -> tuple[ServingModel | None, str | Non
         return None, "no model configured: start the service with --model to score on demand", None
     fallback = settings.fallback_bundle if settings.model_ref == DEFAULT_MODEL else None
     try:
-        model, note = load_serving_model(settings.model_ref, fallback=fallback)
+        model, note = load_serving_model(settings.model_ref, fallback=fallback, playbook=load_playbook(settings.playbook))
     except ValueError as exc:
         log.warning("no model: %s", exc)
         return None, str(exc), None

@@ -11,6 +11,7 @@ from threadpoolctl import ThreadpoolController
 
 from churn.config import FeatureConfig
 from churn.features import FeatureSpec
+from churn.playbook import Playbook, default_playbook
 from churn.train import ChurnModel
 
 
@@ -22,11 +23,13 @@ class ServingModel:
     label: str
     spec: FeatureSpec
     feature_config: FeatureConfig
+    #: Lead driver family → suggested action, as in the weekly list.
+    playbook: Playbook = field(default_factory=default_playbook)
     _threads: ThreadpoolController = field(default_factory=ThreadpoolController, repr=False, compare=False)
 
     @classmethod
-    def wrap(cls, model: ChurnModel, label: str) -> ServingModel:
-        return cls(model, label, model.spec, model.feature_config)
+    def wrap(cls, model: ChurnModel, label: str, playbook: Playbook | None = None) -> ServingModel:
+        return cls(model, label, model.spec, model.feature_config, playbook or default_playbook())
 
     @contextmanager
     def one_thread(self) -> Iterator[None]:
@@ -42,7 +45,7 @@ class ServingModel:
         return None if v is None else str(v)
 
 
-def load_serving_model(ref: str, *, fallback: Path | None = None) -> tuple[ServingModel, str | None]:
+def load_serving_model(ref: str, *, fallback: Path | None = None, playbook: Playbook | None = None) -> tuple[ServingModel, str | None]:
     """Load ``ref`` like ``churn score --model`` does; if that fails and ``fallback`` exists,
     load the bundle instead. Returns the model and a note saying what happened (None when
     ``ref`` loaded). Raises ``ValueError`` with a clear message when nothing loads."""
@@ -52,9 +55,9 @@ def load_serving_model(ref: str, *, fallback: Path | None = None) -> tuple[Servi
         configure()
     try:
         model, label = load_model(ref)
-        return ServingModel.wrap(model, label), None
+        return ServingModel.wrap(model, label, playbook), None
     except ValueError as exc:
         if fallback is None or not Path(fallback).exists():
             raise
         model, label = load_model(str(fallback))
-        return ServingModel.wrap(model, label), f"{exc}; serving the bundle {fallback} instead"
+        return ServingModel.wrap(model, label, playbook), f"{exc}; serving the bundle {fallback} instead"

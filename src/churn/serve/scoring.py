@@ -18,7 +18,7 @@ import pandas as pd
 from churn.config import ScoreConfig, to_utc
 from churn.contract import OPTIONAL_INTERACTION_COLUMNS, DataContractError, validate
 from churn.features import build_features
-from churn.score import explain, main_driver, risk_bands, suggest_action
+from churn.score import explain, risk_bands
 from churn.serve.model import ServingModel
 from churn.train import ChurnModel
 from churn.workflow import MissingInputError, check_inputs
@@ -144,7 +144,7 @@ def score_payload(payload: object, serving: ServingModel, *, config: ScoreConfig
 
     p = model.predict_proba(features)
     reasons = explain(model, features, np.ones(len(features), dtype=bool), config)
-    actions = {f: suggest_action(main_driver(f, model)) for f in set(reasons.features)}
+    actions, _ = serving.playbook.actions_for(reasons.lead_driver)
     out = pd.DataFrame(
         {
             "account_id": features["account_id"].to_numpy(),
@@ -152,7 +152,7 @@ def score_payload(payload: object, serving: ServingModel, *, config: ScoreConfig
             "risk_band": risk_bands(p, config),
             "reasons": [[t for t in row if t] for row in reasons.texts],
             "reason_features": [[f for f in names.split(",") if f] for names in reasons.features],
-            "suggested_action": [actions[f] for f in reasons.features],
+            "suggested_action": actions,
         }
     )
     return out.set_index("account_id").loc[ids.to_numpy()].reset_index()

@@ -27,6 +27,8 @@ class ServeSettings:
     fallback_bundle: Path | None = DEFAULT_BUNDLE
     #: The data folder, for the recent support contacts and surveys on the account page.
     data_dir: Path | None = None
+    #: Playbook TOML for POST /score's suggested actions (None: the shipped one), as ``churn score --playbook``.
+    playbook: Path | None = None
     api_key: str | None = field(default=None, repr=False)
     #: Look for a new run at most this often (seconds); 0 = on every request.
     reload_check_seconds: float = 5.0
