@@ -49,7 +49,7 @@ def serve_data(tmp_path_factory: pytest.TempPathFactory, training_data, trained)
         data, _, _ = training_data
         root = tmp_path_factory.mktemp("serve")
         accounts = data.accounts.assign(owner=OWNERS[np.arange(len(data.accounts)) % len(OWNERS)])
-        write(GeneratedData(accounts, data.interactions), str(root / "raw"))
+        write(GeneratedData(accounts, data.interactions, data.attribute_history), str(root / "raw"))
         for as_of in AS_OFS:
             score_run(root / "raw", as_of=pd.Timestamp(as_of, tz="UTC"), model=trained.model, model_label="test model", out_dir=root / "scores")
         bundle = root / "model.joblib"

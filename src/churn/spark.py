@@ -256,7 +256,13 @@ def spark_spec(
     channels: list[str] = []
     if "channel" in interactions.columns:
         channels = [r[0] for r in interactions.select("channel").where(F.col("channel").isNotNull()).distinct().collect()]
-    spec = FeatureSpec.from_summary(accounts, event_counts, channels, interactions.columns, config, attributes=attributes, history=history)
+    start = interactions.agg(F.min("occurred_at")).first()[0]
+    if start is not None:  # Spark hands back a naive datetime in the session time zone (UTC here)
+        start = pd.Timestamp(start)
+        start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+    spec = FeatureSpec.from_summary(
+        accounts, event_counts, channels, interactions.columns, config, attributes=attributes, history=history, history_start=start
+    )
     return spec, accounts, decisions
 
 
