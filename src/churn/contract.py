@@ -19,16 +19,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 import pyarrow.parquet as pq
 
-from churn.config import SURVEY_RANGES
+from churn.config import SURVEY_RANGES, DataSettings
+from churn.frames import codes_for
 from churn.io import write_table
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandera.pandas as pandera
+    import pyarrow
 
 TABLES = ("accounts", "interactions", "attribute_history")
 REQUIRED = {
@@ -64,40 +69,117 @@ def _non_empty(s: pd.Series) -> pd.Series:
     return s.astype("str").str.strip().str.len() > 0
 
 
-ACCOUNTS_SCHEMA = pa.DataFrameSchema(
-    {
-        "account_id": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
-        "signup_at": pa.Column("datetime64[ns, UTC]", nullable=False),
-        "churned_at": pa.Column("datetime64[ns, UTC]", nullable=True, required=False),
-        "mrr": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
-    },
-    strict=False,
-)
+@cache
+def schemas() -> dict[str, "pandera.DataFrameSchema"]:
+    """The pandera schema of each table: what a parsed row must satisfy.
 
-INTERACTIONS_SCHEMA = pa.DataFrameSchema(
-    {
-        "account_id": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
-        "occurred_at": pa.Column("datetime64[ns, UTC]", nullable=False),
-        "event_type": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
-        "wait_seconds": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
-        "handle_seconds": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
-        **{
-            name: pa.Column(float, pa.Check.in_range(lo, hi), nullable=True, required=False)
-            for name, (lo, hi) in SURVEY_RANGES.items()
+    Built on first use: importing pandera costs more than checking a clean 10M-row table,
+    so clean, already-typed data is screened with :data:`SCREEN` and pandera runs only on the
+    rows the screen flags (:func:`_schema_failures`)."""
+    import pandera.pandas as pa
+
+    accounts = pa.DataFrameSchema(
+        {
+            "account_id": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
+            "signup_at": pa.Column("datetime64[ns, UTC]", nullable=False),
+            "churned_at": pa.Column("datetime64[ns, UTC]", nullable=True, required=False),
+            "mrr": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
         },
-        "amount": pa.Column(float, nullable=True, required=False),
+        strict=False,
+    )
+    interactions = pa.DataFrameSchema(
+        {
+            "account_id": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
+            "occurred_at": pa.Column("datetime64[ns, UTC]", nullable=False),
+            "event_type": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
+            "wait_seconds": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
+            "handle_seconds": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
+            **{
+                name: pa.Column(float, pa.Check.in_range(lo, hi), nullable=True, required=False)
+                for name, (lo, hi) in SURVEY_RANGES.items()
+            },
+            "amount": pa.Column(float, nullable=True, required=False),
+        },
+        strict=False,
+    )
+    history = pa.DataFrameSchema(
+        {
+            "account_id": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
+            "valid_from": pa.Column("datetime64[ns, UTC]", nullable=False),
+            "mrr": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
+        },
+        strict=False,
+    )
+    return {"accounts": accounts, "interactions": interactions, "attribute_history": history}
+
+
+_SCHEMA_NAMES = {"ACCOUNTS_SCHEMA": "accounts", "INTERACTIONS_SCHEMA": "interactions", "HISTORY_SCHEMA": "attribute_history"}
+
+
+def __getattr__(name: str) -> object:
+    """``ACCOUNTS_SCHEMA``, ``INTERACTIONS_SCHEMA``, ``HISTORY_SCHEMA`` and ``SCHEMAS``, built on first use."""
+    if name in _SCHEMA_NAMES:
+        return schemas()[_SCHEMA_NAMES[name]]
+    if name == "SCHEMAS":
+        return schemas()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@dataclass(frozen=True)
+class ColumnScreen:
+    """What the schema checks on one column, in a form NumPy can evaluate on a whole column.
+
+    ``tests/test_contract.py`` derives these from :func:`schemas` and compares, so the screen
+    cannot drift from the pandera schemas."""
+
+    dtype: str | None = None
+    nullable: bool = True
+    non_empty: bool = False
+    min_value: float | None = None
+    max_value: float | None = None
+
+
+_ID = ColumnScreen(nullable=False, non_empty=True)
+_UTC = "datetime64[ns, UTC]"
+#: The checks of :func:`schemas`, per table and column, for the vectorised screen.
+SCREEN: dict[str, dict[str, ColumnScreen]] = {
+    "accounts": {
+        "account_id": _ID,
+        "signup_at": ColumnScreen(_UTC, nullable=False),
+        "churned_at": ColumnScreen(_UTC),
+        "mrr": ColumnScreen("float64", min_value=0),
     },
-    strict=False,
-)
-HISTORY_SCHEMA = pa.DataFrameSchema(
-    {
-        "account_id": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
-        "valid_from": pa.Column("datetime64[ns, UTC]", nullable=False),
-        "mrr": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
+    "interactions": {
+        "account_id": _ID,
+        "occurred_at": ColumnScreen(_UTC, nullable=False),
+        "event_type": _ID,
+        "wait_seconds": ColumnScreen("float64", min_value=0),
+        "handle_seconds": ColumnScreen("float64", min_value=0),
+        **{name: ColumnScreen("float64", min_value=lo, max_value=hi) for name, (lo, hi) in SURVEY_RANGES.items()},
+        "amount": ColumnScreen("float64"),
     },
-    strict=False,
-)
-SCHEMAS = {"accounts": ACCOUNTS_SCHEMA, "interactions": INTERACTIONS_SCHEMA, "attribute_history": HISTORY_SCHEMA}
+    "attribute_history": {
+        "account_id": _ID,
+        "valid_from": ColumnScreen(_UTC, nullable=False),
+        "mrr": ColumnScreen("float64", min_value=0),
+    },
+}
+
+
+def _screen_column(values: pd.Series, rule: ColumnScreen) -> np.ndarray:
+    """Rows of one column that fail ``rule`` (missing values fail only a non-nullable rule)."""
+    missing = values.isna().to_numpy()
+    bad = missing.copy() if not rule.nullable else np.zeros(len(values), dtype=bool)
+    if rule.non_empty:
+        bad |= ~_non_empty(values).to_numpy(dtype=bool) & ~missing
+    if rule.min_value is not None or rule.max_value is not None:
+        v = values.to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            if rule.min_value is not None:
+                bad |= v < rule.min_value
+            if rule.max_value is not None:
+                bad |= v > rule.max_value
+    return bad
 
 
 @dataclass
@@ -369,22 +451,48 @@ def _check_table(
         if col in df.columns and not (isinstance(df[col].dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(df[col].dtype)):
             df[col] = df[col].astype("str").where(df[col].notna())
 
-    checked = [c for c in SCHEMAS[name].columns if c in df.columns]
+    for (column, check), rows in _schema_failures(name, df):
+        reason = _describe_check(column, check)
+        parse_reason = next((r for r, c in reason_column.items() if c == column), None)
+        mask = np.zeros(len(df), dtype=bool)
+        mask[rows] = True
+        if parse_reason and check == "not_nullable":
+            mask &= ~rej.reasons.get(parse_reason, np.zeros(len(df), dtype=bool))
+        rej.add(mask, reason)
+        reason_column[reason] = column
+    return df, rej, reason_column, report
+
+
+def _schema_failures(name: str, df: pd.DataFrame) -> list[tuple[tuple[str, str], np.ndarray]]:
+    """Rows failing the pandera schema of table ``name``, as ((column, check), row positions).
+
+    Parsed columns already have the schema's types, so the vectorised :data:`SCREEN` finds
+    every row that can fail; pandera then checks only those rows and names the failures.
+    Clean data never imports pandera. A column of an unexpected type sends the whole table
+    through pandera."""
+    rules = SCREEN[name]
+    checked = [c for c in rules if c in df.columns]
+    typed = all(rules[c].dtype is None or str(df[c].dtype) == rules[c].dtype for c in checked)
+    frame = df[checked]
+    if typed:
+        suspect = np.zeros(len(df), dtype=bool)
+        for col in checked:
+            suspect |= _screen_column(df[col], rules[col])
+        if not suspect.any():
+            return []
+        frame = frame.iloc[np.flatnonzero(suspect)]  # index labels stay row positions
+    from pandera.errors import SchemaErrors
+
     try:
-        SCHEMAS[name].validate(df[checked], lazy=True)
-    except pa.errors.SchemaErrors as errors:
+        schemas()[name].validate(frame, lazy=True)
+    except SchemaErrors as errors:
         cases = errors.failure_cases
         cases = cases[cases["index"].notna()]
-        for (column, check), group in cases.groupby(["column", "check"], sort=False):
-            reason = _describe_check(str(column), str(check))
-            parse_reason = next((r for r, c in reason_column.items() if c == column), None)
-            mask = np.zeros(len(df), dtype=bool)
-            mask[group["index"].astype(int).to_numpy()] = True
-            if parse_reason and check == "not_nullable":
-                mask &= ~rej.reasons.get(parse_reason, np.zeros(len(df), dtype=bool))
-            rej.add(mask, reason)
-            reason_column[reason] = str(column)
-    return df, rej, reason_column, report
+        return [
+            ((str(column), str(check)), group["index"].astype(int).to_numpy())
+            for (column, check), group in cases.groupby(["column", "check"], sort=False)
+        ]
+    return []
 
 
 def _duplicate_ids(ids: pd.Series, raw_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -396,6 +504,11 @@ def _duplicate_ids(ids: pd.Series, raw_ids: pd.Series) -> tuple[np.ndarray, np.n
     first_raw = raw_text.groupby(ids.to_numpy(), sort=False).transform("first")
     collides = dup & (raw_text != first_raw).to_numpy()
     return dup & ~collides, collides
+
+
+def _known_ids(ids: pd.Series, accounts: pd.Series) -> np.ndarray:
+    """True where an id is one of ``accounts`` (a categorical is looked up once per category)."""
+    return codes_for(ids, pd.Index(accounts).unique()) >= 0
 
 
 def _finish(raw: pd.DataFrame, df: pd.DataFrame, rej: _Rejections, reason_column: dict[str, str], report: TableReport) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -412,16 +525,48 @@ def _finish(raw: pd.DataFrame, df: pd.DataFrame, rej: _Rejections, reason_column
     return accepted, rejects.reset_index(drop=True)
 
 
-def _duplicated_rows(df: pd.DataFrame) -> np.ndarray:
-    """Exact duplicates after the first, found via a 64-bit row hash (cheap on 10M rows),
-    then confirmed column by column so a hash collision can never reject a row."""
-    if not len(df):
-        return np.zeros(0, dtype=bool)
-    hashes = pd.util.hash_pandas_object(df, index=False)
-    candidates = hashes.duplicated(keep=False).to_numpy()
-    out = np.zeros(len(df), dtype=bool)
-    if candidates.any():
-        out[candidates] = df.loc[candidates].duplicated(keep="first").to_numpy()
+def _column_key(values: pd.Series) -> np.ndarray:
+    """A uint64 per row, equal for equal values (and for two missing values)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy().astype(np.uint64)  # categories are unique: codes identify values
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype):
+        return values.array.asi8.view(np.uint64)
+    return pd.util.hash_pandas_object(values, index=False, categorize=False).to_numpy()
+
+
+def _repeated(keys: np.ndarray) -> np.ndarray:
+    """True where a value occurs more than once (a sort, cheaper than a hash table on 10M rows)."""
+    ordered = np.sort(keys)
+    twice = ordered[1:][ordered[1:] == ordered[:-1]]
+    return np.isin(keys, np.unique(twice)) if len(twice) else np.zeros(len(keys), dtype=bool)
+
+
+def _duplicated_rows(df: pd.DataFrame, key: Sequence[str] = ("account_id", "occurred_at")) -> np.ndarray:
+    """Exact duplicates after the first, without comparing every row with every other.
+
+    Two equal rows share their ``key`` values. In a time-ordered event log, rows sharing a
+    timestamp are neighbours; otherwise every row is a candidate. Candidates whose key
+    hash (account and time) repeats are then compared on every column, so a hash collision
+    can never reject a row."""
+    n = len(df)
+    out = np.zeros(n, dtype=bool)
+    if n < 2:
+        return out
+    keys = {c: _column_key(df[c]) for c in key}
+    candidates = np.ones(n, dtype=bool)
+    t = keys.get("occurred_at")
+    if t is not None and bool(np.all(t[1:].view(np.int64) >= t[:-1].view(np.int64))):
+        same = t[1:] == t[:-1]
+        candidates = np.r_[same, False] | np.r_[False, same]
+    rows = np.flatnonzero(candidates)
+    if not len(rows):
+        return out
+    mixed = np.zeros(len(rows), dtype=np.uint64)
+    for part in keys.values():
+        mixed = (mixed * np.uint64(0x100000001B3)) ^ part[rows]  # FNV-style mix; wraps around
+    rows = rows[_repeated(mixed)]
+    if len(rows):
+        out[rows] = df.iloc[rows].duplicated(keep="first").to_numpy()
     return out
 
 
@@ -477,7 +622,7 @@ def validate(
         )
     else:
         df, rej, why, report_i = _check_table("interactions", interactions_raw, interactions_file, date_format=date_format, now=now)
-        known = df["account_id"].isin(accounts["account_id"]).to_numpy()
+        known = _known_ids(df["account_id"], accounts["account_id"])
         rej.add(df["account_id"].notna().to_numpy() & ~known, "unknown account_id")
         why["unknown account_id"] = "account_id"
         rej.add(_duplicated_rows(df), "duplicate row")
@@ -492,7 +637,7 @@ def validate(
     history = None
     if history_raw is not None:
         df, rej, why, report_h = _check_table("attribute_history", history_raw, history_file, date_format=date_format, now=now)
-        known = df["account_id"].isin(accounts["account_id"]).to_numpy()
+        known = _known_ids(df["account_id"], accounts["account_id"])
         rej.add(df["account_id"].notna().to_numpy() & ~known, "unknown account_id")
         why["unknown account_id"] = "account_id"
         key = df[["account_id", "valid_from"]]
