@@ -49,6 +49,8 @@ NUMBERS = {
 }
 FLAGS = {"accounts": (), "interactions": ("resolved", "transferred"), "attribute_history": ()}
 TEXT = {"accounts": (), "interactions": ("event_type", "channel", "case_id"), "attribute_history": ()}
+#: Interaction text columns with few distinct values: read as categoricals.
+CATEGORICAL = ("account_id", "event_type", "channel")
 OPTIONAL_INTERACTION_COLUMNS = ("channel", "case_id", "wait_seconds", "handle_seconds", "resolved", "transferred", "ces", "csat", "nps", "amount")
 #: A timestamp this far past the wall clock is a typo or a test row, not the future.
 FUTURE_SLACK = pd.Timedelta(days=1)
@@ -237,11 +239,15 @@ def _is_parquet(path: Path) -> bool:
     return path.suffix == ".parquet" or path.is_dir()
 
 
+def _parquet_schema(path: Path) -> "pyarrow.Schema":
+    return pq.read_schema(next(iter(sorted(path.glob("*.parquet")))) if path.is_dir() else path)
+
+
 def available_columns(path: Path) -> list[str]:
     """Column names of a table file without reading its rows."""
     try:
         if _is_parquet(path):
-            return list(pq.read_schema(next(iter(sorted(path.glob("*.parquet")))) if path.is_dir() else path).names)
+            return list(_parquet_schema(path).names)
         return list(pd.read_csv(path, nrows=0).columns)
     except Exception as exc:  # noqa: BLE001 - any read failure is reported the same way
         raise DataContractError(f"{path}: cannot read the file ({type(exc).__name__}: {exc})") from None
@@ -254,15 +260,20 @@ def read_table(
     time_column: str | None = None,
     since: pd.Timestamp | None = None,
     until: pd.Timestamp | None = None,
+    categorical: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Read the asked-for columns (those present); Parquet pushes the time range down.
 
+    Text columns named in ``categorical`` (ids, event types, channels: few distinct values,
+    many rows) arrive as categoricals, so that later steps work once per distinct value.
     CSV is read as text so that parsing problems surface per row, not as a failed read.
     """
     present = available_columns(path)
     cols = [c for c in columns if c in present] if columns is not None else present
     try:
         if _is_parquet(path):
+            schema = _parquet_schema(path)
+            text = [c for c in categorical if c in cols and _is_text(schema.field(c).type)]
             filters = []
             if time_column and time_column in present:
                 if since is not None:
@@ -270,17 +281,27 @@ def read_table(
                 if until is not None:
                     filters.append((time_column, "<", until))
             try:
-                df = pd.read_parquet(path, columns=cols, filters=filters or None)
+                table = pq.read_table(path, columns=cols, filters=filters or None, read_dictionary=text or None)
             except (TypeError, ValueError, NotImplementedError):
                 # e.g. timestamps stored as text: filter after parsing instead
-                df = pd.read_parquet(path, columns=cols)
+                table = pq.read_table(path, columns=cols, read_dictionary=text or None)
+            df = table.to_pandas(split_blocks=True, self_destruct=True)
+            del table
         else:
-            df = pd.read_csv(path, usecols=cols, dtype="str", keep_default_na=False, na_values=[""])
+            dtypes: dict[str, str] = {c: "str" for c in cols}
+            dtypes.update({c: "category" for c in categorical if c in cols})
+            df = pd.read_csv(path, usecols=cols, dtype=dtypes, keep_default_na=False, na_values=[""])
     except DataContractError:
         raise
     except Exception as exc:  # noqa: BLE001
         raise DataContractError(f"{path}: cannot read the file ({type(exc).__name__}: {exc})") from None
     return df.reset_index(drop=True)
+
+
+def _is_text(arrow_type: "pyarrow.DataType") -> bool:
+    import pyarrow.types as pat
+
+    return bool(pat.is_string(arrow_type) or pat.is_large_string(arrow_type) or pat.is_string_view(arrow_type))
 
 
 # --------------------------------------------------------------------------- parsing
@@ -681,7 +702,7 @@ def load(
         if interaction_columns is not None:
             interaction_columns = list(dict.fromkeys([*REQUIRED["interactions"], *interaction_columns]))
         interactions_raw = read_table(
-            interactions_path, interaction_columns, time_column="occurred_at", since=since, until=until
+            interactions_path, interaction_columns, time_column="occurred_at", since=since, until=until, categorical=CATEGORICAL
         )
     data = validate(
         accounts_raw,
@@ -700,7 +721,8 @@ def load(
             keep &= (t >= since).to_numpy()
         if until is not None:
             keep &= (t < until).to_numpy()
-        data.interactions = data.interactions.loc[keep].reset_index(drop=True)
+        if not keep.all():  # Parquet filtered while reading; CSV and text timestamps filter here
+            data.interactions = data.interactions.loc[keep].reset_index(drop=True)
     return data
 
 
