@@ -746,6 +746,24 @@ def interactions_end(folder: str | Path, *, now: pd.Timestamp | None = None, dat
     return None if t.empty else t.max()
 
 
+def data_end_of(data_dir: str | Path, settings: DataSettings = DataSettings()) -> pd.Timestamp:
+    """End of the observed history of a data folder: ``settings.data_end``, else the day after
+    the latest interaction (future-dated rows ignored), else — attribute-only data — the latest
+    signup or churn date."""
+    if settings.data_end is not None:
+        return settings.data_end
+    latest = interactions_end(data_dir, date_format=settings.date_format)
+    if latest is not None:
+        return latest.ceil("D")
+    path = find_table(data_dir, "accounts")
+    accounts = validate(read_table(path), None, date_format=settings.date_format).accounts if path else None
+    if accounts is None:
+        raise ValueError(f"{data_dir}: no accounts table")
+    from churn.labels import observed_until
+
+    return observed_until(accounts, accounts.iloc[:0].assign(occurred_at=pd.Series(dtype="datetime64[ns, UTC]")))
+
+
 def _parquet_max(path: Path, column: str) -> pd.Timestamp | None:
     """Maximum of a timestamp column from Parquet statistics, or None if any is missing."""
     try:
