@@ -2,9 +2,16 @@
 that the feature registry's computations share.
 
 Everything here is vectorised: accounts are integer codes, windows are ``np.bincount`` over
-codes, orderings are one ``np.lexsort``. The family facts (support contacts, purchase rhythm)
-are computed once, on first use, so a feature table costs one pass per family however many
-features read it.
+codes, orderings are one ``np.lexsort``. Work is shared, on first use:
+
+* counts per event type and per channel, for every window at once: one ``np.bincount`` over
+  (account, value, age bucket), summed up the buckets;
+* the latest event per account and type: one pass;
+* the families that need only some rows (support contacts, survey answers, rows with an
+  amount, invoices) are cut out once, and their features work on those rows alone.
+
+So a feature table costs a few passes over the events however many features read them. The
+events are not copied: the columns a feature needs are taken from the input at the event rows.
 """
 
 from __future__ import annotations
@@ -54,6 +61,17 @@ def _first_per_group(code: np.ndarray) -> np.ndarray:
     return np.r_[True, code[1:] != code[:-1]] if len(code) else np.zeros(0, bool)
 
 
+def _ns(values: pd.Series) -> np.ndarray:
+    """Timestamps as int64 nanoseconds since the epoch, UTC (NaT: the smallest int64)."""
+    return values.to_numpy("datetime64[ns]").view(np.int64)
+
+
+def _flags(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A true/false column as (true, known) arrays; missing is neither."""
+    flags = values if str(values.dtype) == "boolean" else values.astype("boolean")
+    return flags.to_numpy(dtype=bool, na_value=False), ~flags.isna().to_numpy()
+
+
 class Events:
     """Events of the customers at ``as_of`` inside the lookback, integer-coded, plus each
     customer's tenure and how many of the window's days the data actually covers for it."""
@@ -68,26 +86,44 @@ class Events:
     ) -> None:
         self.spec, self.config, self.as_of = spec, config, as_of
         account_ids = pd.Index(customers["account_id"])
-        t = interactions["occurred_at"]
-        window = ((t < as_of) & (t >= as_of - pd.Timedelta(days=config.lookback_days))).to_numpy()
-        ev = interactions.loc[window]
-        codes = codes_for(ev["account_id"], account_ids)
-        keep = codes >= 0
-        self.frame = ev.loc[keep].reset_index(drop=True)
-        self.code = codes[keep].astype(np.int64)
         self.n_accounts = len(account_ids)
-        self.age_days = (as_of.value - self.frame["occurred_at"].to_numpy("datetime64[ns]").astype(np.int64)) / NS_PER_DAY
+        t = _ns(interactions["occurred_at"])
+        start = (as_of - pd.Timedelta(days=config.lookback_days)).value
+        in_window = (t < as_of.value) & (t >= start)
+        rows = np.flatnonzero(in_window)
+        codes = self._codes(interactions["account_id"], account_ids, rows)
+        known = codes >= 0
+        if not known.all():
+            rows, codes = rows[known], codes[known]
+        self._source = interactions
+        #: Positions of the events in ``interactions`` (None: every row is one).
+        self._rows: np.ndarray | None = None if len(rows) == len(interactions) else rows
+        self.code = codes.astype(np.int64)
+        self.age_days = (as_of.value - self._pick(t)) / NS_PER_DAY
         # Integer codes once: comparing 10M strings per family is the slow way.
         self.event_types = list(spec.event_types)
-        self.etype = codes_for(self.frame["event_type"], self.event_types)
+        self.etype = self._codes(interactions["event_type"], self.event_types, self._rows)
         self.channels = list(spec.channels)
-        self.channel = codes_for(self.frame["channel"], self.channels) if spec.has("channel") else None
-        signup = customers["signup_at"].to_numpy("datetime64[ns]").astype(np.int64)
+        self.channel = self._codes(interactions["channel"], self.channels, self._rows) if spec.has("channel") else None
+        signup = _ns(customers["signup_at"])
         self.tenure_days = (as_of.value - signup) / NS_PER_DAY
         # Days of each window the data can show for this account: since it became a customer
         # and since the history starts (counts over a window the data does not cover are not zeros).
-        start = signup if spec.history_start is None else np.maximum(signup, pd.Timestamp(spec.history_start).value)
-        self.observed_days = np.maximum((as_of.value - start) / NS_PER_DAY, 0.0)
+        start_ns = signup if spec.history_start is None else np.maximum(signup, pd.Timestamp(spec.history_start).value)
+        self.observed_days = np.maximum((as_of.value - start_ns) / NS_PER_DAY, 0.0)
+
+    @staticmethod
+    def _codes(values: pd.Series, categories: "pd.Index | list[str]", rows: np.ndarray | None) -> np.ndarray:
+        """:func:`codes_for` at ``rows`` (all rows if None). A categorical is coded whole
+        (one lookup per category, then an integer take); text only at the rows needed."""
+        if isinstance(values.dtype, pd.CategoricalDtype) or rows is None:
+            codes = codes_for(values, categories)
+            return codes if rows is None else codes[rows]
+        return codes_for(values.iloc[rows], categories)
+
+    def _pick(self, values: np.ndarray) -> np.ndarray:
+        """A whole-input column at the event rows."""
+        return values if self._rows is None else values[self._rows]
 
     def __len__(self) -> int:
         return len(self.code)
@@ -116,12 +152,7 @@ class Events:
 
     def latest(self, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Value of the most recent event per account among ``mask`` (NaN if none)."""
-        idx = np.flatnonzero(mask)
-        order = idx[np.lexsort((-self.age_days[idx], self.code[idx]))]  # by account, oldest → newest
-        last = order[np.r_[self.code[order][1:] != self.code[order][:-1], True]] if len(order) else order
-        out = np.full(self.n_accounts, np.nan)
-        out[self.code[last]] = values[last]
-        return out
+        return _latest(self.code, self.age_days, self.n_accounts, values, mask)
 
     def exposure(self, window_days: float) -> np.ndarray:
         """Days of the last ``window_days`` in which the account was a customer and the data
@@ -133,10 +164,93 @@ class Events:
         return counts / self.exposure(window_days) * 30.0
 
     def column(self, name: str) -> np.ndarray:
-        return self.frame[name].to_numpy(dtype=float)
+        """A numeric column at the events, as floats (missing: NaN)."""
+        return self._pick(self._source[name].to_numpy(dtype=float))
 
     def flag(self, name: str) -> np.ndarray:
-        return self.frame[name].astype("boolean").fillna(False).to_numpy(dtype=bool)
+        """A true/false column at the events (missing: False)."""
+        return self._pick(_flags(self._source[name])[0])
+
+    def source(self, name: str, rows: np.ndarray) -> pd.Series:
+        """Input column ``name`` at some of the events (``rows``: positions among them)."""
+        return self._source[name].iloc[rows if self._rows is None else self._rows[rows]]
+
+    def subset(self, mask: np.ndarray) -> "Subset":
+        """The events where ``mask`` holds, for features that need only those."""
+        return Subset(self, np.flatnonzero(mask))
+
+    # ----------------------------------------------------------------------- counts per value and window
+
+    @cached_property
+    def _bounds(self) -> list[float]:
+        """Every window a count is asked for: the configured ones, and 30/90/120 for trends."""
+        return sorted({*map(float, self.config.windows_days), 30.0, 90.0, 120.0})
+
+    @cached_property
+    def _bucket(self) -> np.ndarray:
+        """Per event: how many window bounds its age reaches (0: younger than the shortest)."""
+        return np.searchsorted(np.asarray(self._bounds), self.age_days, side="right")
+
+    def _tally(self, codes: np.ndarray, n_values: int) -> np.ndarray:
+        """``out[account, value, k]``: events with that value and age < ``_bounds[k]`` (the last
+        ``k``: any age). Value ``n_values`` collects events with none of the values."""
+        n_buckets = len(self._bounds) + 1
+        slot = np.where(codes >= 0, codes, n_values)
+        key = (self.code * (n_values + 1) + slot) * n_buckets + self._bucket
+        counts = np.bincount(key, minlength=self.n_accounts * (n_values + 1) * n_buckets)
+        return counts.reshape(self.n_accounts, n_values + 1, n_buckets).cumsum(axis=2)
+
+    @cached_property
+    def _type_tally(self) -> np.ndarray:
+        return self._tally(self.etype, len(self.event_types))
+
+    @cached_property
+    def _channel_tally(self) -> np.ndarray:
+        assert self.channel is not None
+        return self._tally(self.channel, len(self.channels))
+
+    def _window(self, days: float) -> int | None:
+        return self._bounds.index(float(days)) if float(days) in self._bounds else None
+
+    def count_type(self, j: int, days: float, since_days: float = 0.0) -> np.ndarray:
+        """Events of the ``j``-th event type with ``since_days`` ≤ age < ``days``."""
+        k, k0 = self._window(days), self._window(since_days) if since_days else None
+        if k is None or (since_days and k0 is None):
+            return self.count((self.etype == j) & self.within(days) & ~self.within(since_days))
+        out = self._type_tally[:, j, k]
+        return (out - self._type_tally[:, j, k0] if k0 is not None else out).astype(float)
+
+    def count_channel(self, j: int, days: float) -> np.ndarray:
+        """Events on the ``j``-th channel with age < ``days``."""
+        k = self._window(days)
+        if k is None:
+            return self.count((self.channel == j) & self.within(days))
+        return self._channel_tally[:, j, k].astype(float)
+
+    def count_any(self, days: float) -> np.ndarray:
+        """Events of any type with age < ``days``."""
+        k = self._window(days)
+        if k is None:
+            return self.count(self.within(days))
+        return self._type_tally[:, :, k].sum(axis=1).astype(float)
+
+    @cached_property
+    def _type_recency(self) -> np.ndarray:
+        """``out[account, value]``: days since its latest event of each type (last column:
+        other types); NaN where none."""
+        n_values = len(self.event_types) + 1
+        slot = np.where(self.etype >= 0, self.etype, n_values - 1)
+        out = np.full(self.n_accounts * n_values, np.inf)
+        np.minimum.at(out, self.code * n_values + slot, self.age_days)
+        out[np.isinf(out)] = np.nan
+        return out.reshape(self.n_accounts, n_values)
+
+    def days_since_type(self, j: int) -> np.ndarray:
+        return self._type_recency[:, j].copy()
+
+    def days_since_any(self) -> np.ndarray:
+        recency = self._type_recency
+        return np.fmin.reduce(recency, axis=1) if recency.shape[1] else np.full(self.n_accounts, np.nan)
 
     # ----------------------------------------------------------------------- family facts
 
@@ -149,31 +263,105 @@ class Events:
         return Rhythm(self)
 
     @cached_property
-    def surveys(self) -> dict[str, np.ndarray]:
-        """Survey answers per survey column (NaN where the row has none)."""
-        return {s: self.column(s) for s in SURVEY_RANGES if self.spec.has(s)}
+    def surveys(self) -> dict[str, "Subset"]:
+        """Per survey column, the events that carry an answer (``.value``: the answer)."""
+        out = {}
+        for s in SURVEY_RANGES:
+            if self.spec.has(s):
+                values = self.column(s)
+                answered = self.subset(~np.isnan(values))
+                answered.value = values[answered.rows]
+                out[s] = answered
+        return out
+
+    @cached_property
+    def any_survey(self) -> "Subset":
+        """Events with an answer to any survey."""
+        answered = np.zeros(len(self), dtype=bool)
+        for sub in self.surveys.values():
+            answered[sub.rows] = True
+        return self.subset(answered)
 
     @cached_property
     def amount(self) -> np.ndarray:
         return self.column("amount") if len(self) else np.zeros(0)
 
+    @cached_property
+    def paid(self) -> "Subset":
+        """Events with an amount (``.value``: the amount)."""
+        paid = self.subset(~np.isnan(self.amount))
+        paid.value = self.amount[paid.rows]
+        return paid
 
-class Support:
+    def paid_of_type(self, event_type: str) -> "Subset":
+        """Events of one type with an amount (``.value``: the amount), e.g. invoices."""
+        cache = self.__dict__.setdefault("_paid_of_type", {})
+        if event_type not in cache:
+            sub = self.subset(~np.isnan(self.amount) & self.is_event(event_type))
+            sub.value = self.amount[sub.rows]
+            cache[event_type] = sub
+        return cache[event_type]
+
+
+def _latest(code: np.ndarray, age: np.ndarray, n_accounts: int, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Value of the most recent row per account among ``mask`` (NaN if none)."""
+    idx = np.flatnonzero(mask)
+    order = idx[np.lexsort((-age[idx], code[idx]))]  # by account, oldest → newest
+    last = order[np.r_[code[order][1:] != code[order][:-1], True]] if len(order) else order
+    out = np.full(n_accounts, np.nan)
+    out[code[last]] = values[last]
+    return out
+
+
+class Subset:
+    """Some of the events (``rows``: positions among them) — the rows one family of features
+    reads, with their accounts and ages, so that its windows and reductions touch only those."""
+
+    value: np.ndarray
+
+    def __init__(self, ev: Events, rows: np.ndarray) -> None:
+        self.rows = rows
+        self.code, self.age = ev.code[rows], ev.age_days[rows]
+        self.n = len(rows)
+        self.n_accounts = ev.n_accounts
+
+    def within(self, days: float) -> np.ndarray:
+        return self.age < days
+
+    def count(self, mask: np.ndarray | None, window_days: float, weights: np.ndarray | None = None) -> np.ndarray:
+        """Per account: rows in ``mask`` (None: all) younger than ``window_days``, or the sum
+        of ``weights`` over them."""
+        keep = self.within(window_days) if mask is None else mask & self.within(window_days)
+        return np.bincount(self.code[keep], weights=None if weights is None else weights[keep], minlength=self.n_accounts).astype(float)
+
+    def reduce(self, values: np.ndarray, mask: np.ndarray, how: str) -> np.ndarray:
+        return group_reduce(self.code, self.n_accounts, values, mask, how)
+
+    def latest(self, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        return _latest(self.code, self.age, self.n_accounts, values, np.ones(self.n, bool) if mask is None else mask)
+
+    def oldest(self, values: np.ndarray) -> np.ndarray:
+        """Value of the oldest row per account (NaN if none)."""
+        order = np.lexsort((self.age, self.code))  # per account, newest → oldest
+        out = np.full(self.n_accounts, np.nan)
+        if len(order):
+            pick = order[np.r_[self.code[order][1:] != self.code[order][:-1], True]]
+            out[self.code[pick]] = values[pick]
+        return out
+
+
+class Support(Subset):
     """Facts about each support contact, computed once: repeats, cases, channel switches,
     long waits, transfers — what the effort features count."""
 
     def __init__(self, ev: Events) -> None:
         spec, config = ev.spec, ev.config
-        self.n_accounts = ev.n_accounts
         if spec.support_event_type == "*channel*":  # no support event type: any event with a channel is a contact
             is_contact = ev.channel >= 0 if ev.channel is not None else np.zeros(len(ev), bool)
         else:
             is_contact = ev.is_event(spec.support_event_type)
-        rows = np.flatnonzero(is_contact)
-        f = ev.frame.iloc[rows]
-        self.code, self.age = ev.code[rows], ev.age_days[rows]
-        n = len(rows)
-        self.n = n
+        super().__init__(ev, np.flatnonzero(is_contact))
+        rows, n = self.rows, self.n
         self.in30, self.in90 = self.age < 30, self.age < 90
 
         # Order contacts by account and time once; "previous contact" lookups use it.
@@ -191,20 +379,20 @@ class Support:
         self.repeat = same_acc_prev & (gap_days < config.repeat_window_days)
 
         self.channel = ev.channel[rows] if ev.channel is not None else None  # integer codes
-        self.is_async = ev.channel_in(ASYNC_CHANNELS)[rows]
-        self.assisted = ev.channel_in(ASSISTED_CHANNELS)[rows]
+        self.is_async = self._channel_in(ev, ASYNC_CHANNELS)
+        self.assisted = self._channel_in(ev, ASSISTED_CHANNELS)
         self.first_of_case = self.unresolved_last = self.switched = np.zeros(n, bool)
+        resolved = _flags(ev.source("resolved", rows)) if spec.has("resolved") else None
         if spec.has("case_id"):
-            case = f["case_id"].astype("str").where(f["case_id"].notna()).to_numpy()
-            has_case = pd.notna(case)
-            case_key = pd.Series(case).fillna("").to_numpy()
-            corder = np.lexsort((-self.age, case_key, self.code))  # within account and case, oldest first
+            case = pd.factorize(ev.source("case_id", rows))[0]  # −1: no case
+            has_case = case >= 0
+            corder = np.lexsort((-self.age, case, self.code))  # within account and case, oldest first
             cinv = np.empty(n, dtype=np.int64)
             cinv[corder] = np.arange(n)
             same_case_prev = np.zeros(n, bool)
             is_last_of_case = np.zeros(n, bool)
             if n:
-                same_key = (case_key[corder][1:] == case_key[corder][:-1]) & (self.code[corder][1:] == self.code[corder][:-1])
+                same_key = (case[corder][1:] == case[corder][:-1]) & (self.code[corder][1:] == self.code[corder][:-1])
                 same_case_prev = np.r_[False, same_key][cinv] & has_case
                 is_last_of_case = np.r_[~same_key, True][cinv]
             self.repeat = self.repeat | same_case_prev
@@ -212,26 +400,25 @@ class Support:
             if self.channel is not None and n:
                 ch_sorted = self.channel[corder]
                 self.switched = np.r_[False, ch_sorted[1:] != ch_sorted[:-1]][cinv] & same_case_prev
-            if spec.has("resolved"):
-                self.unresolved_last = is_last_of_case & has_case & ~f["resolved"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+            if resolved is not None:
+                self.unresolved_last = is_last_of_case & has_case & ~resolved[0]
 
-        self.wait = f["wait_seconds"].to_numpy(dtype=float) if spec.has("wait_seconds") else None
+        self.wait = ev.source("wait_seconds", rows).to_numpy(dtype=float) if spec.has("wait_seconds") else None
         self.long_wait = np.zeros(n, bool)
         if self.wait is not None:
             limit = np.where(self.is_async, config.long_wait_seconds_async, config.long_wait_seconds)
             self.long_wait = np.nan_to_num(self.wait, nan=0.0) > limit
-        self.transferred = f["transferred"].astype("boolean").fillna(False).to_numpy(dtype=bool) if spec.has("transferred") else np.zeros(n, bool)
-        self.handle = f["handle_seconds"].to_numpy(dtype=float) if spec.has("handle_seconds") else None
-        resolved = f["resolved"].astype("boolean") if spec.has("resolved") else None
-        self.resolved_known = resolved.notna().to_numpy() if resolved is not None else np.zeros(n, bool)
-        self.unresolved = (~resolved.fillna(True)).to_numpy(dtype=bool) if resolved is not None else np.zeros(n, bool)
+        self.transferred = _flags(ev.source("transferred", rows))[0] if spec.has("transferred") else np.zeros(n, bool)
+        self.handle = ev.source("handle_seconds", rows).to_numpy(dtype=float) if spec.has("handle_seconds") else None
+        self.resolved_known = resolved[1] if resolved is not None else np.zeros(n, bool)
+        self.unresolved = (~resolved[0] & resolved[1]) if resolved is not None else np.zeros(n, bool)
 
-    def count(self, mask: np.ndarray, window_days: int) -> np.ndarray:
-        in_w = self.in30 if window_days == 30 else self.in90 if window_days == 90 else self.age < window_days
-        return np.bincount(self.code[mask & in_w], minlength=self.n_accounts).astype(float)
+    def _channel_in(self, ev: Events, names: Iterable[str]) -> np.ndarray:
+        wanted = [ev.channels.index(c) for c in names if c in ev.channels]
+        return np.isin(self.channel, wanted) if self.channel is not None else np.zeros(self.n, dtype=bool)
 
-    def reduce(self, values: np.ndarray, mask: np.ndarray, how: str) -> np.ndarray:
-        return group_reduce(self.code, self.n_accounts, values, mask, how)
+    def within(self, days: float) -> np.ndarray:
+        return self.in30 if days == 30 else self.in90 if days == 90 else self.age < days
 
     def live_waits(self) -> np.ndarray:
         """Contacts of the last 90 days on live channels with a recorded wait."""
@@ -250,13 +437,12 @@ class Rhythm:
     usual gap — the recency/frequency/monetary view of transactional data."""
 
     def __init__(self, ev: Events) -> None:
-        amount = ev.amount
-        paid = ~np.isnan(amount) if len(amount) else np.zeros(0, bool)
-        rows = np.flatnonzero(paid & ev.within(365))
-        code, age = ev.code[rows], ev.age_days[rows]
+        paid = ev.paid
+        year = paid.within(365)
+        code, age, amount = paid.code[year], paid.age[year], paid.value[year]
         n_acc = ev.n_accounts
         self.count_365 = np.bincount(code, minlength=n_acc).astype(float)
-        self.spend_365 = np.bincount(code, weights=amount[rows], minlength=n_acc)
+        self.spend_365 = np.bincount(code, weights=amount, minlength=n_acc)
         order = np.lexsort((-age, code))  # per account, oldest first
         sc, sa = code[order], age[order]
         cont = ~_first_per_group(sc)
