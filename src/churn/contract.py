@@ -274,19 +274,7 @@ def read_table(
         if _is_parquet(path):
             schema = _parquet_schema(path)
             text = [c for c in categorical if c in cols and _is_text(schema.field(c).type)]
-            filters = []
-            if time_column and time_column in present:
-                if since is not None:
-                    filters.append((time_column, ">=", since))
-                if until is not None:
-                    filters.append((time_column, "<", until))
-            try:
-                table = pq.read_table(path, columns=cols, filters=filters or None, read_dictionary=text or None)
-            except (TypeError, ValueError, NotImplementedError):
-                # e.g. timestamps stored as text: filter after parsing instead
-                table = pq.read_table(path, columns=cols, read_dictionary=text or None)
-            df = table.to_pandas(split_blocks=True, self_destruct=True)
-            del table
+            df = _read_parquet(path, cols, text, time_column if time_column in present else None, since, until)
         else:
             dtypes: dict[str, str] = {c: "str" for c in cols}
             dtypes.update({c: "category" for c in categorical if c in cols})
@@ -296,6 +284,31 @@ def read_table(
     except Exception as exc:  # noqa: BLE001
         raise DataContractError(f"{path}: cannot read the file ({type(exc).__name__}: {exc})") from None
     return df.reset_index(drop=True)
+
+
+def _read_parquet(
+    path: Path, columns: list[str], dictionary: list[str], time_column: str | None, since: pd.Timestamp | None, until: pd.Timestamp | None
+) -> pd.DataFrame:
+    """Columns of a Parquet file or folder of parts, rows in [since, until) of ``time_column``
+    (row groups outside it are skipped), ``dictionary`` columns dictionary-encoded."""
+    import pyarrow.dataset as ds
+
+    from churn.io import arrow_pool
+
+    parquet = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=dictionary))
+    dataset = ds.dataset(path, format=parquet)
+    terms = []
+    if time_column is not None:
+        terms += [ds.field(time_column) >= since] if since is not None else []
+        terms += [ds.field(time_column) < until] if until is not None else []
+    condition = terms[0] & terms[1] if len(terms) == 2 else terms[0] if terms else None
+    pool = arrow_pool()
+    try:
+        table = dataset.to_table(columns=columns, filter=condition, memory_pool=pool)
+    except (TypeError, ValueError, NotImplementedError):
+        # e.g. timestamps stored as text: filter after parsing instead
+        table = dataset.to_table(columns=columns, memory_pool=pool)
+    return table.to_pandas(memory_pool=pool)  # consolidated blocks: later row selections are one take per dtype
 
 
 def _is_text(arrow_type: "pyarrow.DataType") -> bool:
@@ -367,7 +380,10 @@ def normalise_ids(values: pd.Series) -> pd.Series:
     once per category, which keeps 10M-row event tables cheap.
     """
     if isinstance(values.dtype, pd.CategoricalDtype):
-        cats = normalise_ids(pd.Series(values.cat.categories, dtype=values.cat.categories.dtype))
+        original = values.cat.categories
+        cats = normalise_ids(pd.Series(original, dtype=original.dtype))
+        if pd.api.types.is_string_dtype(original.dtype) and cats.notna().all() and bool((cats.to_numpy() == original.to_numpy()).all()):
+            return values  # already in normal form (the usual case): no new codes
         uniques, mapping = np.unique(cats.fillna("").to_numpy(dtype=object).astype(str), return_inverse=True)
         codes = values.cat.codes.to_numpy()
         new_codes = np.where(codes >= 0, np.append(mapping, -1)[codes], -1)
