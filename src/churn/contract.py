@@ -291,6 +291,7 @@ def _read_parquet(
 ) -> pd.DataFrame:
     """Columns of a Parquet file or folder of parts, rows in [since, until) of ``time_column``
     (row groups outside it are skipped), ``dictionary`` columns dictionary-encoded."""
+    import pyarrow as pa
     import pyarrow.dataset as ds
 
     from churn.io import arrow_pool
@@ -308,7 +309,11 @@ def _read_parquet(
     except (TypeError, ValueError, NotImplementedError):
         # e.g. timestamps stored as text: filter after parsing instead
         table = dataset.to_table(columns=columns, memory_pool=pool)
-    return table.to_pandas(memory_pool=pool)  # consolidated blocks: later row selections are one take per dtype
+    # Nanosecond timestamps and nullable booleans (not objects when a flag has gaps) are what
+    # parsing produces anyway: one conversion instead of two. Consolidated blocks: a row
+    # selection later is one take per dtype.
+    booleans = {pa.bool_(): pd.BooleanDtype()}
+    return table.to_pandas(memory_pool=pool, coerce_temporal_nanoseconds=True, types_mapper=booleans.get)
 
 
 def _is_text(arrow_type: "pyarrow.DataType") -> bool:
