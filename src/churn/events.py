@@ -90,21 +90,18 @@ class Events:
         t = _ns(interactions["occurred_at"])
         start = (as_of - pd.Timedelta(days=config.lookback_days)).value
         in_window = (t < as_of.value) & (t >= start)
-        rows = np.flatnonzero(in_window)
-        codes = self._codes(interactions["account_id"], account_ids, rows)
-        known = codes >= 0
-        if not known.all():
-            rows, codes = rows[known], codes[known]
+        codes = self._codes(interactions["account_id"], account_ids, None if in_window.all() else np.flatnonzero(in_window), len(t))
+        keep = in_window & (codes >= 0)
         self._source = interactions
         #: Positions of the events in ``interactions`` (None: every row is one).
-        self._rows: np.ndarray | None = None if len(rows) == len(interactions) else rows
-        self.code = codes.astype(np.int64)
+        self._rows: np.ndarray | None = None if keep.all() else np.flatnonzero(keep)
+        self.code = self._pick(codes).astype(np.int64, copy=False)
         self.age_days = (as_of.value - self._pick(t)) / NS_PER_DAY
         # Integer codes once: comparing 10M strings per family is the slow way.
         self.event_types = list(spec.event_types)
-        self.etype = self._codes(interactions["event_type"], self.event_types, self._rows)
+        self.etype = self._pick_codes(interactions["event_type"], self.event_types)
         self.channels = list(spec.channels)
-        self.channel = self._codes(interactions["channel"], self.channels, self._rows) if spec.has("channel") else None
+        self.channel = self._pick_codes(interactions["channel"], self.channels) if spec.has("channel") else None
         signup = _ns(customers["signup_at"])
         self.tenure_days = (as_of.value - signup) / NS_PER_DAY
         # Days of each window the data can show for this account: since it became a customer
@@ -113,13 +110,21 @@ class Events:
         self.observed_days = np.maximum((as_of.value - start_ns) / NS_PER_DAY, 0.0)
 
     @staticmethod
-    def _codes(values: pd.Series, categories: "pd.Index | list[str]", rows: np.ndarray | None) -> np.ndarray:
-        """:func:`codes_for` at ``rows`` (all rows if None). A categorical is coded whole
-        (one lookup per category, then an integer take); text only at the rows needed."""
+    def _codes(values: pd.Series, categories: "pd.Index | list[str]", rows: np.ndarray | None, n: int) -> np.ndarray:
+        """:func:`codes_for` over all ``n`` rows, −1 outside ``rows`` (None: all rows). A
+        categorical is coded whole (one lookup per category, then an integer take); text is
+        looked up only at ``rows``."""
         if isinstance(values.dtype, pd.CategoricalDtype) or rows is None:
-            codes = codes_for(values, categories)
-            return codes if rows is None else codes[rows]
-        return codes_for(values.iloc[rows], categories)
+            return codes_for(values, categories)
+        out = np.full(n, -1, dtype=np.int64)
+        out[rows] = codes_for(values.iloc[rows], categories)
+        return out
+
+    def _pick_codes(self, values: pd.Series, categories: list[str]) -> np.ndarray:
+        """:func:`codes_for` at the event rows."""
+        if isinstance(values.dtype, pd.CategoricalDtype) or self._rows is None:
+            return self._pick(codes_for(values, categories))
+        return codes_for(values.iloc[self._rows], categories)
 
     def _pick(self, values: np.ndarray) -> np.ndarray:
         """A whole-input column at the event rows."""
@@ -195,8 +200,10 @@ class Events:
         """``out[account, value, k]``: events with that value and age < ``_bounds[k]`` (the last
         ``k``: any age). Value ``n_values`` collects events with none of the values."""
         n_buckets = len(self._bounds) + 1
-        slot = np.where(codes >= 0, codes, n_values)
-        key = (self.code * (n_values + 1) + slot) * n_buckets + self._bucket
+        key = np.where(codes >= 0, codes, n_values)
+        key += self.code * (n_values + 1)
+        key *= n_buckets
+        key += self._bucket
         counts = np.bincount(key, minlength=self.n_accounts * (n_values + 1) * n_buckets)
         return counts.reshape(self.n_accounts, n_values + 1, n_buckets).cumsum(axis=2)
 
