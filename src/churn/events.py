@@ -93,8 +93,8 @@ class Events:
         codes = self._codes(interactions["account_id"], account_ids, None if in_window.all() else np.flatnonzero(in_window), len(t))
         keep = in_window & (codes >= 0)
         self._source = interactions
-        #: Positions of the events in ``interactions`` (None: every row is one).
-        self._rows: np.ndarray | None = None if keep.all() else np.flatnonzero(keep)
+        #: Which rows of ``interactions`` are events (None: all of them).
+        self._keep: np.ndarray | None = None if keep.all() else keep
         self.code = self._pick(codes).astype(np.int64, copy=False)
         self.age_days = (as_of.value - self._pick(t)) / NS_PER_DAY
         # Integer codes once: comparing 10M strings per family is the slow way.
@@ -122,13 +122,13 @@ class Events:
 
     def _pick_codes(self, values: pd.Series, categories: list[str]) -> np.ndarray:
         """:func:`codes_for` at the event rows."""
-        if isinstance(values.dtype, pd.CategoricalDtype) or self._rows is None:
+        if isinstance(values.dtype, pd.CategoricalDtype) or self._keep is None:
             return self._pick(codes_for(values, categories))
-        return codes_for(values.iloc[self._rows], categories)
+        return codes_for(values[self._keep], categories)
 
     def _pick(self, values: np.ndarray) -> np.ndarray:
         """A whole-input column at the event rows."""
-        return values if self._rows is None else values[self._rows]
+        return values if self._keep is None else values[self._keep]  # a mask selects faster than positions
 
     def __len__(self) -> int:
         return len(self.code)
@@ -178,7 +178,12 @@ class Events:
 
     def source(self, name: str, rows: np.ndarray) -> pd.Series:
         """Input column ``name`` at some of the events (``rows``: positions among them)."""
-        return self._source[name].iloc[rows if self._rows is None else self._rows[rows]]
+        return self._source[name].iloc[rows if self._keep is None else self._positions[rows]]
+
+    @cached_property
+    def _positions(self) -> np.ndarray:
+        """Positions of the events in the input."""
+        return np.arange(len(self._source)) if self._keep is None else np.flatnonzero(self._keep)
 
     def subset(self, mask: np.ndarray) -> "Subset":
         """The events where ``mask`` holds, for features that need only those."""
