@@ -169,13 +169,17 @@ SCREEN: dict[str, dict[str, ColumnScreen]] = {
 
 
 def _screen_column(values: pd.Series, rule: ColumnScreen) -> np.ndarray:
-    """Rows of one column that fail ``rule`` (missing values fail only a non-nullable rule)."""
-    missing = values.isna().to_numpy()
-    bad = missing.copy() if not rule.nullable else np.zeros(len(values), dtype=bool)
-    if rule.non_empty:
-        bad |= ~_non_empty(values).to_numpy(dtype=bool) & ~missing
+    """Rows of one column that fail ``rule`` (missing values fail only a non-nullable rule).
+    A float column is compared in place (NaN compares false), not copied."""
+    bad = np.zeros(len(values), dtype=bool)
+    if not rule.nullable or rule.non_empty:
+        missing = values.isna().to_numpy()
+        if not rule.nullable:
+            bad |= missing
+        if rule.non_empty:
+            bad |= ~_non_empty(values).to_numpy(dtype=bool) & ~missing
     if rule.min_value is not None or rule.max_value is not None:
-        v = values.to_numpy(dtype=float, na_value=np.nan)
+        v = values.to_numpy() if values.dtype == np.float64 else values.to_numpy(dtype=float, na_value=np.nan)
         with np.errstate(invalid="ignore"):
             if rule.min_value is not None:
                 bad |= v < rule.min_value
@@ -550,7 +554,11 @@ def _duplicate_ids(ids: pd.Series, raw_ids: pd.Series) -> tuple[np.ndarray, np.n
 
 def _known_ids(ids: pd.Series, accounts: pd.Series) -> np.ndarray:
     """True where an id is one of ``accounts`` (a categorical is looked up once per category)."""
-    return codes_for(ids, pd.Index(accounts).unique()) >= 0
+    known = pd.Index(accounts).unique()
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        per_category = np.append(codes_for(ids.cat.categories, known) >= 0, False)  # code −1: missing
+        return per_category[ids.cat.codes.to_numpy()]
+    return codes_for(ids, known) >= 0
 
 
 def _finish(raw: pd.DataFrame, df: pd.DataFrame, rej: _Rejections, reason_column: dict[str, str], report: TableReport) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -567,13 +575,15 @@ def _finish(raw: pd.DataFrame, df: pd.DataFrame, rej: _Rejections, reason_column
     return accepted, rejects.reset_index(drop=True)
 
 
-def _column_key(values: pd.Series) -> np.ndarray:
-    """A uint64 per row, equal for equal values (and for two missing values)."""
+def _column_key(values: pd.Series, rows: np.ndarray | None = None) -> np.ndarray:
+    """A uint64 per row (at ``rows``, or all), equal for equal values (and for two missing values)."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        return values.cat.codes.to_numpy().astype(np.uint64)  # categories are unique: codes identify values
+        codes = values.cat.codes.to_numpy()  # categories are unique: codes identify values
+        return (codes if rows is None else codes[rows]).astype(np.uint64)
     if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype):
-        return values.array.asi8.view(np.uint64)
-    return pd.util.hash_pandas_object(values, index=False, categorize=False).to_numpy()
+        stamps = values.array.asi8.view(np.uint64)
+        return stamps if rows is None else stamps[rows]
+    return pd.util.hash_pandas_object(values if rows is None else values.iloc[rows], index=False, categorize=False).to_numpy()
 
 
 def _repeated(keys: np.ndarray) -> np.ndarray:
@@ -594,18 +604,18 @@ def _duplicated_rows(df: pd.DataFrame, key: Sequence[str] = ("account_id", "occu
     out = np.zeros(n, dtype=bool)
     if n < 2:
         return out
-    keys = {c: _column_key(df[c]) for c in key}
     candidates = np.ones(n, dtype=bool)
-    t = keys.get("occurred_at")
-    if t is not None and bool(np.all(t[1:].view(np.int64) >= t[:-1].view(np.int64))):
-        same = t[1:] == t[:-1]
-        candidates = np.r_[same, False] | np.r_[False, same]
+    if "occurred_at" in key:
+        t = _column_key(df["occurred_at"]).view(np.int64)
+        if bool(np.all(t[1:] >= t[:-1])):
+            same = t[1:] == t[:-1]
+            candidates = np.r_[same, False] | np.r_[False, same]
     rows = np.flatnonzero(candidates)
     if not len(rows):
         return out
     mixed = np.zeros(len(rows), dtype=np.uint64)
-    for part in keys.values():
-        mixed = (mixed * np.uint64(0x100000001B3)) ^ part[rows]  # FNV-style mix; wraps around
+    for c in key:
+        mixed = (mixed * np.uint64(0x100000001B3)) ^ _column_key(df[c], rows)  # FNV-style mix; wraps around
     rows = rows[_repeated(mixed)]
     if len(rows):
         out[rows] = df.iloc[rows].duplicated(keep="first").to_numpy()
