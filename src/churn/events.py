@@ -62,7 +62,10 @@ def _first_per_group(code: np.ndarray) -> np.ndarray:
 
 
 def _ns(values: pd.Series) -> np.ndarray:
-    """Timestamps as int64 nanoseconds since the epoch, UTC (NaT: the smallest int64)."""
+    """Timestamps as int64 nanoseconds since the epoch, UTC (NaT: the smallest int64); a
+    read-only view where they are stored so, else a copy."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype) and values.dtype.unit == "ns":
+        return values.array.asi8
     return values.to_numpy("datetime64[ns]").view(np.int64)
 
 
@@ -96,7 +99,8 @@ class Events:
         #: Which rows of ``interactions`` are events (None: all of them).
         self._keep: np.ndarray | None = None if keep.all() else keep
         self.code = self._pick(codes).astype(np.int64, copy=False)
-        self.age_days = (as_of.value - self._pick(t)) / NS_PER_DAY
+        stamps = self._pick(t)
+        self.age_days = np.subtract(as_of.value, stamps, out=None if stamps is t else stamps) / NS_PER_DAY
         # Integer codes once: comparing 10M strings per family is the slow way.
         self.event_types = list(spec.event_types)
         self.etype = self._pick_codes(interactions["event_type"], self.event_types)
@@ -121,10 +125,11 @@ class Events:
         return out
 
     def _pick_codes(self, values: pd.Series, categories: list[str]) -> np.ndarray:
-        """:func:`codes_for` at the event rows."""
-        if isinstance(values.dtype, pd.CategoricalDtype) or self._keep is None:
-            return self._pick(codes_for(values, categories))
-        return codes_for(values[self._keep], categories)
+        """:func:`codes_for` at the event rows (a categorical: its small codes are picked first)."""
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            mapping = np.append(codes_for(values.cat.categories, categories), -1)  # code −1: missing
+            return mapping[self._pick(values.cat.codes.to_numpy())]
+        return codes_for(values if self._keep is None else values[self._keep], categories)
 
     def _pick(self, values: np.ndarray) -> np.ndarray:
         """A whole-input column at the event rows."""
@@ -277,14 +282,7 @@ class Events:
     @cached_property
     def surveys(self) -> dict[str, "Subset"]:
         """Per survey column, the events that carry an answer (``.value``: the answer)."""
-        out = {}
-        for s in SURVEY_RANGES:
-            if self.spec.has(s):
-                values = self.column(s)
-                answered = self.subset(~np.isnan(values))
-                answered.value = values[answered.rows]
-                out[s] = answered
-        return out
+        return {s: self.present(s) for s in SURVEY_RANGES if self.spec.has(s)}
 
     @cached_property
     def any_survey(self) -> "Subset":
@@ -294,23 +292,27 @@ class Events:
             answered[sub.rows] = True
         return self.subset(answered)
 
-    @cached_property
-    def amount(self) -> np.ndarray:
-        return self.column("amount") if len(self) else np.zeros(0)
+    def present(self, name: str) -> "Subset":
+        """The events where numeric column ``name`` has a value (``.value``: the value) — taken
+        at those rows only, not as a whole column."""
+        full = self._source[name].to_numpy(dtype=float)
+        sub = self.subset(self._pick(~np.isnan(full)))
+        sub.value = full[self._positions[sub.rows]]
+        return sub
 
     @cached_property
     def paid(self) -> "Subset":
         """Events with an amount (``.value``: the amount)."""
-        paid = self.subset(~np.isnan(self.amount))
-        paid.value = self.amount[paid.rows]
-        return paid
+        return self.present("amount")
 
     def paid_of_type(self, event_type: str) -> "Subset":
         """Events of one type with an amount (``.value``: the amount), e.g. invoices."""
         cache = self.__dict__.setdefault("_paid_of_type", {})
         if event_type not in cache:
-            sub = self.subset(~np.isnan(self.amount) & self.is_event(event_type))
-            sub.value = self.amount[sub.rows]
+            paid = self.paid
+            of_type = self.is_event(event_type)[paid.rows]
+            sub = Subset(self, paid.rows[of_type])
+            sub.value = paid.value[of_type]
             cache[event_type] = sub
         return cache[event_type]
 
