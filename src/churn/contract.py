@@ -317,7 +317,10 @@ def _read_parquet(
     # parsing produces anyway: one conversion instead of two. Consolidated blocks: a row
     # selection later is one take per dtype.
     booleans = {pa.bool_(): pd.BooleanDtype()}
-    return table.to_pandas(memory_pool=pool, coerce_temporal_nanoseconds=True, types_mapper=booleans.get)
+    df = table.to_pandas(memory_pool=pool, coerce_temporal_nanoseconds=True, types_mapper=booleans.get)
+    del table
+    pool.release_unused()  # the Arrow copy is no longer needed: give its memory back now, not at exit
+    return df
 
 
 def _is_text(arrow_type: "pyarrow.DataType") -> bool:
