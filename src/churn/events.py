@@ -125,11 +125,13 @@ class Events:
         return out
 
     def _pick_codes(self, values: pd.Series, categories: list[str]) -> np.ndarray:
-        """:func:`codes_for` at the event rows (a categorical: its small codes are picked first)."""
+        """:func:`codes_for` at the event rows, in the smallest integer type that holds them
+        (a categorical: its codes are picked before they are mapped)."""
+        small = np.int8 if len(categories) < 127 else np.int16 if len(categories) < 32_767 else np.int32
         if isinstance(values.dtype, pd.CategoricalDtype):
-            mapping = np.append(codes_for(values.cat.categories, categories), -1)  # code −1: missing
+            mapping = np.append(codes_for(values.cat.categories, categories), -1).astype(small)  # code −1: missing
             return mapping[self._pick(values.cat.codes.to_numpy())]
-        return codes_for(values if self._keep is None else values[self._keep], categories)
+        return codes_for(values if self._keep is None else values[self._keep], categories).astype(small)
 
     def _pick(self, values: np.ndarray) -> np.ndarray:
         """A whole-input column at the event rows."""
@@ -204,18 +206,23 @@ class Events:
     @cached_property
     def _bucket(self) -> np.ndarray:
         """Per event: how many window bounds its age reaches (0: younger than the shortest)."""
-        return np.searchsorted(np.asarray(self._bounds), self.age_days, side="right")
+        return np.searchsorted(np.asarray(self._bounds), self.age_days, side="right").astype(np.int8)
 
     def _tally(self, codes: np.ndarray, n_values: int) -> np.ndarray:
         """``out[account, value, k]``: events with that value and age < ``_bounds[k]`` (the last
         ``k``: any age). Value ``n_values`` collects events with none of the values."""
         n_buckets = len(self._bounds) + 1
-        key = np.where(codes >= 0, codes, n_values)
-        key += self.code * (n_values + 1)
+        key = self.code * (n_values + 1)
+        key += self._slot(codes, n_values)
         key *= n_buckets
         key += self._bucket
         counts = np.bincount(key, minlength=self.n_accounts * (n_values + 1) * n_buckets)
         return counts.reshape(self.n_accounts, n_values + 1, n_buckets).cumsum(axis=2)
+
+    @staticmethod
+    def _slot(codes: np.ndarray, n_values: int) -> np.ndarray:
+        """Codes with "none of the values" (−1) moved to the extra slot ``n_values``."""
+        return np.where(codes >= 0, codes, np.array(n_values, dtype=codes.dtype))
 
     @cached_property
     def _type_tally(self) -> np.ndarray:
@@ -256,9 +263,10 @@ class Events:
         """``out[account, value]``: days since its latest event of each type (last column:
         other types); NaN where none."""
         n_values = len(self.event_types) + 1
-        slot = np.where(self.etype >= 0, self.etype, n_values - 1)
+        key = self.code * n_values
+        key += self._slot(self.etype, n_values - 1)
         out = np.full(self.n_accounts * n_values, np.inf)
-        np.minimum.at(out, self.code * n_values + slot, self.age_days)
+        np.minimum.at(out, key, self.age_days)
         out[np.isinf(out)] = np.nan
         return out.reshape(self.n_accounts, n_values)
 
