@@ -279,6 +279,9 @@ def read_table(
             schema = _parquet_schema(path)
             text = [c for c in categorical if c in cols and _is_text(schema.field(c).type)]
             df = _read_parquet(path, cols, text, time_column if time_column in present else None, since, until)
+            for c in categorical:  # numeric ids (1, 2.0, ...): categories too, normalised once each
+                if c in df.columns and pd.api.types.is_numeric_dtype(df[c].dtype) and not pd.api.types.is_bool_dtype(df[c].dtype):
+                    df[c] = df[c].astype("category")
         else:
             dtypes: dict[str, str] = {c: "str" for c in cols}
             dtypes.update({c: "category" for c in categorical if c in cols})
