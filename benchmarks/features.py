@@ -1,94 +1,126 @@
-"""Benchmark point-in-time features against the SQL a data engineer would write instead.
+"""Benchmark ``churn features`` against the SQL a data engineer would write instead.
 
-    python benchmarks/features.py                 # 100,000 accounts × 24 months (~12M events)
-    python benchmarks/features.py --data DIR      # an existing data folder
+    python benchmarks/features.py                  # 100,000 accounts × 24 months (~12M events)
+    python benchmarks/features.py --data DIR       # an existing data folder
+    python benchmarks/features.py --runs 5 --compare-with old.parquet
 
-Prints, for one cutoff: seconds, rows/second and peak RSS of loading + ``build_features``;
-then, on the same in-memory data, the time of a hand-written DuckDB query computing the
-same windowed aggregates (counts per event type and channel over 30/90/365 days, recency,
-trends, long waits, transfers, wait mean/p90/max, handle time, survey means and spend);
-then a 12-cutoff training table. The data is generated in a child process so that its
-memory does not count towards the peak reported here.
+Both sides are timed as whole commands, the way a user runs them, on the same Parquet files
+in the same run: ``churn features --data DIR --as-of DATE --out F.parquet`` (Python start-up,
+imports, reading, validating, computing, writing) against ``benchmarks/features_duckdb.py``,
+a hand-written DuckDB SQL build of the same features (start-up, import, read, compute,
+write). The runs alternate (ours, peer, peer, ours, …); the report gives the median, min and
+max seconds per side, the ratio of the medians, and the peak RSS of each command (its own,
+from ``wait4``). Then it checks the outputs: which of our columns the peer computes, and
+whether the values agree. The data is generated once, in a child process.
+
+With ``--in-process`` it also prints the stages inside one process (load + validate,
+``build_features``) and a 12-cutoff training table.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from churn.config import FeatureConfig, to_utc
-from churn.contract import OPTIONAL_INTERACTION_COLUMNS, load
-from churn.features import FeatureSpec, build_features
-from churn.labels import build_training_table, parse_cutoffs
+HERE = Path(__file__).resolve().parent
 
 
-def peak_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+def run_command(cmd: list[str]) -> tuple[float, float, float]:
+    """Run ``cmd`` to completion: (wall seconds, CPU seconds, peak RSS in GiB) of that command alone."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err}")
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024**2
 
 
-def duckdb_features(interactions: pd.DataFrame, accounts: pd.DataFrame, as_of: pd.Timestamp, spec: FeatureSpec) -> pd.DataFrame:
-    """The peer: one GROUP BY with conditional aggregates, as hand-written SQL."""
-    import duckdb
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
-    cols = []
-    for et in spec.event_types:
-        for w in (30, 90, 365):
-            cols.append(f"count(*) FILTER (WHERE event_type = '{et}' AND age < {w}) AS n_{et}_{w}d")
-        cols.append(f"min(age) FILTER (WHERE event_type = '{et}') AS days_since_last_{et}")
-        cols.append(
-            f"(count(*) FILTER (WHERE event_type = '{et}' AND age < 30) + 1.0) / "
-            f"(count(*) FILTER (WHERE event_type = '{et}' AND age >= 30 AND age < 120) / 3.0 + 1.0) AS trend_{et}"
-        )
-    for ch in spec.channels:
-        for w in (30, 90, 365):
-            cols.append(f"count(*) FILTER (WHERE channel = '{ch}' AND age < {w}) AS n_channel_{ch}_{w}d")
-    live = "channel NOT IN ('email', 'social')"
-    for w in (30, 90):
-        cols.append(
-            f"count(*) FILTER (WHERE age < {w} AND ((wait_seconds > 600 AND {live}) OR (wait_seconds > 86400 AND NOT {live}))) AS long_waits_{w}d"
-        )
-        cols.append(f"count(*) FILTER (WHERE age < {w} AND transferred) AS transfers_{w}d")
-    cols += [
-        f"avg(wait_seconds) FILTER (WHERE age < 90 AND {live}) AS wait_mean_90d",
-        f"quantile_cont(wait_seconds, 0.9) FILTER (WHERE age < 90 AND {live}) AS wait_p90_90d",
-        f"max(wait_seconds) FILTER (WHERE age < 90 AND {live}) AS wait_max_90d",
-        "avg(handle_seconds) FILTER (WHERE age < 90) AS handle_mean_90d",
-        "count(DISTINCT channel) FILTER (WHERE age < 90) AS distinct_channels_90d",
-        "avg(ces) AS ces_mean_365d",
-        "avg(csat) AS csat_mean_365d",
-        "avg(nps) AS nps_mean_365d",
-        "arg_max(nps, occurred_at) FILTER (WHERE nps IS NOT NULL) AS nps_latest",
-        "sum(amount) FILTER (WHERE age < 30) AS amount_30d",
-        "sum(amount) FILTER (WHERE age < 90) AS amount_90d",
-        "sum(amount) AS amount_365d",
+
+def peer_arguments(data_dir: Path, as_of: pd.Timestamp) -> tuple[list[str], int, int]:
+    """What the hand-written query spells out (event types, channels, attributes), learned
+    by our own spec so both sides build the same columns; the events in the lookback, and
+    how many of them the data contract rejects."""
+    from churn.config import FeatureConfig, load_settings
+    from churn.contract import OPTIONAL_INTERACTION_COLUMNS, data_end_of, load
+    from churn.features import learn_spec
+
+    config, settings = FeatureConfig(), load_settings(data_dir)
+    data = load(data_dir, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=as_of - pd.Timedelta(days=config.lookback_days), until=as_of)
+    spec, _ = learn_spec(data, cutoffs=[as_of], data_end=data_end_of(data_dir, settings), settings=settings, config=config)
+    static = [c for c, _ in spec.categorical_attributes] + [c for c in spec.numeric_attributes if c not in spec.history_attributes]
+    args = [
+        "--event-types", ",".join(spec.event_types),
+        "--channels", ",".join(spec.channels),
+        "--attributes", ",".join(static),
+        "--history-attributes", ",".join(spec.history_attributes),
     ]
-    since = as_of - pd.Timedelta(days=365)
-    con = duckdb.connect()
-    con.register("interactions", interactions)
-    con.register("accounts", accounts)
-    sql = f"""
-        WITH ev AS (
-            SELECT *, epoch(TIMESTAMPTZ '{as_of.isoformat()}' - occurred_at) / 86400.0 AS age
-            FROM interactions
-            WHERE occurred_at < TIMESTAMPTZ '{as_of.isoformat()}' AND occurred_at >= TIMESTAMPTZ '{since.isoformat()}'
-        ),
-        active AS (
-            SELECT account_id FROM accounts
-            WHERE signup_at < TIMESTAMPTZ '{as_of.isoformat()}'
-              AND (churned_at IS NULL OR churned_at > TIMESTAMPTZ '{as_of.isoformat()}')
-        )
-        SELECT a.account_id, {", ".join(cols)}
-        FROM active a LEFT JOIN ev USING (account_id)
-        GROUP BY a.account_id
-    """
-    return con.execute(sql).df()
+    return args, data.reports[1].rows_read, data.reports[1].rejected_total
+
+
+def compare(ours: pd.DataFrame, peer: pd.DataFrame, label: str) -> None:
+    """Print which of our columns ``peer`` has, and how many values differ (NaN = NaN)."""
+    ours, peer = ours.set_index("account_id"), peer.set_index("account_id")
+    columns = [c for c in ours.columns if c != "as_of"]
+    covered = [c for c in columns if c in peer.columns]
+    print(f"{label}: {len(covered)} of our {len(columns)} columns; accounts {len(ours):,} vs {len(peer):,}"
+          + ("" if ours.index.equals(peer.index.sort_values()) else " (different accounts)"))
+    peer = peer.reindex(ours.index)
+    differ: dict[str, int] = {}
+    rows = np.zeros(len(ours), dtype=bool)
+    for col in covered:
+        a, b = ours[col], peer[col]
+        if pd.api.types.is_numeric_dtype(a.dtype) and pd.api.types.is_numeric_dtype(b.dtype):
+            x, y = a.to_numpy(dtype=float, na_value=np.nan), b.to_numpy(dtype=float, na_value=np.nan)
+            same = np.isclose(x, y, rtol=1e-9, atol=1e-9) | (np.isnan(x) & np.isnan(y))
+        else:
+            same = (a.astype("str").fillna("") == b.astype("str").fillna("")).to_numpy()
+        if not same.all():
+            differ[col] = int((~same).sum())
+            rows |= ~same
+    if differ:
+        print(f"  values agree in {len(covered) - len(differ)} columns; {len(differ)} differ on {int(rows.sum()):,} accounts:")
+        print("  " + ", ".join(f"{c} ({n})" for c, n in differ.items()))
+    else:
+        print(f"  values agree in all {len(covered)} columns")
+
+
+def in_process(data_dir: Path, as_of: pd.Timestamp, cutoffs: str) -> None:
+    """The stages inside one process, and a training table over many cutoffs."""
+    from churn.config import FeatureConfig
+    from churn.contract import OPTIONAL_INTERACTION_COLUMNS, load
+    from churn.features import FeatureSpec, build_features
+    from churn.labels import build_training_table, parse_cutoffs
+
+    config = FeatureConfig()
+    t = time.perf_counter()
+    data = load(data_dir, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=as_of - pd.Timedelta(days=config.lookback_days), until=as_of)
+    t_load = time.perf_counter() - t
+    spec = FeatureSpec.from_data(data.accounts, data.interactions, config, history=data.attribute_history)
+    t = time.perf_counter()
+    features = build_features(data.accounts, data.interactions, as_of=as_of, spec=spec, config=config, history=data.attribute_history)
+    t_feat = time.perf_counter() - t
+    n = len(data.interactions)
+    print(f"in process: load + validate {t_load:.1f} s; build_features {t_feat:.2f} s ({n / t_feat:,.0f} events/s, {len(features):,} accounts)")
+    points = parse_cutoffs(cutoffs)
+    full = load(data_dir, interaction_columns=OPTIONAL_INTERACTION_COLUMNS)
+    t = time.perf_counter()
+    table = build_training_table(full.accounts, full.interactions, cutoffs=points, config=config, history=full.attribute_history)
+    print(f"in process: training table, {len(points)} cutoffs, {len(table):,} rows in {time.perf_counter() - t:.1f} s")
 
 
 def main() -> None:
@@ -97,57 +129,58 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--months", type=int, default=24)
     parser.add_argument("--as-of", default="2024-12-01")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per side (median reported)")
+    parser.add_argument("--compare-with", type=Path, help="an earlier version's output of the same command, to check ours is unchanged")
+    parser.add_argument("--in-process", action="store_true", help="also time the stages in one process and a 12-cutoff training table")
     parser.add_argument("--cutoffs", default="2024-01-01:2024-12-01:1M")
     args = parser.parse_args()
+    as_of = pd.Timestamp(args.as_of, tz="UTC")
 
     with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
         data_dir = args.data
         if data_dir is None:
-            data_dir = Path(tmp) / "raw"
-            t = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-m", "churn", "generate", "--accounts", str(args.accounts), "--months", str(args.months), "--out", str(data_dir)],
-                check=True,
-                stdout=subprocess.DEVNULL,
+            data_dir = out / "raw"
+            seconds, _, gib = run_command(
+                [sys.executable, "-m", "churn", "generate", "--accounts", str(args.accounts), "--months", str(args.months), "--out", str(data_dir)]
             )
-            print(f"generated {args.accounts:,} accounts × {args.months} months in {time.perf_counter() - t:.1f} s (child process)")
+            print(f"generated {args.accounts:,} accounts × {args.months} months in {seconds:.0f} s (child process, {gib:.1f} GiB)")
+        peer_args, events, rejected = peer_arguments(data_dir, as_of)
+        total = sum(f.stat().st_size for f in data_dir.glob("*.parquet"))
+        print(f"data: {data_dir} ({total / 1024**2:,.0f} MiB of Parquet)")
+        print(f"events read: {events:,} in the 365 days before {as_of:%Y-%m-%d} ({rejected:,} rejected by our data contract, kept by the peer)")
 
-        config = FeatureConfig()
-        as_of = to_utc(args.as_of)
-        t0 = time.perf_counter()
-        data = load(
-            data_dir,
-            interaction_columns=OPTIONAL_INTERACTION_COLUMNS,
-            since=as_of - pd.Timedelta(days=config.lookback_days),
-            until=as_of,
-        )
-        t_load = time.perf_counter() - t0
-        spec = FeatureSpec.from_data(data.accounts, data.interactions, config)
-        t1 = time.perf_counter()
-        features = build_features(data.accounts, data.interactions, as_of=as_of, spec=spec, config=config)
-        t_feat = time.perf_counter() - t1
-        n_events = len(data.interactions)
-        print(f"events in lookback   {n_events:,} (of the 365 days before {as_of:%Y-%m-%d})")
-        print(f"load + validate      {t_load:.1f} s")
-        print(f"build_features       {t_feat:.2f} s  ({n_events / t_feat:,.0f} events/s, {len(features) / t_feat:,.0f} accounts/s)")
-        print(f"output               {len(features):,} accounts × {features.shape[1] - 2} features")
-        print(f"peak RSS so far      {peak_gib():.2f} GiB (load + validate + features)")
+        ours_cmd = [sys.executable, "-m", "churn", "features", "--data", str(data_dir), "--as-of", args.as_of, "--out", str(out / "ours.parquet")]
+        peer_cmd = [sys.executable, str(HERE / "features_duckdb.py"), "--data", str(data_dir), "--as-of", args.as_of, "--out", str(out / "peer.parquet"), *peer_args]
+        times: dict[str, list[float]] = {"ours": [], "duckdb": []}
+        cpu: dict[str, list[float]] = {"ours": [], "duckdb": []}
+        peaks: dict[str, float] = {"ours": 0.0, "duckdb": 0.0}
+        print(f"load average before: {load_average()} ({os.cpu_count()} cores)")
+        for i in range(args.runs):
+            order = [("ours", ours_cmd), ("duckdb", peer_cmd)]
+            for name, cmd in order if i % 2 == 0 else order[::-1]:
+                seconds, cpu_seconds, gib = run_command(cmd)
+                times[name].append(seconds)
+                cpu[name].append(cpu_seconds)
+                peaks[name] = max(peaks[name], gib)
+                print(f"  run {i + 1}: {name:6s} {seconds:5.2f} s  (CPU {cpu_seconds:5.2f} s)  {gib:.2f} GiB")
+        print(f"load average after:  {load_average()}")
+        for name in times:
+            s = times[name]
+            print(
+                f"{name:6s}  median {statistics.median(s):5.2f} s  (min {min(s):.2f}, max {max(s):.2f}, {len(s)} runs)  "
+                f"CPU {statistics.median(cpu[name]):.2f} s  peak RSS {peaks[name]:.2f} GiB"
+            )
+        ratio = statistics.median(times["ours"]) / statistics.median(times["duckdb"])
+        print(f"ratio ours / DuckDB (medians): {ratio:.2f}×  (target ≤ 0.80×)")
 
-        try:
-            t2 = time.perf_counter()
-            peer = duckdb_features(data.interactions, data.accounts, as_of, spec)
-            t_sql = time.perf_counter() - t2
-            print(f"DuckDB SQL peer      {t_sql:.2f} s  ({peer.shape[1] - 1} aggregates; ours/SQL = {t_feat / t_sql:.2f}×)")
-        except ImportError:
-            print("DuckDB SQL peer      skipped (pip install duckdb)")
-
-        cutoffs = parse_cutoffs(args.cutoffs)
-        full = load(data_dir, interaction_columns=OPTIONAL_INTERACTION_COLUMNS)
-        t3 = time.perf_counter()
-        table = build_training_table(full.accounts, full.interactions, cutoffs=cutoffs, config=config)
-        t_table = time.perf_counter() - t3
-        print(f"training table       {len(cutoffs)} cutoffs, {len(table):,} rows in {t_table:.1f} s")
-        print(f"peak RSS             {peak_gib():.2f} GiB")
+        ours = pd.read_parquet(out / "ours.parquet")
+        print(f"output: {len(ours):,} rows × {ours.shape[1]} columns ({ours.shape[1] - 2} features)")
+        compare(ours, pd.read_parquet(out / "peer.parquet"), "DuckDB peer computes")
+        if args.compare_with:
+            compare(ours, pd.read_parquet(args.compare_with), f"{args.compare_with} has")
+        if args.in_process:
+            in_process(data_dir, as_of, args.cutoffs)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from churn.cli import app
-from churn.contract import DataContractError, load, validate
+from churn.contract import ColumnScreen, DataContractError, load, validate
 from tests.conftest import write_csv_folder
 
 
@@ -298,3 +298,74 @@ def test_numeric_attributes_in_a_csv_are_numbers() -> None:
     assert data.accounts["total_day_minutes"].dtype == float and np.isnan(data.accounts["total_day_minutes"].iloc[2])
     assert data.accounts["calls"].tolist() == [3.0, 1.0, 0.0]
     assert data.accounts["zip"].tolist() == ["02134", "n/a", "10001"] and data.accounts["plan"].tolist() == ["basic", "premium", "basic"]
+
+
+# --------------------------------------------------------------------------- fast paths
+
+
+def _screen_of(column) -> ColumnScreen:  # type: ignore[no-untyped-def]
+    """The screen a pandera column implies; fails on a check the screen does not know."""
+    lo = hi = None
+    non_empty = False
+    for check in column.checks:
+        stats = check.statistics or {}
+        if check.name == "non_empty":
+            non_empty = True
+        elif check.name == "greater_than_or_equal_to":
+            lo = stats["min_value"]
+        elif check.name == "in_range" and stats.get("include_min", True) and stats.get("include_max", True):
+            lo, hi = stats["min_value"], stats["max_value"]
+        else:
+            pytest.fail(f"the vectorised screen does not know the check {check.name} {stats}: add it to contract.SCREEN")
+    return ColumnScreen(None if column.dtype is None else str(column.dtype), column.nullable, non_empty, lo, hi)
+
+
+def test_vectorised_screen_checks_exactly_what_the_pandera_schemas_check() -> None:
+    from churn.contract import SCREEN, schemas
+
+    for table, schema in schemas().items():
+        assert set(schema.columns) == set(SCREEN[table]), table
+        for name, column in schema.columns.items():
+            assert _screen_of(column) == SCREEN[table][name], (table, name)
+
+
+def test_clean_typed_data_is_validated_without_importing_pandera(tmp_path: Path) -> None:
+    """pandera runs only on the rows the screen flags; clean data never imports it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pandas as pd\n"
+        "from churn.contract import validate\n"
+        "from tests.test_contract import _accounts, _interactions\n"
+        "data = validate(_accounts(), _interactions())\n"
+        "assert all(r.rejected_total == 0 for r in data.reports)\n"
+        "print('pandera' in sys.modules)\n"
+        "bad = _interactions(); bad.loc[1, 'ces'] = '9'\n"
+        "print(validate(_accounts(), bad).rejects['interactions']['reject_reason'].tolist())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines() == ["False", "['ces out of range 1–7']"]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_duplicate_rows_are_exact_whatever_the_row_order(shuffle: bool) -> None:
+    """Exact repeats are rejected; rows sharing account and time but not every value are not."""
+    from churn.contract import _duplicated_rows
+
+    t = pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-01", "2024-01-01", "2024-01-02", "2024-01-02", "2024-01-03"], utc=True)
+    df = pd.DataFrame(
+        {
+            "account_id": pd.Categorical(["a", "a", "b", "a", "a", "a", "c"]),
+            "occurred_at": t,
+            "event_type": ["login", "survey", "login", "login", "login", "login", "login"],
+            "nps": [None, 9.0, None, None, 3.0, None, None],
+        }
+    )
+    if shuffle:
+        df = df.sample(frac=1, random_state=3).reset_index(drop=True)
+    expected = df.duplicated(keep="first").to_numpy()
+    assert expected.sum() == 1
+    assert _duplicated_rows(df).tolist() == expected.tolist()
+    text_ids = df.assign(account_id=df["account_id"].astype("str"))
+    assert _duplicated_rows(text_ids).tolist() == expected.tolist()

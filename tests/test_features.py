@@ -200,3 +200,28 @@ def test_cli_features_and_catalogue(small_data_dir, tmp_path) -> None:  # type: 
     assert result.exit_code == 0, result.output
     table = pd.read_parquet(out)
     assert table["account_id"].is_unique and (table["as_of"] == ts("2024-02-01")).all()
+
+
+def test_shared_tallies_equal_one_count_per_feature(small_business) -> None:  # type: ignore[no-untyped-def]
+    """Counts per type/channel/window come from one shared pass; they must equal counting
+    each feature on its own — also for a window outside the tally (45 days) and with event
+    types left out of the spec (only the top 3 kept)."""
+    from churn.events import Events
+    from churn.features import active_accounts
+
+    accounts, interactions = small_business.accounts, small_business.interactions
+    as_of = ts("2024-03-01")
+    config = FeatureConfig(windows_days=(7, 30, 90, 365), max_event_types=3)
+    spec = FeatureSpec.from_data(accounts, interactions, config)
+    e = Events(interactions, active_accounts(accounts, interactions, as_of), as_of, spec, config)
+    assert len(spec.event_types) == 3 and (e.etype < 0).any() and len(spec.channels) > 1
+    for w in (7, 30, 45, 90, 120, 365):
+        np.testing.assert_array_equal(e.count_any(w), e.count(e.within(w)))
+        for j in range(len(spec.event_types)):
+            np.testing.assert_array_equal(e.count_type(j, w), e.count((e.etype == j) & e.within(w)))
+        for j in range(len(spec.channels)):
+            np.testing.assert_array_equal(e.count_channel(j, w), e.count((e.channel == j) & e.within(w)))
+    for j in range(len(spec.event_types)):
+        np.testing.assert_array_equal(e.count_type(j, 120, since_days=30), e.count((e.etype == j) & ~e.within(30) & e.within(120)))
+        np.testing.assert_array_equal(e.days_since_type(j), e.reduce(e.age_days, e.etype == j, "min"))
+    np.testing.assert_array_equal(e.days_since_any(), e.reduce(e.age_days, np.ones(len(e), bool), "min"))

@@ -380,7 +380,7 @@ def _write_frame(frame: pd.DataFrame, out: Path) -> None:
 
 
 def _data_end(data: Path, settings: "DataSettings") -> pd.Timestamp:
-    from churn.workflow import data_end_of
+    from churn.contract import data_end_of
 
     end = data_end_of(data, settings)
     console.print(f"End of data: {end:%Y-%m-%d}" + (" (given)" if settings.data_end else " (the day after the latest interaction)"))

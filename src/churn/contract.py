@@ -19,16 +19,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 import pyarrow.parquet as pq
 
-from churn.config import SURVEY_RANGES
+from churn.config import SURVEY_RANGES, DataSettings
+from churn.frames import codes_for
 from churn.io import write_table
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandera.pandas as pandera
+    import pyarrow
 
 TABLES = ("accounts", "interactions", "attribute_history")
 REQUIRED = {
@@ -44,6 +49,8 @@ NUMBERS = {
 }
 FLAGS = {"accounts": (), "interactions": ("resolved", "transferred"), "attribute_history": ()}
 TEXT = {"accounts": (), "interactions": ("event_type", "channel", "case_id"), "attribute_history": ()}
+#: Interaction text columns with few distinct values: read as categoricals.
+CATEGORICAL = ("account_id", "event_type", "channel")
 OPTIONAL_INTERACTION_COLUMNS = ("channel", "case_id", "wait_seconds", "handle_seconds", "resolved", "transferred", "ces", "csat", "nps", "amount")
 #: A timestamp this far past the wall clock is a typo or a test row, not the future.
 FUTURE_SLACK = pd.Timedelta(days=1)
@@ -64,40 +71,121 @@ def _non_empty(s: pd.Series) -> pd.Series:
     return s.astype("str").str.strip().str.len() > 0
 
 
-ACCOUNTS_SCHEMA = pa.DataFrameSchema(
-    {
-        "account_id": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
-        "signup_at": pa.Column("datetime64[ns, UTC]", nullable=False),
-        "churned_at": pa.Column("datetime64[ns, UTC]", nullable=True, required=False),
-        "mrr": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
-    },
-    strict=False,
-)
+@cache
+def schemas() -> dict[str, "pandera.DataFrameSchema"]:
+    """The pandera schema of each table: what a parsed row must satisfy.
 
-INTERACTIONS_SCHEMA = pa.DataFrameSchema(
-    {
-        "account_id": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
-        "occurred_at": pa.Column("datetime64[ns, UTC]", nullable=False),
-        "event_type": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
-        "wait_seconds": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
-        "handle_seconds": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
-        **{
-            name: pa.Column(float, pa.Check.in_range(lo, hi), nullable=True, required=False)
-            for name, (lo, hi) in SURVEY_RANGES.items()
+    Built on first use: importing pandera costs more than checking a clean 10M-row table,
+    so clean, already-typed data is screened with :data:`SCREEN` and pandera runs only on the
+    rows the screen flags (:func:`_schema_failures`)."""
+    import pandera.pandas as pa
+
+    accounts = pa.DataFrameSchema(
+        {
+            "account_id": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
+            "signup_at": pa.Column("datetime64[ns, UTC]", nullable=False),
+            "churned_at": pa.Column("datetime64[ns, UTC]", nullable=True, required=False),
+            "mrr": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
         },
-        "amount": pa.Column(float, nullable=True, required=False),
+        strict=False,
+    )
+    interactions = pa.DataFrameSchema(
+        {
+            "account_id": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
+            "occurred_at": pa.Column("datetime64[ns, UTC]", nullable=False),
+            "event_type": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
+            "wait_seconds": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
+            "handle_seconds": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
+            **{
+                name: pa.Column(float, pa.Check.in_range(lo, hi), nullable=True, required=False)
+                for name, (lo, hi) in SURVEY_RANGES.items()
+            },
+            "amount": pa.Column(float, nullable=True, required=False),
+        },
+        strict=False,
+    )
+    history = pa.DataFrameSchema(
+        {
+            "account_id": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
+            "valid_from": pa.Column("datetime64[ns, UTC]", nullable=False),
+            "mrr": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
+        },
+        strict=False,
+    )
+    return {"accounts": accounts, "interactions": interactions, "attribute_history": history}
+
+
+_SCHEMA_NAMES = {"ACCOUNTS_SCHEMA": "accounts", "INTERACTIONS_SCHEMA": "interactions", "HISTORY_SCHEMA": "attribute_history"}
+
+
+def __getattr__(name: str) -> object:
+    """``ACCOUNTS_SCHEMA``, ``INTERACTIONS_SCHEMA``, ``HISTORY_SCHEMA`` and ``SCHEMAS``, built on first use."""
+    if name in _SCHEMA_NAMES:
+        return schemas()[_SCHEMA_NAMES[name]]
+    if name == "SCHEMAS":
+        return schemas()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@dataclass(frozen=True)
+class ColumnScreen:
+    """What the schema checks on one column, in a form NumPy can evaluate on a whole column.
+
+    ``tests/test_contract.py`` derives these from :func:`schemas` and compares, so the screen
+    cannot drift from the pandera schemas."""
+
+    dtype: str | None = None
+    nullable: bool = True
+    non_empty: bool = False
+    min_value: float | None = None
+    max_value: float | None = None
+
+
+_ID = ColumnScreen(nullable=False, non_empty=True)
+_UTC = "datetime64[ns, UTC]"
+#: The checks of :func:`schemas`, per table and column, for the vectorised screen.
+SCREEN: dict[str, dict[str, ColumnScreen]] = {
+    "accounts": {
+        "account_id": _ID,
+        "signup_at": ColumnScreen(_UTC, nullable=False),
+        "churned_at": ColumnScreen(_UTC),
+        "mrr": ColumnScreen("float64", min_value=0),
     },
-    strict=False,
-)
-HISTORY_SCHEMA = pa.DataFrameSchema(
-    {
-        "account_id": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
-        "valid_from": pa.Column("datetime64[ns, UTC]", nullable=False),
-        "mrr": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
+    "interactions": {
+        "account_id": _ID,
+        "occurred_at": ColumnScreen(_UTC, nullable=False),
+        "event_type": _ID,
+        "wait_seconds": ColumnScreen("float64", min_value=0),
+        "handle_seconds": ColumnScreen("float64", min_value=0),
+        **{name: ColumnScreen("float64", min_value=lo, max_value=hi) for name, (lo, hi) in SURVEY_RANGES.items()},
+        "amount": ColumnScreen("float64"),
     },
-    strict=False,
-)
-SCHEMAS = {"accounts": ACCOUNTS_SCHEMA, "interactions": INTERACTIONS_SCHEMA, "attribute_history": HISTORY_SCHEMA}
+    "attribute_history": {
+        "account_id": _ID,
+        "valid_from": ColumnScreen(_UTC, nullable=False),
+        "mrr": ColumnScreen("float64", min_value=0),
+    },
+}
+
+
+def _screen_column(values: pd.Series, rule: ColumnScreen) -> np.ndarray:
+    """Rows of one column that fail ``rule`` (missing values fail only a non-nullable rule).
+    A float column is compared in place (NaN compares false), not copied."""
+    bad = np.zeros(len(values), dtype=bool)
+    if not rule.nullable or rule.non_empty:
+        missing = values.isna().to_numpy()
+        if not rule.nullable:
+            bad |= missing
+        if rule.non_empty:
+            bad |= ~_non_empty(values).to_numpy(dtype=bool) & ~missing
+    if rule.min_value is not None or rule.max_value is not None:
+        v = values.to_numpy() if values.dtype == np.float64 else values.to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            if rule.min_value is not None:
+                bad |= v < rule.min_value
+            if rule.max_value is not None:
+                bad |= v > rule.max_value
+    return bad
 
 
 @dataclass
@@ -155,11 +243,15 @@ def _is_parquet(path: Path) -> bool:
     return path.suffix == ".parquet" or path.is_dir()
 
 
+def _parquet_schema(path: Path) -> "pyarrow.Schema":
+    return pq.read_schema(next(iter(sorted(path.glob("*.parquet")))) if path.is_dir() else path)
+
+
 def available_columns(path: Path) -> list[str]:
     """Column names of a table file without reading its rows."""
     try:
         if _is_parquet(path):
-            return list(pq.read_schema(next(iter(sorted(path.glob("*.parquet")))) if path.is_dir() else path).names)
+            return list(_parquet_schema(path).names)
         return list(pd.read_csv(path, nrows=0).columns)
     except Exception as exc:  # noqa: BLE001 - any read failure is reported the same way
         raise DataContractError(f"{path}: cannot read the file ({type(exc).__name__}: {exc})") from None
@@ -172,33 +264,72 @@ def read_table(
     time_column: str | None = None,
     since: pd.Timestamp | None = None,
     until: pd.Timestamp | None = None,
+    categorical: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Read the asked-for columns (those present); Parquet pushes the time range down.
 
+    Text columns named in ``categorical`` (ids, event types, channels: few distinct values,
+    many rows) arrive as categoricals, so that later steps work once per distinct value.
     CSV is read as text so that parsing problems surface per row, not as a failed read.
     """
     present = available_columns(path)
     cols = [c for c in columns if c in present] if columns is not None else present
     try:
         if _is_parquet(path):
-            filters = []
-            if time_column and time_column in present:
-                if since is not None:
-                    filters.append((time_column, ">=", since))
-                if until is not None:
-                    filters.append((time_column, "<", until))
-            try:
-                df = pd.read_parquet(path, columns=cols, filters=filters or None)
-            except (TypeError, ValueError, NotImplementedError):
-                # e.g. timestamps stored as text: filter after parsing instead
-                df = pd.read_parquet(path, columns=cols)
+            schema = _parquet_schema(path)
+            text = [c for c in categorical if c in cols and _is_text(schema.field(c).type)]
+            df = _read_parquet(path, cols, text, time_column if time_column in present else None, since, until)
+            for c in categorical:  # numeric ids (1, 2.0, ...): categories too, normalised once each
+                if c in df.columns and pd.api.types.is_numeric_dtype(df[c].dtype) and not pd.api.types.is_bool_dtype(df[c].dtype):
+                    df[c] = df[c].astype("category")
         else:
-            df = pd.read_csv(path, usecols=cols, dtype="str", keep_default_na=False, na_values=[""])
+            dtypes: dict[str, str] = {c: "str" for c in cols}
+            dtypes.update({c: "category" for c in categorical if c in cols})
+            df = pd.read_csv(path, usecols=cols, dtype=dtypes, keep_default_na=False, na_values=[""])
     except DataContractError:
         raise
     except Exception as exc:  # noqa: BLE001
         raise DataContractError(f"{path}: cannot read the file ({type(exc).__name__}: {exc})") from None
     return df.reset_index(drop=True)
+
+
+def _read_parquet(
+    path: Path, columns: list[str], dictionary: list[str], time_column: str | None, since: pd.Timestamp | None, until: pd.Timestamp | None
+) -> pd.DataFrame:
+    """Columns of a Parquet file or folder of parts, rows in [since, until) of ``time_column``
+    (row groups outside it are skipped), ``dictionary`` columns dictionary-encoded."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    from churn.io import arrow_pool
+
+    parquet = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=dictionary))
+    dataset = ds.dataset(path, format=parquet)
+    terms = []
+    if time_column is not None:
+        terms += [ds.field(time_column) >= since] if since is not None else []
+        terms += [ds.field(time_column) < until] if until is not None else []
+    condition = terms[0] & terms[1] if len(terms) == 2 else terms[0] if terms else None
+    pool = arrow_pool()
+    try:
+        table = dataset.to_table(columns=columns, filter=condition, memory_pool=pool)
+    except (TypeError, ValueError, NotImplementedError):
+        # e.g. timestamps stored as text: filter after parsing instead
+        table = dataset.to_table(columns=columns, memory_pool=pool)
+    # Nanosecond timestamps and nullable booleans (not objects when a flag has gaps) are what
+    # parsing produces anyway: one conversion instead of two. Consolidated blocks: a row
+    # selection later is one take per dtype.
+    booleans = {pa.bool_(): pd.BooleanDtype()}
+    df = table.to_pandas(memory_pool=pool, coerce_temporal_nanoseconds=True, types_mapper=booleans.get)
+    del table
+    pool.release_unused()  # the Arrow copy is no longer needed: give its memory back now, not at exit
+    return df
+
+
+def _is_text(arrow_type: "pyarrow.DataType") -> bool:
+    import pyarrow.types as pat
+
+    return bool(pat.is_string(arrow_type) or pat.is_large_string(arrow_type) or pat.is_string_view(arrow_type))
 
 
 # --------------------------------------------------------------------------- parsing
@@ -264,7 +395,10 @@ def normalise_ids(values: pd.Series) -> pd.Series:
     once per category, which keeps 10M-row event tables cheap.
     """
     if isinstance(values.dtype, pd.CategoricalDtype):
-        cats = normalise_ids(pd.Series(values.cat.categories, dtype=values.cat.categories.dtype))
+        original = values.cat.categories
+        cats = normalise_ids(pd.Series(original, dtype=original.dtype))
+        if pd.api.types.is_string_dtype(original.dtype) and cats.notna().all() and bool((cats.to_numpy() == original.to_numpy()).all()):
+            return values  # already in normal form (the usual case): no new codes
         uniques, mapping = np.unique(cats.fillna("").to_numpy(dtype=object).astype(str), return_inverse=True)
         codes = values.cat.codes.to_numpy()
         new_codes = np.where(codes >= 0, np.append(mapping, -1)[codes], -1)
@@ -372,22 +506,48 @@ def _check_table(
         for col in _free_columns(name, df):
             df[col] = numbers_if_all_numeric(df[col])
 
-    checked = [c for c in SCHEMAS[name].columns if c in df.columns]
+    for (column, check), rows in _schema_failures(name, df):
+        reason = _describe_check(column, check)
+        parse_reason = next((r for r, c in reason_column.items() if c == column), None)
+        mask = np.zeros(len(df), dtype=bool)
+        mask[rows] = True
+        if parse_reason and check == "not_nullable":
+            mask &= ~rej.reasons.get(parse_reason, np.zeros(len(df), dtype=bool))
+        rej.add(mask, reason)
+        reason_column[reason] = column
+    return df, rej, reason_column, report
+
+
+def _schema_failures(name: str, df: pd.DataFrame) -> list[tuple[tuple[str, str], np.ndarray]]:
+    """Rows failing the pandera schema of table ``name``, as ((column, check), row positions).
+
+    Parsed columns already have the schema's types, so the vectorised :data:`SCREEN` finds
+    every row that can fail; pandera then checks only those rows and names the failures.
+    Clean data never imports pandera. A column of an unexpected type sends the whole table
+    through pandera."""
+    rules = SCREEN[name]
+    checked = [c for c in rules if c in df.columns]
+    typed = all(rules[c].dtype is None or str(df[c].dtype) == rules[c].dtype for c in checked)
+    frame = df[checked]
+    if typed:
+        suspect = np.zeros(len(df), dtype=bool)
+        for col in checked:
+            suspect |= _screen_column(df[col], rules[col])
+        if not suspect.any():
+            return []
+        frame = frame.iloc[np.flatnonzero(suspect)]  # index labels stay row positions
+    from pandera.errors import SchemaErrors
+
     try:
-        SCHEMAS[name].validate(df[checked], lazy=True)
-    except pa.errors.SchemaErrors as errors:
+        schemas()[name].validate(frame, lazy=True)
+    except SchemaErrors as errors:
         cases = errors.failure_cases
         cases = cases[cases["index"].notna()]
-        for (column, check), group in cases.groupby(["column", "check"], sort=False):
-            reason = _describe_check(str(column), str(check))
-            parse_reason = next((r for r, c in reason_column.items() if c == column), None)
-            mask = np.zeros(len(df), dtype=bool)
-            mask[group["index"].astype(int).to_numpy()] = True
-            if parse_reason and check == "not_nullable":
-                mask &= ~rej.reasons.get(parse_reason, np.zeros(len(df), dtype=bool))
-            rej.add(mask, reason)
-            reason_column[reason] = str(column)
-    return df, rej, reason_column, report
+        return [
+            ((str(column), str(check)), group["index"].astype(int).to_numpy())
+            for (column, check), group in cases.groupby(["column", "check"], sort=False)
+        ]
+    return []
 
 
 def _free_columns(name: str, df: pd.DataFrame) -> list[str]:
@@ -420,6 +580,15 @@ def _duplicate_ids(ids: pd.Series, raw_ids: pd.Series) -> tuple[np.ndarray, np.n
     return dup & ~collides, collides
 
 
+def _known_ids(ids: pd.Series, accounts: pd.Series) -> np.ndarray:
+    """True where an id is one of ``accounts`` (a categorical is looked up once per category)."""
+    known = pd.Index(accounts).unique()
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        per_category = np.append(codes_for(ids.cat.categories, known) >= 0, False)  # code −1: missing
+        return per_category[ids.cat.codes.to_numpy()]
+    return codes_for(ids, known) >= 0
+
+
 def _finish(raw: pd.DataFrame, df: pd.DataFrame, rej: _Rejections, reason_column: dict[str, str], report: TableReport) -> tuple[pd.DataFrame, pd.DataFrame]:
     bad = rej.any()
     for reason, mask in rej.reasons.items():
@@ -434,16 +603,50 @@ def _finish(raw: pd.DataFrame, df: pd.DataFrame, rej: _Rejections, reason_column
     return accepted, rejects.reset_index(drop=True)
 
 
-def _duplicated_rows(df: pd.DataFrame) -> np.ndarray:
-    """Exact duplicates after the first, found via a 64-bit row hash (cheap on 10M rows),
-    then confirmed column by column so a hash collision can never reject a row."""
-    if not len(df):
-        return np.zeros(0, dtype=bool)
-    hashes = pd.util.hash_pandas_object(df, index=False)
-    candidates = hashes.duplicated(keep=False).to_numpy()
-    out = np.zeros(len(df), dtype=bool)
-    if candidates.any():
-        out[candidates] = df.loc[candidates].duplicated(keep="first").to_numpy()
+def _column_key(values: pd.Series, rows: np.ndarray | None = None) -> np.ndarray:
+    """A uint64 per row (at ``rows``, or all), equal for equal values (and for two missing values)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()  # categories are unique: codes identify values
+        return (codes if rows is None else codes[rows]).astype(np.uint64)
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype):
+        stamps = values.array.asi8.view(np.uint64)
+        return stamps if rows is None else stamps[rows]
+    return pd.util.hash_pandas_object(values if rows is None else values.iloc[rows], index=False, categorize=False).to_numpy()
+
+
+def _repeated(keys: np.ndarray) -> np.ndarray:
+    """True where a value occurs more than once (a sort, cheaper than a hash table on 10M rows)."""
+    ordered = np.sort(keys)
+    twice = ordered[1:][ordered[1:] == ordered[:-1]]
+    return np.isin(keys, np.unique(twice)) if len(twice) else np.zeros(len(keys), dtype=bool)
+
+
+def _duplicated_rows(df: pd.DataFrame, key: Sequence[str] = ("account_id", "occurred_at")) -> np.ndarray:
+    """Exact duplicates after the first, without comparing every row with every other.
+
+    Two equal rows share their ``key`` values. In a time-ordered event log, rows sharing a
+    timestamp are neighbours; otherwise every row is a candidate. Candidates whose key
+    hash (account and time) repeats are then compared on every column, so a hash collision
+    can never reject a row."""
+    n = len(df)
+    out = np.zeros(n, dtype=bool)
+    if n < 2:
+        return out
+    candidates = np.ones(n, dtype=bool)
+    if "occurred_at" in key:
+        t = _column_key(df["occurred_at"]).view(np.int64)
+        if bool(np.all(t[1:] >= t[:-1])):
+            same = t[1:] == t[:-1]
+            candidates = np.r_[same, False] | np.r_[False, same]
+    rows = np.flatnonzero(candidates)
+    if not len(rows):
+        return out
+    mixed = np.zeros(len(rows), dtype=np.uint64)
+    for c in key:
+        mixed = (mixed * np.uint64(0x100000001B3)) ^ _column_key(df[c], rows)  # FNV-style mix; wraps around
+    rows = rows[_repeated(mixed)]
+    if len(rows):
+        out[rows] = df.iloc[rows].duplicated(keep="first").to_numpy()
     return out
 
 
@@ -499,7 +702,7 @@ def validate(
         )
     else:
         df, rej, why, report_i = _check_table("interactions", interactions_raw, interactions_file, date_format=date_format, now=now)
-        known = df["account_id"].isin(accounts["account_id"]).to_numpy()
+        known = _known_ids(df["account_id"], accounts["account_id"])
         rej.add(df["account_id"].notna().to_numpy() & ~known, "unknown account_id")
         why["unknown account_id"] = "account_id"
         rej.add(_duplicated_rows(df), "duplicate row")
@@ -514,7 +717,7 @@ def validate(
     history = None
     if history_raw is not None:
         df, rej, why, report_h = _check_table("attribute_history", history_raw, history_file, date_format=date_format, now=now)
-        known = df["account_id"].isin(accounts["account_id"]).to_numpy()
+        known = _known_ids(df["account_id"], accounts["account_id"])
         rej.add(df["account_id"].notna().to_numpy() & ~known, "unknown account_id")
         why["unknown account_id"] = "account_id"
         key = df[["account_id", "valid_from"]]
@@ -558,7 +761,7 @@ def load(
         if interaction_columns is not None:
             interaction_columns = list(dict.fromkeys([*REQUIRED["interactions"], *interaction_columns]))
         interactions_raw = read_table(
-            interactions_path, interaction_columns, time_column="occurred_at", since=since, until=until
+            interactions_path, interaction_columns, time_column="occurred_at", since=since, until=until, categorical=CATEGORICAL
         )
     data = validate(
         accounts_raw,
@@ -577,7 +780,8 @@ def load(
             keep &= (t >= since).to_numpy()
         if until is not None:
             keep &= (t < until).to_numpy()
-        data.interactions = data.interactions.loc[keep].reset_index(drop=True)
+        if not keep.all():  # Parquet filtered while reading; CSV and text timestamps filter here
+            data.interactions = data.interactions.loc[keep].reset_index(drop=True)
     return data
 
 
@@ -599,6 +803,24 @@ def interactions_end(folder: str | Path, *, now: pd.Timestamp | None = None, dat
     t = parse_timestamps(column, date_format)
     t = t[t <= limit]
     return None if t.empty else t.max()
+
+
+def data_end_of(data_dir: str | Path, settings: DataSettings = DataSettings()) -> pd.Timestamp:
+    """End of the observed history of a data folder: ``settings.data_end``, else the day after
+    the latest interaction (future-dated rows ignored), else — attribute-only data — the latest
+    signup or churn date."""
+    if settings.data_end is not None:
+        return settings.data_end
+    latest = interactions_end(data_dir, date_format=settings.date_format)
+    if latest is not None:
+        return latest.ceil("D")
+    path = find_table(data_dir, "accounts")
+    accounts = validate(read_table(path), None, date_format=settings.date_format).accounts if path else None
+    if accounts is None:
+        raise ValueError(f"{data_dir}: no accounts table")
+    from churn.labels import observed_until
+
+    return observed_until(accounts, accounts.iloc[:0].assign(occurred_at=pd.Series(dtype="datetime64[ns, UTC]")))
 
 
 def _parquet_max(path: Path, column: str) -> pd.Timestamp | None:

@@ -28,7 +28,7 @@ import pandas as pd
 from churn.attributes import AttributeDecision, attribute_columns, attributes_at, plan_attributes
 from churn.config import ChurnDefinition, DataSettings, FeatureConfig
 from churn.events import Events
-from churn.frames import codes_for
+from churn.frames import codes_for, text_counts, text_values
 from churn.population import is_customer
 from churn.registry import Feature, registry
 
@@ -76,10 +76,10 @@ class FeatureSpec:
         """Learn the spec from the data. ``attributes`` names the account attributes to use
         (see :func:`churn.attributes.plan_attributes` for which are honest at your cutoffs);
         None uses every attribute column as it is."""
-        counts = interactions["event_type"].astype("str").value_counts() if len(interactions) else pd.Series(dtype=int)
+        counts = text_counts(interactions["event_type"]) if len(interactions) else pd.Series(dtype=int)
         channels: list[str] = []
         if "channel" in interactions.columns and len(interactions):
-            channels = list(interactions["channel"].dropna().astype("str").unique())
+            channels = text_values(interactions["channel"])
         start = interactions["occurred_at"].min() if len(interactions) else None
         return cls.from_summary(
             accounts, counts, channels, list(interactions.columns), config, attributes=attributes, history=history, history_start=start

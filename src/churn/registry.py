@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from churn.config import SURVEY_RANGES, FeatureConfig
-from churn.events import Events, ratio
+from churn.events import Events, Subset, ratio
 
 if TYPE_CHECKING:  # pragma: no cover
     from churn.features import FeatureSpec
@@ -260,7 +260,7 @@ def registry(spec: "FeatureSpec", config: FeatureConfig = FeatureConfig()) -> li
     # ---- activity: recency, frequency, rates and trends per event type
     if spec.event_types:
         add("days_since_last_event", "activity", "usage", "{v} since any activity", 1, days,
-            lambda e: e.reduce(e.age_days, np.ones(len(e), bool), "min"))
+            lambda e: e.days_since_any())
     multiple_types = len(spec.event_types) > 1
     for j, et in enumerate(spec.event_types):
         d, driver = _event_direction(et, spec), _event_driver(et, spec, config)
@@ -268,24 +268,24 @@ def registry(spec: "FeatureSpec", config: FeatureConfig = FeatureConfig()) -> li
         count = Unit("count", one, many)
         for w in windows:
             add(f"n_{et}_{w}d", "activity", driver, f"{{v}} in the last {w} days", d, count,
-                lambda e, j=j, w=w: e.count((e.etype == j) & e.within(w)))
+                lambda e, j=j, w=w: e.count_type(j, w))
         add(f"days_since_last_{et}", "activity", driver, f"{{v}} since the last {one}", -d if d else 0, days,
-            lambda e, j=j: e.reduce(e.age_days, e.etype == j, "min"))
+            lambda e, j=j: e.days_since_type(j))
         add(f"trend_{et}", "activity", driver, f"{many} in the last 30 days vs. the 90 before: {{v}}", d, Unit("ratio"),
-            lambda e, j=j: (e.count((e.etype == j) & e.within(30)) + 1.0) / (e.count((e.etype == j) & ~e.within(30) & e.within(120)) / 3.0 + 1.0))
+            lambda e, j=j: (e.count_type(j, 30) + 1.0) / (e.count_type(j, 120, since_days=30) / 3.0 + 1.0))
         add(f"{et}_per_month_90d", "activity", driver, "{v} over the last 90 days as a customer", d, Unit("rate", one, many),
-            lambda e, j=j: e.per_month(e.count((e.etype == j) & e.within(90)), 90))
+            lambda e, j=j: e.per_month(e.count_type(j, 90), 90))
         if multiple_types:
             # Invoices are sent, not done: their share of all activity rises as use falls, so it
             # is a usage signal (a price review would be the wrong call for an idle account).
             add(f"share_{et}_90d", "activity", "usage" if driver == "billing" else driver, f"{{v}} of all activity in the last 90 days was {many}", d, pct,
-                lambda e, j=j: ratio(e.count((e.etype == j) & e.within(90)), e.count(e.within(90))))
+                lambda e, j=j: ratio(e.count_type(j, 90), e.count_any(90)))
 
     # ---- channels
     for j, ch in enumerate(spec.channels):
         for w in windows:
             add(f"n_channel_{ch}_{w}d", "channel", "support_effort", f"{{v}} on {_label(ch)} in the last {w} days", 0,
-                Unit("count", "contact", "contacts"), lambda e, j=j, w=w: e.count((e.channel == j) & e.within(w)), ("channel",))
+                Unit("count", "contact", "contacts"), lambda e, j=j, w=w: e.count_channel(j, w), ("channel",))
 
     # ---- support effort
     if spec.support_event_type:
@@ -330,7 +330,7 @@ def registry(spec: "FeatureSpec", config: FeatureConfig = FeatureConfig()) -> li
             add("distinct_channels_90d", "effort", "support_effort", "used {v} for support in the last 90 days", 1, Unit("count", "channel", "channels"),
                 lambda e: e.support.distinct_channels(), ("channel",))
             add("assisted_share_90d", "effort", "support_effort", "{v} of contacts needed a person rather than self-service in the last 90 days", 0, pct,
-                lambda e: ratio(e.support.count(e.support.assisted, 90), e.support.count(np.ones(e.support.n, bool), 90)), ("channel",))
+                lambda e: ratio(e.support.count(e.support.assisted, 90), e.support.count(None, 90)), ("channel",))
 
     # ---- voice of the customer
     for survey, (lo, hi) in SURVEY_RANGES.items():
@@ -338,18 +338,17 @@ def registry(spec: "FeatureSpec", config: FeatureConfig = FeatureConfig()) -> li
             up = survey.upper()
             scale = Unit("score", top=hi)
             add(f"{survey}_latest", "voice", "survey", f"latest {up} answer {{v}}", -1, scale,
-                lambda e, s=survey: e.latest(e.surveys[s], ~np.isnan(e.surveys[s])), (survey,))
+                lambda e, s=survey: e.surveys[s].latest(e.surveys[s].value), (survey,))
             add(f"{survey}_mean_365d", "voice", "survey", f"average {up} {{v}} over the last year", -1, scale,
-                lambda e, s=survey: e.reduce(e.surveys[s], ~np.isnan(e.surveys[s]) & e.within(365), "mean"), (survey,))
+                lambda e, s=survey: e.surveys[s].reduce(e.surveys[s].value, e.surveys[s].within(365), "mean"), (survey,))
             add(f"{survey}_trend", "voice", "survey", f"{up} moved by {{v}} (last 90 days vs. the 9 months before)", -1, Unit("change", "point", "points"),
-                lambda e, s=survey: e.reduce(e.surveys[s], ~np.isnan(e.surveys[s]) & e.within(90), "mean")
-                - e.reduce(e.surveys[s], ~np.isnan(e.surveys[s]) & ~e.within(90) & e.within(365), "mean"), (survey,))
+                lambda e, s=survey: _survey_trend(e.surveys[s]), (survey,))
     if spec.has("nps"):
         add("nps_detractor", "voice", "survey", "the latest NPS answer was a detractor (0–6)", 1, Unit("flag"),
-            lambda e: _detractor(e.latest(e.surveys["nps"], ~np.isnan(e.surveys["nps"]))), ("nps",))
+            lambda e: _detractor(e.surveys["nps"].latest(e.surveys["nps"].value)), ("nps",))
     if any(spec.has(s) for s in SURVEY_RANGES):
         add("days_since_survey", "voice", "survey", "{v} since the last survey answer", 0, days,
-            lambda e: e.reduce(e.age_days, np.any([~np.isnan(v) for v in e.surveys.values()], axis=0), "min"),
+            lambda e: e.any_survey.reduce(e.any_survey.age, np.ones(e.any_survey.n, bool), "min"),
             tuple(s for s in SURVEY_RANGES if spec.has(s)))
 
     # ---- value and billing
@@ -357,10 +356,9 @@ def registry(spec: "FeatureSpec", config: FeatureConfig = FeatureConfig()) -> li
         money = Unit("money")
         for w in windows:
             add(f"amount_{w}d", "value", "billing", f"billed or spent {{v}} in the last {w} days", 0, money,
-                lambda e, w=w: e.count(~np.isnan(e.amount) & e.within(w), weights=np.nan_to_num(e.amount)), ("amount",))
+                lambda e, w=w: e.paid.count(None, w, weights=e.paid.value), ("amount",))
         add("spend_change", "value", "billing", "monthly spend changed by {v} (last 30 days vs. the 90 before)", -1, Unit("change_money"),
-            lambda e: e.count(~np.isnan(e.amount) & e.within(30), weights=np.nan_to_num(e.amount))
-            - e.count(~np.isnan(e.amount) & ~e.within(30) & e.within(120), weights=np.nan_to_num(e.amount)) / 3.0, ("amount",))
+            lambda e: e.paid.count(None, 30, weights=e.paid.value) - e.paid.count(~e.paid.within(30), 120, weights=e.paid.value) / 3.0, ("amount",))
         if config.invoice_event_type in spec.event_types:
             add("price_change_pct_365d", "value", "billing", "price changed by {v} over the last year (last vs. first invoice)", 1, Unit("change_percent"),
                 lambda e: _price_change(e, config.invoice_event_type), ("amount",))
@@ -388,27 +386,27 @@ def _detractor(latest: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(latest), np.nan, (latest <= 6).astype(float))
 
 
+def _survey_trend(answers: Subset) -> np.ndarray:
+    """Mean answer of the last 90 days minus the mean of the 9 months before."""
+    recent = answers.within(90)
+    return answers.reduce(answers.value, recent, "mean") - answers.reduce(answers.value, ~recent & answers.within(365), "mean")
+
+
 def _price_change(e: Events, invoice_type: str) -> np.ndarray:
     """Relative change from the oldest to the newest invoice amount within the lookback."""
-    is_inv = ~np.isnan(e.amount) & e.is_event(invoice_type)
-    rows = np.flatnonzero(is_inv)
-    newest = e.latest(e.amount, is_inv)
-    order = rows[np.lexsort((e.age_days[rows], e.code[rows]))]  # per account, newest → oldest
-    oldest = np.full(e.n_accounts, np.nan)
-    if len(order):
-        pick = order[np.r_[e.code[order][1:] != e.code[order][:-1], True]]
-        oldest[e.code[pick]] = e.amount[pick]
-    return ratio(newest - oldest, oldest)
+    inv = e.paid_of_type(invoice_type)
+    oldest = inv.oldest(inv.value)
+    return ratio(inv.latest(inv.value) - oldest, oldest)
 
 
 def _price_increase(e: Events, invoice_type: str) -> np.ndarray:
     """1 if an invoice in the last 90 days was over 2 % higher than the one before it."""
-    is_inv = ~np.isnan(e.amount) & e.is_event(invoice_type)
-    rows = np.flatnonzero(is_inv)
-    by_time = rows[np.lexsort((-e.age_days[rows], e.code[rows]))]  # per account, oldest → newest
-    if not len(by_time):
+    inv = e.paid_of_type(invoice_type)
+    if not inv.n:
         return np.zeros(e.n_accounts)
-    same = np.r_[False, e.code[by_time][1:] == e.code[by_time][:-1]]
-    prev_amount = np.r_[np.nan, e.amount[by_time][:-1]]
-    rise = same & (e.amount[by_time] > prev_amount * 1.02) & (e.age_days[by_time] < 90)
-    return (np.bincount(e.code[by_time][rise], minlength=e.n_accounts) > 0).astype(float)
+    by_time = np.lexsort((-inv.age, inv.code))  # per account, oldest → newest
+    code, amount = inv.code[by_time], inv.value[by_time]
+    same = np.r_[False, code[1:] == code[:-1]]
+    prev_amount = np.r_[np.nan, amount[:-1]]
+    rise = same & (amount > prev_amount * 1.02) & (inv.age[by_time] < 90)
+    return (np.bincount(code[rise], minlength=e.n_accounts) > 0).astype(float)

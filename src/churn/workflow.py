@@ -18,11 +18,11 @@ import pandas as pd
 from churn import runs
 from churn.attributes import attributes_at
 from churn.config import ChurnDefinition, DataSettings, FeatureConfig, ScoreConfig, UpliftConfig
-from churn.contract import OPTIONAL_INTERACTION_COLUMNS, ContractData, find_table, interactions_end, load, read_table, validate
+from churn.contract import OPTIONAL_INTERACTION_COLUMNS, ContractData, data_end_of, load
 from churn.experiment import CONTACT_COLUMNS, active_assignments, cohort, power_note, reached_in_window, uplift_table
 from churn.features import build_features, features_fed_by
 from churn.io import write_table, write_text
-from churn.labels import label_accounts, observed_until
+from churn.labels import label_accounts
 from churn.monitor import Monitoring, monitor_run, read_monitoring
 from churn.population import lapsed
 from churn.report import render, write_report
@@ -216,22 +216,6 @@ def champion_view(version: str, champion: ChurnModel, evaluation: "Evaluation", 
 
 class StaleDataError(ValueError):
     """Scoring a date after the end of the data."""
-
-
-def data_end_of(data_dir: Path, settings: DataSettings = DataSettings()) -> pd.Timestamp:
-    """End of the observed history of a data folder: ``settings.data_end``, else the day after
-    the latest interaction (future-dated rows ignored), else — attribute-only data — the latest
-    signup or churn date."""
-    if settings.data_end is not None:
-        return settings.data_end
-    latest = interactions_end(data_dir, date_format=settings.date_format)
-    if latest is not None:
-        return latest.ceil("D")
-    path = find_table(data_dir, "accounts")
-    accounts = validate(read_table(path), None, date_format=settings.date_format).accounts if path else None
-    if accounts is None:
-        raise ValueError(f"{data_dir}: no accounts table")
-    return observed_until(accounts, accounts.iloc[:0].assign(occurred_at=pd.Series(dtype="datetime64[ns, UTC]")))
 
 
 def check_freshness(as_of: pd.Timestamp, data_end: pd.Timestamp, *, allow_stale: bool = False) -> dict[str, object]:
