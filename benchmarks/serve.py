@@ -37,15 +37,16 @@ from churn.config import ChurnDefinition, ScoreConfig
 from churn.features import FeatureSpec
 from churn.generate import generate
 from churn.labels import build_training_table, default_cutoffs, observed_until
-from churn.score import ACTIONS, RISK_LIST_COLUMNS, assign_outreach, make_run_id, rank_accounts, risk_bands, summary_counts, write_run
+from churn.playbook import default_playbook
+from churn.score import RISK_LIST_COLUMNS, assign_outreach, make_run_id, rank_accounts, risk_bands, summary_counts, write_run
 
-REASONS = [
-    ("repeat_contacts_90d", "{v} repeat contacts (same problem, or again within 7 days) in the last 90 days"),
-    ("long_waits_90d", "{v} contacts with a long wait in the last 90 days"),
-    ("contract", "contract is monthly"),
-    ("csat_mean_365d", "average CSAT {v} over the last year"),
-    ("n_login_30d", "{v} logins in the last 30 days"),
-    ("price_increase_90d", "a price increase on an invoice in the last 90 days: yes"),
+REASONS = [  # (feature, driver family, text)
+    ("repeat_contacts_90d", "support_effort", "had to come back {v} times about the same problem (or within 7 days) in the last 90 days; typical: none"),
+    ("long_waits_90d", "support_effort", "{v} contacts with a long wait in the last 90 days; typical: none"),
+    ("contract", "contract", "on a monthly contract"),
+    ("csat_mean_365d", "survey", "average CSAT {v} of 5 over the last year; typical: 4 of 5"),
+    ("n_login_30d", "usage", "{v} logins in the last 30 days; typical: 18 logins"),
+    ("price_increase_90d", "billing", "a price increase on an invoice in the last 90 days; typical: 3% of accounts"),
 ]
 
 
@@ -61,19 +62,22 @@ def synthetic_run(n: int, as_of: pd.Timestamp, rng: np.random.Generator, base: n
     frame["annual_value"] = np.round(12 * rng.lognormal(3.5, 0.9, n), 2)
     frame["revenue_at_risk"] = p * frame["annual_value"]
     frame["rank"] = rank_accounts(frame, config)
-    frame["outreach"], frame["control"] = assign_outreach(frame["rank"].to_numpy(), config)
+    frame = frame.join(assign_outreach(frame, config))
     picks = rng.integers(0, len(REASONS), (n, 3))
     values = rng.integers(1, 20, (n, 3)).astype(str)
-    head = np.array([t.split("{v}")[0] for _, t in REASONS], dtype=object)
-    tail = np.array([t.split("{v}")[-1] if "{v}" in t else "" for _, t in REASONS], dtype=object)
-    takes = np.array(["{v}" in t for _, t in REASONS])
+    head = np.array([t.split("{v}")[0] for _, _, t in REASONS], dtype=object)
+    tail = np.array([t.split("{v}")[-1] if "{v}" in t else "" for _, _, t in REASONS], dtype=object)
+    takes = np.array(["{v}" in t for _, _, t in REASONS])
     for j in range(3):  # three reason columns
         k = picks[:, j]
         frame[f"reason_{j + 1}"] = pd.Series(head[k] + np.where(takes[k], values[:, j], "").astype(object) + tail[k], dtype="str")
-    names = np.array([f for f, _ in REASONS], dtype=object)
+    names = np.array([f for f, _, _ in REASONS], dtype=object)
+    families = np.array([d for _, d, _ in REASONS], dtype=object)
     frame["reason_features"] = pd.Series(names[picks[:, 0]], dtype="str") + "," + names[picks[:, 1]] + "," + names[picks[:, 2]]
+    frame["reason_drivers"] = pd.Series(families[picks[:, 0]], dtype="str") + "," + families[picks[:, 1]] + "," + families[picks[:, 2]]
+    frame["reason_contributions"] = pd.Series(np.char.mod("%.4g", rng.exponential(0.3, n)), dtype="str") + ",0.1,0.05"
     frame["reason_method"] = np.where(frame["rank"] <= 100_000, "tree_shap", "deviation")
-    frame["suggested_action"] = np.array([a for _, a in ACTIONS], dtype=object)[picks[:, 0] % len(ACTIONS)]
+    frame["suggested_action"], frame["action_wording"] = default_playbook().actions_for(families[picks[:, 0]])
     frame["previous_probability"] = np.nan if base is None else base
     frame["probability_change"] = frame["churn_probability"] - frame["previous_probability"]
     frame["change"] = "first run" if base is None else np.where(frame["probability_change"] > 0.02, "risk up", np.where(frame["probability_change"] < -0.02, "risk down", "steady"))
