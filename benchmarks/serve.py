@@ -99,8 +99,7 @@ def write_runs(scores: Path, n: int, runs: int) -> pd.DataFrame:
 
 
 def train_bundle(folder: Path) -> tuple[Path, object]:
-    import joblib
-
+    from churn.model import save_bundle
     from churn.train import train
 
     data = generate(4_000, months=18, seed=11)
@@ -108,7 +107,7 @@ def train_bundle(folder: Path) -> tuple[Path, object]:
     cutoffs = default_cutoffs(observed_until(data.accounts, data.interactions), ChurnDefinition(), 8)
     result = train(build_training_table(data.accounts, data.interactions, cutoffs=cutoffs, spec=spec), spec=spec)
     bundle = folder / "model.joblib"
-    joblib.dump(result.model, bundle)
+    save_bundle(result.model, bundle)
     return bundle, data
 
 

@@ -42,8 +42,7 @@ _BUILT: dict[str, ServeData] = {}
 def serve_data(tmp_path_factory: pytest.TempPathFactory, training_data, trained) -> ServeData:  # type: ignore[no-untyped-def]
     """The generated business with an ``owner`` column, scored at two month starts."""
     if "data" not in _BUILT:
-        import joblib
-
+        from churn.model import save_bundle
         from churn.workflow import score_run
 
         data, _, _ = training_data
@@ -53,7 +52,7 @@ def serve_data(tmp_path_factory: pytest.TempPathFactory, training_data, trained)
         for as_of in AS_OFS:
             score_run(root / "raw", as_of=pd.Timestamp(as_of, tz="UTC"), model=trained.model, model_label="test model", out_dir=root / "scores")
         bundle = root / "model.joblib"
-        joblib.dump(trained.model, bundle)
+        save_bundle(trained.model, bundle)
         _BUILT["data"] = ServeData(root / "raw", root / "scores", bundle, trained.model, accounts, data.interactions)
     return _BUILT["data"]
 
