@@ -187,6 +187,10 @@ def test_yardstick_values(feature: Feature, value: object, reference: dict, text
         (Unit("rate", "login", "logins"), 0.0, "0 logins a month", "none"),
         (Unit("change", "point", "points"), 1.0, "+1 point", "+1 point"),
         (Unit("change", "point", "points"), -0.01, "0 points", "no change"),
+        (Unit("change", "point", "points"), 0.96, "+1 point", "+1 point"),  # singular as shown, not as computed
+        (Unit("change", "point", "points"), -1.04, "-1 point", "-1 point"),
+        (Unit("count", "support contact", "support contacts"), 0.4, "0 support contacts", "none"),
+        (Unit("count", "support contact", "support contacts"), 0.5, "0 support contacts", "none"),
         (Unit("change_percent"), 0.0, "+0%", "no change"),
         (Unit("percent"), 0.0, "0%", "0%"),
     ],
@@ -214,7 +218,7 @@ def test_reasons_read_with_a_yardstick_and_grammar(risk) -> None:  # type: ignor
     texts = pd.concat([frame[f"reason_{i}"] for i in (1, 2, 3)])
     texts = texts[texts != ""]
     assert len(texts) > 1000
-    assert not texts.str.contains(r"\b1 times\b|\b1 [a-z_ ]*events\b|\{v\}|\bnan\b", regex=True).any()
+    assert not texts.str.contains(r"(?<![\d.,])[+-]?1 [a-z]+s\b|\b1 [a-z_ ]*events\b|\{v\}|\bnan\b", regex=True).any()
     # no bare number: every reason says what is typical (a median, or a share of accounts)
     assert texts.str.contains(r"; typical: |; true of (?:under )?\d+% of accounts$", regex=True).all(), texts[~texts.str.contains("; t")].head().tolist()
     assert not texts.str.contains(r" is \d", regex=True).any()  # no "total day minutes is 283"
@@ -422,11 +426,27 @@ def planted_accuracy(seed: int, accounts: int = 3_000, months: int = 18, capacit
 def test_lead_reason_names_the_planted_cause_on_several_seeds() -> None:
     """The honest floor under the benchmark's figure (benchmarks/reasons.py: 86–92 % on
     20,000-account businesses). Small businesses and quick models name the cause less often
-    (66–74 % here, pooled 72 %): their survey features take part of the effort signal (the
+    (67–76 % here, pooled 71 %): their survey features take part of the effort signal (the
     generator plants CES/CSAT as answers to effort), and low engagement is often a close
-    second to effort. The floor sits below what these seeds give, not at the bar."""
-    results = {seed: accuracy_summary(planted_accuracy(seed)) for seed in (11, 12, 13)}
+    second to effort. The floor sits below what these seeds give, not at the bar.
+
+    Effort is the dominant cause of about 70 % of these accounts, so a list that always blamed
+    support effort would pass the overall floor: the floor on low engagement (named for 44 %
+    pooled here) is what a constant answer fails."""
+    matches = {seed: planted_accuracy(seed) for seed in (11, 12, 13)}
+    results = {seed: accuracy_summary(m) for seed, m in matches.items()}
     pooled = sum(r["accuracy"] * r["accounts"] for r in results.values()) / sum(r["accounts"] for r in results.values())
     assert all(r["accounts"] >= 80 for r in results.values()), results
     assert pooled >= 0.65, results
     assert min(r["accuracy"] for r in results.values()) >= 0.55, results
+    every = pd.concat(matches.values())
+    low = every[every["actionable"] & (every["dominant_cause"].astype("str") == "low_engagement")]
+    assert len(low) >= 50 and low["match"].mean() >= 0.25, results
+
+
+def test_a_flag_known_for_some_accounts_is_a_share_of_all_accounts() -> None:
+    """The reference's mean of a yes/no feature is over accounts with a value (NPS answered):
+    the yardstick reads as a share of all accounts, as it says."""
+    f = Feature("nps_detractor", "voice", "survey", "the latest NPS answer was a detractor (0–6)", 1, Unit("flag"))
+    assert yardstick(f, 1.0, {"mean": 0.4, "median": 0.0, "known": 0.5}) == "; true of 20% of accounts"
+    assert yardstick(f, 0.0, {"mean": 0.4, "median": 0.0, "known": 0.5}) == "; true of 30% of accounts"

@@ -65,6 +65,8 @@ from churn.registry import ACTIONABLE_DRIVERS
 
 NS_PER_DAY = 86_400 * 10**9
 NEVER = np.iinfo(np.int64).max
+#: Month index of "no price rise yet": far enough back that no rise counts as recent.
+NO_RISE = -1_000_000
 
 PLANS = np.array(["basic", "standard", "premium"])
 PLAN_P = [0.5, 0.35, 0.15]
@@ -193,7 +195,7 @@ def generate(
 
     s = np.where(existing, rng.gamma(1.0, 0.3, n), 0.0)  # dissatisfaction
     churn_at = np.full(n, NEVER, dtype=np.int64)
-    price_rise_month = np.full(n, -10)
+    price_rise_month = np.full(n, NO_RISE)  # no price rise before the history starts
     crisis = set(range(months // 3, months // 3 + 3)) if months >= 6 else set()
     log = _EventLog()
     next_case = 0

@@ -161,9 +161,9 @@ def yardstick(info: Feature, value: object, reference: dict[str, object] | None)
         return f"; true of {_share(shares.get(str(value), 0.0))} of accounts"
     if not float(reference.get("known", 1.0)):  # type: ignore[arg-type]
         return ""
-    if info.unit.kind == "flag":
-        yes = float(reference["mean"])  # type: ignore[arg-type]
-        return f"; true of {_share(yes if value else 1.0 - yes)} of accounts"
+    if info.unit.kind == "flag":  # the mean is over accounts with a value: a share of all accounts
+        known, yes = float(reference.get("known", 1.0)), float(reference["mean"])  # type: ignore[arg-type]
+        return f"; true of {_share(known * (yes if value else 1.0 - yes))} of accounts"
     return f"; typical: {info.unit.typical(float(reference['median']))}"  # type: ignore[arg-type]
 
 

@@ -134,15 +134,17 @@ class Unit:
         if self.kind == "score":
             return f"{_number(round(v, 1))} of {self.top:g}" if self.top is not None else _number(v)
         if self.kind == "change":
-            text = "0" if abs(v) < 0.05 else f"{v:+.1f}".removesuffix(".0")
-            return f"{text} {self.singular if abs(v) == 1 else self.plural}" if self.plural else text
+            shown = round(v, 1)
+            text = "0" if shown == 0 else f"{shown:+.1f}".removesuffix(".0")
+            return f"{text} {self.singular if abs(shown) == 1 else self.plural}" if self.plural else text
         return _number(v)
 
     def typical(self, value: object) -> str:
         """The value as a yardstick: like :meth:`format`, but zero reads "none" for counts
         and rates, and "no change" for changes ("typical: none", not "typical: no times")."""
         if isinstance(value, (int, float, np.integer, np.floating)) and not np.isnan(value):
-            zero = round(float(value), 1) == 0
+            # as it will be shown: counts are whole numbers, the rest one decimal
+            zero = (round(float(value)) if self.kind == "count" else round(float(value), 1)) == 0
             if zero and self.kind in ("count", "rate"):
                 return "none"
             if zero and self.kind in ("change", "change_percent", "change_money"):
