@@ -369,3 +369,17 @@ def test_duplicate_rows_are_exact_whatever_the_row_order(shuffle: bool) -> None:
     assert _duplicated_rows(df).tolist() == expected.tolist()
     text_ids = df.assign(account_id=df["account_id"].astype("str"))
     assert _duplicated_rows(text_ids).tolist() == expected.tolist()
+
+
+def test_a_column_numeric_only_at_its_start_stays_text() -> None:
+    """The early look at the first values only ever keeps text as text: a number column
+    is one whose every value parses, however far down the first text value is."""
+    from churn.contract import numbers_if_all_numeric
+
+    late_text = pd.Series([str(i) for i in range(200)] + ["n/a"], dtype="str")
+    assert numbers_if_all_numeric(late_text) is late_text
+    numbers = pd.Series([str(i) for i in range(200)] + [None, " 7.5 "], dtype="str")
+    parsed = numbers_if_all_numeric(numbers)
+    assert parsed.dtype == float and parsed.iloc[-1] == 7.5 and np.isnan(parsed.iloc[-2])
+    early_text = pd.Series(["basic", "5"] * 100, dtype="str")
+    assert numbers_if_all_numeric(early_text) is early_text

@@ -562,6 +562,10 @@ def numbers_if_all_numeric(values: pd.Series) -> pd.Series:
     Anything else is left as it is."""
     if not (pd.api.types.is_string_dtype(values.dtype) or values.dtype == object) or isinstance(values.dtype, pd.CategoricalDtype):
         return values
+    head = values.dropna().head(64).astype("str").str.strip()
+    head = head[head != ""]
+    if len(head) and pd.to_numeric(head, errors="coerce").isna().any():
+        return values  # text seen in the first values: no need to parse the whole column
     present = values.notna() & (values.astype("str").str.strip() != "")
     if not present.any():
         return values
