@@ -20,6 +20,9 @@ from sklearn.model_selection import StratifiedKFold
 
 Method = Literal["isotonic", "sigmoid"]
 
+#: Slope added to the isotonic steps so the calibrated map keeps the raw model's ranking.
+TIE_BREAK = 1e-6
+
 
 def logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-6, 1 - 1e-6)
@@ -42,7 +45,12 @@ class Calibrator:
 
     def transform(self, p: np.ndarray) -> np.ndarray:
         if self.method == "isotonic":
-            return np.clip(self.model.predict(p), 1e-6, 1 - 1e-6)  # type: ignore[union-attr]
+            # Isotonic regression is a step function: accounts on one step would tie and the
+            # list would lose the model's order among them. A slope far below any visible
+            # probability difference keeps that order (the map becomes strictly increasing),
+            # and a squeeze, not a clip, keeps it inside (0, 1) without new ties at the ends.
+            stepped = self.model.predict(p) + TIE_BREAK * np.clip(np.asarray(p, dtype=float), 0.0, 1.0)  # type: ignore[union-attr]
+            return 1e-6 + (1 - 2e-6) * stepped / (1 + TIE_BREAK)
         return self.model.predict_proba(logit(p)[:, None])[:, 1]  # type: ignore[union-attr]
 
 
