@@ -155,6 +155,8 @@ def test_account_detail_with_history(client: TestClient, sd: ServeData) -> None:
     for col in ("rank", "churn_probability", "risk_band", "revenue_at_risk", "outreach", "control", "suggested_action", "owner", "segment"):
         assert detail[col] == row[col], col
     assert detail["reasons"][0] == row["reason_1"] and detail["reason_features"] == row["reason_features"].split(",")
+    assert detail["reason_drivers"] == row["reason_drivers"].split(",") and detail["action_wording"] == row["action_wording"]
+    assert detail["reason_contributions"] == [float(v) for v in row["reason_contributions"].split(",")]
     from churn.score import load_run, read_history
 
     runs = read_history(sd.scores_dir)
@@ -253,7 +255,11 @@ def test_score_equals_the_batch_probability(client: TestClient, sd: ServeData) -
         assert r["churn_probability"] == by_id.loc[r["account_id"], "churn_probability"]  # exactly, not approximately
         assert r["risk_band"] == by_id.loc[r["account_id"], "risk_band"]
         assert r["suggested_action"] and all("{v}" not in s for s in r["reasons"])
-        assert len(r["reasons"]) == len(r["reason_features"]) <= 3
+        assert len(r["reasons"]) == len(r["reason_features"]) == len(r["reason_drivers"]) == len(r["reason_contributions"]) <= 3
+        assert r["reason_method"] == "tree_shap" and r["action_wording"]
+        if not by_id.loc[r["account_id"], "control"]:  # same lead family → the weekly list's action
+            lead = by_id.loc[r["account_id"], "reason_drivers"].split(",")[0]
+            assert lead != r["reason_drivers"][0] or r["suggested_action"] == by_id.loc[r["account_id"], "suggested_action"]
     # the earlier run's as_of, on the same data, gives that run's probability
     from churn.score import load_run, read_history
 

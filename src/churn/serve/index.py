@@ -22,7 +22,10 @@ SUMMARY_COLUMNS = [
     "account_id", "owner", "segment", "rank", "churn_probability", "risk_band", "annual_value", "revenue_at_risk",
     "outreach", "control", "suggested_action", "reason_1", "reason_2", "reason_3", "change", "probability_change",
 ]  # fmt: skip
-DETAIL_COLUMNS = [*SUMMARY_COLUMNS, "reason_features", "reason_method", "previous_probability", "reasons_changed"]
+DETAIL_COLUMNS = [
+    *SUMMARY_COLUMNS, "action_wording", "reason_features", "reason_drivers", "reason_contributions", "reason_method",
+    "previous_probability", "reasons_changed",
+]  # fmt: skip
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 

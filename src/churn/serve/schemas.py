@@ -141,7 +141,12 @@ class ScorePoint(BaseModel):
 class AccountDetail(AccountSummary):
     run_id: str
     as_of: str
+    action_wording: str | None = Field(None, description="what to say, from the team's playbook")
     reason_features: list[str] = Field(default_factory=list)
+    reason_drivers: list[str] = Field(default_factory=list, description="each reason's driver family (support_effort, usage, …)")
+    reason_contributions: list[float] = Field(
+        default_factory=list, description="each reason's contribution: log-odds (tree_shap) or deviation score (deviation)"
+    )
     reason_method: str | None = None
     previous_probability: float | None = None
     reasons_changed: bool | None = None
@@ -195,7 +200,11 @@ class ScoredAccount(BaseModel):
     risk_band: Band
     reasons: list[str]
     reason_features: list[str]
+    reason_drivers: list[str]
+    reason_contributions: list[float] = Field(description="log-odds contributions (TreeSHAP), strongest first")
+    reason_method: str
     suggested_action: str
+    action_wording: str
 
 
 class ScoreResponse(BaseModel):

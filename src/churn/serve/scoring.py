@@ -102,7 +102,8 @@ def score_payload(payload: object, serving: ServingModel, *, config: ScoreConfig
     ``payload`` has ``as_of``, ``accounts`` and ``interactions`` (a ``ScoreRequest`` or a
     mapping of plain rows). Returns one row per requested account, in request order:
     ``account_id``, ``churn_probability``, ``risk_band``, ``reasons`` (list of sentences),
-    ``reason_features`` (list) and ``suggested_action``.
+    ``reason_features``, ``reason_drivers``, ``reason_contributions`` (lists), ``reason_method``,
+    ``suggested_action`` and ``action_wording`` (from the playbook).
 
     Raises :class:`InvalidPayload` naming each row the data contract rejects, each account
     that is not a customer at ``as_of`` and each column the model needs but the data lacks.
@@ -144,7 +145,7 @@ def score_payload(payload: object, serving: ServingModel, *, config: ScoreConfig
 
     p = model.predict_proba(features)
     reasons = explain(model, features, np.ones(len(features), dtype=bool), config)
-    actions, _ = serving.playbook.actions_for(reasons.lead_driver)
+    actions, wordings = serving.playbook.actions_for(reasons.lead_driver)
     out = pd.DataFrame(
         {
             "account_id": features["account_id"].to_numpy(),
@@ -152,7 +153,11 @@ def score_payload(payload: object, serving: ServingModel, *, config: ScoreConfig
             "risk_band": risk_bands(p, config),
             "reasons": [[t for t in row if t] for row in reasons.texts],
             "reason_features": [[f for f in names.split(",") if f] for names in reasons.features],
+            "reason_drivers": [[d for d in names.split(",") if d] for names in reasons.drivers],
+            "reason_contributions": [[float(v) for v in values.split(",") if v] for values in reasons.contributions],
+            "reason_method": reasons.method,
             "suggested_action": actions,
+            "action_wording": wordings,
         }
     )
     return out.set_index("account_id").loc[ids.to_numpy()].reset_index()

@@ -46,7 +46,9 @@ def account_detail(snapshot: Snapshot, account_id: str) -> AccountDetail:
     if pos is None:
         raise ApiError(404, "not_found", f"account {account_id!r} is not on the latest risk list (run {index.run_id}, as of {index.as_of})")
     row = index.records([pos], DETAIL_COLUMNS)[0]
-    row["reason_features"] = [f for f in (row["reason_features"] or "").split(",") if f]
+    for col in ("reason_features", "reason_drivers"):
+        row[col] = [f for f in (row[col] or "").split(",") if f]
+    row["reason_contributions"] = [float(v) for v in (row["reason_contributions"] or "").split(",") if v]
     return AccountDetail(**row, run_id=index.run_id, as_of=index.as_of, history=snapshot.history.for_position(pos))
 
 
