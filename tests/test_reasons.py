@@ -426,12 +426,12 @@ def planted_accuracy(seed: int, accounts: int = 3_000, months: int = 18, capacit
 def test_lead_reason_names_the_planted_cause_on_several_seeds() -> None:
     """The honest floor under the benchmark's figure (benchmarks/reasons.py: 86–92 % on
     20,000-account businesses). Small businesses and quick models name the cause less often
-    (67–76 % here, pooled 71 %): their survey features take part of the effort signal (the
+    (66–74 % here, pooled 72 %): their survey features take part of the effort signal (the
     generator plants CES/CSAT as answers to effort), and low engagement is often a close
     second to effort. The floor sits below what these seeds give, not at the bar.
 
     Effort is the dominant cause of about 70 % of these accounts, so a list that always blamed
-    support effort would pass the overall floor: the floor on low engagement (named for 44 %
+    support effort would pass the overall floor: the floor on low engagement (named for 52 %
     pooled here) is what a constant answer fails."""
     matches = {seed: planted_accuracy(seed) for seed in (11, 12, 13)}
     results = {seed: accuracy_summary(m) for seed, m in matches.items()}
