@@ -283,6 +283,43 @@ def test_realized_performance_equals_a_hand_computation() -> None:
     assert perf["status"] == "ok" and perf["training"] == {"roc_auc": 0.70}
 
 
+def test_expected_roc_auc_by_pairs() -> None:
+    """Every churner–stayer pair weighted by p_i·(1 − p_j): a win when p_i > p_j, half on a tie."""
+    from churn.monitor import expected_roc_auc
+
+    p = np.array([0.5, 0.2, 0.2])
+    # pairs (i, j), weight p_i(1 − p_j): (.5,.2)×2 = .4 each win; (.2,.5) = .1 loss; (.2,.2) = .16 ×2 ties
+    wins, pairs = 2 * 0.4 + 2 * 0.16 * 0.5, 2 * 0.4 + 2 * 0.1 + 2 * 0.16
+    assert expected_roc_auc(p) == pytest.approx(wins / pairs)
+    assert np.isnan(expected_roc_auc(np.array([0.3])))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_model_that_works_raises_nothing_once_the_called_accounts_are_left_out(seed: int) -> None:
+    """Outcomes drawn from the model's own probabilities: the model works exactly as trained.
+    Leaving out the called top of the list lowers the ROC-AUC of the rest well below the
+    full-population figure; the judgement must not call that a failing model."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    n = 20_000
+    p = rng.beta(0.3, 3.0, n)
+    churned = (rng.random(n) < p).astype(int)
+    order = np.argsort(-p)
+    outreach = np.zeros(n, dtype=bool)
+    outreach[order[:3_000]] = True
+    control = np.zeros(n, dtype=bool)
+    control[order[:3_000][::10]] = True
+    outreach &= ~control
+    risk = pd.DataFrame({"account_id": np.arange(n).astype(str), "churn_probability": p, "risk_band": "low", "outreach": outreach, "control": control})
+    labels = pd.DataFrame({"account_id": risk["account_id"], "churned": churned})
+    training_auc = roc_auc_score(churned, p)
+    perf = realized_performance(risk, labels, training={"roc_auc": training_auc})
+    assert perf["roc_auc_high"] < training_auc  # the rest of the list is harder to rank: against training alone, a warning…
+    assert perf["roc_auc_low"] <= perf["expected_roc_auc"] <= perf["roc_auc_high"]  # …but just as the probabilities promise
+    assert perf["status"] == "ok", perf["detail"]
+
+
 def test_past_lists_are_judged_once_with_their_own_definition(tmp_path: Path) -> None:
     from churn.runs import run_dir
     from churn.score import write_run

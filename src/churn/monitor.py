@@ -866,6 +866,29 @@ def ap_interval(ap: float, positives: int, confidence: float = 0.95) -> tuple[fl
     return float(1 / (1 + np.exp(-(eta - half)))), float(1 / (1 + np.exp(-(eta + half))))
 
 
+def expected_roc_auc(p: np.ndarray) -> float:
+    """The ROC-AUC these accounts would show if their calibrated probabilities were true
+    (confidence-based performance estimation): every pair of a churner i and a stayer j
+    counts with weight p_i·(1 − p_j), a win when p_i > p_j and half a win on a tie.
+
+    It is the fair yardstick for a list's realized ROC-AUC: leaving out the accounts that were
+    called removes most of the easy churners, so the AUC of the rest is lower than the
+    training AUC even for a model that works exactly as trained."""
+    p = np.sort(np.asarray(p, dtype=float))
+    if len(p) < 2:
+        return float("nan")
+    stay = 1.0 - p
+    # stayer weight strictly below each value, and on the value itself (ties)
+    values, first, counts = np.unique(p, return_index=True, return_counts=True)
+    below = np.concatenate([[0.0], np.cumsum(stay)])[first]
+    tied = stay[first] * counts  # every account of a value has the same p
+    weight_below = np.repeat(below, counts)
+    weight_tied = np.repeat(tied, counts) - stay  # the same value, other accounts
+    wins = float(np.sum(p * (weight_below + 0.5 * weight_tied)))
+    pairs = float(np.sum(p * (stay.sum() - stay)))
+    return wins / pairs if pairs > 0 else float("nan")
+
+
 def realized_performance(
     risk: pd.DataFrame,
     labels: pd.DataFrame,
@@ -943,6 +966,7 @@ def realized_performance(
         "bands": _records(bands),
         "training": dict(training or {}),
     }
+    out["expected_roc_auc"] = expected_roc_auc(p)
     out["roc_auc_low"], out["roc_auc_high"] = auc_interval(roc, pos, neg, config.confidence)
     out["pr_auc_low"], out["pr_auc_high"] = ap_interval(ap, pos, config.confidence)
     out["status"], out["detail"] = _performance_status(out, config)
@@ -951,15 +975,20 @@ def realized_performance(
 
 def _performance_status(perf: Mapping[str, Any], config: MonitorConfig) -> tuple[str, str]:
     notes, status = [], "ok"
+    # The yardstick: the training ROC-AUC, or — lower when the called accounts were left out —
+    # what the model's own probabilities promise for exactly these accounts.
     trained = (perf.get("training") or {}).get("roc_auc")
+    promised = perf.get("expected_roc_auc")
+    candidates = [(float(v), name) for v, name in ((trained, "the training"), (promised, "the expected")) if v is not None and np.isfinite(v)]
     high = perf.get("roc_auc_high")
-    if trained is not None and high is not None and np.isfinite(high) and np.isfinite(trained):
-        if high < trained - config.auc_drop_alert:
+    if candidates and high is not None and np.isfinite(high):
+        bar, name = min(candidates)
+        if high < bar - config.auc_drop_alert:
             status = "alert"
-            notes.append(f"ROC-AUC {perf['roc_auc']:.3f} (95 % CI {perf['roc_auc_low']:.3f}–{high:.3f}) is clearly below the training {trained:.3f}")
-        elif high < trained:
+            notes.append(f"ROC-AUC {perf['roc_auc']:.3f} (95 % CI {perf['roc_auc_low']:.3f}–{high:.3f}) is clearly below {name} {bar:.3f}")
+        elif high < bar:
             status = "warn"
-            notes.append(f"ROC-AUC {perf['roc_auc']:.3f} (95 % CI {perf['roc_auc_low']:.3f}–{high:.3f}) is below the training {trained:.3f}")
+            notes.append(f"ROC-AUC {perf['roc_auc']:.3f} (95 % CI {perf['roc_auc_low']:.3f}–{high:.3f}) is below {name} {bar:.3f}")
     expected, actual = perf.get("expected_rate"), perf.get("actual_rate")
     low, up = perf.get("actual_low"), perf.get("actual_high")
     if expected and actual is not None and np.isfinite(expected) and np.isfinite(low):
