@@ -15,19 +15,8 @@ from typer.testing import CliRunner
 from churn.cli import app
 from churn.generate import generate, write
 from churn.score import load_run
+from tests.browser_support import chromium_command, rendered_dom
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-]
 
 
 @pytest.fixture(scope="module")
@@ -113,19 +102,15 @@ def test_scoring_data_without_a_column_the_model_needs(scored, tmp_path: Path) -
 
 @pytest.mark.browser
 def test_report_renders_in_headless_chromium(scored, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium chromium-driver; .ci/run installs it)")
     root, _ = scored
-    page = (root / "scores" / "report.html").resolve().as_uri()
-    common = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([*common, "--enable-logging=stderr", "--v=0", "--dump-dom", page], capture_output=True, text=True, timeout=120)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
+    report = root / "scores" / "report.html"
+    dom, console = rendered_dom(report, tmp_path / "profile")
     assert console == [], console
     for element in ("summary", "retention-chart", "risk-chart", "drivers-chart", "top-table", "metrics-table", "gains-chart", "calibration-chart", "outcomes-table"):
-        assert f'id="{element}"' in dom.stdout, element
-    assert len(re.findall(r'src="data:image/png;base64,', dom.stdout)) >= 5
+        assert f'id="{element}"' in dom, element
+    assert len(re.findall(r'src="data:image/png;base64,', dom)) >= 5
     shot = tmp_path / "report.png"
-    subprocess.run([*common, "--window-size=1300,2400", f"--screenshot={shot}", page], capture_output=True, timeout=120, check=True)
+    command = [*chromium_command(tmp_path / "profile"), "--window-size=1300,2400", f"--screenshot={shot}", report.resolve().as_uri()]
+    subprocess.run(command, capture_output=True, timeout=120, check=True)
     assert shot.exists() and shot.stat().st_size > 50_000
     shutil.copy(shot, root / "report.png")

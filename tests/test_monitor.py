@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -46,6 +45,7 @@ from churn.monitor import (
     verdict,
     wilson,
 )
+from tests.browser_support import rendered_dom
 
 AS_OF = pd.Timestamp("2024-03-01", tz="UTC")
 WAIT_FEATURES = {"long_waits_30d", "long_waits_90d", "wait_mean_90d", "wait_p90_90d", "wait_max_90d"}
@@ -567,18 +567,10 @@ def test_monitor_usage_errors_and_a_model_without_reference(scored, tmp_path: Pa
     assert bare["features"] == [] and any("no monitoring reference" in n for n in bare["notes"])
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
 @pytest.mark.browser
 def test_monitoring_section_renders_in_headless_chromium(scored, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed")
     root, _ = scored
-    page = (root / "scores" / "report.html").resolve().as_uri()
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([CHROMIUM, *flags, "--enable-logging=stderr", "--v=0", "--dump-dom", page], capture_output=True, text=True, timeout=120)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    assert [line for line in dom.stderr.splitlines() if ":CONSOLE" in line] == []
+    dom, console = rendered_dom(root / "scores" / "report.html", tmp_path / "profile")
+    assert console == []
     for element in ("monitoring", "verdict", "drift-chart", "realized-chart", "volume-chart", "drift-table", "performance-table", "alerts-table"):
-        assert f'id="{element}"' in dom.stdout, element
+        assert f'id="{element}"' in dom, element

@@ -5,7 +5,6 @@ filter by band, open the account page, open an owner's "my accounts"."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -15,9 +14,9 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
+from tests.browser_support import CHROMIUM
 from tests.serve_support import API_KEY, AS_OFS, ServeData, serve_data
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 pytestmark = pytest.mark.browser
