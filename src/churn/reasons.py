@@ -201,6 +201,15 @@ def reason_texts(x: pd.DataFrame, column_idx: np.ndarray, infos: list[Feature], 
     return out
 
 
+def split_reasons(features: str | None, drivers: str | None, contributions: str | None) -> dict[str, list]:
+    """One account's joined reason columns (as in the risk list) back as lists, for the API."""
+
+    def items(text: str | None) -> list[str]:
+        return [v for v in (text or "").split(",") if v]
+
+    return {"reason_features": items(features), "reason_drivers": items(drivers), "reason_contributions": [float(v) for v in items(contributions)]}
+
+
 def _join(columns: np.ndarray) -> list[str]:
     """Row-wise comma join of an (n, k) text array, empty entries dropped."""
     parts = [pd.Series(columns[:, i], dtype="str") for i in range(columns.shape[1])]

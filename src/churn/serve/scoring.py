@@ -18,6 +18,7 @@ import pandas as pd
 from churn.config import ScoreConfig, to_utc
 from churn.contract import OPTIONAL_INTERACTION_COLUMNS, DataContractError, validate
 from churn.features import build_features
+from churn.reasons import split_reasons
 from churn.score import explain, risk_bands
 from churn.serve.model import ServingModel
 from churn.train import ChurnModel
@@ -152,12 +153,11 @@ def score_payload(payload: object, serving: ServingModel, *, config: ScoreConfig
             "churn_probability": p,
             "risk_band": risk_bands(p, config),
             "reasons": [[t for t in row if t] for row in reasons.texts],
-            "reason_features": [[f for f in names.split(",") if f] for names in reasons.features],
-            "reason_drivers": [[d for d in names.split(",") if d] for names in reasons.drivers],
-            "reason_contributions": [[float(v) for v in values.split(",") if v] for values in reasons.contributions],
             "reason_method": reasons.method,
             "suggested_action": actions,
             "action_wording": wordings,
         }
     )
+    lists = pd.DataFrame([split_reasons(*row) for row in zip(reasons.features, reasons.drivers, reasons.contributions)])
+    out = pd.concat([out, lists], axis=1)
     return out.set_index("account_id").loc[ids.to_numpy()].reset_index()

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
+from churn.reasons import split_reasons
 from churn.serve.deps import get_snapshot
 from churn.serve.errors import ERROR_RESPONSES, ApiError
 from churn.serve.index import DETAIL_COLUMNS, Query as ListQuery
@@ -46,9 +47,7 @@ def account_detail(snapshot: Snapshot, account_id: str) -> AccountDetail:
     if pos is None:
         raise ApiError(404, "not_found", f"account {account_id!r} is not on the latest risk list (run {index.run_id}, as of {index.as_of})")
     row = index.records([pos], DETAIL_COLUMNS)[0]
-    for col in ("reason_features", "reason_drivers"):
-        row[col] = [f for f in (row[col] or "").split(",") if f]
-    row["reason_contributions"] = [float(v) for v in (row["reason_contributions"] or "").split(",") if v]
+    row.update(split_reasons(row["reason_features"], row["reason_drivers"], row["reason_contributions"]))
     return AccountDetail(**row, run_id=index.run_id, as_of=index.as_of, history=snapshot.history.for_position(pos))
 
 
