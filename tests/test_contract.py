@@ -383,3 +383,31 @@ def test_a_column_numeric_only_at_its_start_stays_text() -> None:
     assert parsed.dtype == float and parsed.iloc[-1] == 7.5 and np.isnan(parsed.iloc[-2])
     early_text = pd.Series(["basic", "5"] * 100, dtype="str")
     assert numbers_if_all_numeric(early_text) is early_text
+
+
+def test_dates_beyond_what_pandas_holds_are_reasons_not_crashes() -> None:
+    """A CRM's "9999-12-31" in churned_at means "never": the account stays a customer, with a
+    note. A signup in the year 1200 or 9999 is a typo: that row is a reject naming the column."""
+    accounts = _accounts()
+    accounts["churned_at"] = ["9999-12-31", "2024-03-01", None]
+    accounts["signup_at"] = ["2024-01-01", "2024-01-05", "1200-01-01"]
+    data = validate(accounts, _interactions().iloc[:0], now=NOW)
+    _check_conservation(data)
+    assert data.accounts["account_id"].tolist() == ["a1", "a2"]
+    assert pd.isna(data.accounts["churned_at"].iloc[0])
+    assert any("9999-12-31" in note and "not churned" in note for note in data.reports[0].notes)
+    assert data.rejects["accounts"]["reject_reason"].tolist() == ["signup_at is outside the years 1678–2261"]
+
+    interactions = _interactions()
+    interactions.loc[0, "occurred_at"] = "3000-01-01"
+    data = validate(_accounts(), interactions, now=pd.Timestamp("3100-01-01", tz="UTC"))
+    assert data.rejects["interactions"]["reject_reason"].tolist() == ["occurred_at is outside the years 1678–2261"]
+
+
+def test_a_text_column_is_judged_by_its_first_value_only_when_that_is_text() -> None:
+    from churn.contract import numbers_if_all_numeric
+
+    plan = pd.Series([None, "basic", "12"], dtype="str")
+    assert numbers_if_all_numeric(plan) is plan
+    numbers = pd.Series([None, " 12 ", "7.5"], dtype="str")
+    assert numbers_if_all_numeric(numbers).tolist()[1:] == [12.0, 7.5]

@@ -369,14 +369,30 @@ def parse_timestamps(values: pd.Series, date_format: str | None = None) -> pd.Se
     strftime ``date_format`` is given. Nothing else is guessed: ``03/04/2024`` is 3 April in
     one country and 4 March in another, so without a format it is a reject, not a coin toss.
     """
+    return timestamps_in_range(values, date_format)[0]
+
+
+#: The years a ``datetime64[ns]`` column can hold; a "9999-12-31" meaning "never" is outside.
+TIMESTAMP_RANGE = (pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC"))
+OUT_OF_RANGE = "is outside the years 1678–2261"
+
+
+def timestamps_in_range(values: pd.Series, date_format: str | None = None) -> tuple[pd.Series, np.ndarray]:
+    """:func:`parse_timestamps`, and where a value was read but lies outside the years pandas
+    can hold (then NaT; −1 before them, +1 after, 0 inside): such a row gets a reason, not a
+    crash."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         out = values.dt.tz_convert("UTC")
     elif pd.api.types.is_datetime64_dtype(values.dtype):
         out = values.dt.tz_localize("UTC")
     else:
-        text = values.astype("str").where(values.notna()).str.strip()
-        out = pd.to_datetime(text, utc=True, errors="coerce", format=date_format or "ISO8601")
-    return out.astype("datetime64[ns, UTC]")
+        text = values if isinstance(values.dtype, pd.StringDtype) else values.astype("str").where(values.notna())
+        out = pd.to_datetime(text.str.strip(), utc=True, errors="coerce", format=date_format or "ISO8601")
+    before = (out < TIMESTAMP_RANGE[0]).to_numpy(dtype=bool, na_value=False)
+    after = (out > TIMESTAMP_RANGE[1]).to_numpy(dtype=bool, na_value=False)
+    if before.any() or after.any():
+        out = out.where(~(before | after))
+    return out.astype("datetime64[ns, UTC]"), after.astype(np.int8) - before.astype(np.int8)
 
 
 def _timestamp_reason(column: str, date_format: str | None) -> str:
@@ -469,11 +485,16 @@ def _check_table(
     # Columns that already have the right type (typical of Parquet) cannot fail parsing: skip them.
     for col in TIMESTAMPS[name]:
         if col in df.columns and str(df[col].dtype) != "datetime64[ns, UTC]":
-            parsed = parse_timestamps(df[col], date_format)
+            parsed, outside = timestamps_in_range(df[col], date_format)
             reason = _timestamp_reason(col, date_format)
-            bad = (parsed.isna() & df[col].notna()).to_numpy()
+            bad = (parsed.isna() & df[col].notna()).to_numpy() & (outside == 0)
             rej.add(bad, reason)
             reason_column[reason] = col
+            if col == "churned_at" and (outside > 0).any():  # a CRM's "9999-12-31": never churned
+                report.notes.append(f"churned_at: {int((outside > 0).sum()):,} value(s) after the year 2261 (e.g. 9999-12-31) read as 'not churned'")
+                outside = np.minimum(outside, 0)
+            rej.add(outside != 0, f"{col} {OUT_OF_RANGE}")
+            reason_column[f"{col} {OUT_OF_RANGE}"] = col
             if bad.any():
                 report.notes.append(
                     f"{col}: {int(bad.sum()):,} value(s) are not "
@@ -508,11 +529,11 @@ def _check_table(
 
     for (column, check), rows in _schema_failures(name, df):
         reason = _describe_check(column, check)
-        parse_reason = next((r for r, c in reason_column.items() if c == column), None)
         mask = np.zeros(len(df), dtype=bool)
         mask[rows] = True
-        if parse_reason and check == "not_nullable":
-            mask &= ~rej.reasons.get(parse_reason, np.zeros(len(df), dtype=bool))
+        if check == "not_nullable":  # a value that could not be read is not also "missing"
+            for parse_reason in [r for r, c in reason_column.items() if c == column]:
+                mask &= ~rej.reasons.get(parse_reason, np.zeros(len(df), dtype=bool))
         rej.add(mask, reason)
         reason_column[reason] = column
     return df, rej, reason_column, report
@@ -528,14 +549,15 @@ def _schema_failures(name: str, df: pd.DataFrame) -> list[tuple[tuple[str, str],
     rules = SCREEN[name]
     checked = [c for c in rules if c in df.columns]
     typed = all(rules[c].dtype is None or str(df[c].dtype) == rules[c].dtype for c in checked)
-    frame = df[checked]
     if typed:
         suspect = np.zeros(len(df), dtype=bool)
         for col in checked:
             suspect |= _screen_column(df[col], rules[col])
         if not suspect.any():
             return []
-        frame = frame.iloc[np.flatnonzero(suspect)]  # index labels stay row positions
+        frame = df[checked].iloc[np.flatnonzero(suspect)]  # index labels stay row positions
+    else:
+        frame = df[checked]
     from pandera.errors import SchemaErrors
 
     try:
@@ -556,12 +578,27 @@ def _free_columns(name: str, df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if c not in known]
 
 
+def _looks_numeric(value: object) -> bool:
+    """Whether one value reads as a number (or is blank, which says nothing)."""
+    text = str(value).strip()
+    if not text:
+        return True
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def numbers_if_all_numeric(values: pd.Series) -> pd.Series:
     """A text attribute column whose every value is a number (``"283.4"``, ``"12"``) becomes
     float — a CSV export has no types, and "total day minutes" is a number, not 1,800 categories.
     Anything else is left as it is."""
     if not (pd.api.types.is_string_dtype(values.dtype) or values.dtype == object) or isinstance(values.dtype, pd.CategoricalDtype):
         return values
+    first = values.first_valid_index()
+    if first is not None and not _looks_numeric(values.at[first]):
+        return values  # the usual text attribute (a plan, a region): decided by its first value
     head = values.dropna().head(64).astype("str").str.strip()
     head = head[head != ""]
     if len(head) and pd.to_numeric(head, errors="coerce").isna().any():
@@ -601,7 +638,7 @@ def _finish(raw: pd.DataFrame, df: pd.DataFrame, rej: _Rejections, reason_column
     rows = np.flatnonzero(bad)
     rejects = raw.iloc[rows].copy()
     rejects.insert(0, "source_row", rows + 2)  # header is line 1 of a CSV
-    rejects["reject_reason"] = rej.reason_column(rows).to_numpy()
+    rejects["reject_reason"] = rej.reason_column(rows).to_numpy() if len(rows) else pd.Series(dtype="str")
     accepted = df.loc[~bad].reset_index(drop=True) if len(rows) else df
     report.accepted = len(accepted)
     return accepted, rejects.reset_index(drop=True)
