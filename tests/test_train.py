@@ -176,6 +176,34 @@ def test_model_scores_raw_feature_tables(trained, latest_features) -> None:  # t
         trained.model.predict_proba(raw.drop(columns=["long_waits_30d"]))
 
 
+def test_predictions_equal_lightgbms_own_dataframe_path(trained, latest_features) -> None:  # type: ignore[no-untyped-def]
+    """The model hands LightGBM a float matrix (categories as codes) instead of a DataFrame:
+    the numbers must be exactly those LightGBM computes from the DataFrame itself."""
+    model = trained.model
+    raw = latest_features.copy()
+    raw.loc[raw.index[:5], "plan"] = np.nan
+    prepared = model.prepare(raw)
+    assert model.categories and prepared["plan"].isna().sum() == 5
+    np.testing.assert_array_equal(model.raw_proba(raw), model.classifier.predict_proba(prepared)[:, 1])
+    np.testing.assert_array_equal(model.contributions(raw), np.asarray(model.booster.predict(prepared, pred_contrib=True))[:, :-1])
+
+
+def test_values_derived_from_the_model_are_kept_but_never_saved(trained, latest_features, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import copy
+
+    from churn.model import load_bundle, save_bundle
+    from churn.score import explain
+
+    model = copy.copy(trained.model)
+    explain(model, latest_features.head(3), np.ones(3, dtype=bool))
+    assert {"feature_infos", "gain_shares", "window_groups"} <= set(model.__dict__["_derived"])
+    assert copy.copy(model).__dict__["_derived"] is model.__dict__["_derived"]  # a request's copy reuses them
+    save_bundle(model, tmp_path / "m.joblib")
+    loaded = load_bundle(tmp_path / "m.joblib")
+    assert "_derived" not in loaded.__dict__
+    np.testing.assert_array_equal(loaded.predict_proba(latest_features), model.predict_proba(latest_features))
+
+
 def test_training_is_deterministic(training_data) -> None:  # type: ignore[no-untyped-def]
     _, spec, table = training_data
     rows = table[table["as_of"] >= table["as_of"].max() - pd.Timedelta(days=95)]

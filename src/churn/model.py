@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import lightgbm as lgb
 import numpy as np
@@ -22,7 +24,10 @@ import pandas as pd
 from churn.calibration import Calibrator
 from churn.config import FeatureConfig
 from churn.features import FeatureSpec, catalogue, catalogue_frame
+from churn.frames import codes_for
 from churn.registry import Feature, Unit
+
+T = TypeVar("T")
 
 #: Bumped whenever ChurnModel's stored layout changes.
 BUNDLE_FORMAT = 2
@@ -59,6 +64,26 @@ class ChurnModel:
     def booster(self) -> lgb.Booster:
         return self.classifier.booster_
 
+    def __copy__(self) -> "ChurnModel":
+        """A shallow copy that shares :meth:`derived` values (a request's copy reuses them)."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state.pop("_derived", None)  # recomputed after loading: a bundle holds only the model
+        return state
+
+    def derived(self, key: str, make: Callable[[], T]) -> T:
+        """A value computed from the fitted model alone (never from data) — the registry entries,
+        gain shares, category types — made on first use and kept: scoring a handful of accounts
+        must not rebuild them every request. Not saved in bundles."""
+        cache: dict[str, object] = self.__dict__.setdefault("_derived", {})
+        if key not in cache:
+            cache[key] = make()
+        return cache[key]  # type: ignore[return-value]
+
     def prepare(self, features: pd.DataFrame) -> pd.DataFrame:
         """Select and type the model's columns; categories become the training categories."""
         missing = [c for c in self.feature_names if c not in features.columns]
@@ -76,14 +101,36 @@ class ChurnModel:
             out = pd.DataFrame(values, columns=numeric, index=features.index)
         else:
             out = pd.DataFrame({n: pd.to_numeric(block[n], errors="coerce").astype("float64") for n in numeric}, index=features.index)
-        for name, cats in self.categories.items():
+        dtypes = self.derived("category_dtypes", lambda: {n: pd.CategoricalDtype(c) for n, c in self.categories.items()})
+        for name, dtype in dtypes.items():
             col = features[name]
-            text = col.astype("str").where(col.notna())
-            out[name] = pd.Categorical(text.where(text.isin(cats)), categories=cats)
+            if col.dtype == dtype:  # the usual case: built with the training categories
+                out[name] = col.array
+                continue
+            codes = np.where(col.notna().to_numpy(), codes_for(col, dtype.categories), -1)  # unseen → missing
+            out[name] = pd.Categorical.from_codes(codes, dtype=dtype)
         return out[self.feature_names] if self.categories else out
 
+    def matrix(self, prepared: pd.DataFrame) -> np.ndarray:
+        """A prepared table (:meth:`prepare`) as the float matrix LightGBM itself makes of a DataFrame
+        (categories as their codes, missing → NaN), so predictions and contributions are the
+        same numbers without LightGBM's per-call pandas conversion — the larger part of scoring
+        a handful of accounts."""
+        if not self.categories:
+            return prepared.to_numpy(dtype="float64", na_value=np.nan)
+        position = {name: j for j, name in enumerate(self.feature_names)}
+        out = np.empty((len(prepared), len(self.feature_names)))
+        numeric = [n for n in self.feature_names if n not in self.categories]
+        if numeric:
+            out[:, [position[n] for n in numeric]] = prepared[numeric].to_numpy(dtype="float64", na_value=np.nan)
+        for name in self.categories:
+            codes = prepared[name].cat.codes.to_numpy()
+            out[:, position[name]] = np.where(codes >= 0, codes, np.nan)
+        return out
+
     def raw_proba(self, features: pd.DataFrame) -> np.ndarray:
-        return self.classifier.predict_proba(self.prepare(features))[:, 1]
+        """LightGBM's probability before calibration (the binary objective's sigmoid)."""
+        return np.asarray(self.booster.predict(self.matrix(self.prepare(features))))
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated P(churn within the horizon) per row."""
@@ -91,7 +138,7 @@ class ChurnModel:
 
     def contributions(self, features: pd.DataFrame) -> np.ndarray:
         """Exact TreeSHAP contributions in log-odds (n × features, bias column dropped)."""
-        contrib = self.booster.predict(self.prepare(features), pred_contrib=True)
+        contrib = self.booster.predict(self.matrix(self.prepare(features)), pred_contrib=True)
         return np.asarray(contrib)[:, :-1]
 
     def importance(self) -> pd.Series:
@@ -108,8 +155,12 @@ class ChurnModel:
 
     def feature_infos(self) -> list[Feature]:
         """The registry entry of each model feature, in the model's column order."""
-        known = {f.name: f for f in catalogue(self.spec, self.feature_config)}
-        return [known.get(n, Feature(n, "other", "account", f"{n} is {{v}}", 0, Unit())) for n in self.feature_names]
+
+        def make() -> list[Feature]:
+            known = {f.name: f for f in catalogue(self.spec, self.feature_config)}
+            return [known.get(n, Feature(n, "other", "account", f"{n} is {{v}}", 0, Unit())) for n in self.feature_names]
+
+        return list(self.derived("feature_infos", make))
 
     def catalogue(self) -> pd.DataFrame:
         return catalogue_frame(self.feature_infos())

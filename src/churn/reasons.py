@@ -42,12 +42,14 @@ EXACT, DEVIATION, NONE = "tree_shap", "deviation", "none"
 # --------------------------------------------------------------------------- attribution
 
 
-def exact_contributions(model: ChurnModel, prepared: pd.DataFrame, chunk_rows: int) -> np.ndarray:
-    """TreeSHAP log-odds contributions for already-prepared rows, chunk by chunk (bounded
-    memory; LightGBM spreads each chunk over all cores)."""
+def exact_contributions(model: ChurnModel, prepared: pd.DataFrame | np.ndarray, chunk_rows: int) -> np.ndarray:
+    """TreeSHAP log-odds contributions for already-prepared rows (the table
+    :meth:`ChurnModel.prepare` returns, or its :meth:`ChurnModel.matrix`), chunk by chunk
+    (bounded memory; LightGBM spreads each chunk over all cores)."""
+    matrix = model.matrix(prepared) if isinstance(prepared, pd.DataFrame) else prepared
     parts = [
-        np.asarray(model.booster.predict(prepared.iloc[i : i + chunk_rows], pred_contrib=True))[:, :-1]
-        for i in range(0, len(prepared), chunk_rows)
+        np.asarray(model.booster.predict(matrix[i : i + chunk_rows], pred_contrib=True))[:, :-1]
+        for i in range(0, len(matrix), chunk_rows)
     ]
     return np.vstack(parts) if parts else np.zeros((0, len(model.feature_names)))
 
@@ -211,12 +213,18 @@ def split_reasons(features: str | None, drivers: str | None, contributions: str 
 
 
 def _join(columns: np.ndarray) -> list[str]:
-    """Row-wise comma join of an (n, k) text array, empty entries dropped."""
-    parts = [pd.Series(columns[:, i], dtype="str") for i in range(columns.shape[1])]
-    if not parts:
+    """Row-wise comma join of an (n, k) text array, empty entries dropped (one Arrow kernel:
+    cheap for one account and for a million)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if columns.shape[1] == 0:
         return [""] * len(columns)
-    joined = parts[0].str.cat(parts[1:], sep=",") if len(parts) > 1 else parts[0]
-    return joined.str.replace(r",+", ",", regex=True).str.strip(",").tolist()
+    # Empty entries are joined and then squeezed out: pyarrow 25's null_handling="skip" drops
+    # rows whose entries are all null instead of returning "" for them.
+    parts = [pa.array(columns[:, i], type=pa.string()) for i in range(columns.shape[1])]
+    joined = pc.binary_join_element_wise(*parts, ",")
+    return pc.utf8_trim(pc.replace_substring_regex(joined, ",+", ","), ",").to_pylist()
 
 
 # --------------------------------------------------------------------------- per account
@@ -239,20 +247,20 @@ def explain(model: ChurnModel, features: pd.DataFrame, exact_rows: np.ndarray, c
     x = model.prepare(features)
     infos = model.feature_infos()
     drivers = [i.driver for i in infos]
-    groups = window_groups(model.feature_names)
+    groups = model.derived("window_groups", lambda: window_groups(model.feature_names))
     n, k = len(x), config.top_reasons
     top_idx = np.full((n, k), -1, dtype=np.int64)
     top_val = np.full((n, k), np.nan)
     method = np.full(n, DEVIATION, dtype=object)
     usable = x.notna().to_numpy()  # a reason must describe a value the account really has
-    weight = gain_shares(model)
+    weight = model.derived("gain_shares", lambda: gain_shares(model))
     exact = np.flatnonzero(exact_rows)
     rest = np.flatnonzero(~np.asarray(exact_rows, dtype=bool))
     for kind, todo in ((EXACT, exact), (DEVIATION, rest)):
         for start in range(0, len(todo), config.reason_chunk_rows):
             rows = todo[start : start + config.reason_chunk_rows]
             if kind == EXACT:
-                scores = exact_contributions(model, x.iloc[rows], config.reason_chunk_rows)
+                scores = exact_contributions(model, model.matrix(x.iloc[rows]), config.reason_chunk_rows)
             else:
                 scores = deviation_scores(model, x.iloc[rows], infos, weight)
             idx, val = order_reasons(scores, usable[rows], drivers, k, groups)
