@@ -28,7 +28,7 @@ import pandas as pd
 from churn.attributes import AttributeDecision, attribute_columns, attributes_at, plan_attributes
 from churn.config import ChurnDefinition, DataSettings, FeatureConfig
 from churn.events import Events
-from churn.frames import codes_for, text_counts, text_values
+from churn.frames import category_dtype, codes_for, text_counts, text_values
 from churn.population import is_customer
 from churn.registry import Feature, registry
 
@@ -236,8 +236,9 @@ def build_features(
         columns[col] = pd.to_numeric(acc[col], errors="coerce").to_numpy(dtype="float64") if col in acc.columns else np.nan
     for col, cats in spec.categorical_attributes:
         # values unseen when the spec was learned become missing, as LightGBM would treat them
-        codes = codes_for(acc[col].where(acc[col].notna(), None), list(cats)) if col in acc.columns else np.full(len(acc), -1)
-        columns[col] = pd.Categorical.from_codes(codes, categories=list(cats))
+        dtype = category_dtype(cats)
+        codes = codes_for(acc[col].where(acc[col].notna(), None), dtype.categories) if col in acc.columns else np.full(len(acc), -1)
+        columns[col] = pd.Categorical.from_codes(codes, dtype=dtype)
     table = pd.concat([frame, pd.DataFrame(columns, index=acc.index)], axis=1)
     return table[[*ID_COLUMNS, *(f.name for f in features)]]
 

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
+
+
+@functools.lru_cache(maxsize=256)
+def category_dtype(categories: tuple[str, ...]) -> pd.CategoricalDtype:
+    """The categorical type of a fixed category list, made once (checking the categories is a
+    fixed cost that would otherwise be paid per column per request)."""
+    return pd.CategoricalDtype(list(categories))
 
 
 def codes_for(values: pd.Series | np.ndarray, categories: pd.Index | list[str]) -> np.ndarray:

@@ -12,6 +12,7 @@ they cannot drift apart.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Literal
 
@@ -250,6 +251,13 @@ def attribute_text(name: str, *, categorical: bool) -> str:
 
 def registry(spec: "FeatureSpec", config: FeatureConfig = FeatureConfig()) -> list[Feature]:
     """Every feature :func:`churn.features.build_features` produces for ``spec``, in column order."""
+    return list(_registry(spec, config))
+
+
+@functools.lru_cache(maxsize=64)
+def _registry(spec: "FeatureSpec", config: FeatureConfig) -> tuple[Feature, ...]:
+    """The registry of one (frozen) spec and config, built once: scoring one account per
+    request must not rebuild a hundred declarations each time."""
     out: list[Feature] = []
 
     def add(name: str, family: str, driver: str, text: str, direction: int, unit: Unit = Unit(), compute=None, requires=()) -> None:  # type: ignore[no-untyped-def]
@@ -381,7 +389,7 @@ def registry(spec: "FeatureSpec", config: FeatureConfig = FeatureConfig()) -> li
         add(col, "attribute", attribute_driver(col), attribute_text(col, categorical=False), 0)
     for col, _ in spec.categorical_attributes:
         add(col, "attribute", attribute_driver(col), attribute_text(col, categorical=True), 0, Unit("category"))
-    return out
+    return tuple(out)
 
 
 def _detractor(latest: np.ndarray) -> np.ndarray:
