@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from churn.config import ScoreConfig, to_utc
-from churn.contract import OPTIONAL_INTERACTION_COLUMNS, DataContractError, validate
+from churn.contract import FLAGS, NUMBERS, OPTIONAL_INTERACTION_COLUMNS, OUT_OF_RANGE, TEXT, TIMESTAMP_RANGE, DataContractError, timestamps_in_range, validate
 from churn.features import build_features
 from churn.reasons import split_reasons
 from churn.score import explain, risk_bands
@@ -27,8 +27,6 @@ from churn.workflow import MissingInputError, check_inputs
 #: Every column of the input contract's interactions table exists in a request (empty when not
 #: sent), as in a batch file, so an account without events scores like one in the batch.
 INTERACTION_COLUMNS = ("account_id", "occurred_at", "event_type", *OPTIONAL_INTERACTION_COLUMNS)
-#: pandas timestamps (nanoseconds) cover these years; JSON dates outside them are refused per row.
-_TS_MIN, _TS_MAX = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
 
 
 @dataclass(frozen=True)
@@ -57,15 +55,44 @@ def _frame(rows: list[Mapping[str, object]], columns: tuple[str, ...]) -> pd.Dat
 
 
 def _timestamps(frame: pd.DataFrame, table: str, columns: tuple[str, ...], problems: list[RowProblem]) -> pd.DataFrame:
-    """Parsed datetimes (aware or naive = UTC) → ``datetime64[ns, UTC]``; those outside what
-    pandas can hold are reported per row. Text is left for the data contract to parse."""
+    """Timestamps (ISO 8601 text, or datetimes; naive = UTC) → ``datetime64[ns, UTC]``; values
+    outside the years pandas can hold are reported per row. A text column with a value that is
+    not ISO 8601 is left for the data contract to reject row by row."""
     for col in columns:
-        if col not in frame.columns or pd.api.types.infer_dtype(frame[col], skipna=True) not in ("datetime", "datetime64"):
+        kind = pd.api.types.infer_dtype(frame[col], skipna=True) if col in frame.columns else None
+        if kind == "empty":  # no value sent (e.g. no churned_at): a missing timestamp, typed as one
+            frame[col] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
             continue
-        parsed = pd.to_datetime(frame[col], utc=True)
-        bad = (parsed.notna() & ((parsed < _TS_MIN) | (parsed > _TS_MAX))).to_numpy()
-        problems.extend(RowProblem(table, int(row), f"{col} is outside the years 1678–2261", col) for row in np.flatnonzero(bad))
-        frame[col] = parsed.where(~bad).astype("datetime64[ns, UTC]")
+        if kind not in ("datetime", "datetime64", "string"):
+            continue
+        values = frame[col] if kind == "string" else pd.to_datetime(frame[col], utc=True)
+        parsed, outside = timestamps_in_range(values)
+        if kind == "string" and bool((parsed.isna() & frame[col].notna()).to_numpy()[outside == 0].any()):
+            continue  # text that is not ISO 8601: the contract names those rows
+        problems.extend(RowProblem(table, int(row), f"{col} {OUT_OF_RANGE}", col) for row in np.flatnonzero(outside))
+        frame[col] = parsed
+    return frame
+
+
+#: JSON value kinds (pandas ``infer_dtype``) a column may hold to be typed before the contract.
+_NUMBER_KINDS = {"floating", "integer", "mixed-integer-float", "empty"}
+
+
+def _typed(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Give the contract's number, flag and text columns their types when every value already
+    has the right JSON type (the request schema makes sure of it), so the data contract's parsing
+    of text — needed for CSV files, a fixed cost per column for a request — is skipped. A column
+    holding anything else (a plain mapping sent to :func:`score_payload`) is left as it is, for
+    the contract to parse and reject row by row."""
+    kinds = {col: pd.api.types.infer_dtype(frame[col], skipna=True) for col in frame.columns}
+    for cols, kinds_ok, dtype in (
+        (NUMBERS[table], _NUMBER_KINDS, "float64"),
+        (FLAGS[table], ("boolean", "empty"), "boolean"),
+        (("account_id", *TEXT[table]), ("string", "empty"), "str"),
+    ):
+        for col in cols:
+            if col in frame.columns and str(frame[col].dtype) != dtype and kinds[col] in kinds_ok:
+                frame[col] = frame[col].astype(dtype)
     return frame
 
 
@@ -109,10 +136,11 @@ def score_payload(payload: object, serving: ServingModel, *, config: ScoreConfig
     Raises :class:`InvalidPayload` naming each row the data contract rejects, each account
     that is not a customer at ``as_of`` and each column the model needs but the data lacks.
     """
-    raw = payload.model_dump() if hasattr(payload, "model_dump") else dict(payload)  # type: ignore[arg-type]
+    # JSON mode: timestamps come as ISO 8601 text, which pandas reads in one vectorised pass
+    raw = payload.model_dump(mode="json") if hasattr(payload, "model_dump") else dict(payload)  # type: ignore[arg-type]
     try:
         as_of = to_utc(raw["as_of"])
-        if not _TS_MIN <= as_of <= _TS_MAX:
+        if not TIMESTAMP_RANGE[0] <= as_of <= TIMESTAMP_RANGE[1]:
             raise ValueError
     except (ValueError, TypeError, OverflowError):
         raise InvalidPayload("as_of is not a usable date", [RowProblem("request", None, "as_of is not a usable date", "as_of")]) from None
@@ -122,7 +150,7 @@ def score_payload(payload: object, serving: ServingModel, *, config: ScoreConfig
     if problems:
         raise InvalidPayload(f"{len(problems)} row(s) cannot be used", problems)
     try:
-        data = validate(accounts, interactions)
+        data = validate(_typed(accounts, "accounts"), _typed(interactions, "interactions"))
     except DataContractError as exc:
         raise InvalidPayload(str(exc), [RowProblem("request", None, str(exc))]) from None
     problems = _rejections(data.rejects)
