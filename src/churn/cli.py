@@ -7,6 +7,7 @@ they never show a Python traceback.
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import sys
 import warnings
@@ -994,6 +995,7 @@ def serve(
         console.print(f"Serving run {snapshot.index.run_id} (as of {snapshot.index.as_of}, {len(snapshot.index):,} accounts) from {escape(str(scores))}")
     console.print("Auth: X-API-Key required (CHURN_API_KEY is set)" if api_key else "[yellow]Auth: off (set CHURN_API_KEY to require X-API-Key)[/]")
     console.print(f"Pages: http://{host}:{port}/app   API docs: http://{host}:{port}/docs")
+    gc.freeze()  # the loaded model and run index live as long as the process: keep them out of every garbage collection
     uvicorn.run(api, host=host, port=port, access_log=access_log, log_level="info")
 
 
