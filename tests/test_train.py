@@ -245,3 +245,21 @@ def test_tuning_never_sees_a_test_slice(training_data, monkeypatch: pytest.Monke
         assert fold.fold.test_cutoff not in cutoffs and max(cutoffs) + pd.Timedelta(days=30) <= fold.fold.test_cutoff
     assert seen[-1] == set(rows["as_of"])  # the deployed model's search: all mature rows
     assert 1 <= len(result.tuning) <= 3 and result.tuning["value"].notna().all()
+
+
+def test_tuning_one_cutoff_scores_every_row_once_on_account_folds(training_data) -> None:  # type: ignore[no-untyped-def]
+    """On snapshot data (one cutoff) a trial is scored on the procedure's k account folds, so
+    every row is held out exactly once and no account sits on both sides of a fold."""
+    from churn.tune import _validation
+
+    _, _, table = training_data
+    rows = table[table["as_of"] == table["as_of"].max()].reset_index(drop=True)
+    splits = _validation(rows, 30, FAST)
+    assert len(splits) == FAST.calibration_folds
+    held_out = np.concatenate([test for _, test in splits])
+    assert np.array_equal(np.sort(held_out), np.arange(len(rows)))
+    for fit, test in splits:
+        assert not set(rows["account_id"].iloc[fit]) & set(rows["account_id"].iloc[test])
+    several = table[table["as_of"] >= sorted(table["as_of"].unique())[-4]].reset_index(drop=True)
+    [(fit, test)] = _validation(several, 30, FAST)  # several cutoffs: one purged time split
+    assert several["as_of"].iloc[fit].max() + pd.Timedelta(days=30) <= several["as_of"].iloc[test].min()

@@ -112,10 +112,3 @@ class AccountFolds:
 
     def get_n_splits(self, X: pd.DataFrame | None = None, y: object = None, groups: object = None) -> int:
         return self.n_splits
-
-
-def holdout(table: pd.DataFrame, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """One stratified account-grouped holdout (fit rows, held-out rows), e.g. for early stopping."""
-    n = max(2, round(1 / share))
-    fold = AccountFolds(n_splits=n, seed=seed).folds(table)[0]
-    return fold.train, fold.test

@@ -3,10 +3,10 @@
 Tuning is nested inside the evaluation: each evaluation fold tunes on its own training rows
 only, and the deployed model tunes on all rows. The search itself validates on a purged
 time split of the rows it is given (the latest cutoff, trained on cutoffs matured by it) —
-or, for one cutoff, on an account holdout — so it never sees an evaluation test slice.
-Each trial fits once with early stopping and is scored by validation log loss (a proper
-score: it rewards ranking and calibration together, and is far less noisy than precision at
-a capacity).
+or, for one cutoff, on the procedure's k account folds (every row held out once) — so it
+never sees an evaluation test slice. Each trial fits with early stopping and is scored by
+validation log loss (a proper score: it rewards ranking and calibration together, and is
+far less noisy than precision at a capacity), averaged over the folds.
 """
 
 from __future__ import annotations
@@ -20,15 +20,17 @@ from sklearn.metrics import log_loss
 
 from churn.config import TrainConfig
 from churn.labels import LABEL
-from churn.splits import PurgedTimeSplit, holdout
+from churn.splits import AccountFolds, PurgedTimeSplit
 
 
-def _validation(rows: pd.DataFrame, horizon_days: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _validation(rows: pd.DataFrame, horizon_days: int, config: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
     if rows["as_of"].nunique() > 1:
         folds = PurgedTimeSplit(horizon_days, 1).folds(rows)
         if folds:
-            return folds[0].train, folds[0].test
-    return holdout(rows, 0.2, seed)
+            return [(folds[0].train, folds[0].test)]
+    # one cutoff: the procedure's own account folds, scored together — one 20 % holdout of a
+    # snapshot has too few churners to tell settings apart, and the search then chases noise
+    return [(f.train, f.test) for f in AccountFolds(n_splits=config.calibration_folds, seed=config.seed).folds(rows)]
 
 
 def tune(rows: pd.DataFrame, *, horizon_days: int, config: TrainConfig, n_trials: int, seconds: float) -> tuple[TrainConfig, pd.DataFrame]:
@@ -40,10 +42,11 @@ def tune(rows: pd.DataFrame, *, horizon_days: int, config: TrainConfig, n_trials
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows = rows.reset_index(drop=True)
     columns = model_columns(rows)
-    fit_idx, val_idx = _validation(rows, horizon_days, config.seed)
+    splits = _validation(rows, horizon_days, config)
     x, y = rows[columns], rows[LABEL].to_numpy()
-    if min(y[val_idx].sum(), len(val_idx) - y[val_idx].sum()) < 1:
+    if any(min(y[v].sum(), len(v) - y[v].sum()) < 1 for _, v in splits):
         return config, pd.DataFrame()
+    fit_idx = splits[0][0]
 
     def candidate(trial: "optuna.Trial") -> TrainConfig:
         leaf = trial.suggest_int("min_child_samples", 5, 300, log=True)
@@ -60,13 +63,17 @@ def tune(rows: pd.DataFrame, *, horizon_days: int, config: TrainConfig, n_trials
 
     def objective(trial: "optuna.Trial") -> float:
         settings = candidate(trial)
-        model = lgb.LGBMClassifier(n_estimators=settings.n_estimators, **lightgbm_params(settings, len(fit_idx)))  # type: ignore[arg-type]
-        model.fit(
-            x.iloc[fit_idx], y[fit_idx], eval_X=(x.iloc[val_idx],), eval_y=(y[val_idx],), eval_metric="binary_logloss",
-            callbacks=[lgb.early_stopping(settings.early_stopping_rounds, verbose=False)],
-        )
-        trial.set_user_attr("best_iteration", int(model.best_iteration_ or settings.n_estimators))
-        return float(log_loss(y[val_idx], model.predict_proba(x.iloc[val_idx])[:, 1], labels=[0, 1]))
+        losses, iterations = [], []
+        for fit_idx, val_idx in splits:
+            model = lgb.LGBMClassifier(n_estimators=settings.n_estimators, **lightgbm_params(settings, len(fit_idx)))  # type: ignore[arg-type]
+            model.fit(
+                x.iloc[fit_idx], y[fit_idx], eval_X=(x.iloc[val_idx],), eval_y=(y[val_idx],), eval_metric="binary_logloss",
+                callbacks=[lgb.early_stopping(settings.early_stopping_rounds, verbose=False)],
+            )
+            iterations.append(int(model.best_iteration_ or settings.n_estimators))
+            losses.append(log_loss(y[val_idx], model.predict_proba(x.iloc[val_idx])[:, 1], labels=[0, 1]))
+        trial.set_user_attr("best_iteration", round(float(np.mean(iterations))))
+        return float(np.mean(losses))
 
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=config.seed))
     study.enqueue_trial(  # the defaults are trial 0: tuning can only improve on them
