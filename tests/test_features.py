@@ -225,3 +225,61 @@ def test_shared_tallies_equal_one_count_per_feature(small_business) -> None:  # 
         np.testing.assert_array_equal(e.count_type(j, 120, since_days=30), e.count((e.etype == j) & ~e.within(30) & e.within(120)))
         np.testing.assert_array_equal(e.days_since_type(j), e.reduce(e.age_days, e.etype == j, "min"))
     np.testing.assert_array_equal(e.days_since_any(), e.reduce(e.age_days, np.ones(len(e), bool), "min"))
+
+
+def test_rejected_rows_are_skipped_by_the_mask_exactly_as_if_dropped(small_business, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The data contract hands over every row read plus a mask of the accepted ones (dropping
+    a few rejects from 10M rows would copy all of them). Spec, customers and features built
+    with the mask must equal those built from the accepted rows alone — also through
+    ``churn features`` — and the rejected rows must be exactly the planted ones."""
+    from churn.config import ChurnDefinition
+    from churn.contract import load
+    from churn.population import is_customer
+
+    accounts, interactions = small_business.accounts, small_business.interactions
+    as_of = ts("2024-02-01")
+    before = interactions[interactions["occurred_at"] < as_of]
+    last = before.groupby(before["account_id"].astype("str"))["occurred_at"].max()
+    quiet = last[last < as_of - pd.Timedelta(days=90)].index  # lapsed under a 30-day inactivity rule
+    lapsed_id = sorted(set(quiet) & set(accounts.loc[accounts["signup_at"] < as_of - pd.Timedelta(days=90), "account_id"].astype("str")))[0]
+    planted = pd.concat(
+        [
+            interactions.iloc[[5]],  # an exact duplicate row
+            interactions.iloc[[6]].assign(account_id="nobody", event_type="teleport"),  # unknown account, unseen event type
+            interactions.iloc[[7]].assign(account_id=lapsed_id, occurred_at=as_of - pd.Timedelta(days=1), csat=99.0),  # csat out of range
+        ]
+    )
+    raw = pd.concat([interactions, planted], ignore_index=True).sort_values("occurred_at", kind="stable").reset_index(drop=True)
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    accounts.to_parquet(folder / "accounts.parquet")
+    raw.to_parquet(folder / "interactions.parquet")
+    data = load(folder)
+    mask = data.interactions_accepted
+    assert mask is not None and int((~mask).sum()) == 3 and sum(r.rejected_total for r in data.reports) == 3
+    read, config = data.interactions_read, FeatureConfig()
+    accepted = data.interactions  # the copy, made now
+    assert len(accepted) == len(read) - 3 and data.interactions_accepted is None
+
+    spec = FeatureSpec.from_data(data.accounts, read, config, rows=mask)
+    assert spec == FeatureSpec.from_data(data.accounts, accepted, config) and "teleport" not in spec.event_types
+    for definition in (ChurnDefinition(), ChurnDefinition(kind="inactivity", horizon_days=30)):
+        definition = definition.resolved(data.accounts)
+        customers = is_customer(data.accounts, read, as_of, definition, rows=mask)
+        np.testing.assert_array_equal(customers, is_customer(data.accounts, accepted, as_of, definition))
+        assert not customers[(data.accounts["account_id"] == lapsed_id).to_numpy()].any() or definition.kind == "subscription"
+        masked = build_features(data.accounts, read, as_of=as_of, spec=spec, config=config, definition=definition, rows=mask)
+        pd.testing.assert_frame_equal(masked, build_features(data.accounts, accepted, as_of=as_of, spec=spec, config=config, definition=definition))
+
+    clean = tmp_path / "clean"  # the same export without the planted rows
+    clean.mkdir()
+    accounts.to_parquet(clean / "accounts.parquet")
+    interactions.to_parquet(clean / "interactions.parquet")
+    tables = []
+    for source in (folder, clean):
+        out = tmp_path / f"{source.name}.parquet"
+        result = CliRunner().invoke(app, ["features", "--data", str(source), "--as-of", "2024-02-01", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert ("rows rejected" in result.output) == (source == folder)
+        tables.append(pd.read_parquet(out))
+    pd.testing.assert_frame_equal(*tables)

@@ -440,7 +440,14 @@ def features(
     print_attribute_decisions(decisions)
     with console.status("Computing features…"):
         table = build_features(
-            contract.accounts, contract.interactions, as_of=cutoff, spec=spec, config=fconfig, definition=definition, history=contract.attribute_history
+            contract.accounts,
+            contract.interactions_read,  # with the mask of accepted rows: no copy of the table to drop the rejects
+            as_of=cutoff,
+            spec=spec,
+            config=fconfig,
+            definition=definition,
+            history=contract.attribute_history,
+            rows=contract.interactions_accepted,
         )
     _write_frame(table, out)
     console.print(f"{len(table):,} customers × {table.shape[1] - 2} features as of {cutoff:%Y-%m-%d} → [bold]{out}[/]")

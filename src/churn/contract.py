@@ -210,13 +210,33 @@ class ContractData:
     """Validated tables plus what was rejected and why.
 
     ``attribute_history`` (None when the folder has none) holds one row per change of an
-    account attribute: ``account_id``, ``valid_from`` and the attribute columns."""
+    account attribute: ``account_id``, ``valid_from`` and the attribute columns.
+
+    The interactions come as every row read (``interactions_read``) plus a mask of the rows
+    to use (``interactions_accepted``: passed the contract and lie in the time range asked
+    for; None: all). Dropping a handful of rejected rows
+    from a 10M-row table means copying all of it, so that copy is made only when
+    :attr:`interactions` is first asked for; feature building takes the mask instead
+    (``rows=``) and never pays it."""
 
     accounts: pd.DataFrame
-    interactions: pd.DataFrame
+    interactions_read: pd.DataFrame
     rejects: dict[str, pd.DataFrame]
     reports: list[TableReport]
     attribute_history: pd.DataFrame | None = None
+    interactions_accepted: np.ndarray | None = None
+
+    @property
+    def interactions(self) -> pd.DataFrame:
+        """The accepted interactions (the rejected rows are dropped here, once)."""
+        if self.interactions_accepted is not None:
+            self.interactions_read = self.interactions_read.loc[self.interactions_accepted].reset_index(drop=True)
+            self.interactions_accepted = None
+        return self.interactions_read
+
+    @interactions.setter
+    def interactions(self, frame: pd.DataFrame) -> None:
+        self.interactions_read, self.interactions_accepted = frame, None
 
     def write_rejects(self, rejects_dir: str | Path) -> list[Path]:
         """Write each non-empty rejects table to ``rejects_dir/<table>_rejects.csv``."""
@@ -630,7 +650,9 @@ def _known_ids(ids: pd.Series, accounts: pd.Series) -> np.ndarray:
     return codes_for(ids, known) >= 0
 
 
-def _finish(raw: pd.DataFrame, df: pd.DataFrame, rej: _Rejections, reason_column: dict[str, str], report: TableReport) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _judge(raw: pd.DataFrame, rej: _Rejections, reason_column: dict[str, str], report: TableReport) -> tuple[np.ndarray | None, pd.DataFrame]:
+    """Fill ``report`` and return (mask of the accepted rows — None when all are — , the
+    rejects table: the raw rows with their source row and reasons)."""
     bad = rej.any()
     for reason, mask in rej.reasons.items():
         report.rejected[reason] = int(mask.sum())
@@ -639,9 +661,14 @@ def _finish(raw: pd.DataFrame, df: pd.DataFrame, rej: _Rejections, reason_column
     rejects = raw.iloc[rows].copy()
     rejects.insert(0, "source_row", rows + 2)  # header is line 1 of a CSV
     rejects["reject_reason"] = rej.reason_column(rows).to_numpy() if len(rows) else pd.Series(dtype="str")
-    accepted = df.loc[~bad].reset_index(drop=True) if len(rows) else df
-    report.accepted = len(accepted)
-    return accepted, rejects.reset_index(drop=True)
+    report.accepted = len(raw) - len(rows)
+    return (~bad if len(rows) else None), rejects.reset_index(drop=True)
+
+
+def _finish(raw: pd.DataFrame, df: pd.DataFrame, rej: _Rejections, reason_column: dict[str, str], report: TableReport) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`_judge`, then the accepted rows of ``df`` (a copy when any is rejected)."""
+    accepted, rejects = _judge(raw, rej, reason_column, report)
+    return (df if accepted is None else df.loc[accepted].reset_index(drop=True)), rejects
 
 
 def _column_key(values: pd.Series, rows: np.ndarray | None = None) -> np.ndarray:
@@ -732,6 +759,7 @@ def validate(
     rejects = {"accounts": rejects_a}
     reports = [report_a]
 
+    accepted = None
     if interactions_raw is None:
         reports.append(TableReport("interactions", interactions_file, 0, notes=["no interactions file: attribute-only snapshot data"]))
         interactions = pd.DataFrame(
@@ -752,7 +780,8 @@ def validate(
         missing_optional = [c for c in OPTIONAL_INTERACTION_COLUMNS if c not in df.columns]
         if missing_optional and len(interactions_raw):
             report_i.notes.append("optional columns absent (features needing them are skipped): " + ", ".join(missing_optional))
-        interactions, rejects["interactions"] = _finish(interactions_raw, df, rej, why, report_i)
+        accepted, rejects["interactions"] = _judge(interactions_raw, rej, why, report_i)
+        interactions = df
         reports.append(report_i)
 
     history = None
@@ -771,7 +800,7 @@ def validate(
         history["account_id"] = history["account_id"].astype("str")
         history = history.sort_values(["account_id", "valid_from"], kind="stable").reset_index(drop=True)
         reports.append(report_h)
-    return ContractData(accounts, interactions, rejects, reports, history)
+    return ContractData(accounts, interactions, rejects, reports, history, accepted)
 
 
 def load(
@@ -814,15 +843,15 @@ def load(
         date_format=date_format,
         now=now,
     )
-    if (since is not None or until is not None) and len(data.interactions):
-        t = data.interactions["occurred_at"]
-        keep = np.ones(len(t), dtype=bool)
+    if (since is not None or until is not None) and len(data.interactions_read):
+        t = data.interactions_read["occurred_at"]
+        keep = np.ones(len(t), dtype=bool) if data.interactions_accepted is None else data.interactions_accepted.copy()
         if since is not None:
             keep &= (t >= since).to_numpy()
         if until is not None:
             keep &= (t < until).to_numpy()
         if not keep.all():  # Parquet filtered while reading; CSV and text timestamps filter here
-            data.interactions = data.interactions.loc[keep].reset_index(drop=True)
+            data.interactions_accepted = keep
     return data
 
 

@@ -86,6 +86,7 @@ class Events:
         as_of: pd.Timestamp,
         spec: "FeatureSpec",
         config: FeatureConfig,
+        rows: np.ndarray | None = None,
     ) -> None:
         self.spec, self.config, self.as_of = spec, config, as_of
         account_ids = pd.Index(customers["account_id"])
@@ -93,6 +94,8 @@ class Events:
         t = _ns(interactions["occurred_at"])
         start = (as_of - pd.Timedelta(days=config.lookback_days)).value
         in_window = (t < as_of.value) & (t >= start)
+        if rows is not None:  # only these rows count (e.g. the data contract's accepted ones)
+            in_window &= rows
         codes = self._codes(interactions["account_id"], account_ids, None if in_window.all() else np.flatnonzero(in_window), len(t))
         keep = in_window & (codes >= 0)
         self._source = interactions

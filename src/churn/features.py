@@ -72,15 +72,22 @@ class FeatureSpec:
         *,
         attributes: Sequence[str] | None = None,
         history: pd.DataFrame | None = None,
+        rows: np.ndarray | None = None,
     ) -> "FeatureSpec":
         """Learn the spec from the data. ``attributes`` names the account attributes to use
         (see :func:`churn.attributes.plan_attributes` for which are honest at your cutoffs);
-        None uses every attribute column as it is."""
-        counts = text_counts(interactions["event_type"]) if len(interactions) else pd.Series(dtype=int)
+        None uses every attribute column as it is. ``rows`` (a boolean mask; None: all) names
+        the interactions that count."""
+
+        def column(name: str) -> pd.Series:
+            return interactions[name] if rows is None else interactions[name][rows]
+
+        present = len(interactions) > 0 and (rows is None or bool(rows.any()))
+        counts = text_counts(column("event_type")) if present else pd.Series(dtype=int)
         channels: list[str] = []
-        if "channel" in interactions.columns and len(interactions):
-            channels = text_values(interactions["channel"])
-        start = interactions["occurred_at"].min() if len(interactions) else None
+        if "channel" in interactions.columns and present:
+            channels = text_values(column("channel"))
+        start = column("occurred_at").min() if present else None
         return cls.from_summary(
             accounts, counts, channels, list(interactions.columns), config, attributes=attributes, history=history, history_start=start
         )
@@ -159,7 +166,9 @@ def learn_spec(
     there (:func:`churn.attributes.plan_attributes`), and the decision for every attribute."""
     decisions = plan_attributes(data.accounts, data.attribute_history, cutoffs=cutoffs, settings=settings, export_date=data_end)
     used = [d.name for d in decisions if d.used]
-    spec = FeatureSpec.from_data(data.accounts, data.interactions, config, attributes=used, history=data.attribute_history)
+    spec = FeatureSpec.from_data(
+        data.accounts, data.interactions_read, config, attributes=used, history=data.attribute_history, rows=data.interactions_accepted
+    )
     return spec, decisions
 
 
@@ -193,10 +202,15 @@ def features_fed_by(column: str, features: Sequence[Feature]) -> list[str]:
 
 
 def active_accounts(
-    accounts: pd.DataFrame, interactions: pd.DataFrame, as_of: pd.Timestamp, definition: ChurnDefinition | None = None
+    accounts: pd.DataFrame,
+    interactions: pd.DataFrame,
+    as_of: pd.Timestamp,
+    definition: ChurnDefinition | None = None,
+    *,
+    rows: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Accounts that are customers at ``as_of`` (:func:`churn.population.is_customer`), sorted by id."""
-    out = accounts.loc[is_customer(accounts, interactions, as_of, definition or ChurnDefinition())].copy()
+    out = accounts.loc[is_customer(accounts, interactions, as_of, definition or ChurnDefinition(), rows=rows)].copy()
     out["account_id"] = out["account_id"].astype("str")
     return out.sort_values("account_id", kind="stable").reset_index(drop=True)
 
@@ -213,19 +227,22 @@ def build_features(
     config: FeatureConfig = FeatureConfig(),
     definition: ChurnDefinition | None = None,
     history: pd.DataFrame | None = None,
+    rows: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Features for every account that is a customer at ``as_of``, from events strictly before it.
 
     Returns ``account_id``, ``as_of`` and the catalogue's columns, sorted by account_id.
     Pass the same ``spec`` (and a resolved ``definition``) to every partition; without a spec
     it is learned from these inputs. ``history`` is the attribute history: attributes the spec
-    takes from it are valued at ``as_of``.
+    takes from it are valued at ``as_of``. ``rows`` (a boolean mask over ``interactions``;
+    None: all) names the interactions that count — the data contract's accepted rows, say,
+    without copying the table to drop the others.
     """
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware (UTC)")
-    spec = spec or FeatureSpec.from_data(accounts, interactions, config, history=history)
-    acc = active_accounts(attributes_at(accounts, history, as_of, spec.history_attributes), interactions, as_of, definition)
-    events = Events(interactions, acc, as_of, spec, config)
+    spec = spec or FeatureSpec.from_data(accounts, interactions, config, history=history, rows=rows)
+    acc = active_accounts(attributes_at(accounts, history, as_of, spec.history_attributes), interactions, as_of, definition, rows=rows)
+    events = Events(interactions, acc, as_of, spec, config, rows=rows)
     frame = pd.DataFrame({"account_id": acc["account_id"].to_numpy(), "as_of": pd.Series(as_of, index=acc.index).astype("datetime64[ns, UTC]")})
     features = registry(spec, config)
     columns: dict[str, object] = {}

@@ -28,24 +28,39 @@ def qualifying(interactions: pd.DataFrame, definition: ChurnDefinition) -> pd.Da
     return interactions[interactions["event_type"].astype("str").isin(definition.activity_event_types)]
 
 
-def last_activity(accounts: pd.DataFrame, interactions: pd.DataFrame, as_of: pd.Timestamp, definition: ChurnDefinition) -> pd.Series:
-    """Latest qualifying event strictly before ``as_of`` per account, else its signup (aligned with ``accounts``)."""
-    events = qualifying(interactions, definition)
+def last_activity(
+    accounts: pd.DataFrame, interactions: pd.DataFrame, as_of: pd.Timestamp, definition: ChurnDefinition, *, rows: np.ndarray | None = None
+) -> pd.Series:
+    """Latest qualifying event strictly before ``as_of`` per account, else its signup (aligned with ``accounts``).
+
+    ``rows`` (a boolean mask over ``interactions``; None: all) names the rows that count."""
     ids = pd.Index(accounts["account_id"].astype("str"))
     latest = np.full(len(ids), np.iinfo(np.int64).min, dtype=np.int64)
-    if len(events):
-        t = events["occurred_at"].to_numpy("datetime64[ns]").astype(np.int64)
-        before = t < as_of.value
-        codes = codes_for(events["account_id"], ids)
-        keep = before & (codes >= 0)
+    if len(interactions):
+        t = interactions["occurred_at"].to_numpy("datetime64[ns]").astype(np.int64)
+        use = t < as_of.value
+        if rows is not None:
+            use &= rows
+        if definition.activity_event_types:
+            use &= codes_for(interactions["event_type"], list(definition.activity_event_types)) >= 0
+        account = interactions["account_id"]
+        if isinstance(account.dtype, pd.CategoricalDtype) or use.all():
+            codes = codes_for(account, ids)  # a categorical: one lookup per category
+        else:  # text: look up only the rows that count
+            codes = np.full(len(t), -1, dtype=np.int64)
+            codes[use] = codes_for(account[use], ids)
+        keep = use & (codes >= 0)
         np.maximum.at(latest, codes[keep], t[keep])
     signup = accounts["signup_at"].to_numpy("datetime64[ns]").astype(np.int64)
     latest = np.maximum(latest, signup)
     return pd.Series(pd.to_datetime(latest, utc=True), index=accounts.index).astype("datetime64[ns, UTC]")
 
 
-def is_customer(accounts: pd.DataFrame, interactions: pd.DataFrame, as_of: pd.Timestamp, definition: ChurnDefinition) -> np.ndarray:
-    """Boolean mask over ``accounts``: customers at ``as_of`` under ``definition``.
+def is_customer(
+    accounts: pd.DataFrame, interactions: pd.DataFrame, as_of: pd.Timestamp, definition: ChurnDefinition, *, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """Boolean mask over ``accounts``: customers at ``as_of`` under ``definition`` (``rows``:
+    which interactions count, as for :func:`last_activity`).
 
     Pass a resolved definition (:meth:`ChurnDefinition.resolved`) when computing on a part of
     the accounts; ``kind="auto"`` is resolved on the accounts given."""
@@ -55,11 +70,13 @@ def is_customer(accounts: pd.DataFrame, interactions: pd.DataFrame, as_of: pd.Ti
         if "churned_at" not in accounts.columns:
             return signed_up
         return signed_up & ~(accounts["churned_at"] <= as_of).fillna(False).to_numpy()
-    recent = last_activity(accounts, interactions, as_of, definition) > as_of - definition.horizon
+    recent = last_activity(accounts, interactions, as_of, definition, rows=rows) > as_of - definition.horizon
     return signed_up & recent.to_numpy()
 
 
-def lapsed(accounts: pd.DataFrame, interactions: pd.DataFrame, as_of: pd.Timestamp, definition: ChurnDefinition) -> pd.DataFrame:
+def lapsed(
+    accounts: pd.DataFrame, interactions: pd.DataFrame, as_of: pd.Timestamp, definition: ChurnDefinition, *, rows: np.ndarray | None = None
+) -> pd.DataFrame:
     """Transactional data: accounts that signed up before ``as_of`` but have not been active
     within the horizon — already churned, a win-back list. Empty for subscription data.
 
@@ -76,7 +93,7 @@ def lapsed(accounts: pd.DataFrame, interactions: pd.DataFrame, as_of: pd.Timesta
             }
         )
     signed_up = (accounts["signup_at"] < as_of).to_numpy()
-    last = last_activity(accounts, interactions, as_of, definition)
+    last = last_activity(accounts, interactions, as_of, definition, rows=rows)
     gone = signed_up & (last <= as_of - definition.horizon).to_numpy()
     out = pd.DataFrame({"account_id": accounts["account_id"].astype("str").to_numpy()[gone], "last_activity": last[gone].to_numpy()})
     out["last_activity"] = out["last_activity"].astype("datetime64[ns, UTC]")
