@@ -35,29 +35,44 @@ def write_csv_folder(folder: Path, accounts: pd.DataFrame, interactions: pd.Data
     return folder
 
 
-@pytest.fixture(scope="session")
-def training_data():  # type: ignore[no-untyped-def]
+def make_training_data(seed: int):  # type: ignore[no-untyped-def]
     """8,000 accounts × 18 months, 9 monthly cutoffs: the smallest data on which the
     planted effects are learnable with a stable test slice (~140 churners)."""
     from churn.config import ChurnDefinition
     from churn.features import FeatureSpec
     from churn.labels import build_training_table, default_cutoffs, observed_until
 
-    data = generate(8_000, start="2023-01-01", months=18, seed=0)
+    data = generate(8_000, start="2023-01-01", months=18, seed=seed)
     spec = FeatureSpec.from_data(data.accounts, data.interactions, history=data.attribute_history)
     cutoffs = default_cutoffs(observed_until(data.accounts, data.interactions), ChurnDefinition(), 9)
     table = build_training_table(data.accounts, data.interactions, cutoffs=cutoffs, spec=spec, history=data.attribute_history)
     return data, spec, table
 
 
-@pytest.fixture(scope="session")
-def trained(training_data):  # type: ignore[no-untyped-def]
-    """The deployed model and its evaluation (3 purged time folds) on ``training_data``."""
+def train_default(data, spec, table):  # type: ignore[no-untyped-def]
     from churn.config import ChurnDefinition
     from churn.train import train
 
-    data, spec, table = training_data
     return train(table, spec=spec, definition=ChurnDefinition().resolved(data.accounts))
+
+
+@pytest.fixture(scope="session")
+def training_data():  # type: ignore[no-untyped-def]
+    """:func:`make_training_data` of seed 0."""
+    return make_training_data(0)
+
+
+@pytest.fixture(scope="session")
+def trained(training_data):  # type: ignore[no-untyped-def]
+    """The deployed model and its evaluation (3 purged time folds) on ``training_data``."""
+    return train_default(*training_data)
+
+
+@pytest.fixture(scope="session")
+def trained_by_seed(trained) -> dict:  # type: ignore[no-untyped-def]
+    """The same procedure on the businesses of seeds 0, 1 and 2: a claim about model quality
+    must hold across draws of the data, not on one lucky one."""
+    return {0: trained, **{seed: train_default(*make_training_data(seed)) for seed in (1, 2)}}
 
 
 @pytest.fixture(scope="session")

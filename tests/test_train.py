@@ -20,14 +20,23 @@ EFFORT_DRIVERS = ("repeat_contacts", "channel_switches", "long_waits", "unresolv
 FAST = TrainConfig(n_estimators=300, calibration_folds=3)
 
 
-def test_lightgbm_beats_both_baselines(trained) -> None:  # type: ignore[no-untyped-def]
-    m = trained.metrics
-    print(f"\n{m.round(4).to_string()}")
-    assert trained.evaluation.kind == "time" and len(trained.evaluation.folds) == 3
+def test_lightgbm_beats_both_baselines_across_seeds(trained_by_seed) -> None:  # type: ignore[no-untyped-def]
+    """On three generated businesses: far above the rule on every one; above logistic
+    regression on PR-AUC on most and on average, and on average at capacity (the margin over
+    logistic is small and one seed can flip at capacity, so no single draw decides)."""
+    metrics = {seed: result.metrics for seed, result in trained_by_seed.items()}
+    for seed, m in metrics.items():
+        print(f"\nseed {seed}\n{m.round(4).to_string()}")
+        assert trained_by_seed[seed].evaluation.kind == "time" and len(trained_by_seed[seed].evaluation.folds) == 3
+        for metric in ("pr_auc", "precision_at_capacity"):
+            assert m.loc["model", metric] > 2 * m.loc["rule", metric], (seed, metric)
+    wins = sum(m.loc["model", "pr_auc"] > m.loc["logistic", "pr_auc"] for m in metrics.values())
+    assert wins >= 2, f"the model beats logistic PR-AUC on only {wins} of 3 seeds"
     for metric in ("pr_auc", "precision_at_capacity"):
-        assert m.loc["model", metric] > m.loc["logistic", metric], metric
-        assert m.loc["model", metric] > m.loc["rule", metric], metric
-    assert trained.beats_baselines()
+        model = np.mean([m.loc["model", metric] for m in metrics.values()])
+        logistic = np.mean([m.loc["logistic", metric] for m in metrics.values()])
+        assert model > logistic, (metric, model, logistic)
+    assert trained_by_seed[0].beats_baselines()
 
 
 def test_the_deployed_model_saw_every_mature_cutoff(trained, training_data) -> None:  # type: ignore[no-untyped-def]
@@ -45,12 +54,13 @@ def test_the_deployed_model_saw_every_mature_cutoff(trained, training_data) -> N
         assert result.info.rows == len(result.fold.train) < len(table)
 
 
-def test_probabilities_are_calibrated(trained) -> None:  # type: ignore[no-untyped-def]
-    m = trained.metrics.loc["model"]
-    assert m["ece"] < 0.01
-    # mean prediction close to the observed churn rate of the later test slice
-    assert abs(trained.test_scores["model"].mean() - m["base_rate"]) < 0.01
-    assert trained.model.calibrator.method in ("isotonic", "sigmoid")
+def test_probabilities_are_calibrated_across_seeds(trained_by_seed) -> None:  # type: ignore[no-untyped-def]
+    for seed, result in trained_by_seed.items():
+        m = result.metrics.loc["model"]
+        assert m["ece"] < 0.01, seed
+        # mean prediction close to the observed churn rate of the later test slice
+        assert abs(result.test_scores["model"].mean() - m["base_rate"]) < 0.01, seed
+        assert result.model.calibrator.method in ("isotonic", "sigmoid")
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
