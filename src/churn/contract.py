@@ -214,10 +214,9 @@ class ContractData:
 
     The interactions come as every row read (``interactions_read``) plus a mask of the rows
     to use (``interactions_accepted``: passed the contract and lie in the time range asked
-    for; None: all). Dropping a handful of rejected rows
-    from a 10M-row table means copying all of it, so that copy is made only when
-    :attr:`interactions` is first asked for; feature building takes the mask instead
-    (``rows=``) and never pays it."""
+    for; None: all). Dropping a handful of rejected rows from a 10M-row table means copying
+    all of it, so that copy is made only when :attr:`interactions` is first asked for;
+    feature building takes the mask instead (``rows=``) and never pays it."""
 
     accounts: pd.DataFrame
     interactions_read: pd.DataFrame
