@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from churn.cli import app
 from churn.config import ChurnDefinition
+from churn.population import is_customer
 from churn.labels import (
     LABEL,
     ImmatureCutoffError,
@@ -51,6 +52,26 @@ def test_inactivity_label_for_transactional_data() -> None:
     assert labels.to_dict() == {"buys_again": 0, "new": 1, "stops": 1}
     only_logins = ChurnDefinition(activity_event_types=("login",))
     assert set(label_accounts(accounts, interactions, as_of=T, definition=only_logins)["account_id"]) == {"new"}
+
+
+def test_activity_types_given_twice_or_as_text_mean_the_same_definition() -> None:
+    accounts = pd.DataFrame({"account_id": ["logs_in", "only_pays", "pays_later"], "signup_at": [T - 10 * H] * 3})
+    interactions = pd.DataFrame(
+        {
+            "account_id": ["logs_in", "logs_in", "only_pays", "pays_later", "pays_later"],
+            "occurred_at": [T - pd.Timedelta(days=2), T + pd.Timedelta(days=3), T - pd.Timedelta(days=2), T - pd.Timedelta(days=1), T + pd.Timedelta(days=4)],
+            "event_type": ["login", "login", "invoice", "login", "invoice"],
+        }
+    )
+    once = ChurnDefinition(activity_event_types=("login",))
+    for same in (ChurnDefinition(activity_event_types=("login", "login")), ChurnDefinition(activity_event_types="login")):  # type: ignore[arg-type]
+        assert same == once
+        for events in (interactions, interactions.astype({"event_type": "category"})):
+            assert label_accounts(accounts, events, as_of=T, definition=same).equals(label_accounts(accounts, interactions, as_of=T, definition=once))
+            assert is_customer(accounts, events, T, same).tolist() == [True, False, True]
+    # only logins count: only_pays lapsed before T; pays_later's invoice after T is not activity
+    labels = label_accounts(accounts, interactions, as_of=T, definition=once).set_index("account_id")[LABEL]
+    assert labels.to_dict() == {"logs_in": 0, "pays_later": 1}
 
 
 def test_parse_cutoffs_forms() -> None:

@@ -50,11 +50,16 @@ class ChurnDefinition:
     horizon_days: int = 30
     kind: Literal["auto", "subscription", "inactivity"] = "auto"
     #: Event types that count as "still active" for inactivity churn; empty = any event.
+    #: Any sequence of names, or one name as text; repeats are dropped (first occurrence kept).
     activity_event_types: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.horizon_days <= 0:
             raise ValueError(f"horizon_days must be positive, got {self.horizon_days}")
+        types = self.activity_event_types
+        if isinstance(types, str):  # "login" is one type, not the letters l, o, g, i, n
+            types = (types,)
+        object.__setattr__(self, "activity_event_types", tuple(dict.fromkeys(str(t) for t in types)))
 
     @property
     def horizon(self) -> pd.Timedelta:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from churn.config import ChurnDefinition, FeatureConfig, to_utc
 from churn.features import FeatureSpec, build_features
-from churn.population import is_customer, qualifying
+from churn.population import is_customer, qualifying_rows
 
 LABEL = "churned"
 
@@ -68,10 +68,9 @@ def label_accounts(
         churned_at = accounts["churned_at"]
         label = ((churned_at > as_of) & (churned_at <= end)).fillna(False).to_numpy()
     else:
-        events = qualifying(interactions, definition)
-        t = events["occurred_at"]
-        after = set(events["account_id"].astype("str")[((t > as_of) & (t <= end)).to_numpy()])
-        label = ~ids.isin(after).to_numpy()
+        t = interactions["occurred_at"]
+        inside = qualifying_rows(interactions, definition) & ((t > as_of) & (t <= end)).to_numpy()
+        label = ~ids.isin(interactions["account_id"][inside].astype("str").unique()).to_numpy()
     out = pd.DataFrame({"account_id": ids[eligible].to_numpy(), LABEL: label[eligible].astype("int8")})
     out.insert(1, "as_of", pd.Series(as_of, index=out.index).astype("datetime64[ns, UTC]"))
     return out.sort_values("account_id", kind="stable").reset_index(drop=True)

@@ -21,11 +21,13 @@ from churn.frames import codes_for
 NS_PER_DAY = 86_400 * 10**9
 
 
-def qualifying(interactions: pd.DataFrame, definition: ChurnDefinition) -> pd.DataFrame:
-    """The events that count as "still a customer" (all events unless the definition names types)."""
-    if not definition.activity_event_types or interactions.empty:
-        return interactions
-    return interactions[interactions["event_type"].astype("str").isin(definition.activity_event_types)]
+def qualifying_rows(interactions: pd.DataFrame, definition: ChurnDefinition) -> np.ndarray:
+    """Boolean mask over ``interactions``: the events that count as "still a customer" (all
+    events unless the definition names types). The one rule used by labels and by
+    :func:`last_activity`."""
+    if not definition.activity_event_types:
+        return np.ones(len(interactions), dtype=bool)
+    return codes_for(interactions["event_type"], list(definition.activity_event_types)) >= 0
 
 
 def last_activity(
@@ -42,7 +44,7 @@ def last_activity(
         if rows is not None:
             use &= rows
         if definition.activity_event_types:
-            use &= codes_for(interactions["event_type"], list(definition.activity_event_types)) >= 0
+            use &= qualifying_rows(interactions, definition)
         account = interactions["account_id"]
         if isinstance(account.dtype, pd.CategoricalDtype) or use.all():
             codes = codes_for(account, ids)  # a categorical: one lookup per category

@@ -48,7 +48,7 @@ def derive_inactivity_churn(
     from churn.config import ChurnDefinition
     from churn.population import last_activity
 
-    definition = ChurnDefinition(horizon_days=horizon_days, kind="inactivity", activity_event_types=tuple(activity_event_types))
+    definition = ChurnDefinition(horizon_days=horizon_days, kind="inactivity", activity_event_types=activity_event_types)  # type: ignore[arg-type]  # normalised by ChurnDefinition
     last = last_activity(accounts, interactions, data_end, definition)
     churned_at = last + definition.horizon
     return churned_at.where(churned_at <= data_end).astype("datetime64[ns, UTC]")

@@ -47,7 +47,7 @@ def definition_from_dict(raw: dict[str, object]) -> ChurnDefinition:
     return ChurnDefinition(
         horizon_days=int(raw["horizon_days"]),  # type: ignore[call-overload]
         kind=raw["kind"],  # type: ignore[arg-type]
-        activity_event_types=tuple(raw.get("activity_event_types", ())),  # type: ignore[arg-type]
+        activity_event_types=raw.get("activity_event_types", ()),  # type: ignore[arg-type]
     )
 
 
