@@ -11,6 +11,7 @@ from churn.cli import app
 from churn.config import FeatureConfig
 from churn.contract import validate
 from churn.features import FeatureSpec, build_features, catalogue, feature_columns
+from tests.conftest import write_csv_folder
 
 AS_OF = pd.Timestamp("2024-04-01", tz="UTC")
 
@@ -242,11 +243,25 @@ def test_rejected_rows_are_skipped_by_the_mask_exactly_as_if_dropped(small_busin
     last = before.groupby(before["account_id"].astype("str"))["occurred_at"].max()
     quiet = last[last < as_of - pd.Timedelta(days=90)].index  # lapsed under a 30-day inactivity rule
     lapsed_id = sorted(set(quiet) & set(accounts.loc[accounts["signup_at"] < as_of - pd.Timedelta(days=90), "account_id"].astype("str")))[0]
+    # a customer under both definitions, with events in the last 30 days: rows planted for it
+    # change its 30-day features if the mask is ignored anywhere
+    recent = before[before["occurred_at"] >= as_of - pd.Timedelta(days=20)]
+    still_there = accounts.loc[~(accounts["churned_at"] <= as_of).fillna(False) & (accounts["signup_at"] < as_of), "account_id"].astype("str")
+    active_id = sorted(set(recent["account_id"].astype("str")) & set(still_there))[0]
+    own = recent[recent["account_id"].astype("str") == active_id]
     planted = pd.concat(
         [
-            interactions.iloc[[5]],  # an exact duplicate row
+            own.iloc[[0]],  # an exact duplicate of a recent row of an active customer
             interactions.iloc[[6]].assign(account_id="nobody", event_type="teleport"),  # unknown account, unseen event type
-            interactions.iloc[[7]].assign(account_id=lapsed_id, occurred_at=as_of - pd.Timedelta(days=1), csat=99.0),  # csat out of range
+            own.iloc[[0]].assign(occurred_at=as_of - pd.Timedelta(days=2), csat=99.0),  # csat out of range, active customer
+            interactions.iloc[[7]].assign(account_id=lapsed_id, occurred_at=as_of - pd.Timedelta(days=1), csat=99.0),  # csat out of range, lapsed
+        ]
+    )
+    lookback = pd.Timedelta(days=FeatureConfig().lookback_days)
+    outside = pd.concat(  # valid rows of event types seen only outside the time range `churn features` reads
+        [
+            own.iloc[[0]].assign(occurred_at=as_of - lookback - pd.Timedelta(days=10), event_type="fax"),
+            own.iloc[[0]].assign(occurred_at=as_of + pd.Timedelta(days=3), event_type="courier"),
         ]
     )
     raw = pd.concat([interactions, planted], ignore_index=True).sort_values("occurred_at", kind="stable").reset_index(drop=True)
@@ -256,10 +271,10 @@ def test_rejected_rows_are_skipped_by_the_mask_exactly_as_if_dropped(small_busin
     raw.to_parquet(folder / "interactions.parquet")
     data = load(folder)
     mask = data.interactions_accepted
-    assert mask is not None and int((~mask).sum()) == 3 and sum(r.rejected_total for r in data.reports) == 3
+    assert mask is not None and int((~mask).sum()) == 4 and sum(r.rejected_total for r in data.reports) == 4
     read, config = data.interactions_read, FeatureConfig()
     accepted = data.interactions  # the copy, made now
-    assert len(accepted) == len(read) - 3 and data.interactions_accepted is None
+    assert len(accepted) == len(read) - 4 and data.interactions_accepted is None
 
     spec = FeatureSpec.from_data(data.accounts, read, config, rows=mask)
     assert spec == FeatureSpec.from_data(data.accounts, accepted, config) and "teleport" not in spec.event_types
@@ -270,16 +285,26 @@ def test_rejected_rows_are_skipped_by_the_mask_exactly_as_if_dropped(small_busin
         assert not customers[(data.accounts["account_id"] == lapsed_id).to_numpy()].any() or definition.kind == "subscription"
         masked = build_features(data.accounts, read, as_of=as_of, spec=spec, config=config, definition=definition, rows=mask)
         pd.testing.assert_frame_equal(masked, build_features(data.accounts, accepted, as_of=as_of, spec=spec, config=config, definition=definition))
+        assert active_id in set(masked["account_id"])
+        unmasked = build_features(data.accounts, read, as_of=as_of, spec=spec, config=config, definition=definition)
+        assert not unmasked.equals(masked)  # the planted rows do matter: the comparison above can fail
 
-    clean = tmp_path / "clean"  # the same export without the planted rows
-    clean.mkdir()
-    accounts.to_parquet(clean / "accounts.parquet")
-    interactions.to_parquet(clean / "interactions.parquet")
-    tables = []
-    for source in (folder, clean):
-        out = tmp_path / f"{source.name}.parquet"
-        result = CliRunner().invoke(app, ["features", "--data", str(source), "--as-of", "2024-02-01", "--out", str(out)])
-        assert result.exit_code == 0, result.output
-        assert ("rows rejected" in result.output) == (source == folder)
-        tables.append(pd.read_parquet(out))
-    pd.testing.assert_frame_equal(*tables)
+    # through the CLI, from Parquet (time range pushed into the reader) and from CSV (read
+    # whole, the time range folded into the mask): the same features as the clean export
+    for fmt in ("parquet", "csv"):
+        tables = []
+        with_outside = pd.concat([raw, outside], ignore_index=True).sort_values("occurred_at", kind="stable")
+        for name, rows in (("planted", with_outside), ("clean", interactions)):
+            source = tmp_path / f"{fmt}-{name}"
+            source.mkdir()
+            if fmt == "parquet":
+                accounts.to_parquet(source / "accounts.parquet")
+                rows.to_parquet(source / "interactions.parquet")
+            else:
+                write_csv_folder(source, accounts, rows)
+            out = tmp_path / f"{fmt}-{name}-features.parquet"
+            result = CliRunner().invoke(app, ["features", "--data", str(source), "--as-of", "2024-02-01", "--out", str(out)])
+            assert result.exit_code == 0, result.output
+            assert ("rows rejected" in result.output) == (name == "planted"), result.output
+            tables.append(pd.read_parquet(out))
+        pd.testing.assert_frame_equal(*tables)
