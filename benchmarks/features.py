@@ -110,15 +110,16 @@ def in_process(data_dir: Path, as_of: pd.Timestamp, cutoffs: str) -> None:
     t = time.perf_counter()
     data = load(data_dir, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=as_of - pd.Timedelta(days=config.lookback_days), until=as_of)
     t_load = time.perf_counter() - t
-    spec = FeatureSpec.from_data(data.accounts, data.interactions, config, history=data.attribute_history)
+    read, accepted = data.interactions_read, data.interactions_accepted  # as `churn features`: no copy to drop rejects
+    spec = FeatureSpec.from_data(data.accounts, read, config, history=data.attribute_history, rows=accepted)
     t = time.perf_counter()
-    features = build_features(data.accounts, data.interactions, as_of=as_of, spec=spec, config=config, history=data.attribute_history)
+    features = build_features(data.accounts, read, as_of=as_of, spec=spec, config=config, history=data.attribute_history, rows=accepted)
     t_feat = time.perf_counter() - t
-    n = len(data.interactions)
+    n = len(read) if accepted is None else int(accepted.sum())
     print(f"in process: load + validate {t_load:.1f} s; build_features {t_feat:.2f} s ({n / t_feat:,.0f} events/s, {len(features):,} accounts)")
     points = parse_cutoffs(cutoffs)
     full = load(data_dir, interaction_columns=OPTIONAL_INTERACTION_COLUMNS)
-    t = time.perf_counter()
+    t = time.perf_counter()  # includes copying the accepted rows once, if any were rejected
     table = build_training_table(full.accounts, full.interactions, cutoffs=points, config=config, history=full.attribute_history)
     print(f"in process: training table, {len(points)} cutoffs, {len(table):,} rows in {time.perf_counter() - t:.1f} s")
 
