@@ -65,10 +65,11 @@ def test_activity_types_given_twice_or_as_text_mean_the_same_definition() -> Non
     )
     once = ChurnDefinition(activity_event_types=("login",))
     for same in (ChurnDefinition(activity_event_types=("login", "login")), ChurnDefinition(activity_event_types="login")):  # type: ignore[arg-type]
-        assert same == once
+        assert same == once and same.as_dict() == once.as_dict()
         for events in (interactions, interactions.astype({"event_type": "category"})):
             assert label_accounts(accounts, events, as_of=T, definition=same).equals(label_accounts(accounts, interactions, as_of=T, definition=once))
             assert is_customer(accounts, events, T, same).tolist() == [True, False, True]
+    assert ChurnDefinition(activity_event_types=("login", "invoice")) == ChurnDefinition(activity_event_types=("invoice", "login", "invoice"))
     # only logins count: only_pays lapsed before T; pays_later's invoice after T is not activity
     labels = label_accounts(accounts, interactions, as_of=T, definition=once).set_index("account_id")[LABEL]
     assert labels.to_dict() == {"logs_in": 0, "pays_later": 1}

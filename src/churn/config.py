@@ -50,7 +50,8 @@ class ChurnDefinition:
     horizon_days: int = 30
     kind: Literal["auto", "subscription", "inactivity"] = "auto"
     #: Event types that count as "still active" for inactivity churn; empty = any event.
-    #: Any sequence of names, or one name as text; repeats are dropped (first occurrence kept).
+    #: Any sequence of names, or one name as text; kept as a sorted set (order and repeats
+    #: mean nothing, so two runs listing the same types define the same churn).
     activity_event_types: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -59,7 +60,7 @@ class ChurnDefinition:
         types = self.activity_event_types
         if isinstance(types, str):  # "login" is one type, not the letters l, o, g, i, n
             types = (types,)
-        object.__setattr__(self, "activity_event_types", tuple(dict.fromkeys(str(t) for t in types)))
+        object.__setattr__(self, "activity_event_types", tuple(sorted({str(t) for t in types})))
 
     @property
     def horizon(self) -> pd.Timedelta:
