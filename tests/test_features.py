@@ -257,11 +257,11 @@ def test_rejected_rows_are_skipped_by_the_mask_exactly_as_if_dropped(small_busin
             interactions.iloc[[7]].assign(account_id=lapsed_id, occurred_at=as_of - pd.Timedelta(days=1), csat=99.0),  # csat out of range, lapsed
         ]
     )
-    lookback = pd.Timedelta(days=FeatureConfig().lookback_days)
-    outside = pd.concat(  # valid rows of event types seen only outside the time range `churn features` reads
+    since = as_of - pd.Timedelta(days=FeatureConfig().lookback_days)  # `churn features` reads [since, as_of)
+    outside = pd.concat(  # valid rows of event types seen only just outside that range
         [
-            own.iloc[[0]].assign(occurred_at=as_of - lookback - pd.Timedelta(days=10), event_type="fax"),
-            own.iloc[[0]].assign(occurred_at=as_of + pd.Timedelta(days=3), event_type="courier"),
+            own.iloc[[0]].assign(occurred_at=since - pd.Timedelta(seconds=1), event_type="fax"),
+            own.iloc[[0]].assign(occurred_at=as_of, event_type="courier"),
         ]
     )
     raw = pd.concat([interactions, planted], ignore_index=True).sort_values("occurred_at", kind="stable").reset_index(drop=True)
@@ -288,23 +288,32 @@ def test_rejected_rows_are_skipped_by_the_mask_exactly_as_if_dropped(small_busin
         assert active_id in set(masked["account_id"])
         unmasked = build_features(data.accounts, read, as_of=as_of, spec=spec, config=config, definition=definition)
         assert not unmasked.equals(masked)  # the planted rows do matter: the comparison above can fail
+        learned = build_features(data.accounts, read, as_of=as_of, config=config, definition=definition, rows=mask)  # spec learned inside
+        pd.testing.assert_frame_equal(learned, masked)
 
     # through the CLI, from Parquet (time range pushed into the reader) and from CSV (read
     # whole, the time range folded into the mask): the same features as the clean export
+    def cli_features(fmt: str, name: str, rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+        source = tmp_path / f"{fmt}-{name}"
+        source.mkdir()
+        if fmt == "parquet":
+            accounts.to_parquet(source / "accounts.parquet")
+            rows.to_parquet(source / "interactions.parquet")
+        else:
+            write_csv_folder(source, accounts, rows)
+        out = tmp_path / f"{fmt}-{name}-features.parquet"
+        result = CliRunner().invoke(app, ["features", "--data", str(source), "--as-of", "2024-02-01", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        return pd.read_parquet(out), result.output
+
+    with_outside = pd.concat([raw, outside], ignore_index=True).sort_values("occurred_at", kind="stable")
+    at_since = pd.concat([with_outside, own.iloc[[0]].assign(occurred_at=since, event_type="telex")], ignore_index=True)  # inside, just
     for fmt in ("parquet", "csv"):
-        tables = []
-        with_outside = pd.concat([raw, outside], ignore_index=True).sort_values("occurred_at", kind="stable")
-        for name, rows in (("planted", with_outside), ("clean", interactions)):
-            source = tmp_path / f"{fmt}-{name}"
-            source.mkdir()
-            if fmt == "parquet":
-                accounts.to_parquet(source / "accounts.parquet")
-                rows.to_parquet(source / "interactions.parquet")
-            else:
-                write_csv_folder(source, accounts, rows)
-            out = tmp_path / f"{fmt}-{name}-features.parquet"
-            result = CliRunner().invoke(app, ["features", "--data", str(source), "--as-of", "2024-02-01", "--out", str(out)])
-            assert result.exit_code == 0, result.output
-            assert ("rows rejected" in result.output) == (name == "planted"), result.output
-            tables.append(pd.read_parquet(out))
-        pd.testing.assert_frame_equal(*tables)
+        planted_table, output = cli_features(fmt, "planted", with_outside)
+        assert "rows rejected" in output, output
+        clean_table, output = cli_features(fmt, "clean", interactions)
+        assert "rows rejected" not in output, output
+        pd.testing.assert_frame_equal(planted_table, clean_table)
+    edge_tables = [cli_features(fmt, "at-since", at_since)[0] for fmt in ("parquet", "csv")]
+    assert any("telex" in column for column in edge_tables[0].columns)
+    pd.testing.assert_frame_equal(*edge_tables)
