@@ -111,6 +111,8 @@ def in_process(data_dir: Path, as_of: pd.Timestamp, cutoffs: str) -> None:
     data = load(data_dir, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=as_of - pd.Timedelta(days=config.lookback_days), until=as_of)
     t_load = time.perf_counter() - t
     read, accepted = data.interactions_read, data.interactions_accepted  # as `churn features`: no copy to drop rejects
+    # every attribute: `churn features` leaves out those its attribute plan finds unknown at the
+    # cutoff (none on generated data, whose history table dates every change)
     spec = FeatureSpec.from_data(data.accounts, read, config, history=data.attribute_history, rows=accepted)
     t = time.perf_counter()
     features = build_features(data.accounts, read, as_of=as_of, spec=spec, config=config, history=data.attribute_history, rows=accepted)
