@@ -232,8 +232,37 @@ def test_day_month_order_is_never_guessed() -> None:
     assert any("--date-format" in note for note in data.reports[0].notes)
     explicit = validate(accounts.iloc[:2].assign(churned_at=None), _interactions().iloc[:0], date_format="%d/%m/%Y")
     assert explicit.accounts["signup_at"].dt.strftime("%Y-%m-%d").tolist() == ["2024-04-13", "2024-04-03"]
-    wrong = validate(accounts.assign(churned_at=None), _interactions().iloc[:0], date_format="%d/%m/%Y")
-    assert wrong.rejects["accounts"]["reject_reason"].tolist() == ["unparseable timestamp in signup_at (does not match date format %d/%m/%Y)"]
+    # with a layout given, ISO 8601 is still read (tables of one export often differ); a value
+    # in neither is a reject naming both
+    mixed = accounts.assign(churned_at=None, signup_at=["13/04/2024", "2024-04-03", "04-13-2024"])
+    wrong = validate(mixed, _interactions().iloc[:0], date_format="%d/%m/%Y")
+    assert wrong.accounts["signup_at"].dt.strftime("%Y-%m-%d").tolist() == ["2024-04-13", "2024-04-03"]
+    assert wrong.rejects["accounts"]["signup_at"].tolist() == ["04-13-2024"]
+    assert wrong.rejects["accounts"]["reject_reason"].tolist() == ["unparseable timestamp in signup_at (neither date format %d/%m/%Y nor ISO 8601)"]
+
+
+def test_dates_typed_by_the_user_are_read_as_iso_only(tmp_path: Path, small_data_dir: Path) -> None:
+    """--as-of, --cutoffs and churn.toml dates follow the same rule as the data: 03/04/2024
+    would be 4 March to pandas and 13/04/2024 13 April, so neither is guessed."""
+    from churn.config import to_utc
+    from churn.labels import parse_cutoffs
+
+    assert to_utc("2024-04-03T10:00:00+02:00") == pd.Timestamp("2024-04-03 08:00", tz="UTC")
+    assert to_utc("20240403") == to_utc("2024-04-03")
+    for text in ("03/04/2024", "13/04/2024", "April 3 2024"):
+        with pytest.raises(ValueError, match="ISO 8601"):
+            to_utc(text)
+    with pytest.raises(ValueError, match="not a date"):
+        parse_cutoffs("2024-01-01,03/04/2024")
+    result = CliRunner().invoke(app, ["features", "--data", str(small_data_dir), "--as-of", "03/04/2024", "--out", str(tmp_path / "f.parquet")])
+    assert result.exit_code == 2 and "day/month order is never guessed" in result.output and not (tmp_path / "f.parquet").exists()
+    folder = tmp_path / "with-toml"
+    folder.mkdir()
+    for file in small_data_dir.iterdir():
+        (folder / file.name).write_bytes(file.read_bytes())
+    (folder / "churn.toml").write_text('data_end = "01/07/2024"\n')
+    result = CliRunner().invoke(app, ["validate", "--data", str(folder)])
+    assert result.exit_code == 2 and "data_end = '01/07/2024' is not a date" in result.output
 
 
 def test_cli_date_format_option(tmp_path: Path) -> None:

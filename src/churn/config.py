@@ -6,6 +6,7 @@ touches the disk, so importing the package has no side effects.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -31,8 +32,18 @@ ASYNC_CHANNELS: frozenset[str] = frozenset({"email", "social"})
 SURVEY_RANGES: dict[str, tuple[int, int]] = {"ces": (1, 7), "csat": (1, 5), "nps": (0, 10)}
 
 
+_ISO_DATE = re.compile(r"^\d{4}-?\d{2}-?\d{2}(?:$|[T ])")
+
+
 def to_utc(value: str | pd.Timestamp) -> pd.Timestamp:
-    """Parse a date/time; naive values are taken as UTC, aware ones converted to UTC."""
+    """Parse a date/time; naive values are taken as UTC, aware ones converted to UTC.
+
+    Text must be ISO 8601 (``2024-04-03``, ``2024-04-03T10:00:00+02:00``): ``03/04/2024`` would
+    be read month-first and ``13/04/2024`` day-first, so the day/month order is never guessed."""
+    if isinstance(value, str):
+        value = value.strip()
+        if not _ISO_DATE.match(value):
+            raise ValueError(f"{value!r} is not an ISO 8601 date (YYYY-MM-DD, optionally THH:MM[:SS] and an offset): day/month order is never guessed")
     ts = pd.Timestamp(value)
     if ts.tzinfo is None:
         return ts.tz_localize("UTC")

@@ -384,9 +384,10 @@ class _Rejections:
 def parse_timestamps(values: pd.Series, date_format: str | None = None) -> pd.Series:
     """To ``datetime64[ns, UTC]``: offsets converted, naive values taken as UTC; bad → NaT.
 
-    Text is read as ISO 8601 (``2024-04-13``, ``2024-04-13T10:00:00+02:00``) unless an explicit
-    strftime ``date_format`` is given. Nothing else is guessed: ``03/04/2024`` is 3 April in
-    one country and 4 March in another, so without a format it is a reject, not a coin toss.
+    Text is read as ISO 8601 (``2024-04-13``, ``2024-04-13T10:00:00+02:00``), and also in the
+    layout of an explicit strftime ``date_format``. Nothing else is guessed: ``03/04/2024`` is
+    3 April in one country and 4 March in another, so without a format it is a reject, not a
+    coin toss.
     """
     return timestamps_in_range(values, date_format)[0]
 
@@ -406,7 +407,13 @@ def timestamps_in_range(values: pd.Series, date_format: str | None = None) -> tu
         out = values.dt.tz_localize("UTC")
     else:
         text = values if isinstance(values.dtype, pd.StringDtype) else values.astype("str").where(values.notna())
-        out = pd.to_datetime(text.str.strip(), utc=True, errors="coerce", format=date_format or "ISO8601")
+        text = text.str.strip()
+        out = pd.to_datetime(text, utc=True, errors="coerce", format=date_format or "ISO8601")
+        if date_format:  # ISO 8601 is unambiguous, so it is read too: exports often mix the two per table
+            retry = (out.isna() & text.notna()).to_numpy(dtype=bool)
+            if retry.any():
+                out = out.copy()
+                out[retry] = pd.to_datetime(text[retry], utc=True, errors="coerce", format="ISO8601")
     before = (out < TIMESTAMP_RANGE[0]).to_numpy(dtype=bool, na_value=False)
     after = (out > TIMESTAMP_RANGE[1]).to_numpy(dtype=bool, na_value=False)
     if before.any() or after.any():
@@ -416,7 +423,7 @@ def timestamps_in_range(values: pd.Series, date_format: str | None = None) -> tu
 
 def _timestamp_reason(column: str, date_format: str | None) -> str:
     if date_format:
-        return f"unparseable timestamp in {column} (does not match date format {date_format})"
+        return f"unparseable timestamp in {column} (neither date format {date_format} nor ISO 8601)"
     return f"unparseable timestamp in {column} (not ISO 8601; give --date-format for another layout)"
 
 
@@ -517,7 +524,7 @@ def _check_table(
             if bad.any():
                 report.notes.append(
                     f"{col}: {int(bad.sum()):,} value(s) are not "
-                    + (f"in the layout {date_format}" if date_format else "ISO 8601 (e.g. 2024-04-13); if the file uses another layout, give --date-format such as %d/%m/%Y — a day/month order is never guessed")
+                    + (f"in the layout {date_format} nor ISO 8601" if date_format else "ISO 8601 (e.g. 2024-04-13); if the file uses another layout, give --date-format such as %d/%m/%Y — a day/month order is never guessed")
                 )
             df[col] = parsed
     # A timestamp past the wall clock is a typo or a test row; it must not become the "end of data".
