@@ -94,3 +94,31 @@ def test_transactional_retention_from_inactivity(tmp_path) -> None:  # type: ign
     table = pd.read_csv(tmp_path / "r.csv")
     # the only complete month observed is February: loyal and lapses at the start, lapses lost
     assert table[["period_start", "S", "N", "E", "churned"]].values.tolist() == [["2024-02-01T00:00:00+0000", 2, 0, 1, 1]]
+
+
+def test_scoring_reports_retention_of_transactional_data_from_inactivity() -> None:
+    """The risk list's retention table (churn score) dates a lapse as `churn retention` does —
+    last qualifying activity + horizon — instead of reading 100 % from an absent churned_at —
+    and leaves out months the events given cannot judge."""
+    from churn.config import ChurnDefinition
+    from churn.workflow import recent_retention
+
+    utc = lambda text: pd.Timestamp(text, tz="UTC")  # noqa: E731
+    accounts = pd.DataFrame(
+        {"account_id": ["stays", "goes", "joins"], "signup_at": [utc("2023-12-01"), utc("2023-12-01"), utc("2024-04-15")]}
+    )
+    weekly = pd.date_range("2024-01-01", "2024-05-28", freq="7D", tz="UTC")
+    interactions = pd.DataFrame(
+        {
+            "account_id": ["stays"] * len(weekly) + ["goes", "goes", "joins"],
+            "occurred_at": [*weekly, utc("2024-01-05"), utc("2024-03-10"), utc("2024-05-20")],
+            "event_type": "purchase",
+        }
+    )
+    table = recent_retention(accounts, utc("2024-06-01"), interactions=interactions, definition=ChurnDefinition(horizon_days=30))
+    # events start 2024-01-01: January cannot be judged (a lapse needs 30 days of history)
+    assert table["period_start"].dt.strftime("%Y-%m").tolist() == ["2024-02", "2024-03", "2024-04", "2024-05"]
+    # "goes" lapsed on 9 April (10 March + 30 days); "joins" is new in April
+    assert table[["S", "N", "E"]].to_numpy().tolist() == [[2, 0, 2], [2, 0, 2], [2, 1, 2], [2, 0, 2]]
+    assert table["retention_rate"].tolist() == [100.0, 100.0, 50.0, 100.0]
+    assert recent_retention(accounts, utc("2024-06-01"), interactions=interactions.iloc[:0], definition=ChurnDefinition()).empty

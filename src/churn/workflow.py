@@ -26,7 +26,7 @@ from churn.labels import label_accounts
 from churn.monitor import Monitoring, monitor_run, read_monitoring
 from churn.population import lapsed
 from churn.report import render, write_report
-from churn.retention import list_outcomes, retention_table
+from churn.retention import derive_inactivity_churn, list_outcomes, retention_table
 from churn.model import ChurnModel
 from churn.score import build_risk_list, make_run_id, previous_run, read_history, summary_counts
 from churn.tracking import fingerprint
@@ -177,9 +177,28 @@ def past_outcomes(out_dir: Path, accounts: pd.DataFrame, interactions: pd.DataFr
     return past_results(out_dir, accounts, interactions, definition, data_end).outcomes
 
 
-def recent_retention(accounts: pd.DataFrame, as_of: pd.Timestamp, months: int = 12) -> pd.DataFrame:
-    """Monthly (E − N)/S for the last ``months`` complete months, overall and by segment."""
+def recent_retention(
+    accounts: pd.DataFrame,
+    as_of: pd.Timestamp,
+    months: int = 12,
+    *,
+    interactions: pd.DataFrame | None = None,
+    definition: ChurnDefinition | None = None,
+) -> pd.DataFrame:
+    """Monthly (E − N)/S for the last ``months`` complete months, overall and by segment.
+
+    For inactivity churn (no ``churned_at``) an account churns ``horizon`` days after its last
+    qualifying activity, as in ``churn retention``; a month counts only once the events given
+    cover a whole horizon before it — earlier lapses cannot be dated from them."""
     start = (as_of - pd.DateOffset(months=months)).replace(day=1)
+    if definition is not None and definition.resolve_kind(accounts) == "inactivity":
+        if interactions is None or interactions.empty:
+            return retention_table(accounts, start=as_of, end=as_of)  # nothing to date a lapse by: no months
+        start = max(start, interactions["occurred_at"].min() + definition.horizon)
+        churned_at = derive_inactivity_churn(
+            accounts, interactions, horizon_days=definition.horizon_days, data_end=as_of, activity_event_types=definition.activity_event_types
+        )
+        accounts = accounts.assign(churned_at=churned_at)
     overall = retention_table(accounts, start=start, end=as_of)
     if "segment" not in accounts.columns:
         return overall
@@ -366,7 +385,7 @@ def _score_run(
     paths = runs.write_risk_list(run_folder, risk)
     if winback is not None and definition.kind == "inactivity":
         paths["lapsed"] = write_table(winback, run_folder / "lapsed", "csv")
-    retention = recent_retention(accounts, as_of)
+    retention = recent_retention(accounts, as_of, interactions=interactions, definition=definition)
     paths["retention"] = write_table(retention, run_folder / "retention", "csv")
     if spark is not None and definition.resolve_kind(accounts) == "inactivity":
         past = PastResults(pd.DataFrame(), pd.DataFrame(), pd.DataFrame())  # needs the events after each past list: `churn retention --scores`
