@@ -74,3 +74,29 @@ def test_cli_refuses_stale_scoring_and_train_past_the_data(purchases, tmp_path: 
     assert result.exit_code == 2 and "after the end of the data" in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["train", "--data", str(folder), "--as-of", "2025-01-01"])
     assert result.exit_code == 2 and "--as-of 2025-01-01 is after the end of the data (2024-04-01)" in result.output
+
+
+def test_a_horizon_shorter_than_the_purchase_rhythm_is_warned_about(purchases, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Monthly buyers (gaps of 29–31 days) against a 30-day horizon: most accounts would be
+    labelled churned between two purchases. Training says so and proposes a horizon."""
+    from churn.population import horizon_misfit
+
+    months = pd.date_range("2023-01-01", "2023-12-01", freq="MS", tz="UTC")
+    ids = [str(i) for i in range(60)]
+    monthly = pd.DataFrame(
+        {"account_id": [i for i in ids for _ in months], "occurred_at": [t + pd.Timedelta(hours=int(i)) for i in ids for t in months], "event_type": "purchase"}
+    )
+    warning = horizon_misfit(monthly, ChurnDefinition(horizon_days=30, kind="inactivity"))
+    assert warning is not None and "30-day horizon" in warning and "--horizon 35" in warning
+    assert horizon_misfit(monthly, ChurnDefinition(horizon_days=35, kind="inactivity")) is None
+    assert horizon_misfit(monthly, ChurnDefinition(horizon_days=30, kind="subscription")) is None
+    assert horizon_misfit(monthly.iloc[:40], ChurnDefinition(horizon_days=30, kind="inactivity")) is None  # too few returns to judge
+    _, data, _ = purchases  # frequent activity: the horizon fits
+    assert horizon_misfit(data.interactions, ChurnDefinition(horizon_days=30, kind="inactivity")) is None
+
+    folder = tmp_path / "monthly"
+    folder.mkdir()
+    pd.DataFrame({"account_id": ids, "signup_at": pd.Timestamp("2022-12-15", tz="UTC")}).to_parquet(folder / "accounts.parquet")
+    monthly.to_parquet(folder / "interactions.parquet")
+    result = CliRunner().invoke(app, ["dataset", "--data", str(folder), "--cutoffs", "2023-06-01", "--out", str(tmp_path / "t.parquet")])
+    assert "Warning:" in result.output and "--horizon 35" in result.output, result.output

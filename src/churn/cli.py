@@ -550,6 +550,7 @@ def _training_table(data: Path, settings: "DataSettings", as_of: Optional[str], 
     from churn.config import ChurnDefinition, FeatureConfig, to_utc
     from churn.features import learn_spec
     from churn.labels import build_training_table, label_rate_by_cutoff, parse_cutoffs, schedule_cutoffs
+    from churn.population import horizon_misfit
 
     fconfig = FeatureConfig()
     export_date = end = _data_end(data, settings)  # --as-of limits the labels, not when the export was taken
@@ -560,6 +561,9 @@ def _training_table(data: Path, settings: "DataSettings", as_of: Optional[str], 
     contract = _load_for_features(data, settings)
     accounts, interactions = contract.accounts, contract.interactions
     definition = ChurnDefinition(horizon_days=horizon).resolved(accounts)
+    misfit = horizon_misfit(interactions, definition)
+    if misfit:
+        console.print(f"[yellow]Warning:[/] {misfit}")
     if cutoffs:
         points, why = parse_cutoffs(cutoffs), "given"
     else:

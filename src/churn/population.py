@@ -102,3 +102,31 @@ def lapsed(
     out["lapsed_on"] = out["last_activity"] + definition.horizon
     out["days_lapsed"] = ((as_of - out["lapsed_on"]).dt.total_seconds() / 86_400).round(1)
     return out.sort_values(["days_lapsed", "account_id"], kind="stable").reset_index(drop=True)
+
+
+def horizon_misfit(interactions: pd.DataFrame, definition: ChurnDefinition, *, min_gaps: int = 50, max_share: float = 0.10) -> str | None:
+    """For inactivity churn: a warning when accounts routinely come back after a longer pause
+    than the horizon — e.g. monthly purchases (31-day gaps) against a 30-day horizon. Then an
+    account merely between two purchases is labelled churned (and counted as lapsed), and the
+    model learns "bought yesterday = about to churn". None when the horizon fits."""
+    if definition.kind != "inactivity" or len(interactions) == 0:
+        return None
+    use = qualifying_rows(interactions, definition)
+    t = interactions["occurred_at"].to_numpy("datetime64[ns]").astype(np.int64)[use]
+    account = pd.factorize(interactions["account_id"].to_numpy()[use])[0]
+    order = np.lexsort((t, account))
+    t, account = t[order], account[order]
+    same = account[1:] == account[:-1]
+    gaps = (t[1:] - t[:-1])[same & (t[1:] > t[:-1])] / NS_PER_DAY  # repeats on one instant are not a return
+    if len(gaps) < min_gaps:
+        return None
+    longer = float((gaps > definition.horizon_days).mean())
+    if longer < max_share:
+        return None
+    median, high = np.percentile(gaps, [50, 95])
+    suggest = int(np.ceil(high / 5.0) * 5)
+    return (
+        f"{longer:.0%} of the returns of an account come after a pause longer than the {definition.horizon_days}-day horizon "
+        f"(median gap {median:.0f} days, 95th percentile {high:.0f}): an account between two purchases is labelled churned "
+        f"and counted as lapsed. A horizon of about {suggest} days (--horizon {suggest}) fits this rhythm."
+    )
