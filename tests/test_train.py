@@ -165,6 +165,39 @@ def test_leakage_sentinel_can_be_overridden(training_data) -> None:  # type: ign
     assert aucs["auc"].iloc[1] < 0.97  # the genuine features are far from it
 
 
+def test_a_status_declared_static_is_stopped_before_training(small_data_dir, mlflow_root, training_data) -> None:  # type: ignore[no-untyped-def]
+    """A "status" that reads cancelled for every account that ever churned, declared static by
+    mistake: at a past cutoff it also marks accounts that churn after the horizon, which can
+    blur it below the training sentinel's limit — so it is judged against who has churned by
+    the export date, before any training."""
+    from typer.testing import CliRunner
+
+    from churn.cli import app
+    from churn.train import check_static_attributes, single_feature_auc
+
+    folder = mlflow_root / "export"
+    folder.mkdir()
+    for file in small_data_dir.iterdir():
+        (folder / file.name).write_bytes(file.read_bytes())
+    accounts = pd.read_parquet(folder / "accounts.parquet")
+    accounts["status"] = np.where(accounts["churned_at"].notna(), "cancelled", "active")
+    accounts.to_parquet(folder / "accounts.parquet")
+    # what the training sentinel would see at the cutoffs: far from perfect
+    data, _, table = training_data
+    ever = data.accounts.assign(status=np.where(data.accounts["churned_at"].notna(), "cancelled", "active"))
+    blurred = table.merge(ever[["account_id", "status"]].astype({"account_id": "str"}), on="account_id", how="left")
+    assert single_feature_auc(blurred, ["status"])["auc"].iloc[0] < 0.97
+
+    static = "plan,contract,segment,region,status"
+    result = CliRunner().invoke(app, ["train", "--data", str(folder), "--static-attributes", static, "--models-dir", str(mlflow_root / "models")])
+    assert result.exit_code == 2, result.output
+    assert "status (ROC-AUC 1.000), declared static" in result.output and "--allow-feature status" in result.output
+    assert not (mlflow_root / "models").exists()
+    gone = accounts["churned_at"].notna().to_numpy()
+    allowed = check_static_attributes(accounts, gone, ["status", "plan"], replace(FAST, allow_features=("status",)))
+    assert allowed["feature"].tolist() == ["status", "plan"] and allowed["auc"].iloc[1] < 0.97  # a genuine static attribute passes
+
+
 def test_short_history_gets_weekly_cutoffs() -> None:
     definition = ChurnDefinition(horizon_days=30)
     start, end = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-05-01", tz="UTC")

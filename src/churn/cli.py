@@ -614,7 +614,8 @@ def train(
     """Evaluate on held-out time slices, fit the deployed model on every mature cutoff, track in MLflow, promote if better."""
     from churn.config import FeatureConfig, TrainConfig
     from churn.tracking import configure, current_champion, decide_champion, export_bundle, fingerprint, log_leakage_stop, log_training_run
-    from churn.train import LeakageError
+    from churn.population import is_customer
+    from churn.train import LeakageError, check_static_attributes
     from churn.train import train as fit
     from churn.workflow import champion_view
 
@@ -628,6 +629,11 @@ def train(
     )
     uri = configure()
     try:
+        static = [d.name for d in built.decisions if d.source == "static" and d.used]
+        if static:
+            signed_up = (contract.accounts["signup_at"] < built.data_end).to_numpy()
+            gone = ~is_customer(contract.accounts, contract.interactions, built.data_end, definition)  # type: ignore[arg-type]
+            check_static_attributes(contract.accounts[signed_up], gone[signed_up], static, train_config)
         with console.status("Training…") as status:
             result = fit(
                 table, spec=spec, definition=definition, config=train_config, capacity=capacity,  # type: ignore[arg-type]

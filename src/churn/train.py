@@ -99,6 +99,30 @@ def check_leakage(table: pd.DataFrame, columns: list[str], config: TrainConfig) 
     return aucs
 
 
+def check_static_attributes(accounts: pd.DataFrame, gone: np.ndarray, names: list[str], config: TrainConfig) -> pd.DataFrame:
+    """Stop (``LeakageError``) when an attribute declared static separates the accounts gone
+    by the export date from the others almost perfectly.
+
+    A static value never changes after signup, so it cannot know who leaves later. One that
+    does was written at or after the churn — a ``status`` of "cancelled" — and, used at every
+    past cutoff, tells the model the future. The training sentinel may miss it: at a cutoff
+    it also marks accounts that churn after the horizon, which blurs it below the limit."""
+    columns = [n for n in names if n in accounts.columns]
+    if not columns or gone.all() or not gone.any():
+        return pd.DataFrame(columns=["feature", "auc"])
+    aucs = single_feature_auc(accounts[columns].assign(**{LABEL: gone.astype("int8")}), columns, seed=config.seed)
+    leaky = aucs[(aucs["auc"] >= config.leakage_auc) & ~aucs["feature"].isin(config.allow_features)]
+    if len(leaky):
+        named = ", ".join(f"{r.feature} (ROC-AUC {r.auc:.3f})" for r in leaky.itertuples())
+        raise LeakageError(
+            f"leakage suspected: {named}, declared static, separates the accounts that have churned by the export date "
+            "from the others almost perfectly. A value that never changes after signup cannot know that; this one was "
+            "likely written at the churn (a status). Take it out of static_attributes or give its attribute_history; "
+            "if it is legitimate, allow it with --allow-feature " + ",".join(leaky["feature"])
+        )
+    return aucs
+
+
 # --------------------------------------------------------------------------- the procedure
 
 
