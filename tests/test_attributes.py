@@ -82,6 +82,24 @@ def test_status_and_a_later_price_change_do_not_leak_into_a_past_cutoff(small_bu
     assert before["mrr"].notna().all()
 
 
+def test_attributes_that_cannot_be_features_are_reported_as_dropped(small_business) -> None:  # type: ignore[no-untyped-def]
+    """A constant column, an id-like text column and an empty one are declared static (so the
+    attribute plan would use them), but no feature can come of them: the decisions say so and
+    why, instead of listing them as used."""
+    accounts, interactions = small_business.accounts, small_business.interactions
+    messy = accounts.assign(export_batch="2024-07", crm_ref="ref-" + accounts["account_id"].astype("str"), notes=pd.Series(pd.NA, index=accounts.index, dtype="str"))
+    data = validate(messy, interactions)
+    settings = DataSettings(static_attributes=("plan", "contract", "segment", "region", "export_batch", "crm_ref", "notes"))
+    spec, decisions = learn_spec(data, cutoffs=[ts("2024-01-01")], data_end=ts("2024-07-01"), settings=settings)
+    by_name = {d.name: d for d in decisions}
+    assert by_name["plan"].used and "plan" in [c for c, _ in spec.categorical_attributes]
+    assert not by_name["export_batch"].used and by_name["export_batch"].reason == "one value for every account (static values)"
+    assert not by_name["crm_ref"].used and "1,500 distinct values" in by_name["crm_ref"].reason
+    assert not by_name["notes"].used and by_name["notes"].reason.startswith("no values")
+    used = {d.name for d in decisions if d.used}
+    assert used == set(spec.numeric_attributes) | {c for c, _ in spec.categorical_attributes}
+
+
 def test_one_rule_for_who_is_a_customer() -> None:
     accounts = pd.DataFrame(
         {"account_id": ["buying", "lapsed", "new", "future"], "signup_at": [ts("2023-01-01")] * 2 + [T - pd.Timedelta(days=3), T]}

@@ -19,7 +19,7 @@ Design rules this module keeps:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -41,6 +41,23 @@ FeatureInfo = Feature
 
 
 # --------------------------------------------------------------------------- spec
+
+
+#: A text attribute with more distinct values than this is an identifier, not a category.
+MAX_ATTRIBUTE_CATEGORIES = 200
+
+
+def unusable_text_attribute(values: pd.Series) -> str | None:
+    """Why a text attribute cannot be a feature (None: it can): no values, one value for
+    everyone, or so many values that it names accounts rather than groups them."""
+    n = values.dropna().astype("str").nunique()
+    if n == 0:
+        return "no values"
+    if n == 1:
+        return "one value for every account"
+    if n > MAX_ATTRIBUTE_CATEGORIES:
+        return f"{n:,} distinct values — an identifier or free text, not a category"
+    return None
 
 
 @dataclass(frozen=True)
@@ -115,10 +132,8 @@ class FeatureSpec:
             values = history[col] if col in from_history else accounts[col]  # type: ignore[index]
             if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
                 numeric.append(col)
-            else:
-                cats = tuple(sorted(values.dropna().astype("str").unique()))
-                if 1 < len(cats) <= 200:  # an id-like column is no attribute
-                    categorical.append((col, cats))
+            elif unusable_text_attribute(values) is None:
+                categorical.append((col, tuple(sorted(values.dropna().astype("str").unique()))))
         support = config.support_event_type if config.support_event_type in event_types else None
         if support is None and channels:
             support = "*channel*"  # no support event type: any event with a channel is a contact
@@ -169,6 +184,13 @@ def learn_spec(
     spec = FeatureSpec.from_data(
         data.accounts, data.interactions_read, config, attributes=used, history=data.attribute_history, rows=data.interactions_accepted
     )
+    kept = set(spec.numeric_attributes) | {name for name, _ in spec.categorical_attributes}
+    for i, decision in enumerate(decisions):
+        if decision.used and decision.name not in kept:  # a text attribute the spec could not use
+            history = data.attribute_history
+            values = history[decision.name] if decision.source == "history" and history is not None else data.accounts[decision.name]
+            why = unusable_text_attribute(values) or "not usable as a feature"
+            decisions[i] = replace(decision, used=False, reason=f"{why} ({decision.source} values)")
     return spec, decisions
 
 
