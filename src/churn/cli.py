@@ -181,11 +181,12 @@ def validate(
     rejects_dir: Annotated[Optional[Path], typer.Option(help="Where rejected rows go (default DATA/rejects).")] = None,
     config: ConfigOpt = None,
     date_format: DateFormatOpt = None,
+    data_end: DataEndOpt = None,
 ) -> None:
     """Check a data folder against the contract; write rejected rows with reasons."""
     from churn.contract import DataContractError, load
 
-    settings = _settings(data, config, date_format=date_format)
+    settings = _settings(data, config, date_format=date_format, data_end=data_end)
     try:
         result = load(data, date_format=settings.date_format)
     except DataContractError as exc:
@@ -193,6 +194,7 @@ def validate(
             raise DataContractError(f"{exc}. Dates are read as ISO 8601 (2024-04-13); for another layout give --date-format, e.g. %d/%m/%Y") from None
         raise
     print_contract_report(result)
+    _data_end(data, settings)
     written = result.write_rejects(rejects_dir or data / "rejects")
     for path in written:
         console.print(f"Rejected rows written to [bold]{path}[/]")
@@ -381,10 +383,10 @@ def _write_frame(frame: pd.DataFrame, out: Path) -> None:
 
 
 def _data_end(data: Path, settings: "DataSettings") -> pd.Timestamp:
-    from churn.contract import data_end_of
+    from churn.contract import data_end_and_source
 
-    end = data_end_of(data, settings)
-    console.print(f"End of data: {end:%Y-%m-%d}" + (" (given)" if settings.data_end else " (the day after the latest interaction)"))
+    end, source = data_end_and_source(data, settings)
+    console.print(f"End of data: {end:%Y-%m-%d} ({source})")
     return end
 
 
@@ -403,10 +405,12 @@ def features(
     data_end: DataEndOpt = None,
     engine: EngineOpt = "local",
     spark_master: MasterOpt = None,
+    allow_stale_data: Annotated[bool, typer.Option("--allow-stale-data", help="Compute at an --as-of after the end of the data anyway.")] = False,
 ) -> None:
     """Point-in-time features for every customer at a date (or --describe the catalogue)."""
     from churn.config import ChurnDefinition, FeatureConfig, to_utc
     from churn.features import FeatureSpec, build_features, learn_spec
+    from churn.workflow import check_freshness
 
     fconfig = FeatureConfig()
     if describe and data is None:
@@ -421,6 +425,9 @@ def features(
     settings = _settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
     end = _data_end(data, settings)
     cutoff = to_utc(as_of) if as_of else end
+    stale = check_freshness(cutoff, end, allow_stale=allow_stale_data).get("warning")
+    if stale:
+        console.print(f"[yellow]Warning:[/] {stale}")
     definition = ChurnDefinition(horizon_days=horizon)
     spark = _spark_session(engine, spark_master)
     if spark is not None:

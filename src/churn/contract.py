@@ -885,18 +885,24 @@ def data_end_of(data_dir: str | Path, settings: DataSettings = DataSettings()) -
     """End of the observed history of a data folder: ``settings.data_end``, else the day after
     the latest interaction (future-dated rows ignored), else — attribute-only data — the latest
     signup or churn date."""
+    return data_end_and_source(data_dir, settings)[0]
+
+
+def data_end_and_source(data_dir: str | Path, settings: DataSettings = DataSettings()) -> tuple[pd.Timestamp, str]:
+    """:func:`data_end_of`, and where it came from, in words (for the run's output)."""
     if settings.data_end is not None:
-        return settings.data_end
+        return settings.data_end, "given"
     latest = interactions_end(data_dir, date_format=settings.date_format)
     if latest is not None:
-        return latest.ceil("D")
+        return latest.ceil("D"), "the day after the latest interaction"
     path = find_table(data_dir, "accounts")
     accounts = validate(read_table(path), None, date_format=settings.date_format).accounts if path else None
     if accounts is None:
         raise ValueError(f"{data_dir}: no accounts table")
     from churn.labels import observed_until
 
-    return observed_until(accounts, accounts.iloc[:0].assign(occurred_at=pd.Series(dtype="datetime64[ns, UTC]")))
+    end = observed_until(accounts, accounts.iloc[:0].assign(occurred_at=pd.Series(dtype="datetime64[ns, UTC]")))
+    return end, "no interaction with a usable timestamp: the day after the latest signup or churn date"
 
 
 def _parquet_max(path: Path, column: str) -> pd.Timestamp | None:

@@ -243,8 +243,8 @@ def check_freshness(as_of: pd.Timestamp, data_end: pd.Timestamp, *, allow_stale:
     if lag > 0 and not allow_stale:
         raise StaleDataError(
             f"--as-of {as_of:%Y-%m-%d} is {lag:g} day(s) after the end of the data ({data_end:%Y-%m-%d}): every account "
-            f"would look quiet since {data_end:%Y-%m-%d}. Export newer data, score --as-of {data_end:%Y-%m-%d}, "
-            "or pass --allow-stale-data to score anyway"
+            f"would look quiet since {data_end:%Y-%m-%d}. Export newer data, use --as-of {data_end:%Y-%m-%d}, "
+            "or pass --allow-stale-data to go on anyway"
         )
     facts: dict[str, object] = {"data_end": f"{data_end:%Y-%m-%d}", "data_lag_days": round(max(lag, 0.0), 1)}
     if lag > 0:
