@@ -440,3 +440,14 @@ def test_a_text_column_is_judged_by_its_first_value_only_when_that_is_text() -> 
     assert numbers_if_all_numeric(plan) is plan
     numbers = pd.Series([None, " 12 ", "7.5"], dtype="str")
     assert numbers_if_all_numeric(numbers).tolist()[1:] == [12.0, 7.5]
+
+
+def test_when_every_account_is_rejected_the_rejects_are_still_written(tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "accounts.csv").write_text("account_id,signup_at\n1,13/04/2024\n2,03/04/2024\n")
+    result = CliRunner().invoke(app, ["validate", "--data", str(folder)])
+    assert result.exit_code == 1 and "no usable accounts" in result.output and "--date-format" in result.output
+    rejects = pd.read_csv(folder / "rejects" / "accounts_rejects.csv", dtype=str)
+    assert rejects["signup_at"].tolist() == ["13/04/2024", "03/04/2024"]
+    assert rejects["reject_reason"].str.contains("not ISO 8601").all()

@@ -60,7 +60,12 @@ _FALSE = {"false", "f", "no", "n", "0", "0.0"}
 _INTEGRAL_TEXT = r"^([+-]?\d+)\.0*$"
 
 class DataContractError(Exception):
-    """The data cannot be used at all. The message is meant for the user, as is."""
+    """The data cannot be used at all. The message is meant for the user, as is; ``rejects``
+    holds the rows rejected so far (per table), so they can still be written with reasons."""
+
+    def __init__(self, message: str, rejects: dict[str, pd.DataFrame] | None = None) -> None:
+        super().__init__(message)
+        self.rejects = rejects or {}
 
 
 def _non_empty(s: pd.Series) -> pd.Series:
@@ -760,7 +765,7 @@ def validate(
     accounts, rejects_a = _finish(accounts_raw, df, rej, why, report_a)
     if len(accounts) == 0:
         top = ", ".join(f"{r} ({n})" for r, n in report_a.rejected.items())
-        raise DataContractError(f"{accounts_file}: no usable accounts — all {len(accounts_raw)} rows rejected: {top}")
+        raise DataContractError(f"{accounts_file}: no usable accounts — all {len(accounts_raw)} rows rejected: {top}", {"accounts": rejects_a})
     accounts["account_id"] = accounts["account_id"].astype("str")
     rejects = {"accounts": rejects_a}
     reports = [report_a]
