@@ -490,10 +490,17 @@ def _describe_check(column: str, check: str) -> str:
     return f"{column} fails {check}"
 
 
+def _shown(value: object) -> str:
+    """A cell as the user wrote it: text quoted, numbers plain (not ``np.float64(89.0)``)."""
+    if isinstance(value, str):
+        return repr(value)
+    return "(empty)" if pd.isna(value) else str(value)  # type: ignore[arg-type]
+
+
 def _examples(raw: pd.DataFrame, mask: np.ndarray, column: str | None, k: int = 3) -> list[str]:
     rows = np.flatnonzero(mask)[:k]
     if column and column in raw.columns:
-        return [f"row {r + 2}: {column}={raw[column].iloc[r]!r}" for r in rows]
+        return [f"row {r + 2}: {column}={_shown(raw[column].iloc[r])}" for r in rows]
     return [f"row {r + 2}" for r in rows]
 
 
