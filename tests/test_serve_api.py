@@ -73,7 +73,7 @@ def test_missing_champion_falls_back_to_the_bundle(tmp_path: Path, sd: ServeData
     assert service.model is not None and str(sd.bundle) in service.model.label
     assert "churn@champion" in service.model_note and "serving the bundle" in service.model_note
     none = create_app(ServeSettings(scores_dir=sd.scores_dir, fallback_bundle=tmp_path / "absent.joblib")).state.service
-    assert none.model is None and "train one first" in none.model_problem
+    assert none.model is None and "train one (`churn train`)" in none.model_problem
 
 
 # --------------------------------------------------------------------------- accounts

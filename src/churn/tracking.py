@@ -198,7 +198,8 @@ def load_model(ref: str) -> tuple[ChurnModel, str]:
         except MlflowException as exc:
             raise ValueError(
                 f"cannot load model {ref!r} from {mlflow.get_tracking_uri()}: {exc.message} — "
-                "train one first (`churn train`), or pass --model models/churn_champion.joblib"
+                "train one (`churn train`) and, if the gate did not promote it, promote it (`churn promote VERSION`), "
+                "or pass --model PATH to a model bundle"
             ) from None
         meta = pyfunc.metadata
         label = ref
