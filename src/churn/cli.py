@@ -811,6 +811,8 @@ def score(
     )
     if r.get("lapsed") is not None:
         console.print(f"Lapsed (no activity within {r['churn']['horizon_days']} days, not scored): {r['lapsed']:,} → win-back list {result.paths.get('lapsed', '')}")
+        if r.get("lapsed_earlier"):
+            console.print(f"  and {r['lapsed_earlier']:,} more with no activity since before {r['lapsed_before']} (older than the events read; not listed)")
     held = f" (+{r['held_controls']:,} still held out by earlier runs)" if r.get("held_controls") else ""
     console.print(f"Outreach: {r['outreach']:,} to call, {r['control']:,} newly held out as the control group{held} (capacity {capacity:,}).")
     if r.get("later_runs_to_rescore"):
