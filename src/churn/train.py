@@ -88,15 +88,23 @@ def check_leakage(table: pd.DataFrame, columns: list[str], config: TrainConfig) 
     A real churn driver does not do that; a column from the future does (a ``status`` of
     "cancelled", a date of the last invoice, a count that includes the churn month)."""
     aucs = single_feature_auc(table, columns, seed=config.seed)
-    leaky = aucs[(aucs["auc"] >= config.leakage_auc) & ~aucs["feature"].isin(config.allow_features)]
-    if len(leaky):
-        named = ", ".join(f"{r.feature} (ROC-AUC {r.auc:.3f} on its own)" for r in leaky.itertuples())
+    named, allow = _beyond_the_limit(aucs, config, " on its own")
+    if named:
         raise LeakageError(
             f"leakage suspected: {named} separates churners almost perfectly by itself. A column like that usually "
-            "knows the future (a status or date exported after the churn). Check where it comes from; if it is "
-            "legitimate, allow it with --allow-feature " + ",".join(leaky["feature"])
+            f"knows the future (a status or date exported after the churn). Check where it comes from; {allow}"
         )
     return aucs
+
+
+def _beyond_the_limit(aucs: pd.DataFrame, config: TrainConfig, note: str = "") -> tuple[str, str]:
+    """The features at or above the sentinel's ROC-AUC (not allowed by the user), named with
+    their ROC-AUC, and how to let them through; ("", "") when there are none."""
+    leaky = aucs[(aucs["auc"] >= config.leakage_auc) & ~aucs["feature"].isin(config.allow_features)]
+    if leaky.empty:
+        return "", ""
+    named = ", ".join(f"{r.feature} (ROC-AUC {r.auc:.3f}{note})" for r in leaky.itertuples())
+    return named, "if it is legitimate, allow it with --allow-feature " + ",".join(leaky["feature"])
 
 
 def check_static_attributes(accounts: pd.DataFrame, gone: np.ndarray, names: list[str], config: TrainConfig) -> pd.DataFrame:
@@ -111,14 +119,12 @@ def check_static_attributes(accounts: pd.DataFrame, gone: np.ndarray, names: lis
     if not columns or gone.all() or not gone.any():
         return pd.DataFrame(columns=["feature", "auc"])
     aucs = single_feature_auc(accounts[columns].assign(**{LABEL: gone.astype("int8")}), columns, seed=config.seed)
-    leaky = aucs[(aucs["auc"] >= config.leakage_auc) & ~aucs["feature"].isin(config.allow_features)]
-    if len(leaky):
-        named = ", ".join(f"{r.feature} (ROC-AUC {r.auc:.3f})" for r in leaky.itertuples())
+    named, allow = _beyond_the_limit(aucs, config)
+    if named:
         raise LeakageError(
             f"leakage suspected: {named}, declared static, separates the accounts that have churned by the export date "
             "from the others almost perfectly. A value that never changes after signup cannot know that; this one was "
-            "likely written at the churn (a status). Take it out of static_attributes or give its attribute_history; "
-            "if it is legitimate, allow it with --allow-feature " + ",".join(leaky["feature"])
+            f"likely written at the churn (a status). Take it out of static_attributes or give its attribute_history; {allow}"
         )
     return aucs
 
