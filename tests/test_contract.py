@@ -451,3 +451,13 @@ def test_when_every_account_is_rejected_the_rejects_are_still_written(tmp_path: 
     rejects = pd.read_csv(folder / "rejects" / "accounts_rejects.csv", dtype=str)
     assert rejects["signup_at"].tolist() == ["13/04/2024", "03/04/2024"]
     assert rejects["reject_reason"].str.contains("not ISO 8601").all()
+
+
+def test_rows_of_a_rejected_account_say_so_instead_of_unknown_account() -> None:
+    accounts = _accounts().assign(mrr=["10", "$20.50", "15"])  # a2's mrr cannot be read: a2 is a reject
+    interactions = pd.concat([_interactions(), _interactions().iloc[[3]].assign(account_id="zz")], ignore_index=True)
+    data = validate(accounts, interactions)
+    assert data.rejects["accounts"]["account_id"].tolist() == ["a2"]
+    reasons = data.rejects["interactions"].set_index("account_id")["reject_reason"]
+    assert reasons.to_dict() == {"a2": "its account's row was rejected (see accounts_rejects)", "zz": "unknown account_id"}
+    _check_conservation(data)

@@ -659,6 +659,26 @@ def _duplicate_ids(ids: pd.Series, raw_ids: pd.Series) -> tuple[np.ndarray, np.n
     return dup & ~collides, collides
 
 
+#: Why a row of another table is rejected when its account's own row was rejected.
+ACCOUNT_REJECTED = "its account's row was rejected (see accounts_rejects)"
+
+
+def _reject_unknown_accounts(ids: pd.Series, accounts: pd.Series, account_rejects: pd.DataFrame, rej: "_Rejections", why: dict[str, str]) -> None:
+    """Reject rows whose account is not among the accepted ``accounts``: as "unknown
+    account_id", or — when the account's own row was rejected — saying so, so that a bad
+    ``mrr`` cell does not read as hundreds of events of a stranger."""
+    unknown = ids.notna().to_numpy() & ~_known_ids(ids, accounts)
+    if unknown.any() and len(account_rejects):
+        rejected_ids = normalise_ids(account_rejects["account_id"]).dropna()
+        of_rejected = np.zeros(len(ids), dtype=bool)
+        of_rejected[unknown] = _known_ids(ids[unknown], rejected_ids)
+        rej.add(of_rejected, ACCOUNT_REJECTED)
+        why[ACCOUNT_REJECTED] = "account_id"
+        unknown &= ~of_rejected
+    rej.add(unknown, "unknown account_id")
+    why["unknown account_id"] = "account_id"
+
+
 def _known_ids(ids: pd.Series, accounts: pd.Series) -> np.ndarray:
     """True where an id is one of ``accounts`` (a categorical is looked up once per category)."""
     known = pd.Index(accounts).unique()
@@ -789,9 +809,7 @@ def validate(
         )
     else:
         df, rej, why, report_i = _check_table("interactions", interactions_raw, interactions_file, date_format=date_format, now=now)
-        known = _known_ids(df["account_id"], accounts["account_id"])
-        rej.add(df["account_id"].notna().to_numpy() & ~known, "unknown account_id")
-        why["unknown account_id"] = "account_id"
+        _reject_unknown_accounts(df["account_id"], accounts["account_id"], rejects_a, rej, why)
         rej.add(_duplicated_rows(df), "duplicate row")
         if len(interactions_raw) == 0:
             report_i.notes.append("no interaction rows: attribute-only snapshot data")
@@ -805,9 +823,7 @@ def validate(
     history = None
     if history_raw is not None:
         df, rej, why, report_h = _check_table("attribute_history", history_raw, history_file, date_format=date_format, now=now)
-        known = _known_ids(df["account_id"], accounts["account_id"])
-        rej.add(df["account_id"].notna().to_numpy() & ~known, "unknown account_id")
-        why["unknown account_id"] = "account_id"
+        _reject_unknown_accounts(df["account_id"], accounts["account_id"], rejects_a, rej, why)
         key = df[["account_id", "valid_from"]]
         rej.add(key.notna().all(axis=1).to_numpy() & key.duplicated(keep="first").to_numpy(), "duplicate account_id and valid_from")
         why["duplicate account_id and valid_from"] = "valid_from"
