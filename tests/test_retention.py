@@ -122,3 +122,14 @@ def test_scoring_reports_retention_of_transactional_data_from_inactivity() -> No
     assert table[["S", "N", "E"]].to_numpy().tolist() == [[2, 0, 2], [2, 0, 2], [2, 1, 2], [2, 0, 2]]
     assert table["retention_rate"].tolist() == [100.0, 100.0, 50.0, 100.0]
     assert recent_retention(accounts, utc("2024-06-01"), interactions=interactions.iloc[:0], definition=ChurnDefinition()).empty
+
+
+def test_a_month_without_customers_shows_no_rate_in_the_report() -> None:
+    from churn.report import retention_rows
+
+    accounts = pd.DataFrame({"account_id": ["a", "b"], "signup_at": pd.to_datetime(["2024-03-10", "2024-03-20"], utc=True), "churned_at": pd.NaT})
+    table = retention_table(accounts, start=pd.Timestamp("2024-02-01", tz="UTC"), end=pd.Timestamp("2024-05-01", tz="UTC"))
+    rows = retention_rows(table)
+    assert rows is not None and [r["period"] for r in rows] == ["2024-02", "2024-03", "2024-04"]
+    assert [r["retention_rate"] for r in rows] == ["—", "—", 100.0]  # no one at the start of February or March
+    assert retention_rows(table.iloc[:0]) is None

@@ -296,6 +296,18 @@ def profit_view(evaluation: dict, *, scored: int, capacity: int) -> dict[str, ob
     }
 
 
+def retention_rows(retention: pd.DataFrame | None, months: int = 12) -> list[dict[str, object]] | None:
+    """The report's table of the last ``months`` periods, all customers; a month that began
+    without customers has no rate ("—"), not "nan"."""
+    if retention is None or retention.empty:
+        return None
+    overall = retention[retention["segment"].isna()] if "segment" in retention.columns else retention
+    recent = overall.tail(months).assign(period=lambda d: pd.to_datetime(d["period_start"]).dt.strftime("%Y-%m"))
+    for rate in ("retention_rate", "churn_rate"):
+        recent[rate] = recent[rate].astype(object).where(recent[rate].notna(), "—")
+    return recent.to_dict(orient="records")
+
+
 def render(
     *,
     risk: pd.DataFrame,
@@ -335,10 +347,6 @@ def render(
         revenue_at_risk=lambda d: d["revenue_at_risk"].round(0),
         flag=lambda d: np.where(d["control"], "control", np.where(d["outreach"], "call", "")),
     )
-    retention_recent = None
-    if retention is not None and not retention.empty:
-        overall = retention[retention["segment"].isna()] if "segment" in retention.columns else retention
-        retention_recent = overall.tail(12).assign(period=lambda d: pd.to_datetime(d["period_start"]).dt.strftime("%Y-%m"))
     template = env.get_template("report.html")
     return template.render(
         record=record,
@@ -352,7 +360,7 @@ def render(
         uplift=uplift_rows(uplift),
         uplift_has_log=uplift is not None and "outreach_reached" in uplift.columns and bool(uplift["outreach_reached"].notna().any()),
         power=power,
-        retention=None if retention_recent is None else retention_recent.to_dict(orient="records"),
+        retention=retention_rows(retention),
         charts={
             "retention": retention_chart(retention) if retention is not None else None,
             "risk": risk_distribution(risk, thresholds),
