@@ -189,10 +189,15 @@ def test_a_status_declared_static_is_stopped_before_training(small_data_dir, mlf
     assert single_feature_auc(blurred, ["status"])["auc"].iloc[0] < 0.97
 
     static = "plan,contract,segment,region,status"
-    result = CliRunner().invoke(app, ["train", "--data", str(folder), "--static-attributes", static, "--models-dir", str(mlflow_root / "models")])
-    assert result.exit_code == 2, result.output
-    assert "status (ROC-AUC 1.000), declared static" in result.output and "--allow-feature status" in result.output
-    assert not (mlflow_root / "models").exists()
+    # labels up to the export, and up to three months before it: the status was still written
+    # at the export, so it is judged against who has churned by then either way
+    for as_of in ([], ["--as-of", "2024-04-01"]):
+        result = CliRunner().invoke(app, ["train", "--data", str(folder), "--static-attributes", static, "--models-dir", str(mlflow_root / "models"), *as_of])
+        assert result.exit_code == 2, result.output
+        assert "status (ROC-AUC 1.000), declared static" in result.output and "--allow-feature status" in result.output
+        assert not (mlflow_root / "models").exists()
+    result = CliRunner().invoke(app, ["backtest", "--data", str(folder), "--static-attributes", static, "--out", str(mlflow_root / "b.csv")])
+    assert result.exit_code == 2 and "status (ROC-AUC 1.000), declared static" in result.output, result.output
     gone = accounts["churned_at"].notna().to_numpy()
     allowed = check_static_attributes(accounts, gone, ["status", "plan"], replace(FAST, allow_features=("status",)))
     assert allowed["feature"].tolist() == ["status", "plan"] and allowed["auc"].iloc[1] < 0.97  # a genuine static attribute passes

@@ -25,7 +25,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:  # pragma: no cover
     from churn.attributes import AttributeDecision
-    from churn.config import DataSettings
+    from churn.config import DataSettings, TrainConfig
     from churn.contract import ContractData
 
 app = typer.Typer(
@@ -553,6 +553,17 @@ class _Built:
     table: pd.DataFrame
     decisions: list
     data_end: pd.Timestamp
+    attributes_date: pd.Timestamp  # when the accounts table's values were taken
+
+    def check_static_attributes(self, config: "TrainConfig") -> None:
+        """Stop before any training when an attribute declared static knows who churned."""
+        from churn.train import check_static_attributes_at_export
+
+        check_static_attributes_at_export(
+            self.contract.accounts, self.contract.interactions, [d.name for d in self.decisions if d.source == "static" and d.used],
+            self.definition,  # type: ignore[arg-type]
+            export_date=self.attributes_date, first_cutoff=self.table["as_of"].min(), config=config,
+        )
 
 
 def _training_table(data: Path, settings: "DataSettings", as_of: Optional[str], cutoffs: Optional[str], horizon: int) -> _Built:
@@ -600,7 +611,7 @@ def _training_table(data: Path, settings: "DataSettings", as_of: Optional[str], 
     )
     per_cutoff = label_rate_by_cutoff(table)
     console.print("Rows per cutoff: " + ", ".join(f"{r.as_of:%Y-%m-%d} {r.rows:,} ({r.churn_rate:.1%})" for r in per_cutoff.itertuples()))
-    return _Built(contract, definition, spec, table, decisions, end)
+    return _Built(contract, definition, spec, table, decisions, end, settings.attributes_as_of or export_date)
 
 
 @app.command()
@@ -625,8 +636,7 @@ def train(
     """Evaluate on held-out time slices, fit the deployed model on every mature cutoff, track in MLflow, promote if better."""
     from churn.config import FeatureConfig, TrainConfig
     from churn.tracking import configure, current_champion, decide_champion, export_bundle, fingerprint, log_leakage_stop, log_training_run
-    from churn.population import is_customer
-    from churn.train import LeakageError, check_static_attributes
+    from churn.train import LeakageError
     from churn.train import train as fit
     from churn.workflow import champion_view
 
@@ -640,11 +650,7 @@ def train(
     )
     uri = configure()
     try:
-        static = [d.name for d in built.decisions if d.source == "static" and d.used]
-        if static:
-            signed_up = (contract.accounts["signup_at"] < built.data_end).to_numpy()
-            gone = ~is_customer(contract.accounts, contract.interactions, built.data_end, definition)  # type: ignore[arg-type]
-            check_static_attributes(contract.accounts[signed_up], gone[signed_up], static, train_config)
+        built.check_static_attributes(train_config)
         with console.status("Training…") as status:
             result = fit(
                 table, spec=spec, definition=definition, config=train_config, capacity=capacity,  # type: ignore[arg-type]
@@ -716,12 +722,14 @@ def backtest(
     data_end: DataEndOpt = None,
 ) -> None:
     """Retrain at several past cutoffs and score the next: metrics per cutoff, mean and spread."""
+    from churn.config import TrainConfig
     from churn.evaluate import METRIC_LABELS
     from churn.train import backtest as run_backtest
     from churn.train import summarise_backtest
 
     settings = _settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
     built = _training_table(data, settings, None, cutoffs, horizon)
+    built.check_static_attributes(TrainConfig())
     definition, spec, table = built.definition, built.spec, built.table
     with console.status(f"Backtesting on {folds} cutoffs…"):
         results = run_backtest(table, folds=folds, spec=spec, definition=definition, capacity=capacity)  # type: ignore[arg-type]
@@ -782,7 +790,8 @@ def score(
     from churn.config import ScoreConfig, to_utc
     from churn.playbook import load_playbook
     from churn.tracking import configure, load_model
-    from churn.workflow import data_end_of, score_run
+    from churn.contract import data_end_of
+    from churn.workflow import score_run
 
     if rank_by not in ("revenue_at_risk", "probability"):
         raise UsageError("--rank-by must be revenue_at_risk or probability")

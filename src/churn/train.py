@@ -107,6 +107,30 @@ def _beyond_the_limit(aucs: pd.DataFrame, config: TrainConfig, note: str = "") -
     return named, "if it is legitimate, allow it with --allow-feature " + ",".join(leaky["feature"])
 
 
+def check_static_attributes_at_export(
+    accounts: pd.DataFrame,
+    interactions: pd.DataFrame,
+    names: list[str],
+    definition: ChurnDefinition,
+    *,
+    export_date: pd.Timestamp,
+    first_cutoff: pd.Timestamp,
+    config: TrainConfig,
+) -> pd.DataFrame:
+    """:func:`check_static_attributes` on the accounts the training table can hold — customers
+    at the first cutoff or later signups, up to ``export_date`` (when the attribute values were
+    taken) — against who of them has churned by ``export_date``. Accounts gone long before the
+    window are left out: an attribute that tracks the signup cohort must not trip it."""
+    from churn.population import is_customer
+
+    if not names:
+        return pd.DataFrame(columns=["feature", "auc"])
+    signup = accounts["signup_at"]
+    in_window = (signup < export_date).to_numpy() & (is_customer(accounts, interactions, first_cutoff, definition) | (signup >= first_cutoff).to_numpy())
+    gone = ~is_customer(accounts, interactions, export_date, definition)
+    return check_static_attributes(accounts[in_window], gone[in_window], names, config)
+
+
 def check_static_attributes(accounts: pd.DataFrame, gone: np.ndarray, names: list[str], config: TrainConfig) -> pd.DataFrame:
     """Stop (``LeakageError``) when an attribute declared static separates the accounts gone
     by the export date from the others almost perfectly.
