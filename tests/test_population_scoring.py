@@ -96,6 +96,17 @@ def test_a_horizon_shorter_than_the_purchase_rhythm_is_warned_about(purchases, t
     assert horizon_misfit(monthly, ChurnDefinition(horizon_days=35, kind="inactivity")) is None
     assert horizon_misfit(monthly, ChurnDefinition(horizon_days=30, kind="subscription")) is None
     assert horizon_misfit(monthly.iloc[:40], ChurnDefinition(horizon_days=30, kind="inactivity")) is None  # too few returns to judge
+    # weekly buyers, each in its own six weeks, 90 days apart: only gaps between two accounts
+    # exceed the horizon, and they are not returns
+    weekly = pd.DataFrame(
+        {
+            "account_id": [str(k) for k in range(20) for _ in range(6)],
+            "occurred_at": [pd.Timestamp("2023-01-01", tz="UTC") + pd.Timedelta(days=90 * k + 7 * w) for k in range(20) for w in range(6)],
+            "event_type": "purchase",
+        }
+    )
+    assert horizon_misfit(weekly, ChurnDefinition(horizon_days=30, kind="inactivity")) is None
+    assert horizon_misfit(weekly.astype({"account_id": "category"}), ChurnDefinition(horizon_days=30, kind="inactivity")) is None
     _, data, _ = purchases  # frequent activity: the horizon fits
     assert horizon_misfit(data.interactions, ChurnDefinition(horizon_days=30, kind="inactivity")) is None
 

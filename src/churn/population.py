@@ -113,7 +113,9 @@ def horizon_misfit(interactions: pd.DataFrame, definition: ChurnDefinition, *, m
         return None
     use = qualifying_rows(interactions, definition)
     t = interactions["occurred_at"].to_numpy("datetime64[ns]").astype(np.int64)[use]
-    account = pd.factorize(interactions["account_id"].to_numpy()[use])[0]
+    ids = interactions["account_id"]
+    codes = ids.cat.codes.to_numpy() if isinstance(ids.dtype, pd.CategoricalDtype) else pd.factorize(ids.to_numpy())[0]
+    account = codes[use]
     order = np.lexsort((t, account))
     t, account = t[order], account[order]
     same = account[1:] == account[:-1]
