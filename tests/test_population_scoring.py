@@ -79,6 +79,9 @@ def test_cli_refuses_stale_scoring_and_train_past_the_data(purchases, tmp_path: 
     assert result.exit_code == 2 and "after the end of the data (2024-04-01)" in result.output and not features.exists()
     result = runner.invoke(app, ["features", "--data", str(folder), "--as-of", "2024-06-01", "--out", str(features), "--allow-stale-data"])
     assert result.exit_code == 0 and "stale data" in result.output and features.exists()
+    assert "End of data: 2024-04-01 (the day after the latest interaction)" in result.output
+    result = runner.invoke(app, ["validate", "--data", str(folder), "--data-end", "2024-03-15"])
+    assert result.exit_code == 0 and "End of data: 2024-03-15 (given)" in result.output
 
 
 def test_a_horizon_shorter_than_the_purchase_rhythm_is_warned_about(purchases, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

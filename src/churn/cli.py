@@ -813,7 +813,8 @@ def score(
             settings=settings, allow_stale=allow_stale_data, playbook=book,
         )
     r = result.record
-    console.print(f"Data ends {r['data_end']}" + (f"; [bold yellow]{r['warning']}[/]" if r.get("warning") else "."))
+    source = f" ({r['data_end_source']})" if r.get("data_end_source") else ""
+    console.print(f"Data ends {r['data_end']}{source}" + (f"; [bold yellow]{r['warning']}[/]" if r.get("warning") else "."))
     console.print(
         f"Scored {r['accounts']:,} customers as of {r['as_of']} with {label}: "
         f"{r['high']:,} high, {r['medium']:,} medium, {r['low']:,} low risk."

@@ -18,7 +18,7 @@ import pandas as pd
 from churn import runs
 from churn.attributes import attributes_at
 from churn.config import ChurnDefinition, DataSettings, FeatureConfig, ScoreConfig, UpliftConfig
-from churn.contract import OPTIONAL_INTERACTION_COLUMNS, ContractData, data_end_of, load
+from churn.contract import OPTIONAL_INTERACTION_COLUMNS, ContractData, data_end_and_source, load
 from churn.experiment import CONTACT_COLUMNS, active_assignments, cohort, power_note, reached_in_window, uplift_table
 from churn.features import build_features, features_fed_by
 from churn.io import write_table, write_text
@@ -320,8 +320,8 @@ def _score_run(
     playbook: "Playbook | None" = None,
 ) -> ScoreOutputs:
     definition, fconfig = model_settings(model)
-    data_end = data_end_of(data_dir, settings)
-    freshness = check_freshness(as_of, data_end, allow_stale=allow_stale)
+    data_end, data_end_source = data_end_and_source(data_dir, settings)
+    freshness = {**check_freshness(as_of, data_end, allow_stale=allow_stale), "data_end_source": data_end_source}
     history = read_history(out_dir)
     pending = history[history["as_of"] < as_of]["as_of"]
     since = min([as_of - pd.Timedelta(days=max(fconfig.lookback_days, definition.horizon_days)), *pending])
