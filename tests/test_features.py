@@ -317,3 +317,22 @@ def test_rejected_rows_are_skipped_by_the_mask_exactly_as_if_dropped(small_busin
     edge_tables = [cli_features(fmt, "at-since", at_since)[0] for fmt in ("parquet", "csv")]
     assert any("telex" in column for column in edge_tables[0].columns)
     pd.testing.assert_frame_equal(*edge_tables)
+
+
+def test_churn_features_does_not_import_mlflow_or_the_report(small_data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`churn features` is the command timed against DuckDB: importing MLflow, statsmodels or
+    matplotlib (through churn.workflow) would cost seconds on every run."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "f.parquet"
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from churn.cli import app\n"
+        f"result = CliRunner().invoke(app, ['features', '--data', {str(small_data_dir)!r}, '--as-of', '2024-02-01', '--out', {str(out)!r}])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(sorted(m for m in ('mlflow', 'matplotlib', 'statsmodels', 'churn.workflow') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]" and out.exists()

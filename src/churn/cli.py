@@ -414,7 +414,7 @@ def features(
     """Point-in-time features for every customer at a date (or --describe the catalogue)."""
     from churn.config import ChurnDefinition, FeatureConfig, to_utc
     from churn.features import FeatureSpec, build_features, learn_spec
-    from churn.workflow import check_freshness
+    from churn.contract import check_freshness  # not churn.workflow: it imports MLflow and the report
 
     fconfig = FeatureConfig()
     if describe and data is None:

@@ -909,6 +909,25 @@ def interactions_end(folder: str | Path, *, now: pd.Timestamp | None = None, dat
     return None if t.empty else t.max()
 
 
+class StaleDataError(ValueError):
+    """A run at a date after the end of the data (every account would look quiet)."""
+
+
+def check_freshness(as_of: pd.Timestamp, data_end: pd.Timestamp, *, allow_stale: bool = False) -> dict[str, object]:
+    """The run's data-freshness facts; refuses an ``as_of`` after the data unless allowed."""
+    lag = (as_of - data_end) / pd.Timedelta(days=1)
+    if lag > 0 and not allow_stale:
+        raise StaleDataError(
+            f"--as-of {as_of:%Y-%m-%d} is {lag:g} day(s) after the end of the data ({data_end:%Y-%m-%d}): every account "
+            f"would look quiet since {data_end:%Y-%m-%d}. Export newer data, use --as-of {data_end:%Y-%m-%d}, "
+            "or pass --allow-stale-data to go on anyway"
+        )
+    facts: dict[str, object] = {"data_end": f"{data_end:%Y-%m-%d}", "data_lag_days": round(max(lag, 0.0), 1)}
+    if lag > 0:
+        facts["warning"] = f"stale data: the data ends {lag:g} day(s) before the scoring date; recent activity is missing"
+    return facts
+
+
 def data_end_of(data_dir: str | Path, settings: DataSettings = DataSettings()) -> pd.Timestamp:
     """End of the observed history of a data folder: ``settings.data_end``, else the day after
     the latest interaction (future-dated rows ignored), else — attribute-only data — the latest

@@ -18,7 +18,7 @@ import pandas as pd
 from churn import runs
 from churn.attributes import attributes_at
 from churn.config import ChurnDefinition, DataSettings, FeatureConfig, ScoreConfig, UpliftConfig
-from churn.contract import OPTIONAL_INTERACTION_COLUMNS, ContractData, data_end_and_source, load
+from churn.contract import OPTIONAL_INTERACTION_COLUMNS, ContractData, StaleDataError, check_freshness, data_end_and_source, load  # noqa: F401  (StaleDataError re-exported)
 from churn.experiment import CONTACT_COLUMNS, active_assignments, cohort, power_note, reached_in_window, uplift_table
 from churn.features import build_features, features_fed_by
 from churn.io import write_table, write_text
@@ -231,25 +231,6 @@ def champion_view(version: str, champion: ChurnModel, evaluation: "Evaluation", 
         if aligned.index.isin(features["account_id"]).all():
             view.scores[i] = champion.predict_proba(aligned.reset_index())
     return view
-
-
-class StaleDataError(ValueError):
-    """Scoring a date after the end of the data."""
-
-
-def check_freshness(as_of: pd.Timestamp, data_end: pd.Timestamp, *, allow_stale: bool = False) -> dict[str, object]:
-    """The run's data-freshness facts; refuses an ``as_of`` after the data unless allowed."""
-    lag = (as_of - data_end) / pd.Timedelta(days=1)
-    if lag > 0 and not allow_stale:
-        raise StaleDataError(
-            f"--as-of {as_of:%Y-%m-%d} is {lag:g} day(s) after the end of the data ({data_end:%Y-%m-%d}): every account "
-            f"would look quiet since {data_end:%Y-%m-%d}. Export newer data, use --as-of {data_end:%Y-%m-%d}, "
-            "or pass --allow-stale-data to go on anyway"
-        )
-    facts: dict[str, object] = {"data_end": f"{data_end:%Y-%m-%d}", "data_lag_days": round(max(lag, 0.0), 1)}
-    if lag > 0:
-        facts["warning"] = f"stale data: the data ends {lag:g} day(s) before the scoring date; recent activity is missing"
-    return facts
 
 
 def lapsed_list(gone: pd.DataFrame, accounts: pd.DataFrame, history: pd.DataFrame | None, as_of: pd.Timestamp, config: ScoreConfig) -> pd.DataFrame:
