@@ -184,16 +184,14 @@ def validate(
     data_end: DataEndOpt = None,
 ) -> None:
     """Check a data folder against the contract; write rejected rows with reasons."""
-    from churn.contract import DataContractError, load
-    from churn.io import write_table
+    from churn.contract import DataContractError, load, write_rejects
 
     settings = _settings(data, config, date_format=date_format, data_end=data_end)
     try:
         result = load(data, date_format=settings.date_format)
     except DataContractError as exc:
-        for name, frame in exc.rejects.items():  # every row rejected: still say which and why
-            if len(frame):
-                console.print(f"Rejected rows written to [bold]{write_table(frame, (rejects_dir or data / 'rejects') / f'{name}_rejects', 'csv')}[/]")
+        for path in write_rejects(exc.rejects, rejects_dir or data / "rejects"):  # every row rejected: still say which and why
+            console.print(f"Rejected rows written to [bold]{path}[/]")
         if "unparseable timestamp" in str(exc) and not settings.date_format:
             raise DataContractError(f"{exc}. Dates are read as ISO 8601 (2024-04-13); for another layout give --date-format, e.g. %d/%m/%Y") from None
         raise

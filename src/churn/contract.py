@@ -244,11 +244,13 @@ class ContractData:
 
     def write_rejects(self, rejects_dir: str | Path) -> list[Path]:
         """Write each non-empty rejects table to ``rejects_dir/<table>_rejects.csv``."""
-        written = []
-        for name, frame in self.rejects.items():
-            if len(frame):
-                written.append(write_table(frame, Path(rejects_dir) / f"{name}_rejects", "csv"))
-        return written
+        return write_rejects(self.rejects, rejects_dir)
+
+
+def write_rejects(rejects: dict[str, pd.DataFrame], rejects_dir: str | Path) -> list[Path]:
+    """Write each non-empty rejects table to ``rejects_dir/<table>_rejects.csv`` — also those
+    a :class:`DataContractError` carries, when the data could not be used at all."""
+    return [write_table(frame, Path(rejects_dir) / f"{name}_rejects", "csv") for name, frame in rejects.items() if len(frame)]
 
 
 # --------------------------------------------------------------------------- reading
