@@ -10,13 +10,13 @@ from typer.testing import CliRunner
 
 from churn.cli import app
 from churn.config import ChurnDefinition, ScoreConfig, TrainConfig
-from churn.contract import load
+from churn.contract import StaleDataError, load
 from churn.features import FeatureSpec
 from churn.generate import generate, write
 from churn.labels import build_training_table, parse_cutoffs
 from churn.population import last_activity
 from churn.train import train
-from churn.workflow import StaleDataError, score_run
+from churn.workflow import score_run
 
 AS_OF = pd.Timestamp("2024-03-01", tz="UTC")
 

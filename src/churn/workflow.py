@@ -18,7 +18,7 @@ import pandas as pd
 from churn import runs
 from churn.attributes import attributes_at
 from churn.config import ChurnDefinition, DataSettings, FeatureConfig, ScoreConfig, UpliftConfig
-from churn.contract import OPTIONAL_INTERACTION_COLUMNS, ContractData, StaleDataError, check_freshness, data_end_and_source, load  # noqa: F401  (StaleDataError re-exported)
+from churn.contract import OPTIONAL_INTERACTION_COLUMNS, ContractData, check_freshness, data_end_and_source, load
 from churn.experiment import CONTACT_COLUMNS, active_assignments, cohort, power_note, reached_in_window, uplift_table
 from churn.features import build_features, features_fed_by
 from churn.io import write_table, write_text
