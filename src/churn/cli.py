@@ -222,9 +222,9 @@ def retention(
     """Actual retention rates (E − N) / S per period, overall or by segment."""
     from churn.contract import load
     from churn.io import write_table
-    from churn.config import to_utc
+    from churn.config import ChurnDefinition, to_utc
     from churn.labels import observed_until
-    from churn.retention import FREQUENCIES, derive_inactivity_churn, observed_start, retention_table
+    from churn.retention import FREQUENCIES, observed_start, retention_table, with_churn_dates
 
     if freq not in FREQUENCIES:
         raise UsageError(f"--freq must be one of {', '.join(FREQUENCIES)}, got {freq!r}")
@@ -237,11 +237,10 @@ def retention(
     contract = load(data, interaction_columns=[], date_format=settings.date_format)
     accounts = contract.accounts
     end = settings.data_end or observed_until(accounts, contract.interactions)
-    if "churned_at" not in accounts.columns or accounts["churned_at"].isna().all():
-        accounts = accounts.assign(
-            churned_at=derive_inactivity_churn(accounts, contract.interactions, horizon_days=horizon, data_end=end)
-        )
+    definition = ChurnDefinition(horizon_days=horizon)
+    if definition.resolve_kind(accounts) == "inactivity":
         console.print(f"No churned_at values: churn = no activity for {horizon} days (transactional data).")
+    accounts = with_churn_dates(accounts, contract.interactions, definition, end)
     missing = [c for c in (by or []) if c not in accounts.columns]
     if missing:
         raise UsageError(f"--by column(s) not in accounts: {', '.join(missing)} (have: {', '.join(accounts.columns)})")

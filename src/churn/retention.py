@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    from churn.config import ChurnDefinition
     from churn.contract import ContractData
 
 FREQUENCIES = {"week": "W-MON", "month": "MS", "quarter": "QS", "year": "YS"}
@@ -52,6 +53,18 @@ def derive_inactivity_churn(
     last = last_activity(accounts, interactions, data_end, definition)
     churned_at = last + definition.horizon
     return churned_at.where(churned_at <= data_end).astype("datetime64[ns, UTC]")
+
+
+def with_churn_dates(accounts: pd.DataFrame, interactions: pd.DataFrame, definition: "ChurnDefinition", data_end: pd.Timestamp) -> pd.DataFrame:
+    """``accounts`` with the ``churned_at`` retention is counted by: as recorded for
+    subscription data; for transactional data (none recorded) derived by
+    :func:`derive_inactivity_churn` under ``definition``."""
+    if definition.resolve_kind(accounts) != "inactivity":
+        return accounts
+    churned_at = derive_inactivity_churn(
+        accounts, interactions, horizon_days=definition.horizon_days, data_end=data_end, activity_event_types=definition.activity_event_types
+    )
+    return accounts.assign(churned_at=churned_at)
 
 
 def observed_start(data: "ContractData") -> pd.Timestamp:

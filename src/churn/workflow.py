@@ -26,7 +26,7 @@ from churn.labels import label_accounts
 from churn.monitor import Monitoring, monitor_run, read_monitoring
 from churn.population import lapsed
 from churn.report import render, write_report
-from churn.retention import derive_inactivity_churn, list_outcomes, retention_table
+from churn.retention import list_outcomes, retention_table, with_churn_dates
 from churn.model import ChurnModel
 from churn.score import build_risk_list, make_run_id, previous_run, read_history, summary_counts
 from churn.tracking import fingerprint
@@ -195,10 +195,7 @@ def recent_retention(
         if interactions is None or interactions.empty:
             return retention_table(accounts, start=as_of, end=as_of)  # nothing to date a lapse by: no months
         start = max(start, interactions["occurred_at"].min() + definition.horizon)
-        churned_at = derive_inactivity_churn(
-            accounts, interactions, horizon_days=definition.horizon_days, data_end=as_of, activity_event_types=definition.activity_event_types
-        )
-        accounts = accounts.assign(churned_at=churned_at)
+        accounts = with_churn_dates(accounts, interactions, definition, as_of)
     overall = retention_table(accounts, start=start, end=as_of)
     if "segment" not in accounts.columns:
         return overall
