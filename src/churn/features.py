@@ -47,10 +47,10 @@ FeatureInfo = Feature
 MAX_ATTRIBUTE_CATEGORIES = 200
 
 
-def unusable_text_attribute(values: pd.Series) -> str | None:
-    """Why a text attribute cannot be a feature (None: it can): no values, one value for
-    everyone, or so many values that it names accounts rather than groups them."""
-    n = values.dropna().astype("str").nunique()
+def unusable_text_attribute(n: int) -> str | None:
+    """Why a text attribute with ``n`` distinct values cannot be a feature (None: it can): no
+    values, one value for everyone, or so many values that it names accounts rather than
+    groups them."""
     if n == 0:
         return "no values"
     if n == 1:
@@ -132,8 +132,10 @@ class FeatureSpec:
             values = history[col] if col in from_history else accounts[col]  # type: ignore[index]
             if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
                 numeric.append(col)
-            elif unusable_text_attribute(values) is None:
-                categorical.append((col, tuple(sorted(values.dropna().astype("str").unique()))))
+            else:
+                cats = tuple(sorted(values.dropna().astype("str").unique()))
+                if unusable_text_attribute(len(cats)) is None:
+                    categorical.append((col, cats))
         support = config.support_event_type if config.support_event_type in event_types else None
         if support is None and channels:
             support = "*channel*"  # no support event type: any event with a channel is a contact
@@ -189,7 +191,7 @@ def learn_spec(
         if decision.used and decision.name not in kept:  # a text attribute the spec could not use
             history = data.attribute_history
             values = history[decision.name] if decision.source == "history" and history is not None else data.accounts[decision.name]
-            why = unusable_text_attribute(values) or "not usable as a feature"
+            why = unusable_text_attribute(values.dropna().astype("str").nunique()) or "not usable as a feature"
             decisions[i] = replace(decision, used=False, reason=f"{why} ({decision.source} values)")
     return spec, decisions
 
