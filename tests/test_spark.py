@@ -106,3 +106,25 @@ def test_cli_features_and_dataset_on_spark(spark, folder, local, tmp_path) -> No
     assert sorted(pd.read_parquet(tmp_path / "t")["as_of"].dt.strftime("%Y-%m-%d").unique()) == ["2024-01-01", "2024-02-01"]
     late = runner.invoke(app, ["dataset", "--data", str(folder), "--cutoffs", "2024-03-20", "--out", str(tmp_path / "t2"), *args])
     assert late.exit_code == 2 and "runs past the end of the data" in late.output
+
+
+def test_spark_attribute_decisions_equal_in_process(spark, folder, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Both engines report an attribute that cannot be a feature (here one value for every
+    account, declared static) as dropped, with the same reason."""
+    from churn.config import DataSettings
+    from churn.features import learn_spec
+    from churn.spark import spark_spec
+
+    messy = tmp_path / "raw"
+    messy.mkdir()
+    for file in folder.iterdir():
+        (messy / file.name).write_bytes(file.read_bytes())
+    accounts = pd.read_parquet(messy / "accounts.parquet").assign(export_batch="2024-05")
+    accounts.to_parquet(messy / "accounts.parquet")
+    settings = DataSettings(static_attributes=("plan", "contract", "segment", "region", "export_batch"))
+    cutoffs, end = parse_cutoffs("2024-01-01"), pd.Timestamp("2024-04-01", tz="UTC")
+    local_spec, local_decisions = learn_spec(load(messy), cutoffs=cutoffs, data_end=end, settings=settings)
+    spec, _, decisions = spark_spec(spark, messy, cutoffs=cutoffs, data_end=end, settings=settings)
+    assert spec == local_spec and decisions == local_decisions
+    dropped = {d.name: d.reason for d in decisions if not d.used}
+    assert dropped["export_batch"] == "one value for every account (static values)"

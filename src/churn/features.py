@@ -186,14 +186,24 @@ def learn_spec(
     spec = FeatureSpec.from_data(
         data.accounts, data.interactions_read, config, attributes=used, history=data.attribute_history, rows=data.interactions_accepted
     )
+    return spec, unused_by_spec(decisions, spec, data.accounts, data.attribute_history)
+
+
+def unused_by_spec(
+    decisions: list[AttributeDecision], spec: FeatureSpec, accounts: pd.DataFrame, history: pd.DataFrame | None
+) -> list[AttributeDecision]:
+    """``decisions`` with each attribute the plan would use but the spec could not (a text
+    column with no values, one value, or an id's worth of values) marked dropped, with why —
+    for either engine, so no run lists as used an attribute that feeds no feature."""
     kept = set(spec.numeric_attributes) | {name for name, _ in spec.categorical_attributes}
-    for i, decision in enumerate(decisions):
-        if decision.used and decision.name not in kept:  # a text attribute the spec could not use
-            history = data.attribute_history
-            values = history[decision.name] if decision.source == "history" and history is not None else data.accounts[decision.name]
+    out = []
+    for decision in decisions:
+        if decision.used and decision.name not in kept:
+            values = history[decision.name] if decision.source == "history" and history is not None else accounts[decision.name]
             why = unusable_text_attribute(values.dropna().astype("str").nunique()) or "not usable as a feature"
-            decisions[i] = replace(decision, used=False, reason=f"{why} ({decision.source} values)")
-    return spec, decisions
+            decision = replace(decision, used=False, reason=f"{why} ({decision.source} values)")
+        out.append(decision)
+    return out
 
 
 def catalogue(spec: FeatureSpec, config: FeatureConfig = FeatureConfig()) -> list[Feature]:

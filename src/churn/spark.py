@@ -28,7 +28,7 @@ import pandas as pd
 from churn.attributes import AttributeDecision, plan_attributes
 from churn.config import DataSettings, FeatureConfig
 from churn.contract import OPTIONAL_INTERACTION_COLUMNS, DataContractError, find_table, validate
-from churn.features import FeatureSpec, build_features, catalogue, codes_for
+from churn.features import FeatureSpec, build_features, catalogue, codes_for, unused_by_spec
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame as SparkDataFrame
@@ -250,7 +250,7 @@ def spark_spec(
     attributes = [d.name for d in decisions if d.used] if cutoffs else None
     if interactions is None:
         spec = FeatureSpec.from_summary(accounts, pd.Series(dtype=int), [], [], config, attributes=attributes, history=history)
-        return spec, accounts, decisions
+        return spec, accounts, unused_by_spec(decisions, spec, accounts, history)
     counts = interactions.groupBy("event_type").count().toPandas()
     event_counts = pd.Series(counts["count"].to_numpy(), index=counts["event_type"].astype("str"))
     channels: list[str] = []
@@ -263,7 +263,7 @@ def spark_spec(
     spec = FeatureSpec.from_summary(
         accounts, event_counts, channels, interactions.columns, config, attributes=attributes, history=history, history_start=start
     )
-    return spec, accounts, decisions
+    return spec, accounts, unused_by_spec(decisions, spec, accounts, history)
 
 
 def spark_training_table(
