@@ -10,7 +10,7 @@ import resource
 import tempfile
 import time
 
-from churn.generate import generate, write
+from churn.data.synthetic import generate, write
 
 
 def main() -> None:

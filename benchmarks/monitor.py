@@ -37,13 +37,17 @@ import numpy as np
 import pandas as pd
 
 from churn.config import ChurnDefinition, ScoreConfig
-from churn.features import FeatureSpec
-from churn.generate import generate
-from churn.labels import LABEL, build_training_table, default_cutoffs, observed_until
-from churn.monitor import MonitorConfig, monitor_run, reference_profile
-from churn.score import build_risk_list, risk_bands, write_run
-from churn.train import train
-from churn.workflow import score_run  # noqa: F401 — loaded by `churn score` before monitoring runs
+from churn.data.dataend import observed_until
+from churn.data.synthetic import generate
+from churn.features.labels import LABEL, build_training_table, default_cutoffs
+from churn.features.spec import FeatureSpec
+from churn.jobs.weekly import score_run  # noqa: F401 — loaded by `churn score` before monitoring runs
+from churn.modeling.profile import reference_profile
+from churn.modeling.train import train
+from churn.monitoring.run import monitor_run
+from churn.monitoring.settings import MonitorConfig
+from churn.outreach.runs import write_run
+from churn.outreach.score import build_risk_list, risk_bands
 
 
 def peak_gib() -> float:

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from churn.config import ChurnDefinition, ProfitConfig, TrainConfig
-from churn.evaluate import classification_metrics
+from churn.modeling.evaluate import classification_metrics
 
 SNAPSHOT = pd.Timestamp("2024-06-01", tz="UTC")
 SHOWN = ("roc_auc", "pr_auc", "lift_top10", "emp")
@@ -137,10 +137,11 @@ def part_mlc(splits: int) -> None:
 
 
 def part_generator(seeds: list[int], accounts: int) -> None:
-    from churn.features import FeatureSpec
-    from churn.generate import generate
-    from churn.labels import build_training_table, observed_until, schedule_cutoffs
-    from churn.train import evaluate
+    from churn.data.dataend import observed_until
+    from churn.data.synthetic import generate
+    from churn.features.labels import build_training_table, schedule_cutoffs
+    from churn.features.spec import FeatureSpec
+    from churn.modeling.train import evaluate
 
     print(f"\n(b) generated business, {accounts:,} accounts × 18 months, mean over the purged time folds")
     means = []
@@ -164,11 +165,12 @@ def part_generator(seeds: list[int], accounts: int) -> None:
 
 
 def part_short(accounts: int, seed: int) -> None:
-    from churn.features import FeatureSpec
-    from churn.generate import generate
-    from churn.labels import LABEL, build_training_table, default_cutoffs, observed_until, schedule_cutoffs
-    from churn.splits import Fold
-    from churn.train import score_fold
+    from churn.data.dataend import observed_until
+    from churn.data.synthetic import generate
+    from churn.features.labels import LABEL, build_training_table, default_cutoffs, schedule_cutoffs
+    from churn.features.spec import FeatureSpec
+    from churn.modeling.splits import Fold
+    from churn.modeling.train import score_fold
 
     print(f"\n(c) short history: {accounts:,} accounts, four months of events, 30-day horizon")
     data = generate(accounts, start="2024-01-01", months=4, seed=seed)

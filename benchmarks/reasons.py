@@ -31,12 +31,13 @@ import numpy as np
 import pandas as pd
 
 from churn.config import ChurnDefinition, ScoreConfig
-from churn.features import FeatureSpec, build_features
-from churn.generate import generate
-from churn.labels import build_training_table, default_cutoffs
-from churn.reasons import accuracy_summary, exact_contributions, reason_accuracy
-from churn.score import build_risk_list
-from churn.train import fit_churn_model
+from churn.data.synthetic import generate
+from churn.features.build import build_features
+from churn.features.labels import build_training_table, default_cutoffs
+from churn.features.spec import FeatureSpec
+from churn.modeling.train import fit_churn_model
+from churn.outreach.reasons import accuracy_summary, exact_contributions, reason_accuracy
+from churn.outreach.score import build_risk_list
 
 
 def simpler_orderings(model, features: pd.DataFrame, matches: pd.DataFrame) -> pd.DataFrame:  # type: ignore[no-untyped-def]

@@ -23,11 +23,13 @@ import numpy as np
 import pandas as pd
 
 from churn.config import ChurnDefinition, ScoreConfig
-from churn.features import FeatureSpec
-from churn.generate import generate
-from churn.labels import LABEL, build_training_table, default_cutoffs, observed_until
-from churn.score import assign_outreach, build_risk_list, exact_contributions, rank_accounts, risk_bands
-from churn.train import train
+from churn.data.dataend import observed_until
+from churn.data.synthetic import generate
+from churn.features.labels import LABEL, build_training_table, default_cutoffs
+from churn.features.spec import FeatureSpec
+from churn.modeling.train import train
+from churn.outreach.reasons import exact_contributions
+from churn.outreach.score import assign_outreach, build_risk_list, rank_accounts, risk_bands
 
 
 def peak_gib() -> float:

@@ -34,11 +34,13 @@ import numpy as np
 import pandas as pd
 
 from churn.config import ChurnDefinition, ScoreConfig
-from churn.features import FeatureSpec
-from churn.generate import generate
-from churn.labels import build_training_table, default_cutoffs, observed_until
-from churn.playbook import default_playbook
-from churn.score import RISK_LIST_COLUMNS, assign_outreach, make_run_id, rank_accounts, risk_bands, summary_counts, write_run
+from churn.data.dataend import observed_until
+from churn.data.synthetic import generate
+from churn.features.labels import build_training_table, default_cutoffs
+from churn.features.spec import FeatureSpec
+from churn.outreach.playbook import default_playbook
+from churn.outreach.runs import make_run_id, write_run
+from churn.outreach.score import RISK_LIST_COLUMNS, assign_outreach, rank_accounts, risk_bands, summary_counts
 
 REASONS = [  # (feature, driver family, text)
     ("repeat_contacts_90d", "support_effort", "had to come back {v} times about the same problem (or within 7 days) in the last 90 days; typical: none"),
@@ -99,8 +101,8 @@ def write_runs(scores: Path, n: int, runs: int) -> pd.DataFrame:
 
 
 def train_bundle(folder: Path) -> tuple[Path, object]:
-    from churn.model import save_bundle
-    from churn.train import train
+    from churn.modeling.model import save_bundle
+    from churn.modeling.train import train
 
     data = generate(4_000, months=18, seed=11)
     spec = FeatureSpec.from_data(data.accounts, data.interactions)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from churn.generate import GeneratedData, generate, write
+from churn.data.synthetic import GeneratedData, generate, write
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
@@ -39,8 +39,9 @@ def make_training_data(seed: int):  # type: ignore[no-untyped-def]
     """8,000 accounts × 18 months, 9 monthly cutoffs: the smallest data on which the
     planted effects are learnable with a stable test slice (~140 churners)."""
     from churn.config import ChurnDefinition
-    from churn.features import FeatureSpec
-    from churn.labels import build_training_table, default_cutoffs, observed_until
+    from churn.data.dataend import observed_until
+    from churn.features.labels import build_training_table, default_cutoffs
+    from churn.features.spec import FeatureSpec
 
     data = generate(8_000, start="2023-01-01", months=18, seed=seed)
     spec = FeatureSpec.from_data(data.accounts, data.interactions, history=data.attribute_history)
@@ -51,7 +52,7 @@ def make_training_data(seed: int):  # type: ignore[no-untyped-def]
 
 def train_default(data, spec, table):  # type: ignore[no-untyped-def]
     from churn.config import ChurnDefinition
-    from churn.train import train
+    from churn.modeling.train import train
 
     return train(table, spec=spec, definition=ChurnDefinition().resolved(data.accounts))
 
@@ -78,7 +79,7 @@ def trained_by_seed(trained) -> dict:  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def latest_features(training_data) -> pd.DataFrame:  # type: ignore[no-untyped-def]
     """The feature rows of the latest cutoff (labels dropped): a table to score."""
-    from churn.labels import LABEL
+    from churn.features.labels import LABEL
 
     _, _, table = training_data
     return table[table["as_of"] == table["as_of"].max()].drop(columns=[LABEL]).reset_index(drop=True)
@@ -87,7 +88,7 @@ def latest_features(training_data) -> pd.DataFrame:  # type: ignore[no-untyped-d
 @pytest.fixture()
 def mlflow_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh embedded MLflow store for one test."""
-    from churn.tracking import configure
+    from churn.modeling.tracking import configure
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)

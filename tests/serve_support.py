@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.generate import GeneratedData, write
+from churn.data.synthetic import GeneratedData, write
+from churn.modeling.model import ChurnModel
 from churn.serve.model import ServingModel
-from churn.train import ChurnModel
 
 #: Owner names with characters HTML must escape, and some accounts without an owner.
 OWNERS = np.array(["Ana Lima", "Ben Ortiz", "Chloé <Dupont>", "Dev & Co", None], dtype=object)
@@ -42,8 +42,8 @@ _BUILT: dict[str, ServeData] = {}
 def serve_data(tmp_path_factory: pytest.TempPathFactory, training_data, trained) -> ServeData:  # type: ignore[no-untyped-def]
     """The generated business with an ``owner`` column, scored at two month starts."""
     if "data" not in _BUILT:
-        from churn.model import save_bundle
-        from churn.workflow import score_run
+        from churn.jobs.weekly import score_run
+        from churn.modeling.model import save_bundle
 
         data, _, _ = training_data
         root = tmp_path_factory.mktemp("serve")

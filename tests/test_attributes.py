@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.attributes import attributes_at, plan_attributes
 from churn.config import ChurnDefinition, DataSettings, SettingsError, load_settings
-from churn.contract import validate
-from churn.features import build_features, learn_spec
-from churn.population import is_customer, lapsed
+from churn.data.attributes import attributes_at, plan_attributes
+from churn.data.contract import validate
+from churn.data.population import is_customer, lapsed
+from churn.features.build import build_features, learn_spec
 
 T = pd.Timestamp("2024-03-01", tz="UTC")
 

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from churn.cli import app
-from churn.contract import ColumnScreen, DataContractError, load, validate
+from churn.cli.commands import app
+from churn.data.contract import ColumnScreen, load, validate
+from churn.data.read import DataContractError
 from tests.conftest import write_csv_folder
 
 
@@ -203,7 +204,7 @@ def test_ids_written_as_1_and_1_0_and_text_1_are_one_account(tmp_path: Path) -> 
 
 
 def test_mixed_int_and_text_ids_pass_and_build_features() -> None:
-    from churn.features import build_features
+    from churn.features.build import build_features
 
     accounts = pd.DataFrame({"account_id": [1, "b2", 3.0], "signup_at": ["2024-01-01"] * 3})
     interactions = pd.DataFrame({"account_id": ["1", "b2", 3], "occurred_at": ["2024-02-01"] * 3, "event_type": ["login"] * 3})
@@ -245,7 +246,7 @@ def test_dates_typed_by_the_user_are_read_as_iso_only(tmp_path: Path, small_data
     """--as-of, --cutoffs and churn.toml dates follow the same rule as the data: 03/04/2024
     would be 4 March to pandas and 13/04/2024 13 April, so neither is guessed."""
     from churn.config import to_utc
-    from churn.labels import parse_cutoffs
+    from churn.features.labels import parse_cutoffs
 
     assert to_utc("2024-04-03T10:00:00+02:00") == pd.Timestamp("2024-04-03 08:00", tz="UTC")
     assert to_utc("20240403") == to_utc("2024-04-03")
@@ -280,7 +281,7 @@ def test_cli_date_format_option(tmp_path: Path) -> None:
 
 
 def test_future_rows_do_not_move_the_end_of_data(tmp_path: Path) -> None:
-    from churn.contract import interactions_end
+    from churn.data.dataend import interactions_end
 
     interactions = _interactions()
     interactions.loc[3, "occurred_at"] = "2099-12-31"
@@ -350,7 +351,7 @@ def _screen_of(column) -> ColumnScreen:  # type: ignore[no-untyped-def]
 
 
 def test_vectorised_screen_checks_exactly_what_the_pandera_schemas_check() -> None:
-    from churn.contract import SCREEN, schemas
+    from churn.data.contract import SCREEN, schemas
 
     for table, schema in schemas().items():
         assert set(schema.columns) == set(SCREEN[table]), table
@@ -365,7 +366,7 @@ def test_clean_typed_data_is_validated_without_importing_pandera(tmp_path: Path)
 
     code = (
         "import sys, pandas as pd\n"
-        "from churn.contract import validate\n"
+        "from churn.data.contract import validate\n"
         "from tests.test_contract import _accounts, _interactions\n"
         "data = validate(_accounts(), _interactions())\n"
         "assert all(r.rejected_total == 0 for r in data.reports)\n"
@@ -380,7 +381,7 @@ def test_clean_typed_data_is_validated_without_importing_pandera(tmp_path: Path)
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_duplicate_rows_are_exact_whatever_the_row_order(shuffle: bool) -> None:
     """Exact repeats are rejected; rows sharing account and time but not every value are not."""
-    from churn.contract import _duplicated_rows
+    from churn.data.contract import _duplicated_rows
 
     t = pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-01", "2024-01-01", "2024-01-02", "2024-01-02", "2024-01-03"], utc=True)
     df = pd.DataFrame(
@@ -403,7 +404,7 @@ def test_duplicate_rows_are_exact_whatever_the_row_order(shuffle: bool) -> None:
 def test_a_column_numeric_only_at_its_start_stays_text() -> None:
     """The early look at the first values only ever keeps text as text: a number column
     is one whose every value parses, however far down the first text value is."""
-    from churn.contract import numbers_if_all_numeric
+    from churn.data.parse import numbers_if_all_numeric
 
     late_text = pd.Series([str(i) for i in range(200)] + ["n/a"], dtype="str")
     assert numbers_if_all_numeric(late_text) is late_text
@@ -434,7 +435,7 @@ def test_dates_beyond_what_pandas_holds_are_reasons_not_crashes() -> None:
 
 
 def test_a_text_column_is_judged_by_its_first_value_only_when_that_is_text() -> None:
-    from churn.contract import numbers_if_all_numeric
+    from churn.data.parse import numbers_if_all_numeric
 
     plan = pd.Series([None, "basic", "12"], dtype="str")
     assert numbers_if_all_numeric(plan) is plan

@@ -12,11 +12,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from churn.cli import app
-from churn.generate import generate, write
-from churn.score import load_run
+from churn.cli.commands import app
+from churn.data.synthetic import generate, write
+from churn.outreach.runs import load_risk_list as load_run
 from tests.browser_support import chromium_command, rendered_dom
-
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +78,7 @@ def test_cli_path_succeeds(scored) -> None:  # type: ignore[no-untyped-def]
 
 
 def run_id(root: Path, as_of: str) -> str:
-    from churn.score import read_history
+    from churn.outreach.runs import list_runs as read_history
 
     history = read_history(root / "scores")
     return str(history[history["as_of"] == pd.Timestamp(as_of, tz="UTC")]["run_id"].iloc[0])

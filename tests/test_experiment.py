@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from churn.experiment import (
+from churn.outreach.experiment import (
     active_assignments,
     assign_controls,
     block_draw,
@@ -264,8 +264,8 @@ def test_reached_only_counts_contacts_inside_the_horizon_that_reached_someone() 
 def weekly(tmp_path_factory: pytest.TempPathFactory, training_data, trained):  # type: ignore[no-untyped-def]
     """Six weekly `score_run`s into one folder, then two dates re-run concurrently."""
     from churn.config import ScoreConfig
-    from churn.generate import write
-    from churn.workflow import score_run
+    from churn.data.synthetic import write
+    from churn.jobs.weekly import score_run
 
     data, _, _ = training_data
     root = tmp_path_factory.mktemp("weekly")
@@ -289,7 +289,7 @@ def weekly(tmp_path_factory: pytest.TempPathFactory, training_data, trained):  #
 
 
 def test_weekly_runs_hold_controls_out_for_their_horizon(weekly) -> None:  # type: ignore[no-untyped-def]
-    from churn.runs import list_runs, load_risk_list
+    from churn.outreach.runs import list_runs, load_risk_list
 
     root, dates, results, _ = weekly
     history = list_runs(root / "scores")
@@ -316,7 +316,7 @@ def test_weekly_runs_hold_controls_out_for_their_horizon(weekly) -> None:  # typ
 
 
 def test_rerunning_a_date_reproduces_its_draw_and_replaces_the_run(weekly) -> None:  # type: ignore[no-untyped-def]
-    from churn.runs import read_log
+    from churn.outreach.runs import read_log
 
     root, dates, results, rerun = weekly
     first = results[dates[2]]
@@ -331,7 +331,7 @@ def test_rerunning_a_date_reproduces_its_draw_and_replaces_the_run(weekly) -> No
 
 def test_scoring_an_earlier_date_after_a_later_one_names_the_runs_to_rescore(weekly, trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from churn.config import ScoreConfig
-    from churn.workflow import score_run
+    from churn.jobs.weekly import score_run
 
     root, dates, _, _ = weekly
     config = ScoreConfig(capacity=300, control_share=0.2, max_exact_reasons=400)
@@ -350,9 +350,9 @@ def test_matured_runs_are_judged_by_their_own_definition(weekly, tmp_path: Path)
     import json
 
     from churn.config import ChurnDefinition
-    from churn.contract import load
-    from churn.labels import label_accounts
-    from churn.workflow import past_results
+    from churn.data.contract import load
+    from churn.features.labels import label_accounts
+    from churn.outreach.history import past_results
 
     root, dates, _, _ = weekly
     scores = tmp_path / "scores"
@@ -376,8 +376,8 @@ def test_matured_runs_are_judged_by_their_own_definition(weekly, tmp_path: Path)
 
 
 def test_contacts_and_uplift_through_the_cli(weekly, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from churn.cli import app
-    from churn.runs import latest_run, run_dir
+    from churn.cli.commands import app
+    from churn.outreach.runs import latest_run, run_dir
 
     root, dates, results, _ = weekly
     scores = tmp_path / "scores"

@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from churn.cli import app
+from churn.cli.commands import app
 from churn.config import FeatureConfig
-from churn.contract import validate
-from churn.features import FeatureSpec, build_features, catalogue, feature_columns
+from churn.data.contract import validate
+from churn.features.build import build_features, catalogue, feature_columns
+from churn.features.spec import FeatureSpec
 from tests.conftest import write_csv_folder
 
 AS_OF = pd.Timestamp("2024-04-01", tz="UTC")
@@ -207,8 +208,8 @@ def test_shared_tallies_equal_one_count_per_feature(small_business) -> None:  # 
     """Counts per type/channel/window come from one shared pass; they must equal counting
     each feature on its own — also for a window outside the tally (45 days) and with event
     types left out of the spec (only the top 3 kept)."""
-    from churn.events import Events
-    from churn.features import active_accounts
+    from churn.features.build import active_accounts
+    from churn.features.events import Events
 
     accounts, interactions = small_business.accounts, small_business.interactions
     as_of = ts("2024-03-01")
@@ -234,8 +235,8 @@ def test_rejected_rows_are_skipped_by_the_mask_exactly_as_if_dropped(small_busin
     with the mask must equal those built from the accepted rows alone — also through
     ``churn features`` — and the rejected rows must be exactly the planted ones."""
     from churn.config import ChurnDefinition
-    from churn.contract import load
-    from churn.population import is_customer
+    from churn.data.contract import load
+    from churn.data.population import is_customer
 
     accounts, interactions = small_business.accounts, small_business.interactions
     as_of = ts("2024-02-01")
@@ -321,7 +322,7 @@ def test_rejected_rows_are_skipped_by_the_mask_exactly_as_if_dropped(small_busin
 
 def test_churn_features_does_not_import_mlflow_or_the_report(small_data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """`churn features` is the command timed against DuckDB: importing MLflow, statsmodels or
-    matplotlib (through churn.workflow) would cost seconds on every run."""
+    matplotlib (through churn.jobs.weekly) would cost seconds on every run."""
     import subprocess
     import sys
 
@@ -329,10 +330,10 @@ def test_churn_features_does_not_import_mlflow_or_the_report(small_data_dir, tmp
     code = (
         "import sys\n"
         "from typer.testing import CliRunner\n"
-        "from churn.cli import app\n"
+        "from churn.cli.commands import app\n"
         f"result = CliRunner().invoke(app, ['features', '--data', {str(small_data_dir)!r}, '--as-of', '2024-02-01', '--out', {str(out)!r}])\n"
         "assert result.exit_code == 0, result.output\n"
-        "print(sorted(m for m in ('mlflow', 'matplotlib', 'statsmodels', 'churn.workflow') if m in sys.modules))\n"
+        "print(sorted(m for m in ('mlflow', 'matplotlib', 'statsmodels', 'churn.jobs.weekly') if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]" and out.exists()

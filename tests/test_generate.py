@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churn.contract import validate
-from churn.generate import generate
+from churn.data.contract import validate
+from churn.data.synthetic import generate
 
 
 def test_shape_and_contract(small_business) -> None:  # type: ignore[no-untyped-def]

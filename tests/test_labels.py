@@ -6,10 +6,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from churn.cli import app
+from churn.cli.commands import app
 from churn.config import ChurnDefinition
-from churn.population import is_customer
-from churn.labels import (
+from churn.data.dataend import observed_until
+from churn.data.population import is_customer
+from churn.features.labels import (
     LABEL,
     ImmatureCutoffError,
     build_training_table,
@@ -17,7 +18,6 @@ from churn.labels import (
     churn_by_decile,
     default_cutoffs,
     label_accounts,
-    observed_until,
     parse_cutoffs,
 )
 

@@ -13,38 +13,20 @@ import pytest
 from scipy import stats
 from typer.testing import CliRunner
 
-from churn.cli import app
-from churn.contract import TableReport
-from churn.features import FeatureSpec, build_features
-from churn.generate import generate, write
-from churn.model import save_bundle
-from churn.monitor import (
-    DQ_COLUMNS,
-    DRIFT_COLUMNS,
-    FAIL_EXIT_CODE,
-    MonitorConfig,
-    ap_interval,
-    auc_interval,
-    came_from_mlflow,
-    daily_event_counts,
-    data_quality,
-    drift_onset,
-    event_volume,
-    feature_drift,
-    holm,
-    log_monitoring,
-    monitoring_document,
-    past_performance,
-    prediction_drift,
-    psi,
-    psi_noise,
-    read_monitoring_history,
-    realized_performance,
-    reference_profile,
-    risk_alerts,
-    verdict,
-    wilson,
-)
+from churn.cli.commands import app
+from churn.data.contract import TableReport
+from churn.data.synthetic import generate, write
+from churn.features.build import build_features
+from churn.features.spec import FeatureSpec
+from churn.modeling.model import save_bundle
+from churn.modeling.profile import reference_profile
+from churn.monitoring.alerts import risk_alerts
+from churn.monitoring.drift import DRIFT_COLUMNS, feature_drift, holm, prediction_drift, psi, psi_noise
+from churn.monitoring.performance import ap_interval, auc_interval, past_performance, realized_performance, wilson
+from churn.monitoring.quality import DQ_COLUMNS, daily_event_counts, data_quality, event_volume
+from churn.monitoring.run import came_from_mlflow, log_monitoring, read_monitoring_history
+from churn.monitoring.settings import FAIL_EXIT_CODE, MonitorConfig
+from churn.monitoring.verdict import drift_onset, monitoring_document, verdict
 from tests.browser_support import rendered_dom
 
 AS_OF = pd.Timestamp("2024-03-01", tz="UTC")
@@ -285,7 +267,7 @@ def test_realized_performance_equals_a_hand_computation() -> None:
 
 def test_expected_roc_auc_by_pairs() -> None:
     """Every churner–stayer pair weighted by p_i·(1 − p_j): a win when p_i > p_j, half on a tie."""
-    from churn.monitor import expected_roc_auc
+    from churn.monitoring.performance import expected_roc_auc
 
     p = np.array([0.5, 0.2, 0.2])
     # pairs (i, j), weight p_i(1 − p_j): (.5,.2)×2 = .4 each win; (.2,.5) = .1 loss; (.2,.2) = .16 ×2 ties
@@ -321,8 +303,7 @@ def test_a_model_that_works_raises_nothing_once_the_called_accounts_are_left_out
 
 
 def test_past_lists_are_judged_once_with_their_own_definition(tmp_path: Path) -> None:
-    from churn.runs import run_dir
-    from churn.score import write_run
+    from churn.outreach.runs import run_dir, write_run
 
     accounts = pd.DataFrame(
         {

@@ -8,15 +8,16 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from churn.cli import app
+from churn.cli.commands import app
 from churn.config import ChurnDefinition, ScoreConfig, TrainConfig
-from churn.contract import StaleDataError, load
-from churn.features import FeatureSpec
-from churn.generate import generate, write
-from churn.labels import build_training_table, parse_cutoffs
-from churn.population import last_activity
-from churn.train import train
-from churn.workflow import score_run
+from churn.data.contract import load
+from churn.data.dataend import StaleDataError
+from churn.data.population import last_activity
+from churn.data.synthetic import generate, write
+from churn.features.labels import build_training_table, parse_cutoffs
+from churn.features.spec import FeatureSpec
+from churn.jobs.weekly import score_run
+from churn.modeling.train import train
 
 AS_OF = pd.Timestamp("2024-03-01", tz="UTC")
 
@@ -65,7 +66,7 @@ def test_scoring_after_the_end_of_the_data_is_refused(purchases, tmp_path: Path)
 
 
 def test_cli_refuses_stale_scoring_and_train_past_the_data(purchases, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from churn.model import save_bundle
+    from churn.modeling.model import save_bundle
 
     folder, _, model = purchases
     save_bundle(model, tmp_path / "m.joblib")
@@ -87,7 +88,7 @@ def test_cli_refuses_stale_scoring_and_train_past_the_data(purchases, tmp_path: 
 def test_a_horizon_shorter_than_the_purchase_rhythm_is_warned_about(purchases, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Monthly buyers (gaps of 29–31 days) against a 30-day horizon: most accounts would be
     labelled churned between two purchases. Training says so and proposes a horizon."""
-    from churn.population import horizon_misfit
+    from churn.data.population import horizon_misfit
 
     months = pd.date_range("2023-01-01", "2023-12-01", freq="MS", tz="UTC")
     ids = [str(i) for i in range(60)]

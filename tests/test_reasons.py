@@ -10,18 +10,19 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from churn.cli import app
-from churn.config import ChurnDefinition, ScoreConfig, TrainConfig
-from churn.features import FeatureSpec, build_features
-from churn.generate import CAUSE_FAMILIES, generate
-from churn.labels import build_training_table, default_cutoffs
-from churn.model import save_bundle
-from churn.playbook import FAMILIES, PlaybookError, default_playbook, default_text, load_playbook
-from churn.reasons import accuracy_summary, order_reasons, reason_accuracy, sentence, window_groups, yardstick
-from churn.registry import ACTIONABLE_DRIVERS, DRIVERS, Feature, Unit, attribute_text
-from churn.report import driver_summary
-from churn.score import CONTROL_ACTION, build_risk_list
-from churn.train import fit_churn_model, reference_values
+from churn.cli.commands import app
+from churn.config import ACTIONABLE_DRIVERS, DRIVERS, ChurnDefinition, ScoreConfig, TrainConfig
+from churn.data.synthetic import CAUSE_FAMILIES, generate
+from churn.features.build import build_features
+from churn.features.labels import build_training_table, default_cutoffs
+from churn.features.registry import Feature, Unit, attribute_text
+from churn.features.spec import FeatureSpec
+from churn.modeling.model import save_bundle
+from churn.modeling.train import fit_churn_model, reference_values
+from churn.outreach.playbook import FAMILIES, PlaybookError, default_playbook, default_text, load_playbook
+from churn.outreach.reasons import accuracy_summary, order_reasons, reason_accuracy, sentence, window_groups, yardstick
+from churn.outreach.report import driver_summary
+from churn.outreach.score import CONTROL_ACTION, build_risk_list
 
 # --------------------------------------------------------------------------- planted causes
 

@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.features import FeatureSpec, build_features, catalogue_frame
-from churn.registry import DRIVERS, Feature, Unit, registry
+from churn.config import DRIVERS
+from churn.features.build import build_features, catalogue_frame
+from churn.features.registry import Feature, Unit, registry
+from churn.features.spec import FeatureSpec
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
-from churn.cli import app
-from churn.retention import retention_rate, retention_table
+from churn.cli.commands import app
+from churn.outreach.retention import retention_rate, retention_table
 
 
 def test_worked_example_from_design() -> None:
@@ -71,7 +71,7 @@ def test_cli_retention_writes_outputs(small_data_dir, tmp_path) -> None:  # type
 
 
 def test_transactional_retention_from_inactivity(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from churn.retention import derive_inactivity_churn
+    from churn.outreach.retention import derive_inactivity_churn
 
     t = lambda s: pd.Timestamp(s, tz="UTC")  # noqa: E731
     accounts = pd.DataFrame({"account_id": ["loyal", "lapses", "never_buys"], "signup_at": [t("2024-01-01")] * 3})
@@ -101,7 +101,7 @@ def test_scoring_reports_retention_of_transactional_data_from_inactivity() -> No
     last qualifying activity + horizon — instead of reading 100 % from an absent churned_at —
     and leaves out months the events given cannot judge."""
     from churn.config import ChurnDefinition
-    from churn.workflow import recent_retention
+    from churn.outreach.history import recent_retention
 
     utc = lambda text: pd.Timestamp(text, tz="UTC")  # noqa: E731
     accounts = pd.DataFrame(
@@ -125,7 +125,7 @@ def test_scoring_reports_retention_of_transactional_data_from_inactivity() -> No
 
 
 def test_a_month_without_customers_shows_no_rate_in_the_report() -> None:
-    from churn.report import retention_rows
+    from churn.outreach.report import retention_rows
 
     accounts = pd.DataFrame({"account_id": ["a", "b"], "signup_at": pd.to_datetime(["2024-03-10", "2024-03-20"], utc=True), "churned_at": pd.NaT})
     table = retention_table(accounts, start=pd.Timestamp("2024-02-01", tz="UTC"), end=pd.Timestamp("2024-05-01", tz="UTC"))

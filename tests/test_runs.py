@@ -14,8 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from churn import runs
-from churn.score import load_run, previous_run, read_history, write_run
+from churn.outreach import runs
+from churn.outreach.runs import list_runs as read_history
+from churn.outreach.runs import load_risk_list as load_run
+from churn.outreach.runs import previous_run, write_run
 
 
 def risk_list(as_of: str, n: int = 5, p: float = 0.1) -> pd.DataFrame:
@@ -131,7 +133,7 @@ def test_a_second_writer_waits_then_stops_naming_the_holder(tmp_path: Path) -> N
 
 
 def test_the_lock_dies_with_its_holder(tmp_path: Path) -> None:
-    code = "import sys, time; from churn.runs import locked\nwith locked(sys.argv[1], holder='doomed'):\n    print('held', flush=True); time.sleep(60)"
+    code = "import sys, time; from churn.outreach.runs import locked\nwith locked(sys.argv[1], holder='doomed'):\n    print('held', flush=True); time.sleep(60)"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env)
     try:

@@ -10,14 +10,13 @@ import pandas as pd
 import pytest
 
 from churn.config import ScoreConfig
-from churn.retention import list_outcomes
-from churn.score import (
+from churn.outreach.retention import list_outcomes
+from churn.outreach.runs import list_runs as read_history
+from churn.outreach.runs import previous_run, write_run
+from churn.outreach.score import (
     CONTROL_ACTION,
     RISK_LIST_COLUMNS,
     build_risk_list,
-    previous_run,
-    read_history,
-    write_run,
 )
 
 

@@ -14,7 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from churn.serve import ServeSettings, create_app
+from churn.serve.app import create_app
+from churn.serve.settings import ServeSettings
 from tests.serve_support import API_KEY, AS_OFS, ServeData, score_request, serve_data
 
 
@@ -157,7 +158,8 @@ def test_account_detail_with_history(client: TestClient, sd: ServeData) -> None:
     assert detail["reasons"][0] == row["reason_1"] and detail["reason_features"] == row["reason_features"].split(",")
     assert detail["reason_drivers"] == row["reason_drivers"].split(",") and detail["action_wording"] == row["action_wording"]
     assert detail["reason_contributions"] == [float(v) for v in row["reason_contributions"].split(",")]
-    from churn.score import load_run, read_history
+    from churn.outreach.runs import list_runs as read_history
+    from churn.outreach.runs import load_risk_list as load_run
 
     runs = read_history(sd.scores_dir)
     earlier = load_run(sd.scores_dir, runs["run_id"].iloc[0]).set_index("account_id")
@@ -261,7 +263,8 @@ def test_score_equals_the_batch_probability(client: TestClient, sd: ServeData) -
             lead = by_id.loc[r["account_id"], "reason_drivers"].split(",")[0]
             assert lead != r["reason_drivers"][0] or r["suggested_action"] == by_id.loc[r["account_id"], "suggested_action"]
     # the earlier run's as_of, on the same data, gives that run's probability
-    from churn.score import load_run, read_history
+    from churn.outreach.runs import list_runs as read_history
+    from churn.outreach.runs import load_risk_list as load_run
 
     first = load_run(sd.scores_dir, read_history(sd.scores_dir)["run_id"].iloc[0]).set_index("account_id")
     account = picks["account_id"].iloc[0]
@@ -307,7 +310,7 @@ def test_score_rejects_invalid_rows_naming_row_and_reason(client: TestClient, sd
 
 
 def test_a_new_run_is_served_without_a_restart(tmp_path: Path, sd: ServeData, trained, settings: ServeSettings) -> None:  # type: ignore[no-untyped-def]
-    from churn.workflow import score_run
+    from churn.jobs.weekly import score_run
 
     scores = tmp_path / "scores"
     shutil.copytree(sd.scores_dir, scores, symlinks=True)  # a run store links `latest` to a run folder
@@ -328,7 +331,7 @@ def test_a_new_run_is_served_without_a_restart(tmp_path: Path, sd: ServeData, tr
 
 
 def test_cli_serve_help() -> None:
-    from churn.cli import app
+    from churn.cli.commands import app
 
     result = CliRunner().invoke(app, ["serve", "--help"])
     assert result.exit_code == 0

@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from churn.serve import ServeSettings, create_app
+from churn.serve.app import create_app
+from churn.serve.settings import ServeSettings
 from tests.serve_support import API_KEY, serve_data
 
 #: Operations with parameters or a body: the only ones invalid input can be made for.

@@ -159,7 +159,7 @@ def test_auth_helpers() -> None:
 
 
 def test_risk_list_passes_owner_and_segment_through() -> None:
-    from churn.score import pass_through
+    from churn.outreach.score import pass_through
 
     accounts = pd.DataFrame({"account_id": ["a", "b", "c"], "owner": ["x", None, "z"], "segment": pd.Categorical(["s1", "s2", None])})
     out = pass_through(pd.Series(["c", "a", "q"]), accounts)

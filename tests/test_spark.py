@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from churn.cli import app
+from churn.cli.commands import app
 from churn.config import ChurnDefinition, ScoreConfig
-from churn.contract import load
-from churn.features import FeatureSpec, build_features
-from churn.generate import generate, write
-from churn.labels import build_training_table, parse_cutoffs
+from churn.data.contract import load
+from churn.data.synthetic import generate, write
+from churn.features.build import build_features
+from churn.features.labels import build_training_table, parse_cutoffs
+from churn.features.spec import FeatureSpec
 
 pytest.importorskip("pyspark")
 
@@ -76,7 +77,7 @@ def test_spark_training_table_equals_in_process(spark, folder, local) -> None:  
 
 
 def test_spark_scores_equal_in_process(spark, folder, local, trained, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from churn.workflow import score_run
+    from churn.jobs.weekly import score_run
 
     model = trained.model  # trained on another generated business with the same schema
     config = ScoreConfig(capacity=50)
@@ -112,7 +113,7 @@ def test_spark_attribute_decisions_equal_in_process(spark, folder, tmp_path) -> 
     """Both engines report an attribute that cannot be a feature (here one value for every
     account, declared static) as dropped, with the same reason."""
     from churn.config import DataSettings
-    from churn.features import learn_spec
+    from churn.features.build import learn_spec
     from churn.spark import spark_spec
 
     messy = tmp_path / "raw"

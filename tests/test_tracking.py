@@ -13,10 +13,11 @@ import pytest
 from mlflow import MlflowClient
 
 from churn.config import ChurnDefinition, TrainConfig
-from churn.contract import ContractData
-from churn.gate import ChampionView, eligible_folds, judge
-from churn.model import IncompatibleBundleError, incompatibilities, load_bundle, save_bundle
-from churn.tracking import (
+from churn.data.contract import ContractData
+from churn.jobs.training import champion_view
+from churn.modeling.gate import ChampionView, eligible_folds, judge
+from churn.modeling.model import IncompatibleBundleError, incompatibilities, load_bundle, save_bundle
+from churn.modeling.tracking import (
     CHAMPION,
     MODEL_NAME,
     decide_champion,
@@ -26,8 +27,7 @@ from churn.tracking import (
     log_training_run,
     to_model_input,
 )
-from churn.train import fit_churn_model
-from churn.workflow import champion_view
+from churn.modeling.train import fit_churn_model
 
 
 def _contract(data) -> ContractData:  # type: ignore[no-untyped-def]

@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 
 from churn.config import ChurnDefinition, TrainConfig
-from churn.features import FeatureSpec
-from churn.labels import LABEL, build_training_table, parse_cutoffs, schedule_cutoffs
-from churn.model import MissingFeaturesError
-from churn.splits import AccountFolds, PurgedTimeSplit
-from churn.train import LeakageError, backtest, evaluate, summarise_backtest, train
+from churn.features.labels import LABEL, build_training_table, parse_cutoffs, schedule_cutoffs
+from churn.features.spec import FeatureSpec
+from churn.modeling.leakage import LeakageError
+from churn.modeling.model import MissingFeaturesError
+from churn.modeling.splits import AccountFolds, PurgedTimeSplit
+from churn.modeling.train import backtest, evaluate, summarise_backtest, train
 
 EFFORT_DRIVERS = ("repeat_contacts", "channel_switches", "long_waits", "unresolved", "transfers", "n_support_contact", "cases_", "support_contact")
 FAST = TrainConfig(n_estimators=300, calibration_folds=3)
@@ -70,7 +71,7 @@ def test_isotonic_calibration_keeps_the_models_order(seed: int) -> None:
     within a few millionths of the steps."""
     from sklearn.metrics import roc_auc_score
 
-    from churn.calibration import Calibrator
+    from churn.modeling.calibration import Calibrator
 
     rng = np.random.default_rng(seed)
     raw = rng.beta(1, 6, 4_000)
@@ -156,7 +157,8 @@ def test_leakage_sentinel_stops_a_planted_leaky_column(training_data) -> None:  
 
 
 def test_leakage_sentinel_can_be_overridden(training_data) -> None:  # type: ignore[no-untyped-def]
-    from churn.train import check_leakage, model_columns
+    from churn.modeling.leakage import check_leakage
+    from churn.modeling.model import model_columns
 
     _, _, table = training_data
     leaky = table.assign(status=pd.Categorical(np.where(table[LABEL] == 1, "cancelling", "active")))
@@ -172,8 +174,8 @@ def test_a_status_declared_static_is_stopped_before_training(small_data_dir, mlf
     the export date, before any training."""
     from typer.testing import CliRunner
 
-    from churn.cli import app
-    from churn.train import check_static_attributes, single_feature_auc
+    from churn.cli.commands import app
+    from churn.modeling.leakage import check_static_attributes, single_feature_auc
 
     folder = mlflow_root / "export"
     folder.mkdir()
@@ -239,8 +241,8 @@ def test_predictions_equal_lightgbms_own_dataframe_path(trained, latest_features
 def test_values_derived_from_the_model_are_kept_but_never_saved(trained, latest_features, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import copy
 
-    from churn.model import load_bundle, save_bundle
-    from churn.score import explain
+    from churn.modeling.model import load_bundle, save_bundle
+    from churn.outreach.reasons import explain
 
     model = copy.copy(trained.model)
     explain(model, latest_features.head(3), np.ones(3, dtype=bool))
@@ -273,18 +275,18 @@ def test_backtest_reports_each_cutoff(training_data) -> None:  # type: ignore[no
 def test_tuning_never_sees_a_test_slice(training_data, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """--tune searches per evaluation fold on that fold's training rows only; the deployed
     model's search sees every row; every trial is returned for MLflow."""
-    import churn.tune
+    import churn.modeling.tune
 
     _, spec, table = training_data
     rows = table[table["as_of"] >= sorted(table["as_of"].unique())[-4]].reset_index(drop=True)
     seen: list[set] = []
-    real = churn.tune.tune
+    real = churn.modeling.tune.tune
 
     def spy(tuned_rows, **kwargs):  # type: ignore[no-untyped-def]
         seen.append(set(tuned_rows["as_of"]))
         return real(tuned_rows, **kwargs)
 
-    monkeypatch.setattr(churn.tune, "tune", spy)
+    monkeypatch.setattr(churn.modeling.tune, "tune", spy)
     config = replace(FAST, tune_trials=3, tune_seconds=120, evaluation_folds=2)
     result = train(rows, spec=spec, config=config)
     folds = result.evaluation.folds
@@ -298,7 +300,7 @@ def test_tuning_never_sees_a_test_slice(training_data, monkeypatch: pytest.Monke
 def test_tuning_one_cutoff_scores_every_row_once_on_account_folds(training_data) -> None:  # type: ignore[no-untyped-def]
     """On snapshot data (one cutoff) a trial is scored on the procedure's k account folds, so
     every row is held out exactly once and no account sits on both sides of a fold."""
-    from churn.tune import _validation
+    from churn.modeling.tune import _validation
 
     _, _, table = training_data
     rows = table[table["as_of"] == table["as_of"].max()].reset_index(drop=True)

@@ -1,3 +1,3 @@
-from churn.cli import run
+from churn.cli.commands import run
 
 run()

@@ -336,3 +336,30 @@ def load_settings(data_dir: str | Path | None = None, config_file: str | Path | 
             seen.add(path.resolve())
             settings = replace(settings, **_coerce(_read_toml(path, table), str(path)))
     return settings
+
+
+def definition_from_dict(raw: dict[str, object]) -> ChurnDefinition:
+    """The churn definition as a model bundle or a run record stores it (``ChurnDefinition``
+    fields as JSON values)."""
+    return ChurnDefinition(
+        horizon_days=int(raw["horizon_days"]),  # type: ignore[call-overload]
+        kind=raw["kind"],  # type: ignore[arg-type]
+        activity_event_types=raw.get("activity_event_types", ()),  # type: ignore[arg-type]
+    )
+
+
+#: Driver families a customer-success team can act on in a call; the rest is context.
+ACTIONABLE_DRIVERS = frozenset({"support_effort", "usage", "survey", "billing"})
+
+
+#: Every driver family, with what it means (the playbook maps each to an action).
+DRIVERS: dict[str, str] = {
+    "support_effort": "support effort: waits, repeat contacts, channel switches, transfers, unresolved cases",
+    "usage": "product usage and purchasing falling off",
+    "survey": "survey answers (CES, CSAT, NPS)",
+    "billing": "billing changes: price rises, spend changes",
+    "contract": "contract terms (context)",
+    "plan": "plan, tier or price level (context)",
+    "tenure": "how long the account has been a customer (context)",
+    "account": "other account attributes (context)",
+}

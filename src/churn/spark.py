@@ -4,7 +4,7 @@ The feature function is partitionable by account, so Spark only has to hand it t
 *some* accounts at a time: both tables get ``bucket = pmod(hash(account_id), N)`` and each
 bucket — thousands of accounts, never one account per call — goes through
 ``cogroup(...).applyInPandas`` into the very functions the in-process engine uses
-(:func:`churn.contract.validate`, then :func:`churn.features.build_features`), vectorised
+(:func:`churn.data.contract.validate`, then :func:`churn.features.build.build_features`), vectorised
 inside. Results are identical to the in-process engine (a test checks it).
 
 Scoring runs the model where the data is, with ``mapInPandas`` over the feature table and
@@ -25,17 +25,21 @@ from typing import TYPE_CHECKING, Callable
 
 import pandas as pd
 
-from churn.attributes import AttributeDecision, plan_attributes
 from churn.config import DataSettings, FeatureConfig
-from churn.contract import OPTIONAL_INTERACTION_COLUMNS, DataContractError, find_table, validate
-from churn.features import FeatureSpec, build_features, catalogue, codes_for, unused_by_spec
+from churn.data.attributes import AttributeDecision, plan_attributes
+from churn.data.contract import OPTIONAL_INTERACTION_COLUMNS, validate
+from churn.data.frames import codes_for
+from churn.data.read import DataContractError, find_table
+from churn.features.build import build_features, catalogue, unused_by_spec
+from churn.features.labels import LABEL, build_training_table
+from churn.features.spec import FeatureSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame as SparkDataFrame
     from pyspark.sql import SparkSession
 
     from churn.config import ChurnDefinition
-    from churn.model import ChurnModel
+    from churn.modeling.model import ChurnModel
 
 HISTORY_PREFIX = "__history__"
 
@@ -233,7 +237,7 @@ def spark_spec(
     settings: DataSettings = DataSettings(),
 ) -> tuple[FeatureSpec, pd.DataFrame, list[AttributeDecision]]:
     """The feature spec from Spark-side summaries, the (validated) accounts table, and the
-    attribute decisions for ``cutoffs`` (as :func:`churn.features.learn_spec` in-process).
+    attribute decisions for ``cutoffs`` (as :func:`churn.features.build.learn_spec` in-process).
 
     Accounts and attribute history are collected to the driver; interactions never are.
     Without ``cutoffs`` every attribute is used as it is."""
@@ -278,10 +282,8 @@ def spark_training_table(
 ) -> "SparkDataFrame":
     """Features + label at every cutoff, in one shuffle: each bucket of accounts gets all the
     events it needs (lookback of the first cutoff to the horizon of the last) and runs
-    :func:`churn.labels.build_training_table` on them."""
+    :func:`churn.features.labels.build_training_table` on them."""
     from pyspark.sql import types as T
-
-    from churn.labels import LABEL, build_training_table
 
     until = max(cutoffs) + definition.horizon + pd.Timedelta(seconds=1)
     if definition.kind == "auto":

@@ -14,7 +14,7 @@ from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 
 from churn import __version__
-from churn.playbook import load_playbook
+from churn.outreach.playbook import load_playbook
 from churn.serve.auth import ApiKeyMiddleware
 from churn.serve.deps import Service, strict_query
 from churn.serve.errors import install_error_handlers

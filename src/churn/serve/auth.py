@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
 from churn.serve.errors import error_body

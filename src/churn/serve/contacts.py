@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from churn.contract import load
+from churn.data.contract import load
 
 CONTACT_COLUMNS = ("channel", "case_id", "wait_seconds", "handle_seconds", "resolved", "transferred", "ces", "csat", "nps")
 SURVEY_COLUMNS = ("ces", "csat", "nps")

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from churn.serve.errors import ApiError
-from churn.serve.schemas import ErrorDetail
 from churn.serve.latest import LatestRun, Snapshot
 from churn.serve.metrics import Metrics
 from churn.serve.model import ServingModel
+from churn.serve.schemas import ErrorDetail
 from churn.serve.settings import ServeSettings
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from threadpoolctl import ThreadpoolController
 
 from churn.config import FeatureConfig
-from churn.features import FeatureSpec
-from churn.playbook import Playbook, default_playbook
-from churn.train import ChurnModel
+from churn.features.spec import FeatureSpec
+from churn.modeling.model import ChurnModel
+from churn.outreach.playbook import Playbook, default_playbook
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def load_serving_model(ref: str, *, fallback: Path | None = None, playbook: Play
     """Load ``ref`` like ``churn score --model`` does; if that fails and ``fallback`` exists,
     load the bundle instead. Returns the model and a note saying what happened (None when
     ``ref`` loaded). Raises ``ValueError`` with a clear message when nothing loads."""
-    from churn.tracking import configure, load_model
+    from churn.modeling.tracking import configure, load_model
 
     if ref.startswith(("models:/", "runs:/")):
         configure()

@@ -16,13 +16,14 @@ import numpy as np
 import pandas as pd
 
 from churn.config import ScoreConfig, to_utc
-from churn.contract import FLAGS, NUMBERS, OPTIONAL_INTERACTION_COLUMNS, OUT_OF_RANGE, TEXT, TIMESTAMP_RANGE, DataContractError, timestamps_in_range, validate
-from churn.features import build_features
-from churn.reasons import split_reasons
-from churn.score import explain, risk_bands
+from churn.data.contract import FLAGS, NUMBERS, OPTIONAL_INTERACTION_COLUMNS, TEXT, validate
+from churn.data.parse import OUT_OF_RANGE, TIMESTAMP_RANGE, timestamps_in_range
+from churn.data.read import DataContractError
+from churn.features.build import build_features
+from churn.modeling.model import ChurnModel, MissingInputError, check_inputs
+from churn.outreach.reasons import explain, split_reasons
+from churn.outreach.score import risk_bands
 from churn.serve.model import ServingModel
-from churn.train import ChurnModel
-from churn.workflow import MissingInputError, check_inputs
 
 #: Every column of the input contract's interactions table exists in a request (empty when not
 #: sent), as in a batch file, so an account without events scores like one in the batch.

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from churn import runs
 from churn.config import ScoreConfig
+from churn.outreach import runs
 
 #: The scoring folder's append-only run log: it changes exactly when a run is published.
 RUN_LOGS = (runs.LOG_FILE,)

@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from churn.reasons import split_reasons
+from churn.outreach.reasons import split_reasons
 from churn.serve.deps import get_snapshot
 from churn.serve.errors import ERROR_RESPONSES, ApiError
-from churn.serve.index import DETAIL_COLUMNS, Query as ListQuery
+from churn.serve.index import DETAIL_COLUMNS
+from churn.serve.index import Query as ListQuery
 from churn.serve.latest import Snapshot
 from churn.serve.schemas import AccountDetail, AccountPage, AccountSummary, Band, ErrorResponse, Sort
 

@@ -19,16 +19,17 @@ from typing import Annotated, get_args
 from urllib.parse import parse_qs, quote, urlencode
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Path as PathParam, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from churn.serve.auth import COOKIE, session_token
 from churn.serve.deps import get_service, get_snapshot
-from churn.serve.index import Query as ListQuery
-from churn.serve.latest import Snapshot
 from churn.serve.errors import ApiError
 from churn.serve.index import BANDS
+from churn.serve.index import Query as ListQuery
+from churn.serve.latest import Snapshot
 from churn.serve.routers.accounts import MAX_LIMIT, account_detail
 from churn.serve.schemas import Sort
 

@@ -1,0 +1,531 @@
+"""The ``churn`` commands. Each one parses its options, calls one function of a stage (most of
+them in :mod:`churn.jobs`) and prints the result through :mod:`churn.cli.render`.
+
+Stage modules are imported inside the commands: ``churn features`` must not pay for MLflow,
+and ``churn --help`` for nothing at all.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from churn.cli import render
+from churn.cli.options import (
+    AttributesAsOfOpt,
+    ConfigOpt,
+    DataEndOpt,
+    DataOpt,
+    DateFormatOpt,
+    Engine,
+    EngineOpt,
+    FailOn,
+    FailOnOpt,
+    Frequency,
+    MasterOpt,
+    RankBy,
+    StaticOpt,
+    TableFormat,
+    UsageError,
+    data_settings,
+    friendly_errors,
+)
+from churn.cli.render import console, err_console
+
+app = typer.Typer(
+    help="Churn-risk prediction: validate data, build features, train, score, report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """Churn-risk prediction for subscription businesses."""
+    # MLflow looks up telemetry settings over the network at start; we run offline.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in a scheduler's log
+
+
+def _spark_session(engine: Engine, master: Optional[str]):  # type: ignore[no-untyped-def]
+    """None for the local engine; a SparkSession (or a clear install hint) for spark."""
+    if engine is Engine.local:
+        return None
+    from churn.spark import session
+
+    with console.status("Starting Spark…"):
+        return session(master)
+
+
+def _quiet_mlflow() -> None:
+    """MLflow logs INFO lines and a pickle caution on every run; we print our own summary."""
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+
+
+def _data_end(data: Path, settings: "object"):  # type: ignore[no-untyped-def]
+    """The end of the data (and print where it came from)."""
+    from churn.data.dataend import data_end_and_source
+
+    end, source = data_end_and_source(data, settings)  # type: ignore[arg-type]
+    render.print_data_end(end, source)
+    return end
+
+
+@app.command()
+@friendly_errors
+def generate(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("data/raw"),
+    accounts: Annotated[int, typer.Option(min=1, help="Number of accounts.")] = 2_000,
+    start: Annotated[str, typer.Option(help="First day of the simulated history.")] = "2023-01-01",
+    months: Annotated[int, typer.Option(min=1, help="Months of history.")] = 24,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 7,
+    fmt: Annotated[TableFormat, typer.Option("--format", help="File format of the tables.")] = TableFormat.parquet,
+) -> None:
+    """Generate a realistic synthetic subscription business (the built-in demo data)."""
+    from churn.data.synthetic import generate as simulate
+    from churn.data.synthetic import write
+
+    with console.status(f"Simulating {accounts:,} accounts over {months} months…"):
+        data = simulate(accounts, start=start, months=months, seed=seed)
+        paths = write(data, str(out), fmt.value)
+    churned = int(data.accounts["churned_at"].notna().sum())
+    console.print(f"Wrote {len(data.accounts):,} accounts ({churned:,} churned) and {len(data.interactions):,} interactions to [bold]{out}[/]")
+    for p in paths:
+        console.print(f"  {p}")
+
+
+@app.command()
+@friendly_errors
+def validate(
+    data: DataOpt,
+    rejects_dir: Annotated[Optional[Path], typer.Option(help="Where rejected rows go (default DATA/rejects).")] = None,
+    config: ConfigOpt = None,
+    date_format: DateFormatOpt = None,
+    data_end: DataEndOpt = None,
+) -> None:
+    """Check a data folder against the contract; write rejected rows with reasons."""
+    from churn.data.contract import load, write_rejects
+    from churn.data.read import DataContractError
+
+    settings = data_settings(data, config, date_format=date_format, data_end=data_end)
+    try:
+        result = load(data, date_format=settings.date_format)
+    except DataContractError as exc:
+        for path in write_rejects(exc.rejects, rejects_dir or data / "rejects"):  # every row rejected: still say which and why
+            console.print(f"Rejected rows written to [bold]{path}[/]")
+        if "unparseable timestamp" in str(exc) and not settings.date_format:
+            raise DataContractError(f"{exc}. Dates are read as ISO 8601 (2024-04-13); for another layout give --date-format, e.g. %d/%m/%Y") from None
+        raise
+    render.print_contract_report(result)
+    _data_end(data, settings)
+    written = result.write_rejects(rejects_dir or data / "rejects")
+    for path in written:
+        console.print(f"Rejected rows written to [bold]{path}[/]")
+    if not written:
+        console.print("[green]All rows accepted.[/]")
+
+
+@app.command()
+@friendly_errors
+def retention(
+    data: Annotated[Optional[Path], typer.Option("--data", help="Data folder (actual retention per period).")] = None,
+    scores: Annotated[Optional[Path], typer.Option(help="Scoring folder: report the actual outcomes of its past lists.")] = None,
+    freq: Annotated[Frequency, typer.Option(help="Length of a period.")] = Frequency.month,
+    by: Annotated[Optional[list[str]], typer.Option(help="Account column(s) to break down by, e.g. segment.")] = None,
+    horizon: Annotated[int, typer.Option(min=1, help="Transactional data only: days without activity that count as churn.")] = 30,
+    since: Annotated[Optional[str], typer.Option(help="First period start (default: first observed interaction).")] = None,
+    until: Annotated[Optional[str], typer.Option(help="End of the last complete period (default: end of the data).")] = None,
+    out: Annotated[Path, typer.Option(help="Output stem; writes OUT.csv and OUT.parquet.")] = Path("reports/retention"),
+    config: ConfigOpt = None,
+    date_format: DateFormatOpt = None,
+    data_end: DataEndOpt = None,
+) -> None:
+    """Actual retention rates (E − N) / S per period, overall or by segment."""
+    from churn.jobs import outcomes
+
+    if data is None:
+        raise UsageError("give --data DIR")
+    settings = data_settings(data, config, date_format=date_format, data_end=data_end)
+    if scores is not None:
+        render.print_list_outcomes(outcomes.list_outcomes(data, scores, settings))
+        return
+    result = outcomes.retention(data, settings, freq=freq.value, by=by or [], horizon=horizon, since=since, until=until, out=out)
+    if result.inactivity:
+        console.print(f"No churned_at values: churn = no activity for {horizon} days (transactional data).")
+    render.print_retention_run(result, out)
+
+
+@app.command()
+@friendly_errors
+def features(
+    data: Annotated[Optional[Path], typer.Option("--data", help="Data folder.")] = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Cutoff: features use events strictly before it (default: end of data).")] = None,
+    out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")] = Path("data/features.parquet"),
+    describe: Annotated[bool, typer.Option("--describe", help="Print the feature catalogue and exit.")] = False,
+    horizon: Annotated[int, typer.Option(min=1, help="Churn horizon: for transactional data, who counts as a customer.")] = 30,
+    config: ConfigOpt = None,
+    date_format: DateFormatOpt = None,
+    static_attributes: StaticOpt = None,
+    attributes_as_of: AttributesAsOfOpt = None,
+    data_end: DataEndOpt = None,
+    engine: EngineOpt = Engine.local,
+    spark_master: MasterOpt = None,
+    allow_stale_data: Annotated[bool, typer.Option("--allow-stale-data", help="Compute at an --as-of after the end of the data anyway.")] = False,
+) -> None:
+    """Point-in-time features for every customer at a date (or --describe the catalogue)."""
+    from churn.config import FeatureConfig, to_utc
+    from churn.jobs.tables import example_spec, feature_table
+
+    if describe and data is None:
+        render.print_catalogue(example_spec(), FeatureConfig())
+        return
+    if data is None:
+        raise UsageError("give --data DIR (or --describe alone for the full catalogue)")
+    settings = data_settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
+    end = _data_end(data, settings)
+    cutoff = to_utc(as_of) if as_of else end
+    spark = _spark_session(engine, spark_master)
+    with console.status("Computing features…") as status:
+        result = feature_table(
+            data, settings, as_of=cutoff, data_end=end, horizon=horizon, out=None if describe else out, allow_stale=allow_stale_data,
+            spark=spark, progress=status.update,
+        )  # fmt: skip
+    render.print_warning(result.stale_warning)
+    if result.contract is not None:
+        render.print_rejected_note(result.contract, data)
+    if describe:
+        render.print_catalogue(result.spec, FeatureConfig())
+        return
+    render.print_attribute_decisions(result.decisions)
+    render.print_feature_table(result, out)
+
+
+def _training_table(  # type: ignore[no-untyped-def]
+    data: Path, config: Optional[Path], *, as_of: Optional[str], cutoffs: Optional[str], horizon: int, **overrides: Optional[str]
+):
+    """The training table behind ``dataset``, ``train`` and ``backtest``, with what it printed."""
+    from churn.config import to_utc
+    from churn.jobs.training import training_table
+
+    settings = data_settings(data, config, **overrides)
+    export_date = _data_end(data, settings)
+    with console.status("Loading the data…") as status:
+        built = training_table(
+            data, settings, export_date=export_date, as_of=to_utc(as_of) if as_of else None, cutoffs=cutoffs, horizon=horizon,
+            progress=status.update,
+        )  # fmt: skip
+    render.print_rejected_note(built.contract, data)
+    render.print_warning(built.horizon_warning)
+    render.print_attribute_decisions(built.decisions)
+    render.print_training_table(built, horizon)
+    return built
+
+
+@app.command()
+@friendly_errors
+def dataset(
+    data: DataOpt,
+    cutoffs: Annotated[Optional[str], typer.Option(help="2024-01-01 | 2024-01-01,2024-02-01 | 2024-01-01:2024-12-01:1M (default: last 12 mature month starts).")] = None,
+    horizon: Annotated[int, typer.Option(min=1, help="Churn horizon in days after each cutoff.")] = 30,
+    out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")] = Path("data/training.parquet"),
+    config: ConfigOpt = None,
+    date_format: DateFormatOpt = None,
+    static_attributes: StaticOpt = None,
+    attributes_as_of: AttributesAsOfOpt = None,
+    data_end: DataEndOpt = None,
+    engine: EngineOpt = Engine.local,
+    spark_master: MasterOpt = None,
+) -> None:
+    """Training table: features + churn label for every customer at every cutoff."""
+    from churn.jobs.tables import spark_training_table, write_frame
+
+    overrides = dict(date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
+    spark = _spark_session(engine, spark_master)
+    if spark is not None:
+        if not cutoffs:
+            raise UsageError("--engine spark needs explicit --cutoffs")
+        settings = data_settings(data, config, **overrides)
+        end = _data_end(data, settings)
+        points, decisions, path = spark_training_table(spark, data, settings, cutoffs=cutoffs, data_end=end, horizon=horizon, out=out)
+        render.print_attribute_decisions(decisions)
+        console.print(f"Training table over {len(points)} cutoffs computed on Spark → [bold]{path}[/] (Parquet folder)")
+        return
+    built = _training_table(data, config, as_of=None, cutoffs=cutoffs, horizon=horizon, **overrides)
+    write_frame(built.table, out)
+    render.print_dataset(built, horizon, out)
+
+
+@app.command()
+@friendly_errors
+def train(
+    data: DataOpt,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Use only labels mature by this date (default: end of data).")] = None,
+    horizon: Annotated[int, typer.Option(min=1, help="Churn horizon in days.")] = 30,
+    cutoffs: Annotated[Optional[str], typer.Option(help="Training cutoffs (default: 12 latest mature month starts, weekly for short histories).")] = None,
+    capacity: Annotated[int, typer.Option(min=1, help="Outreach capacity: precision at capacity is the decision metric.")] = 200,
+    models_dir: Annotated[Path, typer.Option(help="Where the champion's bundle is exported.")] = Path("models"),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    tune: Annotated[int, typer.Option("--tune", min=0, help="Search LightGBM settings with this many Optuna trials per tuning run (0: off).")] = 0,
+    tune_minutes: Annotated[float, typer.Option("--tune-minutes", min=0.1, help="Time budget of all tuning in this run.")] = 10.0,
+    allow_feature: Annotated[Optional[str], typer.Option("--allow-feature", help="Comma-separated features the leakage sentinel lets through.")] = None,
+    config: ConfigOpt = None,
+    date_format: DateFormatOpt = None,
+    static_attributes: StaticOpt = None,
+    attributes_as_of: AttributesAsOfOpt = None,
+    data_end: DataEndOpt = None,
+) -> None:
+    """Evaluate on held-out time slices, fit the deployed model on every mature cutoff, track in MLflow, promote if better."""
+    from churn.config import TrainConfig
+    from churn.jobs.training import train_and_track
+
+    _quiet_mlflow()
+    built = _training_table(
+        data, config, as_of=as_of, cutoffs=cutoffs, horizon=horizon,
+        date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end,
+    )  # fmt: skip
+    train_config = TrainConfig(
+        seed=seed, tune_trials=tune, tune_seconds=60.0 * tune_minutes,
+        allow_features=tuple(f.strip() for f in (allow_feature or "").split(",") if f.strip()),
+    )  # fmt: skip
+    with console.status("Training…") as status:
+        run = train_and_track(built, train_config, capacity=capacity, models_dir=models_dir, root=Path.cwd(), progress=status.update)
+    render.print_training_run(run, capacity)
+
+
+@app.command()
+@friendly_errors
+def backtest(
+    data: DataOpt,
+    cutoffs: Annotated[Optional[str], typer.Option(help="Cutoffs of the table (default: the 12 latest mature month starts).")] = None,
+    folds: Annotated[int, typer.Option(min=1, help="Test on this many of the latest cutoffs, each with a model trained before it.")] = 3,
+    horizon: Annotated[int, typer.Option(min=1, help="Churn horizon in days.")] = 30,
+    capacity: Annotated[int, typer.Option(min=1, help="Outreach capacity for precision@capacity.")] = 200,
+    out: Annotated[Path, typer.Option(help="Per-cutoff metrics (.csv or .parquet).")] = Path("reports/backtest.csv"),
+    config: ConfigOpt = None,
+    date_format: DateFormatOpt = None,
+    static_attributes: StaticOpt = None,
+    attributes_as_of: AttributesAsOfOpt = None,
+    data_end: DataEndOpt = None,
+) -> None:
+    """Retrain at several past cutoffs and score the next: metrics per cutoff, mean and spread."""
+    from churn.jobs.tables import write_frame
+    from churn.jobs.training import backtest as run_backtest
+    from churn.modeling.train import summarise_backtest
+
+    built = _training_table(
+        data, config, as_of=None, cutoffs=cutoffs, horizon=horizon,
+        date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end,
+    )  # fmt: skip
+    with console.status(f"Backtesting on {folds} cutoffs…"):
+        results = run_backtest(built, folds=folds, capacity=capacity)
+    render.print_backtest(results, summarise_backtest(results), folds)
+    write_frame(results, out)
+    console.print(f"Per-cutoff metrics → [bold]{out}[/]")
+
+
+@app.command()
+@friendly_errors
+def score(
+    data: DataOpt,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Score customers at this date (default: end of data).")] = None,
+    model: Annotated[str, typer.Option(help="models:/churn@champion, another models:/ or runs:/ URI, or a .joblib bundle.")] = "models:/churn@champion",
+    capacity: Annotated[int, typer.Option(min=0, help="How many accounts the team can contact.")] = 200,
+    control_share: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of flagged accounts held out, not contacted.")] = 0.1,
+    rank_by: Annotated[RankBy, typer.Option(help="What orders the list.")] = RankBy.revenue_at_risk,
+    high: Annotated[float, typer.Option(help="Probability from which an account is high risk.")] = 0.25,
+    medium: Annotated[float, typer.Option(help="Probability from which an account is medium risk.")] = 0.10,
+    max_exact_reasons: Annotated[int, typer.Option(min=0, help="Exact TreeSHAP reasons for at most this many accounts.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Seed of the control-group draw.")] = 7,
+    out: Annotated[Path, typer.Option(help="Output folder (risk list, history, retention, report).")] = Path("reports/scores"),
+    allow_stale_data: Annotated[bool, typer.Option("--allow-stale-data", help="Score an --as-of after the end of the data anyway (flagged as stale).")] = False,
+    config: ConfigOpt = None,
+    date_format: DateFormatOpt = None,
+    data_end: DataEndOpt = None,
+    engine: EngineOpt = Engine.local,
+    spark_master: MasterOpt = None,
+    fail_on: FailOnOpt = None,
+    playbook: Annotated[
+        Optional[Path], typer.Option("--playbook", help="Playbook TOML: driver family → suggested action; replaces the families it lists (default: the shipped one).")
+    ] = None,
+) -> None:
+    """Score every customer: risk list with reasons, outreach and control group, report."""
+    from churn.config import ScoreConfig, to_utc
+    from churn.data.dataend import data_end_of
+    from churn.jobs.weekly import load_scoring_model, score_run
+    from churn.outreach.playbook import load_playbook
+
+    score_config = ScoreConfig(
+        capacity=capacity, control_share=control_share, seed=seed, high_threshold=high, medium_threshold=medium,
+        rank_by=rank_by.value, max_exact_reasons=max_exact_reasons,  # type: ignore[arg-type]
+    )  # fmt: skip
+    settings = data_settings(data, config, date_format=date_format, data_end=data_end)
+    book = load_playbook(playbook)  # before the model: a typo in the playbook fails at once
+    _quiet_mlflow()
+    churn_model, label = load_scoring_model(model)
+    cutoff = to_utc(as_of) if as_of else data_end_of(data, settings)
+    spark = _spark_session(engine, spark_master)
+    with console.status(f"Scoring customers at {cutoff:%Y-%m-%d} with {label}…"):
+        result = score_run(
+            data, as_of=cutoff, model=churn_model, model_label=label, out_dir=out, config=score_config, spark=spark,
+            settings=settings, allow_stale=allow_stale_data, playbook=book,
+        )  # fmt: skip
+    render.print_score_run(result, label, capacity)
+    if result.monitoring is not None:
+        render.print_monitoring(result.monitoring.document, result.monitoring.paths, detail=False)
+        _exit_on_verdict(result.monitoring.document, fail_on)
+
+
+@app.command()
+@friendly_errors
+def report(
+    scores: Annotated[Path, typer.Option(help="A scoring output folder (churn score --out).")] = Path("reports/scores"),
+) -> None:
+    """Rebuild the HTML report of a scoring folder."""
+    from churn.jobs.weekly import rerender_report
+
+    if not (scores / "run.json").exists():
+        raise UsageError(f"{scores} holds no scoring run (run `churn score --out {scores}` first)")
+    path = rerender_report(scores)
+    console.print(f"Report: [bold]{path.resolve()}[/]")
+
+
+@app.command()
+@friendly_errors
+def contacts(
+    file: Annotated[Path, typer.Option("--file", help="Contact log, CSV or Parquet: account_id, contacted_at (ISO 8601), outcome.")],
+    scores: Annotated[Path, typer.Option(help="The scoring folder whose lists the contacts worked on.")] = Path("reports/scores"),
+) -> None:
+    """Record who the team actually reached; `retention --scores` then adds per-protocol figures."""
+    from churn.jobs.outcomes import record_contacts
+
+    render.print_contacts(record_contacts(file, scores))
+
+
+@app.command()
+@friendly_errors
+def models() -> None:
+    """List registered model versions, their test PR-AUC, aliases and champion decisions."""
+    from churn.modeling.tracking import configure, list_versions
+
+    _quiet_mlflow()
+    uri = configure()
+    versions = list_versions()
+    if versions.empty:
+        console.print(f"No registered model 'churn' in {uri}. Run `churn train` first.")
+        return
+    render.print_versions(versions, uri)
+
+
+@app.command()
+@friendly_errors
+def promote(
+    version: Annotated[str, typer.Argument(help="Registered version of model 'churn' to make the champion.")],
+    reason: Annotated[str, typer.Option(help="Why, recorded on the version (e.g. 'new churn definition agreed with CS').")] = "by hand",
+    models_dir: Annotated[Path, typer.Option(help="Where the champion's bundle is exported.")] = Path("models"),
+) -> None:
+    """Make a registered version the champion by hand (after a deliberate change the gate will not judge)."""
+    from churn.modeling.tracking import configure, promote_and_export
+
+    _quiet_mlflow()
+    configure()
+    bundle = promote_and_export(version, reason, models_dir)
+    console.print(f"[green]churn v{version} is the champion[/] ({reason}). Bundle: [bold]{bundle}[/]")
+
+
+def _exit_on_verdict(doc: dict, fail_on: Optional[FailOn]) -> None:
+    """Exit code 3 when ``--fail-on`` is set and the verdict reaches it."""
+    from churn.monitoring.settings import FAIL_EXIT_CODE, fails
+
+    if fails(doc["verdict"], None if fail_on is None else fail_on.value):
+        err_console.print(f"[bold red]Monitoring verdict {doc['verdict']}[/] (--fail-on {fail_on.value}): exit code {FAIL_EXIT_CODE}")  # type: ignore[union-attr]
+        raise typer.Exit(FAIL_EXIT_CODE)
+
+
+@app.command()
+@friendly_errors
+def serve(
+    scores: Annotated[Path, typer.Option(help="Scoring folder to serve (churn score --out); a new run there is picked up without a restart.")] = Path("reports/scores"),
+    model: Annotated[str, typer.Option(help="Model for POST /score: models:/churn@champion, another models:/ or runs:/ URI, or a .joblib bundle.")] = "models:/churn@champion",
+    data: Annotated[Optional[Path], typer.Option("--data", help="Data folder: recent support contacts and surveys on the account pages.")] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
+    history_runs: Annotated[int, typer.Option(min=1, help="Past runs kept in memory for each account's score trend.")] = 12,
+    access_log: Annotated[bool, typer.Option(help="Log every request (method, path, status).")] = True,
+    playbook: Annotated[
+        Optional[Path], typer.Option("--playbook", help="Playbook TOML for POST /score's suggested actions, as for churn score (default: the shipped one).")
+    ] = None,
+) -> None:
+    """Serve the risk list: a REST API for CRMs and web pages for customer-success teams.
+
+    Set CHURN_API_KEY to require the header X-API-Key on every endpoint except /health."""
+    import logging
+
+    import uvicorn
+
+    from churn.outreach.playbook import load_playbook
+    from churn.serve.app import create_app
+    from churn.serve.settings import ServeSettings
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    _quiet_mlflow()
+    if data is not None and not data.is_dir():
+        raise UsageError(f"--data {data}: no such folder")
+    load_playbook(playbook)  # a typo in the playbook fails at start-up, not on the first request
+    api_key = os.environ.get("CHURN_API_KEY") or None
+    settings = ServeSettings(scores_dir=scores, model_ref=model, data_dir=data, api_key=api_key, history_runs=history_runs, playbook=playbook)
+    with console.status(f"Loading {model} and indexing the latest run in {scores}…"):
+        api = create_app(settings)
+    service = api.state.service
+    if service.model is None:  # the reason is in the log line above
+        console.print("[yellow]POST /score answers 503 and /ready stays false; the risk lists are served.[/]")
+    else:
+        console.print(f"Model: {escape(service.model.label)}")
+    snapshot = service.latest.current()
+    if snapshot is None:
+        console.print(f"[yellow]{escape(str(scores))} holds no scoring run yet: the service waits for `churn score --out {escape(str(scores))}`.[/]")
+    else:
+        console.print(f"Serving run {snapshot.index.run_id} (as of {snapshot.index.as_of}, {len(snapshot.index):,} accounts) from {escape(str(scores))}")
+    console.print("Auth: X-API-Key required (CHURN_API_KEY is set)" if api_key else "[yellow]Auth: off (set CHURN_API_KEY to require X-API-Key)[/]")
+    console.print(f"Pages: http://{host}:{port}/app   API docs: http://{host}:{port}/docs")
+    gc.freeze()  # the loaded model and run index live as long as the process: keep them out of every garbage collection
+    uvicorn.run(api, host=host, port=port, access_log=access_log, log_level="info")
+
+
+@app.command()
+@friendly_errors
+def monitor(
+    scores: Annotated[Path, typer.Option(help="A scoring output folder (churn score --out).")] = Path("reports/scores"),
+    data: Annotated[Optional[Path], typer.Option("--data", help="Data folder: recheck data quality and judge every list whose horizon has passed in it.")] = None,
+    fail_on: FailOnOpt = None,
+) -> None:
+    """Judge the latest scoring run: drift, data quality, realized performance, risk jumps, verdict.
+
+    Runs at the end of every `churn score`; run it again with --data once new outcomes have
+    arrived. Writes SCORES/monitoring.json and SCORES/alerts.csv and updates the report.
+    Exit codes: 0 done, 1 data error, 2 usage error, 3 verdict at or above --fail-on.
+    """
+    from churn.jobs.weekly import monitor_latest
+
+    with console.status("Monitoring…"):
+        result, report_path = monitor_latest(scores, data=data)
+    render.print_monitoring(result.document, result.paths)
+    console.print(f"Report: [bold]{report_path.resolve()}[/]")
+    _exit_on_verdict(result.document, fail_on)
+
+
+def run() -> None:
+    """Console entry point. PySpark 4.3 (the optional Spark engine) prints a notice about
+    pandas 3 whenever it is imported, also through pandera; the Spark engine is tested
+    against pandas 3, so that one notice is silenced here — nothing else is."""
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+    app()

@@ -1,0 +1,118 @@
+"""The options several commands share, the choices as enums (Typer checks them and lists
+them in ``--help``), and the error handling every command wears.
+
+Expected failures — bad data, bad options, a stale date — print one clear message and exit
+non-zero; they never show a Python traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Callable, Optional, TypeVar
+
+import typer
+from rich.markup import escape
+
+from churn.cli.render import err_console
+from churn.config import DataSettings, load_settings
+from churn.data.read import DataContractError
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; the message is shown as is."""
+
+
+def friendly_errors(func: F) -> F:
+    """Turn expected errors into a one-line message and exit code 1 (data) or 2 (usage)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        try:
+            return func(*args, **kwargs)
+        except DataContractError as exc:
+            err_console.print(f"[bold red]Data error:[/] {escape(str(exc))}")
+            raise typer.Exit(1) from None
+        except (UsageError, ValueError) as exc:  # includes SparkUnavailableError
+            err_console.print(f"[bold red]Error:[/] {escape(str(exc))}")
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class Engine(str, Enum):
+    """Where features are computed."""
+
+    local = "local"
+    spark = "spark"
+
+
+class TableFormat(str, Enum):
+    """File format of a written table."""
+
+    parquet = "parquet"
+    csv = "csv"
+
+
+class Frequency(str, Enum):
+    """Retention period."""
+
+    week = "week"
+    month = "month"
+    quarter = "quarter"
+    year = "year"
+
+
+class RankBy(str, Enum):
+    """What orders the risk list."""
+
+    revenue_at_risk = "revenue_at_risk"
+    probability = "probability"
+
+
+class FailOn(str, Enum):
+    """Monitoring verdict from which a command exits with code 3 (for schedulers)."""
+
+    warn = "warn"
+    alert = "alert"
+
+
+DataOpt = Annotated[Path, typer.Option("--data", help="Folder with accounts and interactions (Parquet or CSV).")]
+ConfigOpt = Annotated[
+    Optional[Path],
+    typer.Option("--config", help="Settings file (TOML). Also read: DATA/churn.toml, ./churn.toml, [tool.churn] in ./pyproject.toml."),
+]
+DateFormatOpt = Annotated[
+    Optional[str], typer.Option("--date-format", help="Layout of non-ISO timestamps, e.g. %d/%m/%Y (default: ISO 8601 only; never guessed).")
+]
+StaticOpt = Annotated[
+    Optional[str], typer.Option("--static-attributes", help="Comma-separated account attributes that never change after signup.")
+]
+AttributesAsOfOpt = Annotated[
+    Optional[str], typer.Option("--attributes-as-of", help="Date the accounts table's attribute values were taken (default: end of data).")
+]
+DataEndOpt = Annotated[Optional[str], typer.Option("--data-end", help="End of the observed history (default: the day after the latest interaction).")]
+EngineOpt = Annotated[Engine, typer.Option(help="local (in-process) or spark (groupBy(bucket).applyInPandas).")]
+MasterOpt = Annotated[Optional[str], typer.Option(help="Spark master (default: SPARK_MASTER or local[*]).")]
+FailOnOpt = Annotated[
+    Optional[FailOn],
+    typer.Option("--fail-on", help="Exit with code 3 when the monitoring verdict is this or worse (alert, or warn), so a scheduler can page."),
+]
+
+
+def data_settings(
+    data: Optional[Path],
+    config: Optional[Path],
+    *,
+    date_format: Optional[str] = None,
+    static_attributes: Optional[str] = None,
+    attributes_as_of: Optional[str] = None,
+    data_end: Optional[str] = None,
+) -> DataSettings:
+    """The data's settings: files (weakest first), then the command-line options."""
+    return load_settings(data, config).with_overrides(
+        date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end
+    )

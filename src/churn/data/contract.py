@@ -1,0 +1,656 @@
+"""The input data contract as code.
+
+A data folder holds ``accounts`` and ``interactions`` (and optionally ``attribute_history``)
+as Parquet or CSV. Loading it:
+
+1. finds and reads the files (only the columns asked for, only the time range asked for);
+2. refuses data that cannot be used at all with a :class:`DataContractError` whose message
+   names the file and column (missing required column, no accounts, unreadable file);
+3. normalises account ids to one text form (:func:`normalise_ids`), parses timestamps to UTC
+   (ISO 8601, or an explicit ``date_format`` — a day/month order is never guessed), numbers and
+   flags, then checks every row against pandera schemas; rows that fail go to a *rejects*
+   table with a ``reject_reason``;
+4. reports per table: rows read, accepted, rejected by reason with examples.
+
+``accepted + rejected == read`` always holds: nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import pandas as pd
+
+from churn.config import SURVEY_RANGES
+from churn.data.frames import codes_for
+from churn.data.io import write_table
+from churn.data.parse import OUT_OF_RANGE, normalise_ids, numbers_if_all_numeric, parse_flags, timestamp_reason, timestamps_in_range
+from churn.data.read import DataContractError, find_table, read_table
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandera.pandas as pandera
+
+TABLES = ("accounts", "interactions", "attribute_history")
+REQUIRED = {
+    "accounts": ("account_id", "signup_at"),
+    "interactions": ("account_id", "occurred_at", "event_type"),
+    "attribute_history": ("account_id", "valid_from"),
+}
+TIMESTAMPS = {"accounts": ("signup_at", "churned_at"), "interactions": ("occurred_at",), "attribute_history": ("valid_from",)}
+NUMBERS = {
+    "accounts": ("mrr",),
+    "interactions": ("wait_seconds", "handle_seconds", "ces", "csat", "nps", "amount"),
+    "attribute_history": ("mrr",),
+}
+FLAGS = {"accounts": (), "interactions": ("resolved", "transferred"), "attribute_history": ()}
+TEXT = {"accounts": (), "interactions": ("event_type", "channel", "case_id"), "attribute_history": ()}
+#: Interaction text columns with few distinct values: read as categoricals.
+CATEGORICAL = ("account_id", "event_type", "channel")
+OPTIONAL_INTERACTION_COLUMNS = ("channel", "case_id", "wait_seconds", "handle_seconds", "resolved", "transferred", "ces", "csat", "nps", "amount")
+#: A timestamp this far past the wall clock is a typo or a test row, not the future.
+FUTURE_SLACK = pd.Timedelta(days=1)
+
+
+def _non_empty(s: pd.Series) -> pd.Series:
+    """True where a text value is not blank (checked once per category for categoricals)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        ok = np.append(s.cat.categories.astype("str").str.strip().str.len().to_numpy() > 0, True)
+        return pd.Series(ok[s.cat.codes.to_numpy()], index=s.index)
+    return s.astype("str").str.strip().str.len() > 0
+
+
+@cache
+def schemas() -> dict[str, "pandera.DataFrameSchema"]:
+    """The pandera schema of each table: what a parsed row must satisfy.
+
+    Built on first use: importing pandera costs more than checking a clean 10M-row table,
+    so clean, already-typed data is screened with :data:`SCREEN` and pandera runs only on the
+    rows the screen flags (:func:`_schema_failures`)."""
+    import pandera.pandas as pa
+
+    accounts = pa.DataFrameSchema(
+        {
+            "account_id": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
+            "signup_at": pa.Column("datetime64[ns, UTC]", nullable=False),
+            "churned_at": pa.Column("datetime64[ns, UTC]", nullable=True, required=False),
+            "mrr": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
+        },
+        strict=False,
+    )
+    interactions = pa.DataFrameSchema(
+        {
+            "account_id": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
+            "occurred_at": pa.Column("datetime64[ns, UTC]", nullable=False),
+            "event_type": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
+            "wait_seconds": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
+            "handle_seconds": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
+            **{
+                name: pa.Column(float, pa.Check.in_range(lo, hi), nullable=True, required=False)
+                for name, (lo, hi) in SURVEY_RANGES.items()
+            },
+            "amount": pa.Column(float, nullable=True, required=False),
+        },
+        strict=False,
+    )
+    history = pa.DataFrameSchema(
+        {
+            "account_id": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
+            "valid_from": pa.Column("datetime64[ns, UTC]", nullable=False),
+            "mrr": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
+        },
+        strict=False,
+    )
+    return {"accounts": accounts, "interactions": interactions, "attribute_history": history}
+
+
+_SCHEMA_NAMES = {"ACCOUNTS_SCHEMA": "accounts", "INTERACTIONS_SCHEMA": "interactions", "HISTORY_SCHEMA": "attribute_history"}
+
+
+def __getattr__(name: str) -> object:
+    """``ACCOUNTS_SCHEMA``, ``INTERACTIONS_SCHEMA``, ``HISTORY_SCHEMA`` and ``SCHEMAS``, built on first use."""
+    if name in _SCHEMA_NAMES:
+        return schemas()[_SCHEMA_NAMES[name]]
+    if name == "SCHEMAS":
+        return schemas()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@dataclass(frozen=True)
+class ColumnScreen:
+    """What the schema checks on one column, in a form NumPy can evaluate on a whole column.
+
+    ``tests/test_contract.py`` derives these from :func:`schemas` and compares, so the screen
+    cannot drift from the pandera schemas."""
+
+    dtype: str | None = None
+    nullable: bool = True
+    non_empty: bool = False
+    min_value: float | None = None
+    max_value: float | None = None
+
+
+_ID = ColumnScreen(nullable=False, non_empty=True)
+_UTC = "datetime64[ns, UTC]"
+#: The checks of :func:`schemas`, per table and column, for the vectorised screen.
+SCREEN: dict[str, dict[str, ColumnScreen]] = {
+    "accounts": {
+        "account_id": _ID,
+        "signup_at": ColumnScreen(_UTC, nullable=False),
+        "churned_at": ColumnScreen(_UTC),
+        "mrr": ColumnScreen("float64", min_value=0),
+    },
+    "interactions": {
+        "account_id": _ID,
+        "occurred_at": ColumnScreen(_UTC, nullable=False),
+        "event_type": _ID,
+        "wait_seconds": ColumnScreen("float64", min_value=0),
+        "handle_seconds": ColumnScreen("float64", min_value=0),
+        **{name: ColumnScreen("float64", min_value=lo, max_value=hi) for name, (lo, hi) in SURVEY_RANGES.items()},
+        "amount": ColumnScreen("float64"),
+    },
+    "attribute_history": {
+        "account_id": _ID,
+        "valid_from": ColumnScreen(_UTC, nullable=False),
+        "mrr": ColumnScreen("float64", min_value=0),
+    },
+}
+
+
+def _screen_column(values: pd.Series, rule: ColumnScreen) -> np.ndarray:
+    """Rows of one column that fail ``rule`` (missing values fail only a non-nullable rule).
+    A float column is compared in place (NaN compares false), not copied."""
+    bad = np.zeros(len(values), dtype=bool)
+    if not rule.nullable or rule.non_empty:
+        missing = values.isna().to_numpy()
+        if not rule.nullable:
+            bad |= missing
+        if rule.non_empty:
+            bad |= ~_non_empty(values).to_numpy(dtype=bool) & ~missing
+    if rule.min_value is not None or rule.max_value is not None:
+        v = values.to_numpy() if values.dtype == np.float64 else values.to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            if rule.min_value is not None:
+                bad |= v < rule.min_value
+            if rule.max_value is not None:
+                bad |= v > rule.max_value
+    return bad
+
+
+@dataclass
+class TableReport:
+    """What happened to one table: counts, reasons with examples, notes."""
+
+    table: str
+    file: str
+    rows_read: int
+    accepted: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rejected_total(self) -> int:
+        return self.rows_read - self.accepted
+
+
+@dataclass
+class ContractData:
+    """Validated tables plus what was rejected and why.
+
+    ``attribute_history`` (None when the folder has none) holds one row per change of an
+    account attribute: ``account_id``, ``valid_from`` and the attribute columns.
+
+    The interactions come as every row read (``interactions_read``) plus a mask of the rows
+    to use (``interactions_accepted``: passed the contract and lie in the time range asked
+    for; None: all). Dropping a handful of rejected rows from a 10M-row table means copying
+    all of it, so that copy is made only when :attr:`interactions` is first asked for;
+    feature building takes the mask instead (``rows=``) and never pays it."""
+
+    accounts: pd.DataFrame
+    interactions_read: pd.DataFrame
+    rejects: dict[str, pd.DataFrame]
+    reports: list[TableReport]
+    attribute_history: pd.DataFrame | None = None
+    interactions_accepted: np.ndarray | None = None
+
+    @property
+    def interactions(self) -> pd.DataFrame:
+        """The accepted interactions (the rejected rows are dropped here, once)."""
+        if self.interactions_accepted is not None:
+            self.interactions_read = self.interactions_read.loc[self.interactions_accepted].reset_index(drop=True)
+            self.interactions_accepted = None
+        return self.interactions_read
+
+    @interactions.setter
+    def interactions(self, frame: pd.DataFrame) -> None:
+        self.interactions_read, self.interactions_accepted = frame, None
+
+    def write_rejects(self, rejects_dir: str | Path) -> list[Path]:
+        """Write each non-empty rejects table to ``rejects_dir/<table>_rejects.csv``."""
+        return write_rejects(self.rejects, rejects_dir)
+
+
+def write_rejects(rejects: dict[str, pd.DataFrame], rejects_dir: str | Path) -> list[Path]:
+    """Write each non-empty rejects table to ``rejects_dir/<table>_rejects.csv`` — also those
+    a :class:`DataContractError` carries, when the data could not be used at all."""
+    return [write_table(frame, Path(rejects_dir) / f"{name}_rejects", "csv") for name, frame in rejects.items() if len(frame)]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+class _Rejections:
+    """Row-level reasons collected across checks; one row may have several."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.reasons: dict[str, np.ndarray] = {}
+
+    def add(self, mask: np.ndarray | pd.Series, reason: str) -> None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.any():
+            prev = self.reasons.get(reason)
+            self.reasons[reason] = mask if prev is None else (prev | mask)
+
+    def any(self) -> np.ndarray:
+        out = np.zeros(self.n, dtype=bool)
+        for mask in self.reasons.values():
+            out |= mask
+        return out
+
+    def reason_column(self, rows: np.ndarray) -> pd.Series:
+        parts = pd.Series([""] * len(rows), dtype="str")
+        for reason, mask in self.reasons.items():
+            hit = mask[rows]
+            parts[hit] = np.where(parts[hit] == "", reason, parts[hit] + "; " + reason)
+        return parts
+
+
+def _describe_check(column: str, check: str) -> str:
+    if check == "not_nullable":
+        return f"missing {column}"
+    if check == "non_empty":
+        return f"empty {column}"
+    m = re.match(r"in_range\((.+), (.+)\)", check)
+    if m:
+        return f"{column} out of range {m.group(1)}–{m.group(2)}"
+    if check.startswith("greater_than_or_equal_to"):
+        return f"{column} negative"
+    return f"{column} fails {check}"
+
+
+def _shown(value: object) -> str:
+    """A cell as the user wrote it: text quoted, numbers plain (not ``np.float64(89.0)``)."""
+    if isinstance(value, str):
+        return repr(value)
+    return "(empty)" if pd.isna(value) else str(value)  # type: ignore[arg-type]
+
+
+def _examples(raw: pd.DataFrame, mask: np.ndarray, column: str | None, k: int = 3) -> list[str]:
+    rows = np.flatnonzero(mask)[:k]
+    if column and column in raw.columns:
+        return [f"row {r + 2}: {column}={_shown(raw[column].iloc[r])}" for r in rows]
+    return [f"row {r + 2}" for r in rows]
+
+
+def _check_table(
+    name: str, raw: pd.DataFrame, file: str, *, date_format: str | None = None, now: pd.Timestamp | None = None
+) -> tuple[pd.DataFrame, _Rejections, dict[str, str], TableReport]:
+    """Parse and schema-check one table. Returns the parsed frame and row reasons."""
+    missing = [c for c in REQUIRED[name] if c not in raw.columns]
+    if missing:
+        raise DataContractError(
+            f"{file}: missing required column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(repr(c) for c in missing)} (found: {', '.join(map(str, raw.columns)) or 'no columns'})"
+        )
+    report = TableReport(table=name, file=file, rows_read=len(raw))
+    df = raw.copy(deep=False)  # copy-on-write: parsed columns replace, never mutate, raw's
+    rej = _Rejections(len(df))
+    reason_column: dict[str, str] = {}
+
+    df["account_id"] = normalise_ids(df["account_id"])
+    # Columns that already have the right type (typical of Parquet) cannot fail parsing: skip them.
+    for col in TIMESTAMPS[name]:
+        if col in df.columns and str(df[col].dtype) != "datetime64[ns, UTC]":
+            parsed, outside = timestamps_in_range(df[col], date_format)
+            reason = timestamp_reason(col, date_format)
+            bad = (parsed.isna() & df[col].notna()).to_numpy() & (outside == 0)
+            rej.add(bad, reason)
+            reason_column[reason] = col
+            if col == "churned_at" and (outside > 0).any():  # a CRM's "9999-12-31": never churned
+                report.notes.append(f"churned_at: {int((outside > 0).sum()):,} value(s) after the year 2261 (e.g. 9999-12-31) read as 'not churned'")
+                outside = np.minimum(outside, 0)
+            rej.add(outside != 0, f"{col} {OUT_OF_RANGE}")
+            reason_column[f"{col} {OUT_OF_RANGE}"] = col
+            if bad.any():
+                report.notes.append(
+                    f"{col}: {int(bad.sum()):,} value(s) are not "
+                    + (f"in the layout {date_format} nor ISO 8601" if date_format else "ISO 8601 (e.g. 2024-04-13); if the file uses another layout, give --date-format such as %d/%m/%Y — a day/month order is never guessed")
+                )
+            df[col] = parsed
+    # A timestamp past the wall clock is a typo or a test row; it must not become the "end of data".
+    future_col = {"accounts": "signup_at", "interactions": "occurred_at", "attribute_history": "valid_from"}[name]
+    if now is not None and future_col in df.columns:
+        reason = f"{future_col} is in the future (after {now:%Y-%m-%d})"
+        rej.add((df[future_col] > now + FUTURE_SLACK).fillna(False).to_numpy(), reason)
+        reason_column[reason] = future_col
+    for col in NUMBERS[name]:
+        if col in df.columns and df[col].dtype != np.float64:
+            parsed = pd.to_numeric(df[col], errors="coerce").astype(float)
+            reason = f"{col} is not a number"
+            rej.add(parsed.isna() & df[col].notna(), reason)
+            reason_column[reason] = col
+            df[col] = parsed
+    for col in FLAGS[name]:
+        if col in df.columns and str(df[col].dtype) != "boolean":
+            df[col], bad = parse_flags(df[col])
+            reason = f"{col} is not true/false"
+            rej.add(bad, reason)
+            reason_column[reason] = col
+    for col in TEXT[name]:
+        if col in df.columns and not (isinstance(df[col].dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(df[col].dtype)):
+            df[col] = df[col].astype("str").where(df[col].notna())
+    if name != "interactions":
+        for col in _free_columns(name, df):
+            df[col] = numbers_if_all_numeric(df[col])
+
+    for (column, check), rows in _schema_failures(name, df):
+        reason = _describe_check(column, check)
+        mask = np.zeros(len(df), dtype=bool)
+        mask[rows] = True
+        if check == "not_nullable":  # a value that could not be read is not also "missing"
+            for parse_reason in [r for r, c in reason_column.items() if c == column]:
+                mask &= ~rej.reasons.get(parse_reason, np.zeros(len(df), dtype=bool))
+        rej.add(mask, reason)
+        reason_column[reason] = column
+    return df, rej, reason_column, report
+
+
+def _schema_failures(name: str, df: pd.DataFrame) -> list[tuple[tuple[str, str], np.ndarray]]:
+    """Rows failing the pandera schema of table ``name``, as ((column, check), row positions).
+
+    Parsed columns already have the schema's types, so the vectorised :data:`SCREEN` finds
+    every row that can fail; pandera then checks only those rows and names the failures.
+    Clean data never imports pandera. A column of an unexpected type sends the whole table
+    through pandera."""
+    rules = SCREEN[name]
+    checked = [c for c in rules if c in df.columns]
+    typed = all(rules[c].dtype is None or str(df[c].dtype) == rules[c].dtype for c in checked)
+    if typed:
+        suspect = np.zeros(len(df), dtype=bool)
+        for col in checked:
+            suspect |= _screen_column(df[col], rules[col])
+        if not suspect.any():
+            return []
+        frame = df[checked].iloc[np.flatnonzero(suspect)]  # index labels stay row positions
+    else:
+        frame = df[checked]
+    from pandera.errors import SchemaErrors
+
+    try:
+        schemas()[name].validate(frame, lazy=True)
+    except SchemaErrors as errors:
+        cases = errors.failure_cases
+        cases = cases[cases["index"].notna()]
+        return [
+            ((str(column), str(check)), group["index"].astype(int).to_numpy())
+            for (column, check), group in cases.groupby(["column", "check"], sort=False)
+        ]
+    return []
+
+
+def _free_columns(name: str, df: pd.DataFrame) -> list[str]:
+    """Attribute columns: the ones the contract does not name."""
+    known = {*REQUIRED[name], *TIMESTAMPS[name], *NUMBERS[name], *FLAGS[name], *TEXT[name], "account_id"}
+    return [c for c in df.columns if c not in known]
+
+
+def _duplicate_ids(ids: pd.Series, raw_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Rows repeating an earlier account_id: (exact repeats, ids equal only after normalisation)."""
+    dup = ids.notna().to_numpy() & ids.duplicated(keep="first").to_numpy()
+    if not dup.any():
+        return dup, np.zeros(len(ids), dtype=bool)
+    raw_text = raw_ids.astype("str").str.strip()
+    first_raw = raw_text.groupby(ids.to_numpy(), sort=False).transform("first")
+    collides = dup & (raw_text != first_raw).to_numpy()
+    return dup & ~collides, collides
+
+
+#: Why a row of another table is rejected when its account's own row was rejected.
+ACCOUNT_REJECTED = "its account's row was rejected (see accounts_rejects)"
+
+
+def _reject_unknown_accounts(ids: pd.Series, accounts: pd.Series, account_rejects: pd.DataFrame, rej: "_Rejections", why: dict[str, str]) -> None:
+    """Reject rows whose account is not among the accepted ``accounts``: as "unknown
+    account_id", or — when the account's own row was rejected — saying so, so that a bad
+    ``mrr`` cell does not read as hundreds of events of a stranger."""
+    unknown = ids.notna().to_numpy() & ~_known_ids(ids, accounts)
+    if unknown.any() and len(account_rejects):
+        rejected_ids = normalise_ids(account_rejects["account_id"]).dropna()
+        of_rejected = np.zeros(len(ids), dtype=bool)
+        of_rejected[unknown] = _known_ids(ids[unknown], rejected_ids)
+        rej.add(of_rejected, ACCOUNT_REJECTED)
+        why[ACCOUNT_REJECTED] = "account_id"
+        unknown &= ~of_rejected
+    rej.add(unknown, "unknown account_id")
+    why["unknown account_id"] = "account_id"
+
+
+def _known_ids(ids: pd.Series, accounts: pd.Series) -> np.ndarray:
+    """True where an id is one of ``accounts`` (a categorical is looked up once per category)."""
+    known = pd.Index(accounts).unique()
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        per_category = np.append(codes_for(ids.cat.categories, known) >= 0, False)  # code −1: missing
+        return per_category[ids.cat.codes.to_numpy()]
+    return codes_for(ids, known) >= 0
+
+
+def _judge(raw: pd.DataFrame, rej: _Rejections, reason_column: dict[str, str], report: TableReport) -> tuple[np.ndarray | None, pd.DataFrame]:
+    """Fill ``report`` and return (mask of the accepted rows — None when all are — , the
+    rejects table: the raw rows with their source row and reasons)."""
+    bad = rej.any()
+    for reason, mask in rej.reasons.items():
+        report.rejected[reason] = int(mask.sum())
+        report.examples[reason] = _examples(raw, mask, reason_column.get(reason))
+    rows = np.flatnonzero(bad)
+    rejects = raw.iloc[rows].copy()
+    rejects.insert(0, "source_row", rows + 2)  # header is line 1 of a CSV
+    rejects["reject_reason"] = rej.reason_column(rows).to_numpy() if len(rows) else pd.Series(dtype="str")
+    report.accepted = len(raw) - len(rows)
+    return (~bad if len(rows) else None), rejects.reset_index(drop=True)
+
+
+def _finish(raw: pd.DataFrame, df: pd.DataFrame, rej: _Rejections, reason_column: dict[str, str], report: TableReport) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`_judge`, then the accepted rows of ``df`` (a copy when any is rejected)."""
+    accepted, rejects = _judge(raw, rej, reason_column, report)
+    return (df if accepted is None else df.loc[accepted].reset_index(drop=True)), rejects
+
+
+def _column_key(values: pd.Series, rows: np.ndarray | None = None) -> np.ndarray:
+    """A uint64 per row (at ``rows``, or all), equal for equal values (and for two missing values)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()  # categories are unique: codes identify values
+        return (codes if rows is None else codes[rows]).astype(np.uint64)
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype):
+        stamps = values.array.asi8.view(np.uint64)
+        return stamps if rows is None else stamps[rows]
+    return pd.util.hash_pandas_object(values if rows is None else values.iloc[rows], index=False, categorize=False).to_numpy()
+
+
+def _repeated(keys: np.ndarray) -> np.ndarray:
+    """True where a value occurs more than once (a sort, cheaper than a hash table on 10M rows)."""
+    ordered = np.sort(keys)
+    twice = ordered[1:][ordered[1:] == ordered[:-1]]
+    return np.isin(keys, np.unique(twice)) if len(twice) else np.zeros(len(keys), dtype=bool)
+
+
+def _duplicated_rows(df: pd.DataFrame, key: Sequence[str] = ("account_id", "occurred_at")) -> np.ndarray:
+    """Exact duplicates after the first, without comparing every row with every other.
+
+    Two equal rows share their ``key`` values. In a time-ordered event log, rows sharing a
+    timestamp are neighbours; otherwise every row is a candidate. Candidates whose key
+    hash (account and time) repeats are then compared on every column, so a hash collision
+    can never reject a row."""
+    n = len(df)
+    out = np.zeros(n, dtype=bool)
+    if n < 2:
+        return out
+    candidates = np.ones(n, dtype=bool)
+    if "occurred_at" in key:
+        t = _column_key(df["occurred_at"]).view(np.int64)
+        if bool(np.all(t[1:] >= t[:-1])):
+            same = t[1:] == t[:-1]
+            candidates = np.r_[same, False] | np.r_[False, same]
+    rows = np.flatnonzero(candidates)
+    if not len(rows):
+        return out
+    mixed = np.zeros(len(rows), dtype=np.uint64)
+    for c in key:
+        mixed = (mixed * np.uint64(0x100000001B3)) ^ _column_key(df[c], rows)  # FNV-style mix; wraps around
+    rows = rows[_repeated(mixed)]
+    if len(rows):
+        out[rows] = df.iloc[rows].duplicated(keep="first").to_numpy()
+    return out
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def validate(
+    accounts_raw: pd.DataFrame,
+    interactions_raw: pd.DataFrame | None,
+    history_raw: pd.DataFrame | None = None,
+    *,
+    accounts_file: str = "accounts",
+    interactions_file: str = "interactions",
+    history_file: str = "attribute_history",
+    date_format: str | None = None,
+    now: pd.Timestamp | None = None,
+) -> ContractData:
+    """Check the tables against the contract; raise only when the data is unusable.
+
+    ``now`` (default: the wall clock) is the moment after which a timestamp cannot be real."""
+    now = pd.Timestamp.now(tz="UTC") if now is None else now
+    df, rej, why, report_a = _check_table("accounts", accounts_raw, accounts_file, date_format=date_format, now=now)
+    if len(accounts_raw) == 0:
+        raise DataContractError(f"{accounts_file}: the accounts table has no rows; nothing can be scored")
+    exact, collides = _duplicate_ids(df["account_id"], accounts_raw["account_id"])
+    rej.add(exact, "duplicate account_id")
+    why["duplicate account_id"] = "account_id"
+    collision = "duplicate account_id after normalisation (e.g. 1 and 1.0 are one id)"
+    rej.add(collides, collision)
+    why[collision] = "account_id"
+    if "churned_at" in df.columns:
+        rej.add((df["churned_at"] < df["signup_at"]).fillna(False).to_numpy(), "churned_at before signup_at")
+        why["churned_at before signup_at"] = "churned_at"
+        later = int((df["churned_at"] > now).sum())
+        if later:
+            report_a.notes.append(f"{later:,} account(s) have churned_at after today (scheduled cancellations?): they count as customers until then")
+    accounts, rejects_a = _finish(accounts_raw, df, rej, why, report_a)
+    if len(accounts) == 0:
+        top = ", ".join(f"{r} ({n})" for r, n in report_a.rejected.items())
+        raise DataContractError(f"{accounts_file}: no usable accounts — all {len(accounts_raw)} rows rejected: {top}", {"accounts": rejects_a})
+    accounts["account_id"] = accounts["account_id"].astype("str")
+    rejects = {"accounts": rejects_a}
+    reports = [report_a]
+
+    accepted = None
+    if interactions_raw is None:
+        reports.append(TableReport("interactions", interactions_file, 0, notes=["no interactions file: attribute-only snapshot data"]))
+        interactions = pd.DataFrame(
+            {
+                "account_id": pd.Series(dtype="str"),
+                "occurred_at": pd.Series(dtype="datetime64[ns, UTC]"),
+                "event_type": pd.Series(dtype="str"),
+            }
+        )
+    else:
+        df, rej, why, report_i = _check_table("interactions", interactions_raw, interactions_file, date_format=date_format, now=now)
+        _reject_unknown_accounts(df["account_id"], accounts["account_id"], rejects_a, rej, why)
+        rej.add(_duplicated_rows(df), "duplicate row")
+        if len(interactions_raw) == 0:
+            report_i.notes.append("no interaction rows: attribute-only snapshot data")
+        missing_optional = [c for c in OPTIONAL_INTERACTION_COLUMNS if c not in df.columns]
+        if missing_optional and len(interactions_raw):
+            report_i.notes.append("optional columns absent (features needing them are skipped): " + ", ".join(missing_optional))
+        accepted, rejects["interactions"] = _judge(interactions_raw, rej, why, report_i)
+        interactions = df
+        reports.append(report_i)
+
+    history = None
+    if history_raw is not None:
+        df, rej, why, report_h = _check_table("attribute_history", history_raw, history_file, date_format=date_format, now=now)
+        _reject_unknown_accounts(df["account_id"], accounts["account_id"], rejects_a, rej, why)
+        key = df[["account_id", "valid_from"]]
+        rej.add(key.notna().all(axis=1).to_numpy() & key.duplicated(keep="first").to_numpy(), "duplicate account_id and valid_from")
+        why["duplicate account_id and valid_from"] = "valid_from"
+        attributes = [c for c in df.columns if c not in REQUIRED["attribute_history"]]
+        if not attributes:
+            raise DataContractError(f"{history_file}: no attribute columns besides account_id and valid_from")
+        history, rejects["attribute_history"] = _finish(history_raw, df, rej, why, report_h)
+        history["account_id"] = history["account_id"].astype("str")
+        history = history.sort_values(["account_id", "valid_from"], kind="stable").reset_index(drop=True)
+        reports.append(report_h)
+    return ContractData(accounts, interactions, rejects, reports, history, accepted)
+
+
+def load(
+    folder: str | Path,
+    *,
+    interaction_columns: Sequence[str] | None = None,
+    since: pd.Timestamp | None = None,
+    until: pd.Timestamp | None = None,
+    date_format: str | None = None,
+    now: pd.Timestamp | None = None,
+) -> ContractData:
+    """Read and validate a data folder.
+
+    ``interaction_columns`` / ``since`` / ``until`` limit what is read of the (large)
+    interactions table; accounts and attribute history are always read whole.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataContractError(f"{folder}: no such data folder")
+    accounts_path = find_table(folder, "accounts")
+    if accounts_path is None:
+        raise DataContractError(f"{folder}: no accounts table (expected accounts.parquet or accounts.csv)")
+    interactions_path = find_table(folder, "interactions")
+    history_path = find_table(folder, "attribute_history")
+    accounts_raw = read_table(accounts_path)
+    interactions_raw = None
+    if interactions_path is not None:
+        if interaction_columns is not None:
+            interaction_columns = list(dict.fromkeys([*REQUIRED["interactions"], *interaction_columns]))
+        interactions_raw = read_table(
+            interactions_path, interaction_columns, time_column="occurred_at", since=since, until=until, categorical=CATEGORICAL
+        )
+    data = validate(
+        accounts_raw,
+        interactions_raw,
+        read_table(history_path) if history_path is not None else None,
+        accounts_file=str(accounts_path),
+        interactions_file=str(interactions_path or folder / "interactions"),
+        history_file=str(history_path or folder / "attribute_history"),
+        date_format=date_format,
+        now=now,
+    )
+    if (since is not None or until is not None) and len(data.interactions_read):
+        t = data.interactions_read["occurred_at"]
+        keep = np.ones(len(t), dtype=bool) if data.interactions_accepted is None else data.interactions_accepted.copy()
+        if since is not None:
+            keep &= (t >= since).to_numpy()
+        if until is not None:
+            keep &= (t < until).to_numpy()
+        if not keep.all():  # Parquet filtered while reading; CSV and text timestamps filter here
+            data.interactions_accepted = keep
+    return data
+
+

@@ -1,0 +1,95 @@
+"""Where the data ends, and whether a run date is after it.
+
+The end of the data is the day after the latest interaction (a day seen at all is taken as
+seen whole), or the date given in ``churn.toml`` / ``--data-end``. Every stage that needs it —
+labels, maturity of cutoffs, retention, the freshness check — takes it from here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from churn.config import DataSettings
+
+if TYPE_CHECKING:  # pragma: no cover
+    pass
+from churn.data.contract import FUTURE_SLACK, validate
+from churn.data.parse import parse_timestamps
+from churn.data.read import find_table, is_parquet, parquet_max, read_table
+
+
+def interactions_end(folder: str | Path, *, now: pd.Timestamp | None = None, date_format: str | None = None) -> pd.Timestamp | None:
+    """The latest plausible interaction timestamp in a data folder (None without interactions).
+
+    Reads one column only (Parquet row-group statistics when they suffice). Timestamps past
+    the wall clock are ignored: one future-dated row must not make immature cutoffs look
+    complete."""
+    path = find_table(folder, "interactions")
+    if path is None:
+        return None
+    now = pd.Timestamp.now(tz="UTC") if now is None else now
+    limit = now + FUTURE_SLACK
+    stats_max = parquet_max(path, "occurred_at") if is_parquet(path) else None
+    if stats_max is not None and stats_max <= limit:
+        return stats_max
+    column = read_table(path, ["occurred_at"])["occurred_at"]
+    t = parse_timestamps(column, date_format)
+    t = t[t <= limit]
+    return None if t.empty else t.max()
+
+
+class StaleDataError(ValueError):
+    """A run at a date after the end of the data (every account would look quiet)."""
+
+
+def check_freshness(as_of: pd.Timestamp, data_end: pd.Timestamp, *, allow_stale: bool = False) -> dict[str, object]:
+    """The run's data-freshness facts; refuses an ``as_of`` after the data unless allowed."""
+    lag = (as_of - data_end) / pd.Timedelta(days=1)
+    if lag > 0 and not allow_stale:
+        raise StaleDataError(
+            f"--as-of {as_of:%Y-%m-%d} is {lag:g} day(s) after the end of the data ({data_end:%Y-%m-%d}): every account "
+            f"would look quiet since {data_end:%Y-%m-%d}. Export newer data, use --as-of {data_end:%Y-%m-%d}, "
+            "or pass --allow-stale-data to go on anyway"
+        )
+    facts: dict[str, object] = {"data_end": f"{data_end:%Y-%m-%d}", "data_lag_days": round(max(lag, 0.0), 1)}
+    if lag > 0:
+        facts["warning"] = f"stale data: the data ends {lag:g} day(s) before the scoring date; recent activity is missing"
+    return facts
+
+
+def data_end_of(data_dir: str | Path, settings: DataSettings = DataSettings()) -> pd.Timestamp:
+    """End of the observed history of a data folder: ``settings.data_end``, else the day after
+    the latest interaction (future-dated rows ignored), else — attribute-only data — the latest
+    signup or churn date."""
+    return data_end_and_source(data_dir, settings)[0]
+
+
+def data_end_and_source(data_dir: str | Path, settings: DataSettings = DataSettings()) -> tuple[pd.Timestamp, str]:
+    """:func:`data_end_of`, and where it came from, in words (for the run's output)."""
+    if settings.data_end is not None:
+        return settings.data_end, "given"
+    latest = interactions_end(data_dir, date_format=settings.date_format)
+    if latest is not None:
+        return latest.ceil("D"), "the day after the latest interaction"
+    path = find_table(data_dir, "accounts")
+    accounts = validate(read_table(path), None, date_format=settings.date_format).accounts if path else None
+    if accounts is None:
+        raise ValueError(f"{data_dir}: no accounts table")
+
+    end = observed_until(accounts, accounts.iloc[:0].assign(occurred_at=pd.Series(dtype="datetime64[ns, UTC]")))
+    return end, "no interaction with a usable timestamp: the day after the latest signup or churn date"
+
+
+def observed_until(accounts: pd.DataFrame, interactions: pd.DataFrame) -> pd.Timestamp:
+    """End of the observed history: the day after the latest interaction (a day seen at all
+    is taken as seen whole). Without interactions — an attribute-only snapshot — the latest
+    signup or churn date stands in; give the end explicitly (``--data-end``) in that case."""
+    if len(interactions):
+        return interactions["occurred_at"].max().ceil("D")
+    stamps = [accounts["signup_at"].max()]
+    if "churned_at" in accounts.columns and accounts["churned_at"].notna().any():
+        stamps.append(accounts["churned_at"].max())
+    return max(stamps).ceil("D")

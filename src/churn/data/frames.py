@@ -1,0 +1,74 @@
+"""Small array helpers shared by the pipeline stages."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+
+@functools.lru_cache(maxsize=256)
+def category_dtype(categories: tuple[str, ...]) -> pd.CategoricalDtype:
+    """The categorical type of a fixed category list, made once (checking the categories is a
+    fixed cost that would otherwise be paid per column per request)."""
+    return pd.CategoricalDtype(list(categories))
+
+
+def codes_for(values: pd.Series | np.ndarray, categories: pd.Index | list[str]) -> np.ndarray:
+    """Position of each value in ``categories`` (−1 where absent or missing), without
+    building per-row strings when ``values`` is already categorical."""
+    index = pd.Index(categories)
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        mapping = np.append(index.get_indexer(values.cat.categories.astype("str")), -1)
+        return mapping[values.cat.codes.to_numpy()]  # code −1 (missing) picks the appended −1
+    return index.get_indexer(pd.Index(values).astype("str"))
+
+
+def text_counts(values: pd.Series) -> pd.Series:
+    """How often each distinct value occurs, indexed by the value as text, most frequent first
+    (ties by text); missing values are left out. A categorical is counted from its codes,
+    without building a string per row."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        counts = pd.Series(np.bincount(codes[codes >= 0], minlength=len(values.cat.categories)), index=values.cat.categories.astype("str"))
+        counts = counts[counts > 0].groupby(level=0).sum()  # two categories may read the same as text
+    else:
+        counts = values.dropna().astype("str").value_counts()
+    order = np.lexsort((counts.index.to_numpy(dtype=str), -counts.to_numpy()))
+    return counts.iloc[order].rename("count").rename_axis(None)
+
+
+def text_values(values: pd.Series) -> list[str]:
+    """The distinct non-missing values as text (a categorical: the categories that occur)."""
+    return list(text_counts(values).index)
+
+
+def json_float(x: object) -> float | None:
+    """A JSON-safe float: NaN and infinities become None."""
+    value = float(x)  # type: ignore[arg-type]
+    return value if np.isfinite(value) else None
+
+
+def to_json_safe(obj: Any) -> Any:
+    """Plain Python containers and scalars; NaN → None, timestamps → ISO text."""
+    if isinstance(obj, Mapping):
+        return {str(k): to_json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [to_json_safe(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return json_float(obj)
+    if isinstance(obj, pd.Timestamp):
+        return obj.isoformat()
+    if obj is None or obj is pd.NA or obj is pd.NaT:
+        return None
+    return obj
+
+
+def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return to_json_safe(frame.to_dict(orient="records"))  # type: ignore[no-any-return]

@@ -1,0 +1,120 @@
+"""``churn features`` and ``churn dataset``: a feature table at one date, or a training table
+over cutoffs, on the in-process engine or on Spark, written as Parquet or CSV.
+
+Kept free of MLflow, the report and the model code: ``churn features`` starts in a second,
+and a test guards what it imports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import pandas as pd
+
+from churn.config import ChurnDefinition, DataSettings, FeatureConfig
+from churn.data.attributes import AttributeDecision
+from churn.data.contract import OPTIONAL_INTERACTION_COLUMNS, ContractData, load
+from churn.data.dataend import check_freshness
+from churn.data.io import write_table
+from churn.data.synthetic import generate
+from churn.features.build import build_features, learn_spec
+from churn.features.labels import check_mature, parse_cutoffs
+from churn.features.spec import FeatureSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import SparkSession
+
+
+def load_for_features(
+    data: Path, settings: DataSettings, *, since: pd.Timestamp | None = None, until: pd.Timestamp | None = None
+) -> ContractData:
+    """Load only what the feature pipeline reads: its columns, and only the needed time range."""
+    return load(data, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since, until=until, date_format=settings.date_format)
+
+
+def write_frame(frame: pd.DataFrame, out: Path) -> Path:
+    """Write a table as CSV when ``out`` ends in .csv, else as Parquet (atomically)."""
+    return write_table(frame, out.with_suffix(""), "csv" if out.suffix == ".csv" else "parquet")
+
+
+def example_spec(config: FeatureConfig = FeatureConfig()) -> FeatureSpec:
+    """A spec with every feature family (from a small generated business), for the full catalogue."""
+    sample = generate(50, months=3, seed=0)
+    return FeatureSpec.from_data(sample.accounts, sample.interactions, config)
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """What ``churn features`` computed: the table (None on Spark, where it stays a Parquet
+    folder), where it went, and the spec and attribute decisions behind it."""
+
+    spec: FeatureSpec
+    decisions: list[AttributeDecision]
+    as_of: pd.Timestamp
+    path: Path | str | None
+    table: pd.DataFrame | None = None
+    contract: ContractData | None = None
+    #: The run date is after the end of the data (allowed), in words; or None.
+    stale_warning: str | None = None
+
+
+def feature_table(
+    data: Path,
+    settings: DataSettings,
+    *,
+    as_of: pd.Timestamp,
+    data_end: pd.Timestamp,
+    horizon: int = 30,
+    out: Path | None = None,
+    allow_stale: bool = False,
+    spark: "SparkSession | None" = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> FeatureTable:
+    """Point-in-time features of every customer at ``as_of``, written to ``out`` (None: not
+    written — ``--describe`` only wants the spec). Refuses an ``as_of`` after ``data_end``
+    unless ``allow_stale``."""
+    stale = check_freshness(as_of, data_end, allow_stale=allow_stale).get("warning")
+    fconfig = FeatureConfig()
+    definition = ChurnDefinition(horizon_days=horizon)
+    if spark is not None:
+        from churn.spark import spark_features, spark_spec, write_parquet
+
+        spec, _, decisions = spark_spec(spark, data, fconfig, cutoffs=[as_of], data_end=data_end, settings=settings)
+        path = write_parquet(spark_features(spark, data, as_of=as_of, spec=spec, config=fconfig, definition=definition), out) if out else None
+        return FeatureTable(spec, decisions, as_of, path, stale_warning=stale)  # type: ignore[arg-type]
+    lookback = pd.Timedelta(days=max(fconfig.lookback_days, horizon))
+    contract = load_for_features(data, settings, since=as_of - lookback, until=as_of)
+    spec, decisions = learn_spec(contract, cutoffs=[as_of], data_end=data_end, settings=settings, config=fconfig)
+    if out is None:
+        return FeatureTable(spec, decisions, as_of, None, contract=contract, stale_warning=stale)
+    progress("Computing features…")
+    table = build_features(
+        contract.accounts,
+        contract.interactions_read,  # with the mask of accepted rows: no copy of the table to drop the rejects
+        as_of=as_of,
+        spec=spec,
+        config=fconfig,
+        definition=definition,
+        history=contract.attribute_history,
+        rows=contract.interactions_accepted,
+    )
+    return FeatureTable(spec, decisions, as_of, write_frame(table, out), table, contract, stale)
+
+
+def spark_training_table(
+    spark: "SparkSession", data: Path, settings: DataSettings, *, cutoffs: str, data_end: pd.Timestamp, horizon: int, out: Path
+) -> tuple[list[pd.Timestamp], list[AttributeDecision], str]:
+    """``churn dataset --engine spark``: the training table over explicit ``cutoffs`` on Spark,
+    written as a Parquet folder. Returns the cutoffs, the attribute decisions and the path."""
+    from churn.spark import spark_spec, write_parquet
+    from churn.spark import spark_training_table as build_on_spark
+
+    definition = ChurnDefinition(horizon_days=horizon)
+    fconfig = FeatureConfig()
+    points = parse_cutoffs(cutoffs)
+    check_mature(points, definition, data_end)
+    spec, _, decisions = spark_spec(spark, data, fconfig, cutoffs=points, data_end=data_end, settings=settings)
+    path = write_parquet(build_on_spark(spark, data, cutoffs=points, spec=spec, definition=definition, config=fconfig), out)
+    return points, decisions, path

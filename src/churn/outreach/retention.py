@@ -1,0 +1,189 @@
+"""Actual retention rates: (E − N) / S per period, from the accounts table alone.
+
+For a period [start, end):
+
+* S — customers at the start: signed up before ``start`` and not churned by it;
+* N — new customers: signed up in [start, end);
+* E — customers at the end: signed up before ``end`` and not churned by it;
+* churned — customers lost during the period (S + N − E).
+
+Retention rate = (E − N) / S × 100; churn rate = 100 − retention rate.
+Worked example: S=1000, E=900, N=200 → 70 % retained, 30 % churned.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import pandas as pd
+
+from churn.config import ChurnDefinition
+from churn.data.population import last_activity
+
+if TYPE_CHECKING:
+    from churn.config import ChurnDefinition
+    from churn.data.contract import ContractData
+
+FREQUENCIES = {"week": "W-MON", "month": "MS", "quarter": "QS", "year": "YS"}
+
+
+def retention_rate(start_count: float, end_count: float, new_count: float) -> float:
+    """(E − N) / S × 100; NaN when there were no customers at the start."""
+    if start_count == 0:
+        return float("nan")
+    return (end_count - new_count) / start_count * 100.0
+
+
+def derive_inactivity_churn(
+    accounts: pd.DataFrame,
+    interactions: pd.DataFrame,
+    *,
+    horizon_days: int,
+    data_end: pd.Timestamp,
+    activity_event_types: Sequence[str] = (),
+) -> pd.Series:
+    """For transactional data: churned_at = last activity + horizon, if that is before ``data_end``.
+
+    The same rule as :func:`churn.data.population.is_customer` (an account stops being a customer
+    ``horizon`` days after its last qualifying activity); signup counts as activity, so an
+    account that never bought anything churns ``horizon`` days after signing up.
+    """
+
+    definition = ChurnDefinition(horizon_days=horizon_days, kind="inactivity", activity_event_types=activity_event_types)  # type: ignore[arg-type]  # normalised by ChurnDefinition
+    last = last_activity(accounts, interactions, data_end, definition)
+    churned_at = last + definition.horizon
+    return churned_at.where(churned_at <= data_end).astype("datetime64[ns, UTC]")
+
+
+def with_churn_dates(accounts: pd.DataFrame, interactions: pd.DataFrame, definition: "ChurnDefinition", data_end: pd.Timestamp) -> pd.DataFrame:
+    """``accounts`` with the ``churned_at`` retention is counted by: as recorded for
+    subscription data; for transactional data (none recorded) derived by
+    :func:`derive_inactivity_churn` under ``definition``."""
+    if definition.resolve_kind(accounts) != "inactivity":
+        return accounts
+    churned_at = derive_inactivity_churn(
+        accounts, interactions, horizon_days=definition.horizon_days, data_end=data_end, activity_event_types=definition.activity_event_types
+    )
+    return accounts.assign(churned_at=churned_at)
+
+
+def observed_start(data: "ContractData") -> pd.Timestamp:
+    """Where the observed history begins: the first interaction, else the first signup.
+
+    Accounts that were customers before the history starts are counted in S, but periods
+    before the first interaction would show retention the data cannot support.
+    """
+    if len(data.interactions):
+        return data.interactions["occurred_at"].min()
+    return data.accounts["signup_at"].min()
+
+
+def period_bounds(start: pd.Timestamp, end: pd.Timestamp, freq: str) -> pd.DatetimeIndex:
+    """Boundaries of the complete periods inside [start, end]."""
+    alias = FREQUENCIES.get(freq, freq)
+    first = pd.Timestamp(start).tz_convert("UTC")
+    bounds = pd.date_range(first.floor("D"), end, freq=alias, tz="UTC")
+    return bounds
+
+
+def retention_table(
+    accounts: pd.DataFrame,
+    *,
+    freq: str = "month",
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+    by: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Retention per complete period (and per group in ``by``) between ``start`` and ``end``.
+
+    ``end`` defaults to the day after the latest signup/churn; ``start`` to the earliest signup.
+    Group columns are read from ``accounts`` (e.g. segment, plan, or a risk band you joined on).
+    """
+    signup = accounts["signup_at"]
+    churned = accounts["churned_at"] if "churned_at" in accounts.columns else pd.Series(pd.NaT, index=accounts.index, dtype="datetime64[ns, UTC]")
+    if end is None:
+        # data observed up to some time on a day covers that whole day
+        end = max(signup.max(), churned.max() if churned.notna().any() else signup.max()).ceil("D")
+    if start is None:
+        start = signup.min()
+    bounds = period_bounds(start, end, freq)
+    columns = ["period_start", "period_end", *by, "S", "N", "E", "churned", "retention_rate", "churn_rate"]
+    if len(bounds) < 2:
+        return pd.DataFrame(columns=columns)
+
+    signup_ns = signup.to_numpy("datetime64[ns]").astype(np.int64)
+    churn_ns = churned.to_numpy("datetime64[ns]").astype(np.int64)
+    churn_ns = np.where(churned.isna().to_numpy(), np.iinfo(np.int64).max, churn_ns)
+    keys = accounts[list(by)].astype("str").fillna("(missing)") if by else None
+
+    rows = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        lo_ns, hi_ns = lo.value, hi.value
+        at_start = (signup_ns < lo_ns) & (churn_ns >= lo_ns)
+        new = (signup_ns >= lo_ns) & (signup_ns < hi_ns)
+        at_end = (signup_ns < hi_ns) & (churn_ns >= hi_ns)
+        frame = pd.DataFrame({"S": at_start, "N": new, "E": at_end})
+        if keys is not None:
+            counts = pd.concat([keys, frame], axis=1).groupby(list(by), observed=True).sum().reset_index()
+        else:
+            counts = frame.sum().to_frame().T
+        counts.insert(0, "period_end", hi)
+        counts.insert(0, "period_start", lo)
+        rows.append(counts)
+    table = pd.concat(rows, ignore_index=True)
+    for col in ("S", "N", "E"):
+        table[col] = table[col].astype("int64")
+    table["churned"] = table["S"] + table["N"] - table["E"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = (table["E"] - table["N"]) / table["S"].where(table["S"] > 0) * 100.0
+    table["retention_rate"] = rate.round(2)
+    table["churn_rate"] = (100.0 - rate).round(2)
+    return table[columns]
+
+
+def churn_rate_interval(churned: int, accounts: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson interval of a churn rate: a control group of 20 cannot show a 5-point effect,
+    and the report should say so rather than print two bare percentages."""
+    from scipy.stats import binomtest
+
+    interval = binomtest(churned, accounts).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
+def list_outcomes(risk: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """What happened to one past risk list: actual churn per outreach group and risk band.
+
+    ``labels`` holds ``account_id`` and ``churned`` (0/1) over the list's horizon, e.g.
+    from :func:`churn.features.labels.label_accounts` at the list's ``as_of``. Each group is a fixed
+    cohort (N = 0), so retention = (E − N) / S = retained / S. The control group's churn
+    rate is the list's realised precision without any outreach effect; outreach vs. control
+    is the effect of the calls — read it with the 95 % intervals, which are wide for small groups.
+    "held control" are accounts an earlier run holds out (with ``assigned_as_of``): still not
+    contacted, but not this list's controls (:mod:`churn.outreach.experiment` measures the effect).
+    """
+    merged = risk.merge(labels[["account_id", "churned"]], on="account_id", how="inner")
+    held = merged["control"] & (merged["assigned_as_of"] < merged["as_of"]) if {"assigned_as_of", "as_of"} <= set(merged.columns) else merged["control"] & False
+    merged["group"] = np.select([held, merged["control"], merged["outreach"]], ["held control", "control", "outreach"], default="not flagged")
+    rows = []
+    for dimension, key in (("group", "group"), ("risk band", "risk_band")):
+        for value, part in merged.groupby(key, sort=False):
+            start, lost = len(part), int(part["churned"].sum())
+            low, high = churn_rate_interval(lost, start)
+            rows.append(
+                {
+                    "dimension": dimension,
+                    "group": value,
+                    "S": start,
+                    "N": 0,
+                    "E": start - lost,
+                    "churned": lost,
+                    "retention_rate": round(retention_rate(start, start - lost, 0), 2),
+                    "actual_churn_rate": round(100.0 * lost / start, 2),
+                    "churn_rate_ci_low": round(100.0 * low, 2),
+                    "churn_rate_ci_high": round(100.0 * high, 2),
+                    "predicted_churn_rate": round(100.0 * part["churn_probability"].mean(), 2),
+                }
+            )
+    order = {"outreach": 0, "control": 1, "held control": 2, "not flagged": 3, "high": 4, "medium": 5, "low": 6}
+    return pd.DataFrame(rows).sort_values("group", key=lambda g: g.map(order)).reset_index(drop=True)
