@@ -151,26 +151,43 @@ class _EventLog:
         return out
 
 
-def generate(
-    n_accounts: int = 2_000,
-    start: str | pd.Timestamp = "2023-01-01",
-    months: int = 24,
-    seed: int = 7,
-) -> GeneratedData:
-    """Simulate ``n_accounts`` accounts over ``months`` months starting at ``start``.
+@dataclass
+class _Business:
+    """The simulation's state: the accounts as drawn at the start, and what changes month by
+    month (engagement, price, dissatisfaction ``s``, churn dates), plus the events logged so far.
 
-    Deterministic for a seed. Returns contract-shaped ``accounts`` and ``interactions``
-    (timestamps in UTC, interactions sorted by time).
+    Every random number comes from ``rng``, drawn in one fixed order — the accounts, then each
+    month's steps in turn — so a seed always gives the same business, byte for byte.
     """
-    if n_accounts < 1 or months < 1:
-        raise ValueError("n_accounts and months must be at least 1")
-    rng = np.random.default_rng(seed)
-    start_ts = to_utc(start).normalize()
-    bounds = _month_starts(start_ts, months)
-    data_end = bounds[-1]
-    n = n_accounts
 
-    # --- accounts: 30 % already customers at start, the rest sign up month by month (growing).
+    rng: np.random.Generator
+    bounds: np.ndarray
+    months: int
+    signup: np.ndarray
+    existing: np.ndarray
+    plan: np.ndarray
+    segment: np.ndarray
+    region: np.ndarray
+    annual: np.ndarray
+    mrr: np.ndarray
+    engagement: np.ndarray
+    drift: np.ndarray
+    trouble: np.ndarray  # how often things go wrong for this account
+    wait_factor: np.ndarray
+    billing_offset: np.ndarray
+    s: np.ndarray  # dissatisfaction
+    churn_at: np.ndarray
+    price_rise_month: np.ndarray
+    crisis: set[int]
+    mrr_changes: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    hazards: list[tuple[int, dict[str, np.ndarray]]] = field(default_factory=list)
+    log: _EventLog = field(default_factory=lambda: _EventLog())
+    next_case: int = 0
+
+
+def _new_business(n: int, bounds: np.ndarray, months: int, rng: np.random.Generator) -> _Business:
+    """The accounts at the start: 30 % already customers, the rest signing up month by month
+    (growing), with their plan, segment, region, contract, price and temperament."""
     existing = rng.random(n) < 0.3
     signup = np.empty(n, dtype=np.int64)
     signup[existing] = bounds[0] - rng.integers(1, 720 * NS_PER_DAY, existing.sum())
@@ -184,183 +201,251 @@ def generate(
     region = rng.choice(4, n, p=REGION_P)
     annual = rng.random(n) < SEGMENT_ANNUAL_P[segment]
     mrr = np.round(PLAN_MRR[plan] * SEGMENT_MRR[segment] * rng.lognormal(0, 0.15, n), 2)
-    mrr_changes: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [(np.arange(n), signup.copy(), mrr.copy())]
     engagement = rng.lognormal(0, 0.5, n)
     drift = np.where(rng.random(n) < 0.2, rng.uniform(-0.25, -0.05, n), 0.0)
-    trouble = rng.gamma(2.0, 0.5, n)  # how often things go wrong for this account
-    wait_factor = REGION_WAIT[region] * np.where(plan == 2, 0.6, 1.0)
-    billing_offset = (signup - bounds[0]) % (28 * NS_PER_DAY)
-
-    s = np.where(existing, rng.gamma(1.0, 0.3, n), 0.0)  # dissatisfaction
-    churn_at = np.full(n, NEVER, dtype=np.int64)
-    # Known quirk: the churn draw for the month before the history runs at month −10, so every
-    # pre-existing account counts a "recent price rise" there (and GeneratedData.causes says so
-    # for that first month). Starting from a month further back would be right, but it changes
-    # every generated business; the causes of later months are unaffected.
-    price_rise_month = np.full(n, -10)
-    crisis = set(range(months // 3, months // 3 + 3)) if months >= 6 else set()
-    log = _EventLog()
-    next_case = 0
-
+    trouble = rng.gamma(2.0, 0.5, n)
+    business = _Business(
+        rng=rng, bounds=bounds, months=months, signup=signup, existing=existing, plan=plan, segment=segment, region=region,
+        annual=annual, mrr=mrr, engagement=engagement, drift=drift, trouble=trouble,
+        wait_factor=REGION_WAIT[region] * np.where(plan == 2, 0.6, 1.0),
+        billing_offset=(signup - bounds[0]) % (28 * NS_PER_DAY),
+        s=np.where(existing, rng.gamma(1.0, 0.3, n), 0.0),
+        churn_at=np.full(n, NEVER, dtype=np.int64),
+        # Known quirk: the churn draw for the month before the history runs at month −10, so every
+        # pre-existing account counts a "recent price rise" there (and GeneratedData.causes says so
+        # for that first month). Starting from a month further back would be right, but it changes
+        # every generated business; the causes of later months are unaffected.
+        price_rise_month=np.full(n, -10),
+        crisis=set(range(months // 3, months // 3 + 3)) if months >= 6 else set(),
+    )  # fmt: skip
+    business.mrr_changes.append((np.arange(n), signup.copy(), mrr.copy()))
     # Customers from before the history starts can churn in its first month too.
-    hazards = [(bounds[0], _draw_churn(rng, np.flatnonzero(existing), s, annual, price_rise_month, engagement, segment, -10, churn_at, bounds[0], bounds[1]))]
+    business.hazards.append((bounds[0], _draw_churn(business, np.flatnonzero(existing), -10, bounds[0], bounds[1])))
+    return business
 
+
+@dataclass(frozen=True)
+class _Month:
+    """One simulated month: its bounds, the accounts active in it and the part of it each was."""
+
+    index: int
+    start: int
+    end: int
+    active: np.ndarray
+    a_start: np.ndarray
+    a_end: np.ndarray
+    frac: np.ndarray
+
+    def times(self, rng: np.random.Generator, idx: np.ndarray) -> np.ndarray:
+        """Uniform times inside each account's active part of this month."""
+        lo, hi = self.a_start[idx], self.a_end[idx]
+        return lo + (rng.random(len(idx)) * (hi - lo)).astype(np.int64)
+
+
+def _simulate_month(b: _Business, m: int) -> None:
+    """One month: usage, price rises, invoices, support cases and surveys, then the month's
+    dissatisfaction and the churn draw for the next month."""
+    ms, me = b.bounds[m], b.bounds[m + 1]
+    active = np.flatnonzero((b.signup < me) & (b.churn_at > ms))
+    if not len(active):
+        return
+    a_start = np.maximum(ms, b.signup[active])
+    a_end = np.minimum(me, b.churn_at[active])
+    month = _Month(m, ms, me, active, a_start, a_end, (a_end - a_start) / (me - ms))
+    _usage(b, month)
+    _price_rises(b, month)
+    _invoices(b, month)
+    effort = _support_cases(b, month)
+    _nps_surveys(b, month)
+    b.s[active] = 0.7 * b.s[active] + effort
+    if m + 1 < b.months:
+        b.hazards.append((me, _draw_churn(b, active, m, me, b.bounds[m + 2])))
+
+
+def _usage(b: _Business, month: _Month) -> None:
+    """Logins and feature use, falling as exp(−0.6·s) and with each account's own drift."""
+    active = month.active
+    b.engagement[active] *= np.exp(b.drift[active])
+    eng = b.engagement[active] * np.exp(-0.6 * b.s[active])
+    for etype, rate in ((LOGIN, 8.0), (FEATURE_USE, 3.0)):
+        counts = b.rng.poisson(rate * eng * month.frac)
+        idx = np.repeat(np.arange(len(active)), counts)
+        b.log.add(len(idx), acc=active[idx], t=month.times(b.rng, idx), etype=np.full(len(idx), etype))
+
+
+def _price_rises(b: _Business, month: _Month) -> None:
+    """A campaign mid-period (half the monthly basic/standard accounts) and occasional
+    individual rises; each rise goes into the attribute history."""
+    active, m = month.active, month.index
+    rise = b.rng.random(len(active)) < 0.01
+    if m == b.months // 2 and m > 0:
+        rise |= (~b.annual[active]) & (b.plan[active] < 2) & (b.rng.random(len(active)) < 0.5)
+    b.mrr[active[rise]] = np.round(b.mrr[active[rise]] * b.rng.uniform(1.12, 1.2, rise.sum()), 2)
+    b.price_rise_month[active[rise]] = m
+    b.mrr_changes.append((active[rise], np.maximum(month.start, b.signup[active[rise]]), b.mrr[active[rise]].copy()))
+
+
+def _invoices(b: _Business, month: _Month) -> None:
+    """An invoice on each active account's billing day (annual contracts 15 % cheaper)."""
+    active = month.active
+    inv_t = month.start + b.billing_offset[active]
+    billed = (inv_t >= month.a_start) & (inv_t < month.a_end)
+    discount = np.where(b.annual[active], 0.85, 1.0)
+    b.log.add(
+        int(billed.sum()), acc=active[billed], t=inv_t[billed], etype=np.full(int(billed.sum()), INVOICE),
+        amount=np.round(b.mrr[active] * discount, 2)[billed],
+    )  # fmt: skip
+
+
+@dataclass
+class _Cases:
+    """The support cases opened in one month, and what each has cost its customer so far."""
+
+    owner: np.ndarray  # index into the month's active accounts
+    acc: np.ndarray  # account index
+    ids: np.ndarray
+    channel: np.ndarray
+    t: np.ndarray
+    open_: np.ndarray
+    long_waits: np.ndarray
+    switches: np.ndarray
+    transfers: np.ndarray
+    contacts: np.ndarray
+    unresolved: np.ndarray
+    last_t: np.ndarray
+
+    def effort(self) -> np.ndarray:
+        """Each case's effort, as the module docstring plants it."""
+        return 0.45 * self.long_waits + 0.35 * (self.contacts - 1) + 0.5 * self.switches + 0.3 * self.transfers + 0.8 * self.unresolved
+
+
+def _support_cases(b: _Business, month: _Month) -> np.ndarray:
+    """Support cases, each a chain of contacts that may switch channel, then the post-case
+    surveys; returns the effort per active account this month."""
+    active, m = month.active, month.index
+    case_rate = 0.35 * b.trouble[active] * month.frac * (1.6 if m in b.crisis else 1.0)
+    owner = np.repeat(np.arange(len(active)), b.rng.poisson(case_rate))
+    n_c = len(owner)
+    effort = np.zeros(len(active))
+    if not n_c:
+        return effort
+    acc = active[owner]
+    ids = np.arange(b.next_case, b.next_case + n_c)
+    b.next_case += n_c
+    channel = np.empty(n_c, dtype=np.int64)
+    for g in range(3):
+        sel = b.segment[acc] == g
+        channel[sel] = b.rng.choice(8, size=int(sel.sum()), p=CHANNEL_P[g])
+    t = month.times(b.rng, owner)
+    zeros = lambda: np.zeros(n_c)  # noqa: E731
+    cases = _Cases(owner, acc, ids, channel, t, np.ones(n_c, dtype=bool), zeros(), zeros(), zeros(), zeros(), np.zeros(n_c, dtype=bool), t.copy())
+    for k in range(MAX_CONTACTS_PER_CASE):
+        if not cases.open_.any():
+            break
+        _contact_round(b, cases, k, crisis_mult=2.0 if m in b.crisis else 1.0)
+    case_effort = cases.effort()
+    np.add.at(effort, owner, case_effort)
+    _case_surveys(b, cases, case_effort)
+    return effort
+
+
+def _contact_round(b: _Business, cases: _Cases, k: int, *, crisis_mult: float) -> None:
+    """The ``k``-th contact of every open case: maybe on another channel, a wait, a handle
+    time, maybe a transfer, resolved or not — and the customer comes back or gives up."""
+    rng = b.rng
+    live = np.flatnonzero(cases.open_)
+    if k > 0:
+        switch = rng.random(len(live)) < 0.5
+        new_ch = np.where(switch, ESCALATE_TO[cases.channel[live]], cases.channel[live])
+        cases.switches[live] += new_ch != cases.channel[live]
+        cases.channel[live] = new_ch
+        cases.t[live] = cases.t[live] + (rng.exponential(1.5, len(live)) * NS_PER_DAY).astype(np.int64)
+    ch, acc = cases.channel[live], cases.acc[live]
+    wait = WAIT_MEDIAN_S[ch] * b.wait_factor[acc] * crisis_mult * rng.lognormal(0, 0.9, len(live))
+    handle = HANDLE_MEDIAN_S[ch] * rng.lognormal(0, 0.5, len(live))
+    transferred = rng.random(len(live)) < TRANSFER_P[ch]
+    handle = handle * np.where(transferred, 1.6, 1.0)
+    p_res = RESOLVE_P[ch] / (0.7 + 0.3 * b.trouble[acc])
+    resolved = rng.random(len(live)) < np.clip(p_res, 0.05, 0.95)
+    cases.long_waits[live] += wait > LONG_WAIT_S[ch]
+    cases.transfers[live] += transferred
+    cases.contacts[live] += 1
+    cases.last_t[live] = cases.t[live]
+    b.log.add(
+        len(live), acc=acc, t=cases.t[live].copy(), etype=np.full(len(live), SUPPORT), channel=ch.copy(), case=cases.ids[live],
+        wait=np.round(np.where(ch == 7, 0.0, wait), 1), handle=np.round(np.where(ch == 7, 30.0, handle), 1),
+        resolved=resolved.astype(np.int8), transferred=transferred.astype(np.int8),
+    )  # fmt: skip
+    # Unresolved: the customer comes back (85 %) or gives up with the case open.
+    comes_back = rng.random(len(live)) < 0.85
+    if k == MAX_CONTACTS_PER_CASE - 1:
+        comes_back[:] = False
+    cases.open_[live] = ~resolved & comes_back
+    cases.unresolved[live] = ~resolved & ~comes_back
+
+
+def _case_surveys(b: _Business, cases: _Cases, case_effort: np.ndarray) -> None:
+    """A CES/CSAT survey an hour after ~30 % of cases, falling with the case's effort."""
+    surveyed = np.flatnonzero(b.rng.random(len(cases.owner)) < 0.3)
+    if not len(surveyed):
+        return
+    e = case_effort[surveyed]
+    ces = np.clip(np.round(5.8 - 1.1 * e + b.rng.normal(0, 0.9, len(e))), 1, 7)
+    csat = np.clip(np.round(4.5 - 0.8 * e + b.rng.normal(0, 0.7, len(e))), 1, 5)
+    b.log.add(
+        len(surveyed), acc=cases.acc[surveyed], t=cases.last_t[surveyed] + 3600 * 10**9, etype=np.full(len(surveyed), SURVEY),
+        case=cases.ids[surveyed], ces=ces, csat=csat,
+    )  # fmt: skip
+
+
+def _nps_surveys(b: _Business, month: _Month) -> None:
+    """Relationship NPS from 8 % of active accounts a month, falling with ``s``."""
+    active = month.active
+    asked = np.flatnonzero(b.rng.random(len(active)) < 0.08)
+    if len(asked):
+        nps = np.clip(np.round(8.5 - 1.5 * b.s[active[asked]] + b.rng.normal(0, 1.5, len(asked))), 0, 10)
+        b.log.add(len(asked), acc=active[asked], t=month.times(b.rng, asked), etype=np.full(len(asked), SURVEY), nps=nps)
+
+
+def generate(
+    n_accounts: int = 2_000,
+    start: str | pd.Timestamp = "2023-01-01",
+    months: int = 24,
+    seed: int = 7,
+) -> GeneratedData:
+    """Simulate ``n_accounts`` accounts over ``months`` months starting at ``start``.
+
+    Deterministic for a seed. Returns contract-shaped ``accounts`` and ``interactions``
+    (timestamps in UTC, interactions sorted by time).
+    """
+    if n_accounts < 1 or months < 1:
+        raise ValueError("n_accounts and months must be at least 1")
+    bounds = _month_starts(to_utc(start).normalize(), months)
+    business = _new_business(n_accounts, bounds, months, np.random.default_rng(seed))
     for m in range(months):
-        ms, me = bounds[m], bounds[m + 1]
-        active = np.flatnonzero((signup < me) & (churn_at > ms))
-        if not len(active):
-            continue
-        a_start = np.maximum(ms, signup[active])
-        a_end = np.minimum(me, churn_at[active])
-        frac = (a_end - a_start) / (me - ms)
+        _simulate_month(business, m)
+    return _generated_data(business)
 
-        def times(idx: np.ndarray, a_start: np.ndarray = a_start, a_end: np.ndarray = a_end) -> np.ndarray:
-            """Uniform times inside each account's active part of this month."""
-            lo, hi = a_start[idx], a_end[idx]
-            return lo + (rng.random(len(idx)) * (hi - lo)).astype(np.int64)
 
-        # --- usage
-        engagement[active] *= np.exp(drift[active])
-        eng = engagement[active] * np.exp(-0.6 * s[active])
-        for etype, rate in ((LOGIN, 8.0), (FEATURE_USE, 3.0)):
-            counts = rng.poisson(rate * eng * frac)
-            idx = np.repeat(np.arange(len(active)), counts)
-            log.add(len(idx), acc=active[idx], t=times(idx), etype=np.full(len(idx), etype))
-
-        # --- price increases (a campaign mid-period + occasional individual ones)
-        rise = rng.random(len(active)) < 0.01
-        if m == months // 2 and m > 0:
-            rise |= (~annual[active]) & (plan[active] < 2) & (rng.random(len(active)) < 0.5)
-        mrr[active[rise]] = np.round(mrr[active[rise]] * rng.uniform(1.12, 1.2, rise.sum()), 2)
-        price_rise_month[active[rise]] = m
-        mrr_changes.append((active[rise], np.maximum(ms, signup[active[rise]]), mrr[active[rise]].copy()))
-
-        # --- invoices on the billing day
-        inv_t = ms + billing_offset[active]
-        billed = (inv_t >= a_start) & (inv_t < a_end)
-        discount = np.where(annual[active], 0.85, 1.0)
-        log.add(
-            int(billed.sum()),
-            acc=active[billed],
-            t=inv_t[billed],
-            etype=np.full(int(billed.sum()), INVOICE),
-            amount=np.round(mrr[active] * discount, 2)[billed],
-        )
-
-        # --- support cases, each a chain of contacts that may switch channel
-        case_rate = 0.35 * trouble[active] * frac * (1.6 if m in crisis else 1.0)
-        n_cases = rng.poisson(case_rate)
-        case_owner = np.repeat(np.arange(len(active)), n_cases)  # index into `active`
-        n_c = len(case_owner)
-        effort = np.zeros(len(active))
-        if n_c:
-            acc = active[case_owner]
-            case_ids = np.arange(next_case, next_case + n_c)
-            next_case += n_c
-            channel = np.empty(n_c, dtype=np.int64)
-            for g in range(3):
-                sel = segment[acc] == g
-                channel[sel] = rng.choice(8, size=int(sel.sum()), p=CHANNEL_P[g])
-            t = times(case_owner)
-            open_ = np.ones(n_c, dtype=bool)
-            long_waits = np.zeros(n_c)
-            switches = np.zeros(n_c)
-            transfers = np.zeros(n_c)
-            contacts = np.zeros(n_c)
-            unresolved = np.zeros(n_c, dtype=bool)
-            last_t = t.copy()
-            crisis_mult = 2.0 if m in crisis else 1.0
-            for k in range(MAX_CONTACTS_PER_CASE):
-                live = np.flatnonzero(open_)
-                if not len(live):
-                    break
-                if k > 0:
-                    switch = rng.random(len(live)) < 0.5
-                    new_ch = np.where(switch, ESCALATE_TO[channel[live]], channel[live])
-                    switches[live] += new_ch != channel[live]
-                    channel[live] = new_ch
-                    t[live] = t[live] + (rng.exponential(1.5, len(live)) * NS_PER_DAY).astype(np.int64)
-                ch = channel[live]
-                wait = WAIT_MEDIAN_S[ch] * wait_factor[acc[live]] * crisis_mult * rng.lognormal(0, 0.9, len(live))
-                handle = HANDLE_MEDIAN_S[ch] * rng.lognormal(0, 0.5, len(live))
-                transferred = rng.random(len(live)) < TRANSFER_P[ch]
-                handle = handle * np.where(transferred, 1.6, 1.0)
-                p_res = RESOLVE_P[ch] / (0.7 + 0.3 * trouble[acc[live]])
-                resolved = rng.random(len(live)) < np.clip(p_res, 0.05, 0.95)
-                long_waits[live] += wait > LONG_WAIT_S[ch]
-                transfers[live] += transferred
-                contacts[live] += 1
-                last_t[live] = t[live]
-                log.add(
-                    len(live),
-                    acc=acc[live],
-                    t=t[live].copy(),
-                    etype=np.full(len(live), SUPPORT),
-                    channel=ch.copy(),
-                    case=case_ids[live],
-                    wait=np.round(np.where(ch == 7, 0.0, wait), 1),
-                    handle=np.round(np.where(ch == 7, 30.0, handle), 1),
-                    resolved=resolved.astype(np.int8),
-                    transferred=transferred.astype(np.int8),
-                )
-                # Unresolved: the customer comes back (85 %) or gives up with the case open.
-                comes_back = rng.random(len(live)) < 0.85
-                if k == MAX_CONTACTS_PER_CASE - 1:
-                    comes_back[:] = False
-                open_[live] = ~resolved & comes_back
-                unresolved[live] = ~resolved & ~comes_back
-            case_effort = (
-                0.45 * long_waits
-                + 0.35 * (contacts - 1)
-                + 0.5 * switches
-                + 0.3 * transfers
-                + 0.8 * unresolved
-            )
-            np.add.at(effort, case_owner, case_effort)
-
-            # post-case survey for ~30 % of cases
-            surveyed = np.flatnonzero(rng.random(n_c) < 0.3)
-            if len(surveyed):
-                e = case_effort[surveyed]
-                ces = np.clip(np.round(5.8 - 1.1 * e + rng.normal(0, 0.9, len(e))), 1, 7)
-                csat = np.clip(np.round(4.5 - 0.8 * e + rng.normal(0, 0.7, len(e))), 1, 5)
-                log.add(
-                    len(surveyed),
-                    acc=acc[surveyed],
-                    t=last_t[surveyed] + 3600 * 10**9,
-                    etype=np.full(len(surveyed), SURVEY),
-                    case=case_ids[surveyed],
-                    ces=ces,
-                    csat=csat,
-                )
-
-        # --- relationship NPS survey
-        asked = np.flatnonzero(rng.random(len(active)) < 0.08)
-        if len(asked):
-            nps = np.clip(np.round(8.5 - 1.5 * s[active[asked]] + rng.normal(0, 1.5, len(asked))), 0, 10)
-            log.add(len(asked), acc=active[asked], t=times(asked), etype=np.full(len(asked), SURVEY), nps=nps)
-
-        # --- dissatisfaction and churn in the next month
-        s[active] = 0.7 * s[active] + effort
-        if m + 1 < months:
-            hazards.append((me, _draw_churn(rng, active, s, annual, price_rise_month, engagement, segment, m, churn_at, me, bounds[m + 2])))
-
-    signup = signup // 10**9 * 10**9
-    churn_at = np.where(churn_at == NEVER, NEVER, churn_at // 10**9 * 10**9)
+def _generated_data(b: _Business) -> GeneratedData:
+    """The contract tables (and the ground-truth causes) of a simulated business."""
+    n = len(b.signup)
+    signup = b.signup // 10**9 * 10**9
+    churn_at = np.where(b.churn_at == NEVER, NEVER, b.churn_at // 10**9 * 10**9)
     accounts = pd.DataFrame(
         {
             "account_id": [f"A{i:07d}" for i in range(n)],
             "signup_at": pd.to_datetime(signup, utc=True),
             "churned_at": pd.to_datetime(np.where(churn_at == NEVER, np.datetime64("NaT"), churn_at.astype("datetime64[ns]")), utc=True),
-            "plan": PLANS[plan],
-            "contract": np.where(annual, "annual", "monthly"),
-            "segment": SEGMENTS[segment],
-            "region": REGIONS[region],
-            "mrr": mrr,
+            "plan": PLANS[b.plan],
+            "contract": np.where(b.annual, "annual", "monthly"),
+            "segment": SEGMENTS[b.segment],
+            "region": REGIONS[b.region],
+            "mrr": b.mrr,
         }
     )
-    interactions = _interactions_frame(log, accounts["account_id"], churn_at, data_end)
-    who, when, value = (np.concatenate(parts) for parts in zip(*mrr_changes))
+    interactions = _interactions_frame(b.log, accounts["account_id"], churn_at, b.bounds[-1])
+    who, when, value = (np.concatenate(parts) for parts in zip(*b.mrr_changes))
     history = pd.DataFrame(
         {
             "account_id": accounts["account_id"].to_numpy()[who],
@@ -371,43 +456,32 @@ def generate(
     # a rise in the month of signup: the first price already includes it
     history = history.drop_duplicates(["account_id", "valid_from"], keep="last")
     history = history.sort_values(["account_id", "valid_from"], kind="stable").reset_index(drop=True)
-    causes = causes_frame(hazards, accounts["account_id"])
+    causes = causes_frame(b.hazards, accounts["account_id"])
     return GeneratedData(accounts=accounts, interactions=interactions, attribute_history=history, causes=causes)
 
 
-def _draw_churn(
-    rng: np.random.Generator,
-    active: np.ndarray,
-    s: np.ndarray,
-    annual: np.ndarray,
-    price_rise_month: np.ndarray,
-    engagement: np.ndarray,
-    segment: np.ndarray,
-    month: int,
-    churn_at: np.ndarray,
-    lo: int,
-    hi: int,
-) -> dict[str, np.ndarray]:
+def _draw_churn(b: _Business, active: np.ndarray, month: int, lo: int, hi: int) -> dict[str, np.ndarray]:
     """Draw who churns in [lo, hi) from the planted monthly hazard (see module docstring);
     returns the hazard's components for the accounts still at risk (``acc`` = their index)."""
-    still = churn_at[active] == NEVER
-    monthly = ~annual[active]
-    low_engagement = engagement[active] * np.exp(-0.6 * s[active]) < 0.45
-    recent_rise = (month - price_rise_month[active]) <= 1
+    still = b.churn_at[active] == NEVER
+    monthly = ~b.annual[active]
+    low_engagement = b.engagement[active] * np.exp(-0.6 * b.s[active]) < 0.45
+    recent_rise = (month - b.price_rise_month[active]) <= 1
     parts = {
-        "effort": 2.6 * np.tanh(s[active] / 1.8) * np.where(monthly, 1.0, 0.5),
+        "effort": 2.6 * np.tanh(b.s[active] / 1.8) * np.where(monthly, 1.0, 0.5),
         "monthly_contract": 0.75 * monthly,
         "price_rise": recent_rise * np.where(low_engagement, 1.6, 0.4),
         "low_engagement": 1.0 * low_engagement,
-        "enterprise": -0.5 * (segment[active] == 2),
-        "noise": rng.normal(0, 0.35, len(active)),
+        "enterprise": -0.5 * (b.segment[active] == 2),
+        "noise": b.rng.normal(0, 0.35, len(active)),
     }
     logit = -5.1  # summed in the original order, so the draws (and the data) stay bit-identical
     for name in ("effort", "monthly_contract", "price_rise", "low_engagement", "enterprise", "noise"):
         logit = logit + parts[name]
-    churns = still & (rng.random(len(active)) < 1 / (1 + np.exp(-logit)))
-    churn_at[active[churns]] = lo + (rng.random(int(churns.sum())) * (hi - lo)).astype(np.int64)
+    churns = still & (b.rng.random(len(active)) < 1 / (1 + np.exp(-logit)))
+    b.churn_at[active[churns]] = lo + (b.rng.random(int(churns.sum())) * (hi - lo)).astype(np.int64)
     return {"acc": active[still], **{k: v[still] for k, v in parts.items()}, "logit": logit[still]}
+
 
 
 def causes_frame(hazards: list[tuple[int, dict[str, np.ndarray]]], account_ids: pd.Series) -> pd.DataFrame:
