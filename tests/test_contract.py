@@ -10,8 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from churn.cli.commands import app
-from churn.data.contract import ColumnScreen, load, validate
+from churn.data.contract import load, validate
 from churn.data.read import DataContractError
+from churn.data.rules import ColumnScreen
 from tests.conftest import write_csv_folder
 
 
@@ -351,7 +352,7 @@ def _screen_of(column) -> ColumnScreen:  # type: ignore[no-untyped-def]
 
 
 def test_vectorised_screen_checks_exactly_what_the_pandera_schemas_check() -> None:
-    from churn.data.contract import SCREEN, schemas
+    from churn.data.rules import SCREEN, schemas
 
     for table, schema in schemas().items():
         assert set(schema.columns) == set(SCREEN[table]), table

@@ -555,3 +555,21 @@ def test_monitoring_section_renders_in_headless_chromium(scored, tmp_path: Path)
     assert console == []
     for element in ("monitoring", "verdict", "drift-chart", "realized-chart", "volume-chart", "drift-table", "performance-table", "alerts-table"):
         assert f'id="{element}"' in dom, element
+
+
+def test_data_quality_judges_the_accounts_on_the_list_not_a_date_rule() -> None:
+    """Transactional data has no churned_at: a lapsed account is signed up and "not churned" by
+    date, yet no customer and not on the list. Its attribute values must not count as the
+    scored population's (a category only lapsed accounts have would read as new)."""
+    from churn.monitoring.run import scored_accounts
+
+    accounts = pd.DataFrame(
+        {
+            "account_id": ["a1", "a2", "lapsed"],
+            "signup_at": pd.to_datetime(["2024-01-01"] * 3, utc=True),
+            "plan": ["basic", "pro", "legacy"],
+        }
+    )
+    risk = pd.DataFrame({"account_id": ["a2", "a1"], "churn_probability": [0.2, 0.1]})
+    assert scored_accounts(accounts, risk)["account_id"].tolist() == ["a1", "a2"]
+    assert scored_accounts(accounts.astype({"account_id": "category"}), risk)["plan"].tolist() == ["basic", "pro"]

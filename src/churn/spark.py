@@ -27,9 +27,10 @@ import pandas as pd
 
 from churn.config import DataSettings, FeatureConfig
 from churn.data.attributes import AttributeDecision, plan_attributes
-from churn.data.contract import OPTIONAL_INTERACTION_COLUMNS, validate
+from churn.data.contract import validate
 from churn.data.frames import codes_for
 from churn.data.read import DataContractError, find_table
+from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
 from churn.features.build import build_features, catalogue, unused_by_spec
 from churn.features.labels import LABEL, build_training_table
 from churn.features.spec import FeatureSpec

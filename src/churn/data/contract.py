@@ -17,168 +17,32 @@ as Parquet or CSV. Loading it:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
 
-from churn.config import SURVEY_RANGES
 from churn.data.frames import codes_for
 from churn.data.io import write_table
 from churn.data.parse import OUT_OF_RANGE, normalise_ids, numbers_if_all_numeric, parse_flags, timestamp_reason, timestamps_in_range
 from churn.data.read import DataContractError, find_table, read_table
+from churn.data.rules import (
+    CATEGORICAL,
+    FLAGS,
+    FUTURE_SLACK,
+    NUMBERS,
+    OPTIONAL_INTERACTION_COLUMNS,
+    REQUIRED,
+    TEXT,
+    TIMESTAMPS,
+    describe_check,
+    schema_failures,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pandera.pandas as pandera
-
-TABLES = ("accounts", "interactions", "attribute_history")
-REQUIRED = {
-    "accounts": ("account_id", "signup_at"),
-    "interactions": ("account_id", "occurred_at", "event_type"),
-    "attribute_history": ("account_id", "valid_from"),
-}
-TIMESTAMPS = {"accounts": ("signup_at", "churned_at"), "interactions": ("occurred_at",), "attribute_history": ("valid_from",)}
-NUMBERS = {
-    "accounts": ("mrr",),
-    "interactions": ("wait_seconds", "handle_seconds", "ces", "csat", "nps", "amount"),
-    "attribute_history": ("mrr",),
-}
-FLAGS = {"accounts": (), "interactions": ("resolved", "transferred"), "attribute_history": ()}
-TEXT = {"accounts": (), "interactions": ("event_type", "channel", "case_id"), "attribute_history": ()}
-#: Interaction text columns with few distinct values: read as categoricals.
-CATEGORICAL = ("account_id", "event_type", "channel")
-OPTIONAL_INTERACTION_COLUMNS = ("channel", "case_id", "wait_seconds", "handle_seconds", "resolved", "transferred", "ces", "csat", "nps", "amount")
-#: A timestamp this far past the wall clock is a typo or a test row, not the future.
-FUTURE_SLACK = pd.Timedelta(days=1)
-
-
-def _non_empty(s: pd.Series) -> pd.Series:
-    """True where a text value is not blank (checked once per category for categoricals)."""
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        ok = np.append(s.cat.categories.astype("str").str.strip().str.len().to_numpy() > 0, True)
-        return pd.Series(ok[s.cat.codes.to_numpy()], index=s.index)
-    return s.astype("str").str.strip().str.len() > 0
-
-
-@cache
-def schemas() -> dict[str, "pandera.DataFrameSchema"]:
-    """The pandera schema of each table: what a parsed row must satisfy.
-
-    Built on first use: importing pandera costs more than checking a clean 10M-row table,
-    so clean, already-typed data is screened with :data:`SCREEN` and pandera runs only on the
-    rows the screen flags (:func:`_schema_failures`)."""
-    import pandera.pandas as pa
-
-    accounts = pa.DataFrameSchema(
-        {
-            "account_id": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
-            "signup_at": pa.Column("datetime64[ns, UTC]", nullable=False),
-            "churned_at": pa.Column("datetime64[ns, UTC]", nullable=True, required=False),
-            "mrr": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
-        },
-        strict=False,
-    )
-    interactions = pa.DataFrameSchema(
-        {
-            "account_id": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
-            "occurred_at": pa.Column("datetime64[ns, UTC]", nullable=False),
-            "event_type": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
-            "wait_seconds": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
-            "handle_seconds": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
-            **{
-                name: pa.Column(float, pa.Check.in_range(lo, hi), nullable=True, required=False)
-                for name, (lo, hi) in SURVEY_RANGES.items()
-            },
-            "amount": pa.Column(float, nullable=True, required=False),
-        },
-        strict=False,
-    )
-    history = pa.DataFrameSchema(
-        {
-            "account_id": pa.Column(nullable=False, checks=pa.Check(_non_empty, name="non_empty")),
-            "valid_from": pa.Column("datetime64[ns, UTC]", nullable=False),
-            "mrr": pa.Column(float, pa.Check.ge(0), nullable=True, required=False),
-        },
-        strict=False,
-    )
-    return {"accounts": accounts, "interactions": interactions, "attribute_history": history}
-
-
-_SCHEMA_NAMES = {"ACCOUNTS_SCHEMA": "accounts", "INTERACTIONS_SCHEMA": "interactions", "HISTORY_SCHEMA": "attribute_history"}
-
-
-def __getattr__(name: str) -> object:
-    """``ACCOUNTS_SCHEMA``, ``INTERACTIONS_SCHEMA``, ``HISTORY_SCHEMA`` and ``SCHEMAS``, built on first use."""
-    if name in _SCHEMA_NAMES:
-        return schemas()[_SCHEMA_NAMES[name]]
-    if name == "SCHEMAS":
-        return schemas()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-@dataclass(frozen=True)
-class ColumnScreen:
-    """What the schema checks on one column, in a form NumPy can evaluate on a whole column.
-
-    ``tests/test_contract.py`` derives these from :func:`schemas` and compares, so the screen
-    cannot drift from the pandera schemas."""
-
-    dtype: str | None = None
-    nullable: bool = True
-    non_empty: bool = False
-    min_value: float | None = None
-    max_value: float | None = None
-
-
-_ID = ColumnScreen(nullable=False, non_empty=True)
-_UTC = "datetime64[ns, UTC]"
-#: The checks of :func:`schemas`, per table and column, for the vectorised screen.
-SCREEN: dict[str, dict[str, ColumnScreen]] = {
-    "accounts": {
-        "account_id": _ID,
-        "signup_at": ColumnScreen(_UTC, nullable=False),
-        "churned_at": ColumnScreen(_UTC),
-        "mrr": ColumnScreen("float64", min_value=0),
-    },
-    "interactions": {
-        "account_id": _ID,
-        "occurred_at": ColumnScreen(_UTC, nullable=False),
-        "event_type": _ID,
-        "wait_seconds": ColumnScreen("float64", min_value=0),
-        "handle_seconds": ColumnScreen("float64", min_value=0),
-        **{name: ColumnScreen("float64", min_value=lo, max_value=hi) for name, (lo, hi) in SURVEY_RANGES.items()},
-        "amount": ColumnScreen("float64"),
-    },
-    "attribute_history": {
-        "account_id": _ID,
-        "valid_from": ColumnScreen(_UTC, nullable=False),
-        "mrr": ColumnScreen("float64", min_value=0),
-    },
-}
-
-
-def _screen_column(values: pd.Series, rule: ColumnScreen) -> np.ndarray:
-    """Rows of one column that fail ``rule`` (missing values fail only a non-nullable rule).
-    A float column is compared in place (NaN compares false), not copied."""
-    bad = np.zeros(len(values), dtype=bool)
-    if not rule.nullable or rule.non_empty:
-        missing = values.isna().to_numpy()
-        if not rule.nullable:
-            bad |= missing
-        if rule.non_empty:
-            bad |= ~_non_empty(values).to_numpy(dtype=bool) & ~missing
-    if rule.min_value is not None or rule.max_value is not None:
-        v = values.to_numpy() if values.dtype == np.float64 else values.to_numpy(dtype=float, na_value=np.nan)
-        with np.errstate(invalid="ignore"):
-            if rule.min_value is not None:
-                bad |= v < rule.min_value
-            if rule.max_value is not None:
-                bad |= v > rule.max_value
-    return bad
+    pass
 
 
 @dataclass
@@ -274,19 +138,6 @@ class _Rejections:
         return parts
 
 
-def _describe_check(column: str, check: str) -> str:
-    if check == "not_nullable":
-        return f"missing {column}"
-    if check == "non_empty":
-        return f"empty {column}"
-    m = re.match(r"in_range\((.+), (.+)\)", check)
-    if m:
-        return f"{column} out of range {m.group(1)}–{m.group(2)}"
-    if check.startswith("greater_than_or_equal_to"):
-        return f"{column} negative"
-    return f"{column} fails {check}"
-
-
 def _shown(value: object) -> str:
     """A cell as the user wrote it: text quoted, numbers plain (not ``np.float64(89.0)``)."""
     if isinstance(value, str):
@@ -362,8 +213,8 @@ def _check_table(
         for col in _free_columns(name, df):
             df[col] = numbers_if_all_numeric(df[col])
 
-    for (column, check), rows in _schema_failures(name, df):
-        reason = _describe_check(column, check)
+    for (column, check), rows in schema_failures(name, df):
+        reason = describe_check(column, check)
         mask = np.zeros(len(df), dtype=bool)
         mask[rows] = True
         if check == "not_nullable":  # a value that could not be read is not also "missing"
@@ -372,39 +223,6 @@ def _check_table(
         rej.add(mask, reason)
         reason_column[reason] = column
     return df, rej, reason_column, report
-
-
-def _schema_failures(name: str, df: pd.DataFrame) -> list[tuple[tuple[str, str], np.ndarray]]:
-    """Rows failing the pandera schema of table ``name``, as ((column, check), row positions).
-
-    Parsed columns already have the schema's types, so the vectorised :data:`SCREEN` finds
-    every row that can fail; pandera then checks only those rows and names the failures.
-    Clean data never imports pandera. A column of an unexpected type sends the whole table
-    through pandera."""
-    rules = SCREEN[name]
-    checked = [c for c in rules if c in df.columns]
-    typed = all(rules[c].dtype is None or str(df[c].dtype) == rules[c].dtype for c in checked)
-    if typed:
-        suspect = np.zeros(len(df), dtype=bool)
-        for col in checked:
-            suspect |= _screen_column(df[col], rules[col])
-        if not suspect.any():
-            return []
-        frame = df[checked].iloc[np.flatnonzero(suspect)]  # index labels stay row positions
-    else:
-        frame = df[checked]
-    from pandera.errors import SchemaErrors
-
-    try:
-        schemas()[name].validate(frame, lazy=True)
-    except SchemaErrors as errors:
-        cases = errors.failure_cases
-        cases = cases[cases["index"].notna()]
-        return [
-            ((str(column), str(check)), group["index"].astype(int).to_numpy())
-            for (column, check), group in cases.groupby(["column", "check"], sort=False)
-        ]
-    return []
 
 
 def _free_columns(name: str, df: pd.DataFrame) -> list[str]:

@@ -16,9 +16,10 @@ from churn.config import DataSettings
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
-from churn.data.contract import FUTURE_SLACK, validate
+from churn.data.contract import validate
 from churn.data.parse import parse_timestamps
 from churn.data.read import find_table, is_parquet, parquet_max, read_table
+from churn.data.rules import FUTURE_SLACK
 
 
 def interactions_end(folder: str | Path, *, now: pd.Timestamp | None = None, date_format: str | None = None) -> pd.Timestamp | None:
@@ -73,14 +74,26 @@ def data_end_and_source(data_dir: str | Path, settings: DataSettings = DataSetti
         return settings.data_end, "given"
     latest = interactions_end(data_dir, date_format=settings.date_format)
     if latest is not None:
-        return latest.ceil("D"), "the day after the latest interaction"
+        return day_end(latest), "the day after the latest interaction"
     path = find_table(data_dir, "accounts")
     accounts = validate(read_table(path), None, date_format=settings.date_format).accounts if path else None
     if accounts is None:
         raise ValueError(f"{data_dir}: no accounts table")
+    return accounts_end(accounts), "no interaction with a usable timestamp: the day after the latest signup or churn date"
 
-    end = observed_until(accounts, accounts.iloc[:0].assign(occurred_at=pd.Series(dtype="datetime64[ns, UTC]")))
-    return end, "no interaction with a usable timestamp: the day after the latest signup or churn date"
+
+def day_end(latest: pd.Timestamp) -> pd.Timestamp:
+    """The end of the data when ``latest`` is the last moment seen in it: a day seen at all is
+    taken as seen whole. Every stage's end of data goes through this one rounding."""
+    return latest.ceil("D")
+
+
+def accounts_end(accounts: pd.DataFrame) -> pd.Timestamp:
+    """The end of an attribute-only snapshot: the day after its latest signup or churn date."""
+    stamps = [accounts["signup_at"].max()]
+    if "churned_at" in accounts.columns and accounts["churned_at"].notna().any():
+        stamps.append(accounts["churned_at"].max())
+    return day_end(max(stamps))
 
 
 def observed_until(accounts: pd.DataFrame, interactions: pd.DataFrame) -> pd.Timestamp:
@@ -88,8 +101,5 @@ def observed_until(accounts: pd.DataFrame, interactions: pd.DataFrame) -> pd.Tim
     is taken as seen whole). Without interactions — an attribute-only snapshot — the latest
     signup or churn date stands in; give the end explicitly (``--data-end``) in that case."""
     if len(interactions):
-        return interactions["occurred_at"].max().ceil("D")
-    stamps = [accounts["signup_at"].max()]
-    if "churned_at" in accounts.columns and accounts["churned_at"].notna().any():
-        stamps.append(accounts["churned_at"].max())
-    return max(stamps).ceil("D")
+        return day_end(interactions["occurred_at"].max())
+    return accounts_end(accounts)

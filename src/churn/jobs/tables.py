@@ -15,9 +15,10 @@ import pandas as pd
 
 from churn.config import ChurnDefinition, DataSettings, FeatureConfig
 from churn.data.attributes import AttributeDecision
-from churn.data.contract import OPTIONAL_INTERACTION_COLUMNS, ContractData, load
+from churn.data.contract import ContractData, load
 from churn.data.dataend import check_freshness
 from churn.data.io import write_table
+from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
 from churn.data.synthetic import generate
 from churn.features.build import build_features, learn_spec
 from churn.features.labels import check_mature, parse_cutoffs

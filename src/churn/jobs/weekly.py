@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 
 from churn.config import ChurnDefinition, DataSettings, ScoreConfig, UpliftConfig
-from churn.data.contract import OPTIONAL_INTERACTION_COLUMNS, ContractData, load
+from churn.data.contract import ContractData, load
 from churn.data.dataend import check_freshness, data_end_and_source
 from churn.data.io import write_table, write_text
 from churn.data.population import lapsed
+from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
 from churn.features.build import build_features
 from churn.modeling.model import ChurnModel, check_inputs, model_settings
 from churn.modeling.tracking import configure, fingerprint, load_model

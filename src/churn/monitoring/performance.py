@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 import pandas as pd
 from scipy import stats
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from churn.config import definition_from_dict
 from churn.data.frames import json_records, to_json_safe
@@ -100,7 +101,6 @@ def realized_performance(
     -------
     dict — metrics with ``*_low``/``*_high``, per-band calibration, ``status`` and ``detail``.
     """
-    from sklearn.metrics import average_precision_score, roc_auc_score
 
     merged = risk[["account_id", "churn_probability", "risk_band", "outreach", "control"]].merge(labels[["account_id", "churned"]], on="account_id", how="inner")
     judged = merged[~merged["outreach"].to_numpy(dtype=bool)]
@@ -116,20 +116,7 @@ def realized_performance(
     hits = int(basis["churned"].sum())
     prec_low, prec_high = wilson(hits, len(basis), config.confidence)
     actual_low, actual_high = wilson(pos, len(y), config.confidence)
-    by_band = judged.groupby("risk_band", observed=True).agg(accounts=("churned", "size"), churned=("churned", "sum"), expected=("churn_probability", "mean"))
-    by_band = by_band.reindex([b for b in ("high", "medium", "low") if b in by_band.index])
-    band_low, band_high = wilson(by_band["churned"].to_numpy(), by_band["accounts"].to_numpy(), config.confidence)
-    bands = pd.DataFrame(
-        {
-            "band": by_band.index,
-            "accounts": by_band["accounts"].to_numpy(),
-            "churned": by_band["churned"].to_numpy(),
-            "expected": by_band["expected"].to_numpy(),
-            "actual": (by_band["churned"] / by_band["accounts"]).to_numpy(),
-            "actual_low": band_low,
-            "actual_high": band_high,
-        }
-    )
+    bands = calibration_by_band(judged, config.confidence)
     out: dict[str, object] = {
         "accounts": int(len(merged)),
         "evaluated": int(len(judged)),
@@ -155,6 +142,25 @@ def realized_performance(
     out["pr_auc_low"], out["pr_auc_high"] = ap_interval(ap, pos, config.confidence)
     out["status"], out["detail"] = _performance_status(out, config)
     return out
+
+
+def calibration_by_band(judged: pd.DataFrame, confidence: float) -> pd.DataFrame:
+    """Per risk band (high, medium, low): accounts, churned, the expected and actual churn
+    rate, and the Wilson interval of the actual rate."""
+    by_band = judged.groupby("risk_band", observed=True).agg(accounts=("churned", "size"), churned=("churned", "sum"), expected=("churn_probability", "mean"))
+    by_band = by_band.reindex([b for b in ("high", "medium", "low") if b in by_band.index])
+    band_low, band_high = wilson(by_band["churned"].to_numpy(), by_band["accounts"].to_numpy(), confidence)
+    return pd.DataFrame(
+        {
+            "band": by_band.index,
+            "accounts": by_band["accounts"].to_numpy(),
+            "churned": by_band["churned"].to_numpy(),
+            "expected": by_band["expected"].to_numpy(),
+            "actual": (by_band["churned"] / by_band["accounts"]).to_numpy(),
+            "actual_low": band_low,
+            "actual_high": band_high,
+        }
+    )
 
 
 def _performance_status(perf: Mapping[str, Any], config: MonitorConfig) -> tuple[str, str]:

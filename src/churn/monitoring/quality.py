@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from churn.data.contract import OPTIONAL_INTERACTION_COLUMNS
+from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
 from churn.modeling.profile import category_codes
 from churn.monitoring.settings import MonitorConfig
 

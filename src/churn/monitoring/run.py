@@ -48,9 +48,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 import pandas as pd
 
 from churn.config import definition_from_dict
-from churn.data.contract import OPTIONAL_INTERACTION_COLUMNS, load
+from churn.data.contract import load
 from churn.data.dataend import observed_until
+from churn.data.frames import codes_for
 from churn.data.io import write_table, write_text
+from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
 from churn.monitoring.alerts import risk_alerts
 from churn.monitoring.drift import DRIFT_COLUMNS, PREDICTION_COLUMNS, feature_drift, prediction_drift
 from churn.monitoring.performance import past_performance
@@ -171,13 +173,10 @@ def log_monitoring(doc: Mapping[str, Any]) -> dict[str, object]:
         return {"logged": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
 
 
-def _active(accounts: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """The accounts scored at ``as_of`` — :func:`churn.features.build.active_accounts`' rule, by
-    date only (a join on a million account ids would cost seconds)."""
-    active = accounts["signup_at"] < as_of
-    if "churned_at" in accounts.columns:
-        active &= ~(accounts["churned_at"] <= as_of).fillna(False)
-    return accounts[active]
+def scored_accounts(accounts: pd.DataFrame, risk: pd.DataFrame) -> pd.DataFrame:
+    """The accounts a run scored: those on its risk list. Taken from the list, not worked out
+    again, so monitoring judges exactly the population the run's churn definition chose."""
+    return accounts[codes_for(accounts["account_id"], pd.Index(risk["account_id"])) >= 0]
 
 
 def monitor_run(
@@ -219,7 +218,7 @@ def monitor_run(
     if interactions is None:
         notes.append("events stay on the cluster (Spark engine): volume, missing values and freshness not checked")
     known = model_known_values(model)
-    scored = _active(accounts, as_of)
+    scored = scored_accounts(accounts, risk)
     window = monitoring_window(interactions, as_of, config) if interactions is not None else None
     volume = daily_event_counts(window, as_of=as_of, days=max(config.volume_windows_days) + config.volume_baseline_days) if window is not None and len(window) else None
     quality = data_quality(as_of=as_of, interactions=window, accounts=scored, reports=reports, known=known, drift=drift if reference else None, volume=volume, config=config)
@@ -282,7 +281,7 @@ def monitor_folder(scores: Path, *, data: Path | None = None, config: MonitorCon
         since = min(as_of - pd.Timedelta(days=config.window_days), history["as_of"].min() - pd.Timedelta(days=horizon))
         contract = load(data, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since)
         window = monitoring_window(contract.interactions, as_of, config)
-        scored = _active(contract.accounts, as_of)
+        scored = scored_accounts(contract.accounts, risk)
         drift_missing = features if len(features) and stored.get("reference", {}).get("source") else None
         volume = daily_event_counts(window, as_of=as_of, days=days) if len(window) else None
         quality = data_quality(as_of=as_of, interactions=window, accounts=scored, reports=contract.reports, known=known, drift=drift_missing, volume=volume, config=config)

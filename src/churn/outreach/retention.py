@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from churn.config import ChurnDefinition
+from churn.data.dataend import accounts_end
 from churn.data.population import last_activity
 
-if TYPE_CHECKING:
-    from churn.config import ChurnDefinition
+if TYPE_CHECKING:  # pragma: no cover
     from churn.data.contract import ContractData
 
 FREQUENCIES = {"week": "W-MON", "month": "MS", "quarter": "QS", "year": "YS"}
@@ -103,8 +103,7 @@ def retention_table(
     signup = accounts["signup_at"]
     churned = accounts["churned_at"] if "churned_at" in accounts.columns else pd.Series(pd.NaT, index=accounts.index, dtype="datetime64[ns, UTC]")
     if end is None:
-        # data observed up to some time on a day covers that whole day
-        end = max(signup.max(), churned.max() if churned.notna().any() else signup.max()).ceil("D")
+        end = accounts_end(accounts)
     if start is None:
         start = signup.min()
     bounds = period_bounds(start, end, freq)

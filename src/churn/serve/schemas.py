@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
 
+from churn.config import SURVEY_RANGES
+
 Band = Literal["high", "medium", "low"]
 SORT_KEYS = ("rank", "churn_probability", "revenue_at_risk", "probability_change", "account_id")
 #: ``key`` ascending or ``-key`` descending.
@@ -182,9 +184,9 @@ class InteractionIn(BaseModel):
     handle_seconds: float | None = Field(None, ge=0)
     resolved: bool | None = None
     transferred: bool | None = None
-    ces: float | None = Field(None, ge=1, le=7)
-    csat: float | None = Field(None, ge=1, le=5)
-    nps: float | None = Field(None, ge=0, le=10)
+    ces: float | None = Field(None, ge=SURVEY_RANGES["ces"][0], le=SURVEY_RANGES["ces"][1])
+    csat: float | None = Field(None, ge=SURVEY_RANGES["csat"][0], le=SURVEY_RANGES["csat"][1])
+    nps: float | None = Field(None, ge=SURVEY_RANGES["nps"][0], le=SURVEY_RANGES["nps"][1])
     amount: float | None = None
 
 

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from churn.config import ScoreConfig, to_utc
-from churn.data.contract import FLAGS, NUMBERS, OPTIONAL_INTERACTION_COLUMNS, TEXT, validate
+from churn.data.contract import validate
 from churn.data.parse import OUT_OF_RANGE, TIMESTAMP_RANGE, timestamps_in_range
 from churn.data.read import DataContractError
+from churn.data.rules import FLAGS, NUMBERS, OPTIONAL_INTERACTION_COLUMNS, TEXT
 from churn.features.build import build_features
 from churn.modeling.model import ChurnModel, MissingInputError, check_inputs
 from churn.outreach.reasons import explain, split_reasons

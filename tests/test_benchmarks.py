@@ -1,0 +1,43 @@
+"""Every script in benchmarks/ runs at toy size, so none rots as the code moves.
+
+Each is run as a user runs it (``python benchmarks/NAME.py``, a fresh process) with sizes
+small enough for seconds; the figures it prints are not judged here (tests never assert on
+wall-clock time), only that it runs to the end and prints its closing figures.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+#: script → (toy arguments, a line its last part prints)
+TOY_RUNS: dict[str, tuple[list[str], str]] = {
+    "generate.py": (["--accounts", "200", "--months", "3"], "peak RSS"),
+    "features.py": (["--accounts", "250", "--months", "24", "--runs", "1"], "values agree in all"),
+    "score.py": (["--accounts", "300", "--rows", "500", "--exact", "50"], "3. full risk list"),
+    "monitor.py": (["--accounts", "300", "--rows", "500", "--repeats", "1"], "monitoring adds"),
+    "reasons.py": (["--seeds", "1", "--accounts", "300", "--months", "12", "--capacity", "20"], "dominant_family"),
+    "serve.py": (["--accounts", "300", "--rows", "500", "--runs", "2", "--requests", "8", "--score-requests", "4"], "POST /score"),
+    "quality.py": (["--part", "all", "--splits", "1", "--seeds", "1", "--accounts", "400"], "after: weekly cutoffs"),
+    "spark.py": (["--accounts", "150", "--buckets", "2"], "same result                True"),
+}
+
+
+def test_every_benchmark_has_a_toy_run() -> None:
+    scripts = {p.name for p in BENCHMARKS.glob("*.py")} - {"features_duckdb.py"}  # the peer features.py runs
+    assert scripts == set(TOY_RUNS), "add the new benchmark to TOY_RUNS"
+
+
+@pytest.mark.parametrize("script", sorted(TOY_RUNS))
+def test_benchmark_runs_at_toy_size(script: str, tmp_path: Path) -> None:
+    args, closing = TOY_RUNS[script]
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True, cwd=tmp_path, timeout=600
+    )
+    assert result.returncode == 0, f"{script} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert closing in result.stdout, result.stdout[-3000:]
