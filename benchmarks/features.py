@@ -56,8 +56,9 @@ def peer_arguments(data_dir: Path, as_of: pd.Timestamp) -> tuple[list[str], int,
     by our own spec so both sides build the same columns; the events in the lookback, and
     how many of them the data contract rejects."""
     from churn.config import FeatureConfig, load_settings
-    from churn.data.contract import OPTIONAL_INTERACTION_COLUMNS, load
+    from churn.data.contract import load
     from churn.data.dataend import data_end_of
+    from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
     from churn.features.build import learn_spec
 
     config, settings = FeatureConfig(), load_settings(data_dir)
@@ -103,7 +104,8 @@ def compare(ours: pd.DataFrame, peer: pd.DataFrame, label: str) -> None:
 def in_process(data_dir: Path, as_of: pd.Timestamp, cutoffs: str) -> None:
     """The stages inside one process, and a training table over many cutoffs."""
     from churn.config import FeatureConfig
-    from churn.data.contract import OPTIONAL_INTERACTION_COLUMNS, load
+    from churn.data.contract import load
+    from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
     from churn.features.build import build_features
     from churn.features.labels import build_training_table, parse_cutoffs
     from churn.features.spec import FeatureSpec

@@ -30,7 +30,6 @@ import shutil
 import statistics
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,11 +41,10 @@ from churn.data.synthetic import generate
 from churn.features.labels import LABEL, build_training_table, default_cutoffs
 from churn.features.spec import FeatureSpec
 from churn.jobs.weekly import score_run  # noqa: F401 — loaded by `churn score` before monitoring runs
-from churn.modeling.profile import reference_profile
 from churn.modeling.train import train
 from churn.monitoring.run import monitor_run
 from churn.monitoring.settings import MonitorConfig
-from churn.outreach.runs import write_run
+from churn.outreach.runs import run_dir, write_run
 from churn.outreach.score import build_risk_list, risk_bands
 
 
@@ -57,23 +55,23 @@ def peak_gib() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--accounts", type=int, default=20_000, help="accounts of the generated business the model is trained on")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     t = time.perf_counter()
-    data = generate(20_000, months=24, seed=7)
+    data = generate(args.accounts, months=24, seed=7)
     spec = FeatureSpec.from_data(data.accounts, data.interactions)
     definition = ChurnDefinition()
     cutoffs = default_cutoffs(observed_until(data.accounts, data.interactions), definition)
     table = build_training_table(data.accounts, data.interactions, cutoffs=cutoffs, spec=spec)
     result = train(table, spec=spec)
     model = result.model
-    reference = reference_profile(result.split.test, model.feature_names, list(model.categories), result.test_scores["model"])
-    model = replace(model, metadata={**model.metadata, "monitoring_reference": reference})
+    assert model.metadata.get("monitoring_reference"), "train() stores the reference profile with the model"
     print(f"model: {model.metadata['best_iteration']} trees, trained in {time.perf_counter() - t:.0f} s")
 
     # --rows accounts: test-slice rows resampled, each with its source account's attributes
-    test = result.split.test
+    test = table.iloc[result.evaluation.main.fold.test].reset_index(drop=True)  # the latest evaluation slice
     as_of = test["as_of"].iloc[0]
     rng = np.random.default_rng(0)
     pick = rng.integers(0, len(test), args.rows)
@@ -111,7 +109,7 @@ def main() -> None:
 
         t = time.perf_counter()
         result_ = monitor_run(
-            out, record=record, risk=risk, features=features, model=model, accounts=accounts, interactions=interactions,
+            out, folder=run_dir(out, record["run_id"]), record=record, risk=risk, features=features, model=model, accounts=accounts, interactions=interactions,
             previous=earlier, thresholds=(config.medium_threshold, config.high_threshold),
         )  # fmt: skip
         monitoring.append(time.perf_counter() - t)

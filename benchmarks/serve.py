@@ -3,7 +3,7 @@
     python benchmarks/serve.py                       # 1M accounts, 4 weekly runs of history
     python benchmarks/serve.py --rows 200000 --requests 500
 
-1. A model is trained on generated data (4,000 accounts; ``--model BUNDLE`` reuses one).
+1. A model is trained on generated data (``--accounts``, default 4,000; ``--model BUNDLE`` reuses one).
 2. A scoring folder gets ``--runs`` weekly risk lists of ``--rows`` accounts each, with every
    column ``churn score`` writes (probabilities drawn at random: serving only reads the list).
 3. ``churn serve`` starts in a subprocess on 127.0.0.1 (a free port) and is timed from a
@@ -100,11 +100,11 @@ def write_runs(scores: Path, n: int, runs: int) -> pd.DataFrame:
     return risk
 
 
-def train_bundle(folder: Path) -> tuple[Path, object]:
+def train_bundle(folder: Path, accounts: int) -> tuple[Path, object]:
     from churn.modeling.model import save_bundle
     from churn.modeling.train import train
 
-    data = generate(4_000, months=18, seed=11)
+    data = generate(accounts, months=18, seed=11)
     spec = FeatureSpec.from_data(data.accounts, data.interactions)
     cutoffs = default_cutoffs(observed_until(data.accounts, data.interactions), ChurnDefinition(), 8)
     result = train(build_training_table(data.accounts, data.interactions, cutoffs=cutoffs, spec=spec), spec=spec)
@@ -177,6 +177,7 @@ def report(name: str, result: tuple[np.ndarray, float], goal: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--accounts", type=int, default=4_000, help="accounts of the generated business the model is trained on")
     parser.add_argument("--runs", type=int, default=4, help="weekly runs in the folder (history for the score trend)")
     parser.add_argument("--requests", type=int, default=2_000, help="timed requests per list/lookup type")
     parser.add_argument("--score-requests", type=int, default=300)
@@ -187,7 +188,7 @@ def main() -> None:
         folder = Path(tmp)
         t = time.perf_counter()
         if args.model is None:
-            bundle, data = train_bundle(folder)
+            bundle, data = train_bundle(folder, args.accounts)
         else:
             bundle, data = args.model, generate(4_000, months=18, seed=11)
         print(f"model ready in {time.perf_counter() - t:.0f} s")
@@ -221,7 +222,8 @@ def main() -> None:
                 ids = risk["account_id"].to_numpy()[rng.integers(0, len(risk), args.requests + 30)]
                 high = int((risk["risk_band"] == "high").sum())
                 offsets = rng.integers(0, max(high - 50, 1), args.requests + 30)
-                owners = risk["owner"].unique()[rng.integers(0, 400, args.requests // 4 + 30)]
+                known = risk["owner"].unique()  # all 400 owners at full size, fewer in a toy run
+                owners = known[rng.integers(0, len(known), args.requests // 4 + 30)]
                 print(f"\n{args.rows:,} accounts ({high:,} high risk); one client, one request at a time, kept-alive connection")
                 print(f"(load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: wall-clock percentiles grow with it, server CPU per request does not):")
                 report("GET /accounts/{id}", timed(client, [("GET", f"/accounts/{a}", None) for a in ids], server.pid), "p50 ≤ 20 ms, p99 ≤ 100 ms")

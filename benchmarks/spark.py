@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from churn.config import FeatureConfig, to_utc
-from churn.data.contract import OPTIONAL_INTERACTION_COLUMNS, load
+from churn.data.contract import load
+from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
 from churn.features.build import build_features
 from churn.features.spec import FeatureSpec
 from churn.spark import session, spark_features, spark_spec, to_pandas_features
