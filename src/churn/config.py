@@ -1,7 +1,8 @@
-"""Frozen, typed settings with sane defaults.
+"""Frozen, typed settings with sane defaults, the churn definition and the driver families.
 
-Every stage takes its settings explicitly; nothing here reads the environment or
-touches the disk, so importing the package has no side effects.
+The bottom of the house: every stage imports it and it imports nothing of churn. Every stage
+takes its settings explicitly; nothing here reads the environment, and the only file it reads
+is a settings file, when :func:`load_settings` is asked to — importing it has no side effects.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ then run on the driver on the scored table.
 
 pyspark is an optional extra: ``pip install 'churn[spark]'``. Nothing here imports it at
 module load, so the rest of the package works without it.
+
+Imports: :mod:`churn.modeling`, :mod:`churn.features`, :mod:`churn.data`; a sibling of
+:mod:`churn.outreach`. The jobs call it.
 """
 
 from __future__ import annotations

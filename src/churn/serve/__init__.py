@@ -5,6 +5,9 @@ does). Layout: ``settings`` (what to serve), ``store`` (the only code that reads
 scoring folder), ``index``/``latest`` (the latest run in memory), ``scoring`` (on-demand
 scores), ``schemas`` (request/response models), ``routers`` (one per resource, pages with
 their templates).
+
+Imports: :mod:`churn.monitoring`, :mod:`churn.outreach` and the stages below them; a sibling of
+:mod:`churn.jobs`, which it never imports.
 """
 
 from churn.serve.app import create_app
