@@ -114,24 +114,19 @@ def validate(
     data_end: DataEndOpt = None,
 ) -> None:
     """Check a data folder against the contract; write rejected rows with reasons."""
-    from churn.data.contract import load, write_rejects
     from churn.data.read import DataContractError
+    from churn.jobs.tables import validate_folder
 
     settings = data_settings(data, config, date_format=date_format, data_end=data_end)
     try:
-        result = load(data, date_format=settings.date_format)
+        result = validate_folder(data, settings, rejects_dir or data / "rejects")
     except DataContractError as exc:
-        for path in write_rejects(exc.rejects, rejects_dir or data / "rejects"):  # every row rejected: still say which and why
-            console.print(f"Rejected rows written to [bold]{path}[/]")
-        if "unparseable timestamp" in str(exc) and not settings.date_format:
-            raise DataContractError(f"{exc}. Dates are read as ISO 8601 (2024-04-13); for another layout give --date-format, e.g. %d/%m/%Y") from None
+        render.print_rejects_written(exc.written)
         raise
-    render.print_contract_report(result)
-    _data_end(data, settings)
-    written = result.write_rejects(rejects_dir or data / "rejects")
-    for path in written:
-        console.print(f"Rejected rows written to [bold]{path}[/]")
-    if not written:
+    render.print_contract_report(result.contract)
+    render.print_data_end(result.data_end, result.data_end_source)
+    render.print_rejects_written(result.rejects)
+    if not result.rejects:
         console.print("[green]All rows accepted.[/]")
 
 

@@ -215,6 +215,11 @@ def print_rejected_note(data: "ContractData", folder: Path) -> None:
         console.print(f"[yellow]{rejected:,} rows rejected by the data contract; run `churn validate --data {folder}` for details.[/]")
 
 
+def print_rejects_written(paths: list[Path]) -> None:
+    for path in paths:
+        console.print(f"Rejected rows written to [bold]{path}[/]")
+
+
 def print_warning(text: str | None) -> None:
     if text:
         console.print(f"[yellow]Warning:[/] {text}")

@@ -19,11 +19,13 @@ from churn.data.io import arrow_pool
 
 class DataContractError(Exception):
     """The data cannot be used at all. The message is meant for the user, as is; ``rejects``
-    holds the rows rejected so far (per table), so they can still be written with reasons."""
+    holds the rows rejected so far (per table), so they can still be written with reasons, and
+    ``written`` the files they were written to, once a job has written them."""
 
-    def __init__(self, message: str, rejects: dict[str, pd.DataFrame] | None = None) -> None:
+    def __init__(self, message: str, rejects: dict[str, pd.DataFrame] | None = None, written: list[Path] | None = None) -> None:
         super().__init__(message)
         self.rejects = rejects or {}
+        self.written = written or []
 
 
 def find_table(folder: str | Path, name: str) -> Path | None:

@@ -15,9 +15,10 @@ import pandas as pd
 
 from churn.config import ChurnDefinition, DataSettings, FeatureConfig
 from churn.data.attributes import AttributeDecision
-from churn.data.contract import ContractData, load
-from churn.data.dataend import check_freshness
+from churn.data.contract import ContractData, load, write_rejects
+from churn.data.dataend import check_freshness, data_end_and_source
 from churn.data.io import write_table
+from churn.data.read import DataContractError
 from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
 from churn.data.synthetic import generate
 from churn.features.build import build_features, learn_spec
@@ -119,3 +120,33 @@ def spark_training_table(
     spec, _, decisions = spark_spec(spark, data, fconfig, cutoffs=points, data_end=data_end, settings=settings)
     path = write_parquet(build_on_spark(spark, data, cutoffs=points, spec=spec, definition=definition, config=fconfig), out)
     return points, decisions, path
+
+
+@dataclass(frozen=True)
+class Validation:
+    """``churn validate``: the loaded data (with its per-table reports), the end of the data
+    and where it came from, and the rejects files written."""
+
+    contract: ContractData
+    data_end: pd.Timestamp
+    data_end_source: str
+    rejects: list[Path]
+
+
+def validate_folder(data: Path, settings: DataSettings, rejects_dir: Path) -> Validation:
+    """Check a data folder against the contract and write the rejected rows with their reasons.
+
+    When no row of a table is usable the rejects are still written — which rows and why —
+    before the :class:`~churn.data.read.DataContractError` goes up, with the ``--date-format``
+    hint when the timestamps were not ISO 8601."""
+    try:
+        contract = load(data, date_format=settings.date_format)
+    except DataContractError as exc:
+        exc.written = write_rejects(exc.rejects, rejects_dir)  # every row rejected: still say which and why
+        if "unparseable timestamp" in str(exc) and not settings.date_format:
+            raise DataContractError(
+                f"{exc}. Dates are read as ISO 8601 (2024-04-13); for another layout give --date-format, e.g. %d/%m/%Y", exc.rejects, exc.written
+            ) from None
+        raise
+    end, source = data_end_and_source(data, settings)
+    return Validation(contract, end, source, contract.write_rejects(rejects_dir))
