@@ -1,8 +1,10 @@
 """Frozen, typed settings with sane defaults, the churn definition and the driver families.
 
 The bottom of the house: every stage imports it and it imports nothing of churn. Every stage
-takes its settings explicitly; nothing here reads the environment, and the only file it reads
-is a settings file, when :func:`load_settings` is asked to — importing it has no side effects.
+takes its settings explicitly. Nothing here reads the environment; the only files it reads
+are settings files, when :func:`load_settings` is asked to (``--config``, the data folder's
+``churn.toml``, and ``churn.toml`` / ``pyproject.toml`` in the working directory) — importing
+it has no side effects.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import pandas as pd
 
@@ -185,6 +187,11 @@ class ProfitConfig:
     value_column: str = "mrr"
 
 
+#: What orders the risk list: expected revenue lost (probability × annual value), or probability.
+RankBy = Literal["revenue_at_risk", "probability"]
+RANKINGS: tuple[str, ...] = get_args(RankBy)
+
+
 @dataclass(frozen=True)
 class ScoreConfig:
     """Batch scoring and outreach settings."""
@@ -195,7 +202,7 @@ class ScoreConfig:
     #: Probability thresholds: >= high → "high", >= medium → "medium", else "low".
     high_threshold: float = 0.25
     medium_threshold: float = 0.10
-    rank_by: Literal["revenue_at_risk", "probability"] = "revenue_at_risk"
+    rank_by: RankBy = "revenue_at_risk"
     #: Column holding monthly value; annual value = 12 × this. Missing → value 1 per account.
     value_column: str = "mrr"
     top_reasons: int = 3
