@@ -1,5 +1,6 @@
-"""The ``churn`` command line: each command parses its options, calls one function of a
-stage (mostly :mod:`churn.jobs`) and prints through :mod:`churn.cli.render`.
+"""The ``churn`` command line: each command parses its options, calls a job of
+:mod:`churn.jobs` (the simplest ones a stage function directly) and prints through
+:mod:`churn.cli.render`.
 
 Imports: anything below it; nothing imports the CLI.
 """

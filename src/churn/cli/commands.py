@@ -1,8 +1,9 @@
-"""The ``churn`` commands. Each one parses its options, calls one function of a stage (most of
-them in :mod:`churn.jobs`) and prints the result through :mod:`churn.cli.render`.
+"""The ``churn`` commands. Each one parses its options, calls a job of :mod:`churn.jobs` (the
+simplest ones a stage function directly) and prints the result through :mod:`churn.cli.render`.
 
-Stage modules are imported inside the commands: ``churn features`` must not pay for MLflow,
-and ``churn --help`` for nothing at all.
+Stage modules are imported inside the commands, each command loading only what it runs:
+``churn features`` must not pay for MLflow, nor ``churn --help`` for any stage beyond the
+options' own few.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 from churn.cli import render
 from churn.cli.options import (
@@ -36,7 +36,7 @@ from churn.cli.options import (
     data_settings,
     friendly_errors,
 )
-from churn.cli.render import console, err_console
+from churn.cli.render import console
 
 app = typer.Typer(
     help="Churn-risk prediction: validate data, build features, train, score, report.",
@@ -55,14 +55,14 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in a scheduler's log
 
 
-def _spark_session(engine: Engine, master: Optional[str]):  # type: ignore[no-untyped-def]
-    """None for the local engine; a SparkSession (or a clear install hint) for spark."""
+def _spark_starter(engine: Engine, master: Optional[str]):  # type: ignore[no-untyped-def]
+    """None for the local engine; for spark, a function the job calls (after its cheap checks)
+    that starts a SparkSession, or fails with a clear install hint."""
     if engine is Engine.local:
         return None
     from churn.spark import session
 
-    with console.status("Starting Spark…"):
-        return session(master)
+    return lambda: session(master)
 
 
 def _quiet_mlflow() -> None:
@@ -98,10 +98,7 @@ def generate(
     with console.status(f"Simulating {accounts:,} accounts over {months} months…"):
         data = simulate(accounts, start=start, months=months, seed=seed)
         paths = write(data, str(out), fmt.value)
-    churned = int(data.accounts["churned_at"].notna().sum())
-    console.print(f"Wrote {len(data.accounts):,} accounts ({churned:,} churned) and {len(data.interactions):,} interactions to [bold]{out}[/]")
-    for p in paths:
-        console.print(f"  {p}")
+    render.print_generated(data, out, paths)
 
 
 @app.command()
@@ -123,11 +120,7 @@ def validate(
     except DataContractError as exc:
         render.print_rejects_written(exc.written)
         raise
-    render.print_contract_report(result.contract)
-    render.print_data_end(result.data_end, result.data_end_source)
-    render.print_rejects_written(result.rejects)
-    if not result.rejects:
-        console.print("[green]All rows accepted.[/]")
+    render.print_validation(result.contract, result.data_end, result.data_end_source, result.rejects)
 
 
 @app.command()
@@ -156,7 +149,7 @@ def retention(
         return
     result = outcomes.retention(data, settings, freq=freq.value, by=by or [], horizon=horizon, since=since, until=until, out=out)
     if result.inactivity:
-        console.print(f"No churned_at values: churn = no activity for {horizon} days (transactional data).")
+        render.print_inactivity_note(horizon)
     render.print_retention_run(result, out)
 
 
@@ -189,11 +182,10 @@ def features(
     settings = data_settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
     end = _data_end(data, settings)
     cutoff = to_utc(as_of) if as_of else end
-    spark = _spark_session(engine, spark_master)
-    with console.status("Computing features…") as status:
+    with console.status("Reading the data…") as status:
         result = feature_table(
             data, settings, as_of=cutoff, data_end=end, horizon=horizon, out=None if describe else out, allow_stale=allow_stale_data,
-            spark=spark, progress=status.update,
+            start_spark=_spark_starter(engine, spark_master), progress=status.update,
         )  # fmt: skip
     render.print_warning(result.stale_warning)
     if result.contract is not None:
@@ -206,9 +198,16 @@ def features(
 
 
 def _training_table(  # type: ignore[no-untyped-def]
-    data: Path, config: Optional[Path], *, as_of: Optional[str], cutoffs: Optional[str], horizon: int, **overrides: Optional[str]
+    data: Path,
+    config: Optional[Path],
+    *,
+    as_of: Optional[str],
+    cutoffs: Optional[str],
+    horizon: int,
+    out: Optional[Path] = None,
+    **overrides: Optional[str],
 ):
-    """The training table behind ``dataset``, ``train`` and ``backtest``, with what it printed."""
+    """The training table behind ``dataset``, ``train`` and ``backtest``, shown as it is built."""
     from churn.config import to_utc
     from churn.jobs.training import training_table
 
@@ -217,7 +216,7 @@ def _training_table(  # type: ignore[no-untyped-def]
     with console.status("Loading the data…") as status:
         built = training_table(
             data, settings, export_date=export_date, as_of=to_utc(as_of) if as_of else None, cutoffs=cutoffs, horizon=horizon,
-            progress=status.update,
+            out=out, progress=status.update,
         )  # fmt: skip
     render.print_rejected_note(built.contract, data)
     render.print_warning(built.horizon_warning)
@@ -242,22 +241,22 @@ def dataset(
     spark_master: MasterOpt = None,
 ) -> None:
     """Training table: features + churn label for every customer at every cutoff."""
-    from churn.jobs.tables import spark_training_table, write_frame
+    from churn.jobs.tables import spark_training_table
 
     overrides = dict(date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
-    spark = _spark_session(engine, spark_master)
-    if spark is not None:
+    if engine is Engine.spark:
         if not cutoffs:
             raise UsageError("--engine spark needs explicit --cutoffs")
         settings = data_settings(data, config, **overrides)
         end = _data_end(data, settings)
+        with console.status("Starting Spark…"):
+            spark = _spark_starter(engine, spark_master)()
         points, decisions, path = spark_training_table(spark, data, settings, cutoffs=cutoffs, data_end=end, horizon=horizon, out=out)
         render.print_attribute_decisions(decisions)
-        console.print(f"Training table over {len(points)} cutoffs computed on Spark → [bold]{path}[/] (Parquet folder)")
+        render.print_spark_training_table(points, path)
         return
-    built = _training_table(data, config, as_of=None, cutoffs=cutoffs, horizon=horizon, **overrides)
-    write_frame(built.table, out)
-    render.print_dataset(built, horizon, out)
+    built = _training_table(data, config, as_of=None, cutoffs=cutoffs, horizon=horizon, out=out, **overrides)
+    render.print_dataset(built, horizon)
 
 
 @app.command()
@@ -293,8 +292,11 @@ def train(
         allow_features=tuple(f.strip() for f in (allow_feature or "").split(",") if f.strip()),
     )  # fmt: skip
     with console.status("Training…") as status:
-        run = train_and_track(built, train_config, capacity=capacity, models_dir=models_dir, root=Path.cwd(), progress=status.update)
-    render.print_training_run(run, capacity)
+        run = train_and_track(
+            built, train_config, capacity=capacity, models_dir=models_dir, root=Path.cwd(), progress=status.update,
+            on_trained=lambda result: render.print_trained(result, capacity),
+        )  # fmt: skip
+    render.print_tracked(run)
 
 
 @app.command()
@@ -313,19 +315,15 @@ def backtest(
     data_end: DataEndOpt = None,
 ) -> None:
     """Retrain at several past cutoffs and score the next: metrics per cutoff, mean and spread."""
-    from churn.jobs.tables import write_frame
     from churn.jobs.training import backtest as run_backtest
-    from churn.modeling.train import summarise_backtest
 
     built = _training_table(
         data, config, as_of=None, cutoffs=cutoffs, horizon=horizon,
         date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end,
     )  # fmt: skip
     with console.status(f"Backtesting on {folds} cutoffs…"):
-        results = run_backtest(built, folds=folds, capacity=capacity)
-    render.print_backtest(results, summarise_backtest(results), folds)
-    write_frame(results, out)
-    console.print(f"Per-cutoff metrics → [bold]{out}[/]")
+        result = run_backtest(built, folds=folds, capacity=capacity, out=out)
+    render.print_backtest(result, folds)
 
 
 @app.command()
@@ -355,24 +353,19 @@ def score(
 ) -> None:
     """Score every customer: risk list with reasons, outreach and control group, report."""
     from churn.config import ScoreConfig, to_utc
-    from churn.data.dataend import data_end_of
-    from churn.jobs.weekly import load_scoring_model, score_run
-    from churn.outreach.playbook import load_playbook
+    from churn.jobs.weekly import score_with
 
     score_config = ScoreConfig(
         capacity=capacity, control_share=control_share, seed=seed, high_threshold=high, medium_threshold=medium,
         rank_by=rank_by.value, max_exact_reasons=max_exact_reasons,  # type: ignore[arg-type]
     )  # fmt: skip
     settings = data_settings(data, config, date_format=date_format, data_end=data_end)
-    book = load_playbook(playbook)  # before the model: a typo in the playbook fails at once
     _quiet_mlflow()
-    churn_model, label = load_scoring_model(model)
-    cutoff = to_utc(as_of) if as_of else data_end_of(data, settings)
-    spark = _spark_session(engine, spark_master)
-    with console.status(f"Scoring customers at {cutoff:%Y-%m-%d} with {label}…"):
-        result = score_run(
-            data, as_of=cutoff, model=churn_model, model_label=label, out_dir=out, config=score_config, spark=spark,
-            settings=settings, allow_stale=allow_stale_data, playbook=book,
+    with console.status(f"Loading {model}…") as status:
+        result, label = score_with(
+            data, as_of=to_utc(as_of) if as_of else None, model_ref=model, out_dir=out, config=score_config, settings=settings,
+            playbook_path=playbook, allow_stale=allow_stale_data, start_spark=_spark_starter(engine, spark_master),
+            progress=status.update,
         )  # fmt: skip
     render.print_score_run(result, label, capacity)
     if result.monitoring is not None:
@@ -390,8 +383,7 @@ def report(
 
     if not (scores / "run.json").exists():
         raise UsageError(f"{scores} holds no scoring run (run `churn score --out {scores}` first)")
-    path = rerender_report(scores)
-    console.print(f"Report: [bold]{path.resolve()}[/]")
+    render.print_report(rerender_report(scores))
 
 
 @app.command()
@@ -416,7 +408,7 @@ def models() -> None:
     uri = configure()
     versions = list_versions()
     if versions.empty:
-        console.print(f"No registered model 'churn' in {uri}. Run `churn train` first.")
+        render.print_no_models(uri)
         return
     render.print_versions(versions, uri)
 
@@ -434,7 +426,7 @@ def promote(
     _quiet_mlflow()
     configure()
     bundle = promote_and_export(version, reason, models_dir)
-    console.print(f"[green]churn v{version} is the champion[/] ({reason}). Bundle: [bold]{bundle}[/]")
+    render.print_promoted(version, reason, bundle)
 
 
 def _exit_on_verdict(doc: dict, fail_on: Optional[FailOn]) -> None:
@@ -442,7 +434,7 @@ def _exit_on_verdict(doc: dict, fail_on: Optional[FailOn]) -> None:
     from churn.monitoring.settings import FAIL_EXIT_CODE, fails
 
     if fails(doc["verdict"], None if fail_on is None else fail_on.value):
-        err_console.print(f"[bold red]Monitoring verdict {doc['verdict']}[/] (--fail-on {fail_on.value}): exit code {FAIL_EXIT_CODE}")  # type: ignore[union-attr]
+        render.print_fail_on(doc["verdict"], fail_on.value, FAIL_EXIT_CODE)  # type: ignore[union-attr]
         raise typer.Exit(FAIL_EXIT_CODE)
 
 
@@ -480,18 +472,7 @@ def serve(
     settings = ServeSettings(scores_dir=scores, model_ref=model, data_dir=data, api_key=api_key, history_runs=history_runs, playbook=playbook)
     with console.status(f"Loading {model} and indexing the latest run in {scores}…"):
         api = create_app(settings)
-    service = api.state.service
-    if service.model is None:  # the reason is in the log line above
-        console.print("[yellow]POST /score answers 503 and /ready stays false; the risk lists are served.[/]")
-    else:
-        console.print(f"Model: {escape(service.model.label)}")
-    snapshot = service.latest.current()
-    if snapshot is None:
-        console.print(f"[yellow]{escape(str(scores))} holds no scoring run yet: the service waits for `churn score --out {escape(str(scores))}`.[/]")
-    else:
-        console.print(f"Serving run {snapshot.index.run_id} (as of {snapshot.index.as_of}, {len(snapshot.index):,} accounts) from {escape(str(scores))}")
-    console.print("Auth: X-API-Key required (CHURN_API_KEY is set)" if api_key else "[yellow]Auth: off (set CHURN_API_KEY to require X-API-Key)[/]")
-    console.print(f"Pages: http://{host}:{port}/app   API docs: http://{host}:{port}/docs")
+    render.print_service(api.state.service, scores, host, port, auth=api_key is not None)
     gc.freeze()  # the loaded model and run index live as long as the process: keep them out of every garbage collection
     uvicorn.run(api, host=host, port=port, access_log=access_log, log_level="info")
 
@@ -514,7 +495,7 @@ def monitor(
     with console.status("Monitoring…"):
         result, report_path = monitor_latest(scores, data=data)
     render.print_monitoring(result.document, result.paths)
-    console.print(f"Report: [bold]{report_path.resolve()}[/]")
+    render.print_report(report_path)
     _exit_on_verdict(result.document, fail_on)
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 import functools
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Callable, Optional, TypeVar
+from typing import Annotated, Callable, Iterable, Optional, TypeVar
 
 import typer
-from rich.markup import escape
 
-from churn.cli.render import err_console
-from churn.config import DataSettings, load_settings
+from churn.cli.render import print_error
+from churn.config import RANKINGS, DataSettings, load_settings
+from churn.data.io import TABLE_FORMATS
 from churn.data.read import DataContractError
+from churn.outreach.retention import FREQUENCIES
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -34,10 +35,10 @@ def friendly_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except DataContractError as exc:
-            err_console.print(f"[bold red]Data error:[/] {escape(str(exc))}")
+            print_error("Data error", str(exc))
             raise typer.Exit(1) from None
         except (UsageError, ValueError) as exc:  # includes SparkUnavailableError
-            err_console.print(f"[bold red]Error:[/] {escape(str(exc))}")
+            print_error("Error", str(exc))
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -50,27 +51,17 @@ class Engine(str, Enum):
     spark = "spark"
 
 
-class TableFormat(str, Enum):
-    """File format of a written table."""
-
-    parquet = "parquet"
-    csv = "csv"
-
-
-class Frequency(str, Enum):
-    """Retention period."""
-
-    week = "week"
-    month = "month"
-    quarter = "quarter"
-    year = "year"
+def _choices(name: str, values: Iterable[str], doc: str) -> type[Enum]:
+    """An enum of a stage's own choices, so the CLI lists and checks exactly what the stage
+    accepts and the values are stated once, in the stage."""
+    choices = Enum(name, {value: value for value in values}, type=str)  # type: ignore[misc]
+    choices.__doc__ = doc
+    return choices
 
 
-class RankBy(str, Enum):
-    """What orders the risk list."""
-
-    revenue_at_risk = "revenue_at_risk"
-    probability = "probability"
+TableFormat = _choices("TableFormat", TABLE_FORMATS, "File format of a written table.")
+Frequency = _choices("Frequency", FREQUENCIES, "Retention period.")
+RankBy = _choices("RankBy", RANKINGS, "What orders the risk list.")
 
 
 class FailOn(str, Enum):

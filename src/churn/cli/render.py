@@ -1,7 +1,7 @@
 """Everything the CLI prints: Rich tables and one-line summaries, from the results the stages return.
 
-Nothing here computes a figure; it only lays out what a job returned. Logs piped to a scheduler
-get 120 columns, so Rich does not cut numbers off.
+It lays out what the jobs returned, adding only what a line of text needs (a count, a share,
+a rate per cutoff). Logs piped to a scheduler get 120 columns, so Rich does not cut numbers off.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from churn.config import FeatureConfig
     from churn.data.attributes import AttributeDecision
     from churn.data.contract import ContractData
+    from churn.data.synthetic import GeneratedData
     from churn.features.spec import FeatureSpec
     from churn.jobs.outcomes import ContactLog, ListOutcomes, Retention
     from churn.jobs.tables import FeatureTable
-    from churn.jobs.training import TrainingRun, TrainingTable
+    from churn.jobs.training import Backtest, TrainingRun, TrainingTable
     from churn.jobs.weekly import ScoreOutputs
     from churn.modeling.train import TrainResult
+    from churn.serve.deps import Service
 
 # Piped into a scheduler's log, Rich would assume 80 columns and cut numbers off; logs get 120.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
@@ -203,6 +205,11 @@ def print_monitoring(doc: dict, paths: dict[str, Path], *, detail: bool = True) 
     console.print(f"Monitoring: [bold]{paths['monitoring']}[/]; {doc['summary']['account_alerts']:,} risk jump(s) → [bold]{paths['alerts']}[/]")
 
 
+def print_error(kind: str, message: str) -> None:
+    """One line on stderr: what went wrong, as the user can act on it (never a traceback)."""
+    err_console.print(f"[bold red]{kind}:[/] {escape(message)}")
+
+
 def print_data_end(end: pd.Timestamp, source: str) -> None:
     """Where the data ends, and how that was decided."""
     console.print(f"End of data: {end:%Y-%m-%d} ({source})")
@@ -247,8 +254,8 @@ def print_training_table(built: "TrainingTable", horizon: int) -> None:
     console.print("Rows per cutoff: " + ", ".join(f"{r.as_of:%Y-%m-%d} {r.rows:,} ({r.churn_rate:.1%})" for r in per_cutoff.itertuples()))
 
 
-def print_dataset(built: "TrainingTable", horizon: int, out: Path) -> None:
-    """``churn dataset``: rows and churn rate per cutoff of the table written to ``out``."""
+def print_dataset(built: "TrainingTable", horizon: int) -> None:
+    """``churn dataset``: rows and churn rate per cutoff of the table written."""
     from churn.features.labels import LABEL, label_rate_by_cutoff
 
     table = built.table
@@ -258,13 +265,12 @@ def print_dataset(built: "TrainingTable", horizon: int, out: Path) -> None:
     for row in label_rate_by_cutoff(table).itertuples(index=False):
         view.add_row(f"{row.as_of:%Y-%m-%d}", f"{row.rows:,}", f"{row.churn_rate:.2%}")
     console.print(view)
-    console.print(f"{len(table):,} rows, {table[LABEL].sum():,} churned → [bold]{out}[/]")
+    console.print(f"{len(table):,} rows, {table[LABEL].sum():,} churned → [bold]{built.path}[/]")
 
 
-def print_training_run(run: "TrainingRun", capacity: int) -> None:
-    """``churn train``: the leakage check, the evaluation per slice, the deployed model, profit,
-    the MLflow run and the champion decision."""
-    result = run.result
+def print_trained(result: "TrainResult", capacity: int) -> None:
+    """``churn train``, before anything is logged: the leakage check, the evaluation per slice,
+    the deployed model and profit."""
     top = result.leakage.iloc[0]
     console.print(f"Leakage sentinel: no single feature separates churners by itself (strongest: {top['feature']}, ROC-AUC {top['auc']:.3f}).")
     console.print(f"Evaluation: {result.evaluation.description}")
@@ -283,6 +289,10 @@ def print_training_run(run: "TrainingRun", capacity: int) -> None:
         f"cross-fitted on out-of-fold scores."
     )
     print_profit(result, capacity)
+
+
+def print_tracked(run: "TrainingRun") -> None:
+    """``churn train``, after tracking: the MLflow run and version, and the champion decision."""
     console.print(f"MLflow run {run.run_id} → model [bold]churn v{run.version}[/] ({run.tracking_uri})")
     if run.decision.promoted:
         console.print(f"[green]Promoted to champion:[/] {run.decision.reason}. Bundle: [bold]{run.bundle}[/]")
@@ -290,10 +300,11 @@ def print_training_run(run: "TrainingRun", capacity: int) -> None:
         console.print(f"[yellow]Not promoted:[/] {run.decision.reason}")
 
 
-def print_backtest(results: pd.DataFrame, summary: pd.DataFrame, folds: int) -> None:
-    """Metrics per test cutoff, then the mean ± standard deviation over the cutoffs."""
+def print_backtest(run: "Backtest", folds: int) -> None:
+    """Metrics per test cutoff, then the mean ± standard deviation over the cutoffs, and the file."""
     from churn.modeling.evaluate import METRIC_LABELS
 
+    results, summary = run.results, run.summary
     for cutoff, frame in results.groupby("test_cutoff"):
         print_metrics(frame.set_index("model").drop(columns=["test_cutoff", "fold"]), f"Test cutoff {cutoff:%Y-%m-%d}")
     view = Table(title=f"Backtest over {folds} cutoffs: mean ± std")
@@ -304,6 +315,7 @@ def print_backtest(results: pd.DataFrame, summary: pd.DataFrame, folds: int) -> 
     for name, row in summary.iterrows():
         view.add_row(str(name), *[f"{row[('mean', m)]:.4f} ± {row[('std', m)]:.4f}" for m in shown])
     console.print(view)
+    console.print(f"Per-cutoff metrics → [bold]{run.path}[/]")
 
 
 def print_score_run(result: "ScoreOutputs", label: str, capacity: int) -> None:
@@ -393,3 +405,60 @@ def print_versions(versions: pd.DataFrame, uri: str) -> None:
     for row in versions.itertuples(index=False):
         view.add_row(str(row.version), row.created, row.aliases, row.precision_at_capacity, row.decision)
     console.print(view)
+
+
+def print_generated(data: "GeneratedData", out: Path, paths: list[str]) -> None:
+    """``churn generate``: how many accounts churned, how many events, and the files."""
+    churned = int(data.accounts["churned_at"].notna().sum())
+    console.print(f"Wrote {len(data.accounts):,} accounts ({churned:,} churned) and {len(data.interactions):,} interactions to [bold]{out}[/]")
+    for p in paths:
+        console.print(f"  {p}")
+
+
+def print_validation(contract: "ContractData", end: pd.Timestamp, source: str, rejects: list[Path]) -> None:
+    """``churn validate``: the contract's report, the end of the data and the rejects files."""
+    print_contract_report(contract)
+    print_data_end(end, source)
+    print_rejects_written(rejects)
+    if not rejects:
+        console.print("[green]All rows accepted.[/]")
+
+
+def print_inactivity_note(horizon: int) -> None:
+    console.print(f"No churned_at values: churn = no activity for {horizon} days (transactional data).")
+
+
+def print_spark_training_table(points: list[pd.Timestamp], path: str) -> None:
+    console.print(f"Training table over {len(points)} cutoffs computed on Spark → [bold]{path}[/] (Parquet folder)")
+
+
+def print_report(path: Path) -> None:
+    console.print(f"Report: [bold]{path.resolve()}[/]")
+
+
+def print_no_models(uri: str) -> None:
+    console.print(f"No registered model 'churn' in {uri}. Run `churn train` first.")
+
+
+def print_promoted(version: str, reason: str, bundle: Path) -> None:
+    console.print(f"[green]churn v{version} is the champion[/] ({reason}). Bundle: [bold]{bundle}[/]")
+
+
+def print_fail_on(verdict: str, fail_on: str, code: int) -> None:
+    """To stderr: the verdict reached ``--fail-on``, and the exit code that follows."""
+    err_console.print(f"[bold red]Monitoring verdict {verdict}[/] (--fail-on {fail_on}): exit code {code}")
+
+
+def print_service(service: "Service", scores: Path, host: str, port: int, *, auth: bool) -> None:
+    """``churn serve`` at start-up: the model, the run being served, auth, and the addresses."""
+    if service.model is None:  # the reason is in the log line above
+        console.print("[yellow]POST /score answers 503 and /ready stays false; the risk lists are served.[/]")
+    else:
+        console.print(f"Model: {escape(service.model.label)}")
+    snapshot = service.latest.current()
+    if snapshot is None:
+        console.print(f"[yellow]{escape(str(scores))} holds no scoring run yet: the service waits for `churn score --out {escape(str(scores))}`.[/]")
+    else:
+        console.print(f"Serving run {snapshot.index.run_id} (as of {snapshot.index.as_of}, {len(snapshot.index):,} accounts) from {escape(str(scores))}")
+    console.print("Auth: X-API-Key required (CHURN_API_KEY is set)" if auth else "[yellow]Auth: off (set CHURN_API_KEY to require X-API-Key)[/]")
+    console.print(f"Pages: http://{host}:{port}/app   API docs: http://{host}:{port}/docs")

@@ -47,9 +47,13 @@ def write_text(target: str | os.PathLike[str], text: str) -> Path:
     return write_atomic(target, lambda p: p.write_text(text, encoding="utf-8"))
 
 
+#: The file formats a table is written in.
+TABLE_FORMATS = ("parquet", "csv")
+
+
 def write_table(df: pd.DataFrame, stem: str | os.PathLike[str], fmt: str = "parquet") -> Path:
     """Write ``df`` to ``stem.parquet`` or ``stem.csv`` atomically."""
-    if fmt not in ("parquet", "csv"):
+    if fmt not in TABLE_FORMATS:
         raise ValueError(f"format must be parquet or csv, got {fmt!r}")
     target = Path(f"{stem}.{fmt}")
     if fmt == "parquet":

@@ -1,8 +1,10 @@
-"""``churn features`` and ``churn dataset``: a feature table at one date, or a training table
-over cutoffs, on the in-process engine or on Spark, written as Parquet or CSV.
+"""``churn features`` and ``churn dataset --engine spark``: a feature table at one date, or a
+training table over cutoffs on Spark, written as Parquet or CSV.
 
-Kept free of MLflow, the report and the model code: ``churn features`` starts in a second,
-and a test guards what it imports.
+Also ``churn validate``: the contract's report of a data folder, with its rejects written.
+
+Kept free of MLflow and the report: ``churn features`` starts in a second, and a test guards
+what it imports.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from churn.data.synthetic import generate
 from churn.features.build import build_features, learn_spec
 from churn.features.labels import check_mature, parse_cutoffs
 from churn.features.spec import FeatureSpec
+from churn.spark import spark_features, spark_spec, write_parquet
+from churn.spark import spark_training_table as build_on_spark
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -71,22 +75,25 @@ def feature_table(
     horizon: int = 30,
     out: Path | None = None,
     allow_stale: bool = False,
-    spark: "SparkSession | None" = None,
+    start_spark: "Callable[[], SparkSession | None] | None" = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> FeatureTable:
     """Point-in-time features of every customer at ``as_of``, written to ``out`` (None: not
     written — ``--describe`` only wants the spec). Refuses an ``as_of`` after ``data_end``
-    unless ``allow_stale``."""
+    unless ``allow_stale`` — before ``start_spark`` (the Spark engine; None: in process) is
+    called, so a stale date never waits for a cluster."""
     stale = check_freshness(as_of, data_end, allow_stale=allow_stale).get("warning")
+    if start_spark is not None:
+        progress("Starting Spark…")
+    spark = start_spark() if start_spark is not None else None
     fconfig = FeatureConfig()
     definition = ChurnDefinition(horizon_days=horizon)
     if spark is not None:
-        from churn.spark import spark_features, spark_spec, write_parquet
-
         spec, _, decisions = spark_spec(spark, data, fconfig, cutoffs=[as_of], data_end=data_end, settings=settings)
         path = write_parquet(spark_features(spark, data, as_of=as_of, spec=spec, config=fconfig, definition=definition), out) if out else None
         return FeatureTable(spec, decisions, as_of, path, stale_warning=stale)  # type: ignore[arg-type]
     lookback = pd.Timedelta(days=max(fconfig.lookback_days, horizon))
+    progress("Reading the data…")
     contract = load_for_features(data, settings, since=as_of - lookback, until=as_of)
     spec, decisions = learn_spec(contract, cutoffs=[as_of], data_end=data_end, settings=settings, config=fconfig)
     if out is None:
@@ -110,9 +117,6 @@ def spark_training_table(
 ) -> tuple[list[pd.Timestamp], list[AttributeDecision], str]:
     """``churn dataset --engine spark``: the training table over explicit ``cutoffs`` on Spark,
     written as a Parquet folder. Returns the cutoffs, the attribute decisions and the path."""
-    from churn.spark import spark_spec, write_parquet
-    from churn.spark import spark_training_table as build_on_spark
-
     definition = ChurnDefinition(horizon_days=horizon)
     fconfig = FeatureConfig()
     points = parse_cutoffs(cutoffs)

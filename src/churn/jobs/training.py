@@ -2,8 +2,10 @@
 table, then to an evaluated, tracked model and a champion decision.
 
 The steps are the stages' own functions (:mod:`churn.features.labels`,
-:mod:`churn.modeling.train`, :mod:`churn.modeling.tracking`); this module only puts them in
-order and hands back what happened, for the CLI or a notebook to show.
+:mod:`churn.modeling.train`, :mod:`churn.modeling.tracking`), put in order here, with what
+happened handed back for the CLI or a notebook to show. One piece of logic lives here because
+it needs both a model and the feature builder: :func:`champion_view`, the champion's scores on
+the challenger's evaluation slices, for the gate.
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ from churn.data.population import horizon_misfit
 from churn.features.build import build_features, learn_spec
 from churn.features.labels import build_training_table, parse_cutoffs, schedule_cutoffs
 from churn.features.spec import FeatureSpec
-from churn.jobs.tables import load_for_features
+from churn.jobs.tables import load_for_features, write_frame
 from churn.modeling.gate import ChampionView, Decision, eligible_folds
 from churn.modeling.leakage import LeakageError, check_static_attributes_at_export
 from churn.modeling.model import ChurnModel, MissingInputError, check_inputs
 from churn.modeling.results import Evaluation
 from churn.modeling.tracking import configure, current_champion, decide_champion, export_bundle, fingerprint, log_leakage_stop, log_training_run
-from churn.modeling.train import TrainResult
+from churn.modeling.train import TrainResult, summarise_backtest
 from churn.modeling.train import backtest as run_backtest
 from churn.modeling.train import train as fit
 
@@ -57,6 +59,8 @@ class TrainingTable:
     cutoffs_why: str
     #: The horizon does not fit the purchase rhythm (transactional data), in words; or None.
     horizon_warning: str | None = None
+    #: Where the table was written (``churn dataset``); None when it was not.
+    path: Path | None = None
 
     def check_static_attributes(self, config: TrainConfig) -> None:
         """Stop before any training when an attribute declared static knows who churned."""
@@ -74,9 +78,11 @@ def training_table(
     as_of: pd.Timestamp | None = None,
     cutoffs: str | None = None,
     horizon: int = 30,
+    out: Path | None = None,
     progress: Progress = _quiet,
 ) -> TrainingTable:
-    """Load the data, pick mature cutoffs, decide the attributes and build the training table.
+    """Load the data, pick mature cutoffs, decide the attributes and build the training table
+    (written to ``out`` when given: ``churn dataset``).
 
     ``export_date`` is the end of the data (:func:`churn.data.dataend.data_end_and_source`);
     ``as_of`` limits the labels to those mature by then, never when the export was taken.
@@ -104,7 +110,7 @@ def training_table(
     )  # fmt: skip
     return TrainingTable(
         contract, definition, spec, table, decisions, end, settings.attributes_as_of or export_date, points, why,
-        horizon_misfit(interactions, definition),
+        horizon_misfit(interactions, definition), write_frame(table, out) if out is not None else None,
     )  # fmt: skip
 
 
@@ -158,11 +164,13 @@ def train_and_track(
     models_dir: Path,
     root: Path,
     progress: Progress = _quiet,
+    on_trained: Callable[[TrainResult], None] | None = None,
 ) -> TrainingRun:
     """Check the static attributes, evaluate and fit (:func:`churn.modeling.train.train`), log
     the run to MLflow under ``root``, judge the challenger against the champion and export
     the bundle when it wins. A leakage stop is recorded as a failed run and raised as
-    :class:`LeakageStop`."""
+    :class:`LeakageStop`. ``on_trained`` sees the result before anything is logged, so the
+    evaluation is shown even if the tracking store then fails."""
     uri = configure(root)
     contract = built.contract
     try:
@@ -173,6 +181,8 @@ def train_and_track(
         run_id = log_leakage_stop(root, str(exc), fingerprint(contract.accounts, contract.interactions))
         raise LeakageStop(f"{exc} (recorded as failed MLflow run {run_id})") from None
     result.model.metadata["attributes"] = [d.as_dict() for d in built.decisions]
+    if on_trained is not None:
+        on_trained(result)
     progress("Logging to MLflow…")
     run_id, version = log_training_run(result, root=root, data_fingerprint=fingerprint(contract.accounts, contract.interactions))
     champion = current_champion()
@@ -182,8 +192,18 @@ def train_and_track(
     return TrainingRun(result, run_id, version, decision, uri, bundle)
 
 
-def backtest(built: TrainingTable, *, folds: int, capacity: int) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Backtest:
+    """``churn backtest``: metrics per test cutoff and model, their mean and spread, and the file."""
+
+    results: pd.DataFrame
+    summary: pd.DataFrame
+    path: Path
+
+
+def backtest(built: TrainingTable, *, folds: int, capacity: int, out: Path) -> Backtest:
     """Retrain before each of the latest ``folds`` cutoffs and score it (metrics per cutoff),
-    after the same static-attribute check as training."""
+    after the same static-attribute check as training; the per-cutoff metrics go to ``out``."""
     built.check_static_attributes(TrainConfig())
-    return run_backtest(built.table, folds=folds, spec=built.spec, definition=built.definition, capacity=capacity)
+    results = run_backtest(built.table, folds=folds, spec=built.spec, definition=built.definition, capacity=capacity)
+    return Backtest(results, summarise_backtest(results), write_frame(results, out))

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
 
 from churn.config import ChurnDefinition, DataSettings, ScoreConfig, UpliftConfig
 from churn.data.contract import ContractData, load
-from churn.data.dataend import check_freshness, data_end_and_source
+from churn.data.dataend import check_freshness, data_end_and_source, data_end_of
 from churn.data.io import write_table, write_text
 from churn.data.population import lapsed
 from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
@@ -29,9 +29,11 @@ from churn.monitoring.run import Monitoring, monitor_folder, monitor_run, read_m
 from churn.outreach import runs
 from churn.outreach.experiment import power_note
 from churn.outreach.history import PastResults, past_results, prior_assignments, read_contacts, recent_retention, stale_later_runs
+from churn.outreach.playbook import load_playbook
 from churn.outreach.report import render, write_report
 from churn.outreach.runs import make_run_id, previous_run
 from churn.outreach.score import build_risk_list, lapsed_list, summary_counts
+from churn.spark import spark_features, spark_score, to_pandas_features
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -112,8 +114,6 @@ def _features_at(
         # only events since `since` were read: older lapses have an unknown last activity
         older = int((gone["last_activity"] < since).sum())
         return _Scored(data, definition, features, None, gone[gone["last_activity"] >= since].reset_index(drop=True), older)
-    from churn.spark import spark_features, spark_score, to_pandas_features
-
     # accounts only (one row each) on the driver: for values, retention and outcomes
     data = load(data_dir, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=as_of, until=as_of, date_format=settings.date_format)
     check_inputs(model, data, str(data_dir))
@@ -270,6 +270,36 @@ def rerender_report(out_dir: Path, outcomes: pd.DataFrame | None = None, uplift:
     if uplift is None and (folder / "uplift.csv").exists():
         uplift = pd.read_csv(folder / "uplift.csv", keep_default_na=False, na_values=[""])
     return _write_report(folder, context, risk, retention, outcomes, uplift)
+
+
+def score_with(
+    data_dir: Path,
+    *,
+    as_of: pd.Timestamp | None,
+    model_ref: str,
+    out_dir: Path,
+    config: ScoreConfig = ScoreConfig(),
+    settings: DataSettings = DataSettings(),
+    playbook_path: Path | None = None,
+    allow_stale: bool = False,
+    start_spark: "Callable[[], SparkSession | None] | None" = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> tuple[ScoreOutputs, str]:
+    """``churn score``: read the playbook (a typo fails before anything is loaded), load the
+    model ``model_ref`` (:func:`load_scoring_model`), and run :func:`score_run` at ``as_of``
+    (None: the end of the data). Returns the run's outputs and the model's label."""
+    book = load_playbook(playbook_path)
+    model, label = load_scoring_model(model_ref)
+    cutoff = as_of if as_of is not None else data_end_of(data_dir, settings)
+    if start_spark is not None:
+        progress("Starting Spark…")
+    spark = start_spark() if start_spark is not None else None
+    progress(f"Scoring customers at {cutoff:%Y-%m-%d} with {label}…")
+    outputs = score_run(
+        data_dir, as_of=cutoff, model=model, model_label=label, out_dir=out_dir, config=config, spark=spark,
+        settings=settings, allow_stale=allow_stale, playbook=book,
+    )  # fmt: skip
+    return outputs, label
 
 
 def load_scoring_model(ref: str) -> tuple[ChurnModel, str]:
