@@ -61,3 +61,11 @@ def test_a_circle_between_siblings_breaks_the_contract(copy_of_package: Path) ->
     assert result.returncode != 0
     assert "No cycles are allowed in churn.modeling" in result.stdout
     assert ".model -> .train" in result.stdout or ".train -> .model" in result.stdout
+
+
+def test_a_module_outside_every_stage_breaks_the_layers(copy_of_package: Path) -> None:
+    # every module directly under churn/ must be placed in a stage, so none slips past the rule
+    (copy_of_package / "src" / "churn" / "helpers.py").write_text('"""Somewhere to put things."""\n', encoding="utf-8")
+    result = lint_imports(copy_of_package / "src", copy_of_package / "pyproject.toml")
+    assert result.returncode != 0
+    assert "churn.helpers" in result.stdout
