@@ -347,7 +347,7 @@ def _screen_of(column) -> ColumnScreen:  # type: ignore[no-untyped-def]
         elif check.name == "in_range" and stats.get("include_min", True) and stats.get("include_max", True):
             lo, hi = stats["min_value"], stats["max_value"]
         else:
-            pytest.fail(f"the vectorised screen does not know the check {check.name} {stats}: add it to contract.SCREEN")
+            pytest.fail(f"the vectorised screen does not know the check {check.name} {stats}: add it to rules.SCREEN")
     return ColumnScreen(None if column.dtype is None else str(column.dtype), column.nullable, non_empty, lo, hi)
 
 

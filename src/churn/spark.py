@@ -15,7 +15,7 @@ pyspark is an optional extra: ``pip install 'churn[spark]'``. Nothing here impor
 module load, so the rest of the package works without it.
 
 Imports: :mod:`churn.modeling`, :mod:`churn.features`, :mod:`churn.data`; a sibling of
-:mod:`churn.outreach`. The jobs call it.
+:mod:`churn.outreach`. The jobs call it, and the CLI starts its sessions.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,9 +40,6 @@ from churn.data.rules import (
     describe_check,
     schema_failures,
 )
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
 
 
 @dataclass
@@ -103,12 +100,6 @@ def write_rejects(rejects: dict[str, pd.DataFrame], rejects_dir: str | Path) -> 
     """Write each non-empty rejects table to ``rejects_dir/<table>_rejects.csv`` — also those
     a :class:`DataContractError` carries, when the data could not be used at all."""
     return [write_table(frame, Path(rejects_dir) / f"{name}_rejects", "csv") for name, frame in rejects.items() if len(frame)]
-
-
-# --------------------------------------------------------------------------- reading
-
-
-# --------------------------------------------------------------------------- parsing
 
 
 class _Rejections:

@@ -8,14 +8,10 @@ labels, maturity of cutoffs, retention, the freshness check — takes it from he
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from churn.config import DataSettings
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
 from churn.data.contract import validate
 from churn.data.parse import parse_timestamps
 from churn.data.read import find_table, is_parquet, parquet_max, read_table

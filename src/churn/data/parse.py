@@ -6,14 +6,8 @@ contract can reject those rows with a reason instead of failing or guessing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
-
 
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 

@@ -22,7 +22,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandera.pandas as pandera
 
 
-TABLES = ("accounts", "interactions", "attribute_history")
 
 
 REQUIRED = {

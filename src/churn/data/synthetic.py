@@ -99,7 +99,7 @@ EVENT_TYPES = np.array(["login", "feature_use", "support_contact", "survey", "in
 (LOGIN, FEATURE_USE, SUPPORT, SURVEY, INVOICE) = range(5)
 
 
-#: The planted causes of churn and the driver family (``churn.features.registry.DRIVERS``) each one
+#: The planted causes of churn and the driver family (``churn.config.DRIVERS``) each one
 #: belongs to: what a correct reason for it would name.
 CAUSE_FAMILIES: dict[str, str] = {
     "effort": "support_effort",

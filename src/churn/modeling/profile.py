@@ -6,16 +6,12 @@ edges, shares, percentiles — never rows."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from churn.data.frames import codes_for, to_json_safe
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
-
 
 #: Percentiles kept per numeric feature: the grid of the KS statistic.
 GRID_QUANTILES = np.arange(1, 100) / 100

@@ -40,7 +40,7 @@ from churn.modeling.baselines import LogisticBaseline, RuleBaseline
 from churn.modeling.calibration import choose_calibration
 from churn.modeling.evaluate import METRICS, classification_metrics, customer_value, gains_curve, metrics_table
 from churn.modeling.leakage import check_leakage
-from churn.modeling.model import ChurnModel, MissingFeaturesError, categorical_columns, lightgbm_params, model_columns  # noqa: F401  (re-exported for callers)
+from churn.modeling.model import ChurnModel, categorical_columns, lightgbm_params, model_columns
 from churn.modeling.profile import reference_profile
 from churn.modeling.results import Evaluation, EvaluationKind, FitInfo, FoldResult
 from churn.modeling.splits import AccountFolds, Fold, PurgedTimeSplit

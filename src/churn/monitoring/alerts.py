@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
 from churn.monitoring.settings import MonitorConfig
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
-
 
 ALERT_COLUMNS = [
     "account_id", "rank", "churn_probability", "previous_probability", "probability_change", "risk_band",

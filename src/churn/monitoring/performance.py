@@ -4,7 +4,7 @@ label-free expected churn of lists that have not matured yet."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -16,9 +16,6 @@ from churn.data.frames import json_records, to_json_safe
 from churn.features.labels import label_accounts
 from churn.monitoring.settings import MonitorConfig, worst
 from churn.outreach import runs
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
 
 
 def wilson(count: np.ndarray | int, nobs: np.ndarray | int, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:

@@ -285,7 +285,7 @@ def data_quality(
     ``interactions``: the events of the scoring window (volume, missing values, new event
     types/channels, freshness); ``accounts``: the scored accounts' rows (new attribute
     values); ``reports``: the data contract's reports (rejected rows); ``known``: the values
-    the model knows per column; ``drift``: :func:`feature_drift`'s table (feature missing
+    the model knows per column; ``drift``: :func:`churn.monitoring.drift.feature_drift`'s table (feature missing
     rates); ``volume``: :func:`daily_event_counts` of the volume window, if already computed.
     """
     known = known or {}

@@ -1,41 +1,12 @@
-"""Monitoring: after every scoring run, say whether this week's list can be trusted.
+"""The monitoring run: the shell around the checks, with all of monitoring's I/O.
 
-Five families of checks, each a pure function on DataFrames and JSON-friendly summaries:
-
-* **Feature drift** of every model feature against the *reference profile* stored with the
-  model at training time (:func:`reference_profile`: bin edges, shares and percentiles —
-  never raw rows): the population stability index (PSI) on the reference's decile bins plus
-  a bin for missing values; for numbers the two-sample Kolmogorov–Smirnov test and the
-  *shift* (how far values moved, in reference spreads); chi-square on the bins for all.
-* **Prediction drift**: the score distribution and the share per risk band, the same way.
-* **Data quality** of the scoring window: events per day and type in the last days against
-  the preceding weeks (a broken feed is a sudden drop), missing values, categories the model
-  has never seen, rejected rows, freshness.
-* **Realized performance** of every past list whose horizon has passed — ROC-AUC, PR-AUC,
-  precision at capacity, calibration per band, with 95 % intervals — next to the training
-  evaluation; and before that, the label-free expected churn among the flagged accounts.
-* **Account alerts**: accounts whose risk jumped since the previous run.
-
-They end in a verdict — ``ok``, ``warn`` or ``alert`` — and ``retrain_recommended``.
-
-Thresholds that do not cry wolf. Under no change, PSI between samples of n and m rows is
-approximately (1/n + 1/m)·χ²(bins − 1): two samples of 500 accounts show PSI ≈ 0.04 from
-chance alone (99.9 % quantile ≈ 0.12). A feature is flagged only when its change is
-
-1. statistically clear: its p-value, Holm-corrected across all features, is below ``alpha``
-   (numbers: the smaller of KS and chi-square, doubled — KS misses changes where most
-   accounts share one value, such as "no long waits", chi-square misses moves inside bins);
-2. large enough to matter: PSI above a floor (0.10 warn, 0.25 alert) *plus* the 99.9 %
-   quantile of that noise for its own sample sizes and bins — or, for numbers, values moved
-   by more than 0.2 (warn) / 0.4 (alert) reference spreads. PSI measures how much of the
-   population changed bin; the shift catches the few accounts that moved far (waits tripled
-   for the 30 % of accounts with a support contact: PSI ≈ 0.1, shift ≈ 0.5).
-
-With a million accounts (2) keeps tiny but "significant" shifts quiet; with a few hundred
-(1) and the noise term keep sampling noise quiet.
-
-The I/O shell at the end (:func:`monitor_run`, :func:`monitor_folder`) reads the run
-history, writes ``monitoring.json`` and ``alerts.csv`` and logs to MLflow (best effort).
+:func:`monitor_run` judges one scoring run as ``churn score`` finishes it (drift against the
+model's reference, data quality of the scoring window, realized performance of matured past
+lists, risk jumps against the previous run), writes ``monitoring.json`` and ``alerts.csv``
+into the run's folder and logs to MLflow when the model came from there (best effort: an
+unreachable tracking server never fails a scoring run). :func:`monitor_folder` re-judges the
+latest run of a scoring folder (``churn monitor``), with new outcomes when given the data.
+The checks themselves are pure functions in the sibling modules.
 """
 
 from __future__ import annotations
@@ -69,35 +40,6 @@ if TYPE_CHECKING:  # pragma: no cover
 MONITORING_FILE = "monitoring.json"
 ALERTS_FILE = "alerts"
 MLFLOW_EXPERIMENT = "churn-monitoring"
-
-
-# --------------------------------------------------------------------------- reference
-
-
-# --------------------------------------------------------------------------- drift statistics
-
-
-# --------------------------------------------------------------------------- data quality
-
-
-# --------------------------------------------------------------------------- realized performance
-
-
-# --------------------------------------------------------------------------- account alerts
-
-
-# --------------------------------------------------------------------------- verdict
-
-
-# --------------------------------------------------------------------------- document
-
-
-# --------------------------------------------------------------------------- history
-
-
-# --------------------------------------------------------------------------- run (I/O)
-
-HISTORY_SUFFIX = ".monitoring.json"
 
 
 @dataclass

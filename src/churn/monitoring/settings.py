@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
-
+from typing import Iterable
 
 STATUS_LEVEL = {"ok": 0, "warn": 1, "alert": 2}
 

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
 from churn.data.frames import json_records, to_json_safe
 from churn.monitoring.settings import STATUS_LEVEL, MonitorConfig, worst
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
 
 
 def verdict(
@@ -155,7 +152,7 @@ def drift_onset(history: pd.DataFrame) -> pd.DataFrame:
     warn/alert statuses that reaches the latest run (features drifting now only).
 
     ``history`` has ``as_of``, ``feature`` and ``status`` (one row per run and feature), as
-    :func:`read_monitoring_history` returns.
+    :func:`churn.monitoring.run.read_monitoring_history` returns.
     """
     frame = history.sort_values(["feature", "as_of"]).reset_index(drop=True)
     latest = frame["as_of"].max()

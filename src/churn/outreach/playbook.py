@@ -1,6 +1,6 @@
 """The playbook: what customer success does about each driver family, in a file the team edits.
 
-Every reason on the risk list belongs to a *driver family* (:data:`churn.features.registry.DRIVERS`:
+Every reason on the risk list belongs to a *driver family* (:data:`churn.config.DRIVERS`:
 support effort, usage, survey answers, billing — things an agent can act on — and the
 context families contract, plan, tenure, account). The account's lead reason picks the
 family, and the playbook gives the action's ``title`` (the risk list's ``suggested_action``)

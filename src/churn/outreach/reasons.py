@@ -6,7 +6,7 @@ training median in interquartile ranges, signed by its risk direction and weight
 model's gain share. Either way a reason is a feature that *raises* this account's risk and
 whose value the account really has.
 
-**Order.** Each feature belongs to a driver family (:data:`churn.features.registry.DRIVERS`). The
+**Order.** Each feature belongs to a driver family (:data:`churn.config.DRIVERS`). The
 *lead family* is the actionable family (support effort, usage, survey, billing) with the
 largest summed contribution — a problem spread over several related features (long waits,
 repeat contacts, channel switches) counts as one — and the lead reason is that family's

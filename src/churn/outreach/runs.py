@@ -7,8 +7,11 @@ Public API (the service, the notebooks and the CLI read runs only through these)
     run_dir(out_dir, run_id) -> Path          the folder holding every file of that run
     load_risk_list(out_dir, run_id=None)      a run's risk list (None = the latest run)
     account_history(out_dir, account_id)      one account's score, band, rank and flags over all runs
+    previous_run(out_dir, as_of)              the risk list of the latest run before as_of
+    write_run(out_dir, risk, record)          publish a run that is its risk list alone
 
-Writers use :func:`locked` (one writer per folder at a time) and :func:`publish_run`.
+Writers use :func:`locked` (one writer per folder at a time) and :func:`publish_run`; a run's
+id comes from :func:`make_run_id`.
 
 Layout of a scoring folder ``DIR``::
 

@@ -26,7 +26,7 @@ from churn.data.attributes import attributes_at
 from churn.modeling.model import ChurnModel
 from churn.outreach.experiment import assign_controls
 from churn.outreach.playbook import Playbook, default_playbook
-from churn.outreach.reasons import Reasons, deviation_scores, exact_contributions, explain, gain_shares  # noqa: F401  (re-exported)
+from churn.outreach.reasons import explain
 
 RISK_LIST_COLUMNS = [
     "account_id",

@@ -6,8 +6,8 @@ scoring folder), ``index``/``latest`` (the latest run in memory), ``scoring`` (o
 scores), ``schemas`` (request/response models), ``routers`` (one per resource, pages with
 their templates).
 
-Imports: :mod:`churn.monitoring`, :mod:`churn.outreach` and the stages below them; a sibling of
-:mod:`churn.jobs`, which it never imports.
+Imports: :mod:`churn.outreach` and the stages below it; a sibling of :mod:`churn.monitoring`,
+and below :mod:`churn.jobs` and the CLI, which it never imports.
 """
 
 from churn.serve.app import create_app

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from churn.config import SURVEY_RANGES
 from churn.data.contract import load
 
 CONTACT_COLUMNS = ("channel", "case_id", "wait_seconds", "handle_seconds", "resolved", "transferred", "ces", "csat", "nps")
-SURVEY_COLUMNS = ("ces", "csat", "nps")
+SURVEY_COLUMNS = tuple(SURVEY_RANGES)
 
 
 def recent_contacts(interactions: pd.DataFrame, *, support_event_type: str | None) -> pd.DataFrame:

@@ -16,7 +16,6 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
 from churn.config import SURVEY_RANGES
 
 Band = Literal["high", "medium", "low"]
-SORT_KEYS = ("rank", "churn_probability", "revenue_at_risk", "probability_change", "account_id")
 #: ``key`` ascending or ``-key`` descending.
 Sort = Literal[
     "rank", "-rank", "churn_probability", "-churn_probability", "revenue_at_risk", "-revenue_at_risk",
