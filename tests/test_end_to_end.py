@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from churn.cli.commands import app
 from churn.data.synthetic import generate, write
-from churn.outreach.runs import load_risk_list as load_run
+from churn.outreach.runs import load_risk_list
 from tests.browser_support import chromium_command, rendered_dom
 
 
@@ -52,7 +52,7 @@ def test_cli_path_succeeds(scored) -> None:  # type: ignore[no-untyped-def]
     assert risk["rank"].is_monotonic_increasing and risk["outreach"].sum() + new_control.sum() == 100
     assert set(risk["change"]) - {"first run"}  # the second run compared itself with the first
     # February's controls are still inside their 30-day horizon on March 1: held out, not called
-    february = load_run(root / "scores", run_id(root, "2024-02-01"))
+    february = load_risk_list(root / "scores", run_id(root, "2024-02-01"))
     held = risk[risk["control"] & ~new_control]
     assert set(held["account_id"]) == set(february.loc[february["control"], "account_id"]) & set(risk["account_id"])
     assert (held["assigned_as_of"] == pd.Timestamp("2024-02-01", tz="UTC")).all()
@@ -78,9 +78,9 @@ def test_cli_path_succeeds(scored) -> None:  # type: ignore[no-untyped-def]
 
 
 def run_id(root: Path, as_of: str) -> str:
-    from churn.outreach.runs import list_runs as read_history
+    from churn.outreach.runs import list_runs
 
-    history = read_history(root / "scores")
+    history = list_runs(root / "scores")
     return str(history[history["as_of"] == pd.Timestamp(as_of, tz="UTC")]["run_id"].iloc[0])
 
 

@@ -15,9 +15,7 @@ import pandas as pd
 import pytest
 
 from churn.outreach import runs
-from churn.outreach.runs import list_runs as read_history
-from churn.outreach.runs import load_risk_list as load_run
-from churn.outreach.runs import previous_run, write_run
+from churn.outreach.runs import list_runs, load_risk_list, previous_run, write_run
 
 
 def risk_list(as_of: str, n: int = 5, p: float = 0.1) -> pd.DataFrame:
@@ -53,7 +51,7 @@ def test_runs_are_folders_with_a_log_and_a_latest_link(tmp_path: Path) -> None:
     assert os.readlink(tmp_path / "latest") == "runs/r2"
     assert os.readlink(tmp_path / "risk_list.csv") == "latest/risk_list.csv"
     assert pd.read_csv(tmp_path / "risk_list.csv")["churn_probability"].iloc[0] == pytest.approx(1.0)
-    pd.testing.assert_frame_equal(runs.load_risk_list(tmp_path), load_run(tmp_path, "r2"))
+    pd.testing.assert_frame_equal(runs.load_risk_list(tmp_path), load_risk_list(tmp_path, "r2"))
     assert runs.load_risk_list(tmp_path, "r1", columns=["account_id", "nope"]).columns.tolist() == ["account_id"]
     assert previous_run(tmp_path, pd.Timestamp("2024-03-11", tz="UTC"))["as_of"].iloc[0] == pd.Timestamp("2024-03-04", tz="UTC")
     history_a1 = runs.account_history(tmp_path, "a1")
@@ -63,14 +61,14 @@ def test_runs_are_folders_with_a_log_and_a_latest_link(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob(".*.tmp"))
     with pytest.raises(runs.NoRunError, match="no run 'r9'"):
         runs.load_risk_list(tmp_path, "r9")
-    assert runs.latest_run(tmp_path / "empty") is None and read_history(tmp_path / "empty").columns.tolist() == runs.HISTORY_COLUMNS
+    assert runs.latest_run(tmp_path / "empty") is None and list_runs(tmp_path / "empty").columns.tolist() == runs.HISTORY_COLUMNS
 
 
 def test_rerunning_a_date_replaces_it_and_an_old_date_does_not_move_latest(tmp_path: Path) -> None:
     write_run(tmp_path, risk_list("2024-03-04"), record("r1", "2024-03-04"))
     write_run(tmp_path, risk_list("2024-03-11"), record("r2", "2024-03-11"))
     write_run(tmp_path, risk_list("2024-03-04", p=0.05), record("r1b", "2024-03-04"))
-    assert read_history(tmp_path)["run_id"].tolist() == ["r1b", "r2"]  # one run per as_of
+    assert list_runs(tmp_path)["run_id"].tolist() == ["r1b", "r2"]  # one run per as_of
     log = runs.read_log(tmp_path)
     assert [r["run_id"] for r in log] == ["r1", "r2", "r1b"] and log[-1]["supersedes"] == "r1"
     assert runs.latest_run(tmp_path)["run_id"] == "r2" and os.readlink(tmp_path / "latest") == "runs/r2"

@@ -11,8 +11,7 @@ import pytest
 
 from churn.config import ScoreConfig
 from churn.outreach.retention import list_outcomes
-from churn.outreach.runs import list_runs as read_history
-from churn.outreach.runs import previous_run, write_run
+from churn.outreach.runs import list_runs, previous_run, write_run
 from churn.outreach.score import (
     CONTROL_ACTION,
     RISK_LIST_COLUMNS,
@@ -108,7 +107,7 @@ def test_history_and_previous_run(tmp_path: Path, risk) -> None:  # type: ignore
     write_run(tmp_path, frame, {"run_id": "r1", "as_of": f"{as_of:%Y-%m-%d}", "scored_at": "t1", "model": "m"})
     later = frame.assign(as_of=as_of + pd.Timedelta(days=30))
     write_run(tmp_path, later, {"run_id": "r2", "as_of": f"{as_of + pd.Timedelta(days=30):%Y-%m-%d}", "scored_at": "t2", "model": "m"})
-    history = read_history(tmp_path)
+    history = list_runs(tmp_path)
     assert history["run_id"].tolist() == ["r1", "r2"]
     assert previous_run(tmp_path, as_of + pd.Timedelta(days=30))["as_of"].iloc[0] == as_of
     assert previous_run(tmp_path, as_of) is None

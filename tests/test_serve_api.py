@@ -158,11 +158,10 @@ def test_account_detail_with_history(client: TestClient, sd: ServeData) -> None:
     assert detail["reasons"][0] == row["reason_1"] and detail["reason_features"] == row["reason_features"].split(",")
     assert detail["reason_drivers"] == row["reason_drivers"].split(",") and detail["action_wording"] == row["action_wording"]
     assert detail["reason_contributions"] == [float(v) for v in row["reason_contributions"].split(",")]
-    from churn.outreach.runs import list_runs as read_history
-    from churn.outreach.runs import load_risk_list as load_run
+    from churn.outreach.runs import list_runs, load_risk_list
 
-    runs = read_history(sd.scores_dir)
-    earlier = load_run(sd.scores_dir, runs["run_id"].iloc[0]).set_index("account_id")
+    runs = list_runs(sd.scores_dir)
+    earlier = load_risk_list(sd.scores_dir, runs["run_id"].iloc[0]).set_index("account_id")
     history = detail["history"]
     assert [p["as_of"] for p in history] == list(AS_OFS) and history[-1]["churn_probability"] == row["churn_probability"]
     assert history[0]["churn_probability"] == earlier.loc[row["account_id"], "churn_probability"]
@@ -263,10 +262,9 @@ def test_score_equals_the_batch_probability(client: TestClient, sd: ServeData) -
             lead = by_id.loc[r["account_id"], "reason_drivers"].split(",")[0]
             assert lead != r["reason_drivers"][0] or r["suggested_action"] == by_id.loc[r["account_id"], "suggested_action"]
     # the earlier run's as_of, on the same data, gives that run's probability
-    from churn.outreach.runs import list_runs as read_history
-    from churn.outreach.runs import load_risk_list as load_run
+    from churn.outreach.runs import list_runs, load_risk_list
 
-    first = load_run(sd.scores_dir, read_history(sd.scores_dir)["run_id"].iloc[0]).set_index("account_id")
+    first = load_risk_list(sd.scores_dir, list_runs(sd.scores_dir)["run_id"].iloc[0]).set_index("account_id")
     account = picks["account_id"].iloc[0]
     again = client.post("/score", json=score_request(sd, [account], AS_OFS[0])).json()["results"][0]
     assert again["churn_probability"] == first.loc[account, "churn_probability"]
