@@ -12,7 +12,7 @@ import gc
 import os
 import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -37,6 +37,11 @@ from churn.cli.options import (
     friendly_errors,
 )
 from churn.cli.render import console
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from churn.config import DataSettings
 
 app = typer.Typer(
     help="Churn-risk prediction: validate data, build features, train, score, report.",
@@ -72,11 +77,11 @@ def _quiet_mlflow() -> None:
     logging.getLogger("mlflow").setLevel(logging.ERROR)
 
 
-def _data_end(data: Path, settings: "object"):  # type: ignore[no-untyped-def]
+def _data_end(data: Path, settings: DataSettings) -> pd.Timestamp:
     """The end of the data (and print where it came from)."""
     from churn.data.dataend import data_end_and_source
 
-    end, source = data_end_and_source(data, settings)  # type: ignore[arg-type]
+    end, source = data_end_and_source(data, settings)
     render.print_data_end(end, source)
     return end
 
@@ -150,7 +155,7 @@ def retention(
     result = outcomes.retention(data, settings, freq=freq.value, by=by or [], horizon=horizon, since=since, until=until, out=out)
     if result.inactivity:
         render.print_inactivity_note(horizon)
-    render.print_retention_run(result, out)
+    render.print_retention_run(result)
 
 
 @app.command()

@@ -348,10 +348,10 @@ def print_score_run(result: "ScoreOutputs", label: str, capacity: int) -> None:
     console.print(f"Report:    [bold]{result.paths['report'].resolve()}[/]")
 
 
-def print_retention_run(result: "Retention", out: Path) -> None:
+def print_retention_run(result: "Retention") -> None:
     """``churn retention --data``: the table and where it was written."""
     print_retention(result.table, result.by)
-    console.print(f"Wrote [bold]{out}.csv[/] and [bold]{out}.parquet[/]")
+    console.print("Wrote " + " and ".join(f"[bold]{path}[/]" for path in result.paths))
 
 
 def print_list_outcomes(result: "ListOutcomes") -> None:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from churn.config import ChurnDefinition, DataSettings, ScoreConfig, UpliftConfig
 from churn.data.contract import ContractData, load
-from churn.data.dataend import check_freshness, data_end_and_source, data_end_of
+from churn.data.dataend import check_freshness, data_end_and_source
 from churn.data.io import write_table, write_text
 from churn.data.population import lapsed
 from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
@@ -64,10 +64,13 @@ def score_run(
     settings: DataSettings = DataSettings(),
     allow_stale: bool = False,
     playbook: "Playbook | None" = None,
+    data_end: tuple[pd.Timestamp, str] | None = None,
 ) -> ScoreOutputs:
     """Score, write the run, retention, outcomes, uplift and report. With ``spark``, features
     and probabilities are computed on the cluster and only the scored table comes back.
     ``playbook`` picks the suggested actions (default: the one shipped with the package).
+    ``data_end`` is the end of the data and where it came from
+    (:func:`churn.data.dataend.data_end_and_source`), when the caller has already read it.
 
     Refuses an ``as_of`` after the end of the data (every account would look quiet since the
     export) unless ``allow_stale``; the run then carries a staleness warning. The whole run
@@ -78,7 +81,7 @@ def score_run(
         runs.migrate_legacy(out_dir)
         return _score_run(
             data_dir, as_of=as_of, model=model, model_label=model_label, out_dir=out_dir, config=config, spark=spark, uplift=uplift,
-            settings=settings, allow_stale=allow_stale, playbook=playbook,
+            settings=settings, allow_stale=allow_stale, playbook=playbook, data_end=data_end,
         )
 
 
@@ -138,9 +141,10 @@ def _score_run(
     settings: DataSettings,
     allow_stale: bool,
     playbook: "Playbook | None" = None,
+    data_end: tuple[pd.Timestamp, str] | None = None,
 ) -> ScoreOutputs:
     definition, fconfig = model_settings(model)
-    data_end, data_end_source = data_end_and_source(data_dir, settings)
+    data_end, data_end_source = data_end or data_end_and_source(data_dir, settings)
     freshness = {**check_freshness(as_of, data_end, allow_stale=allow_stale), "data_end_source": data_end_source}
     history = runs.list_runs(out_dir)
     pending = history[history["as_of"] < as_of]["as_of"]
@@ -290,14 +294,15 @@ def score_with(
     (None: the end of the data). Returns the run's outputs and the model's label."""
     book = load_playbook(playbook_path)
     model, label = load_scoring_model(model_ref)
-    cutoff = as_of if as_of is not None else data_end_of(data_dir, settings)
+    end = data_end_and_source(data_dir, settings)  # read once: the default date and the freshness check
+    cutoff = as_of if as_of is not None else end[0]
     if start_spark is not None:
         progress("Starting Spark…")
     spark = start_spark() if start_spark is not None else None
     progress(f"Scoring customers at {cutoff:%Y-%m-%d} with {label}…")
     outputs = score_run(
         data_dir, as_of=cutoff, model=model, model_label=label, out_dir=out_dir, config=config, spark=spark,
-        settings=settings, allow_stale=allow_stale, playbook=book,
+        settings=settings, allow_stale=allow_stale, playbook=book, data_end=end,
     )  # fmt: skip
     return outputs, label
 
