@@ -44,7 +44,7 @@ def test_a_lapsed_account_is_never_flagged(purchases, tmp_path: Path) -> None:  
     folder, data, model = purchases
     out = score_run(folder, as_of=AS_OF, model=model, model_label="test", out_dir=tmp_path / "s", config=ScoreConfig(capacity=100))
     last = last_activity(data.accounts, data.interactions, AS_OF, ChurnDefinition())
-    recent = set(data.accounts["account_id"][(last > AS_OF - pd.Timedelta(days=30)) & (data.accounts["signup_at"] < AS_OF)])
+    recent = set(data.accounts["account_id"][(last >= AS_OF - pd.Timedelta(days=30)) & (data.accounts["signup_at"] < AS_OF)])
     assert set(out.risk["account_id"]) == recent  # customers only, all of them
     winback = pd.read_csv(out.paths["lapsed"])
     assert len(winback) > 0 and not set(winback["account_id"]) & set(out.risk["account_id"])
@@ -80,7 +80,7 @@ def test_cli_refuses_stale_scoring_and_train_past_the_data(purchases, tmp_path: 
     assert result.exit_code == 2 and "after the end of the data (2024-04-01)" in result.output and not features.exists()
     result = runner.invoke(app, ["features", "--data", str(folder), "--as-of", "2024-06-01", "--out", str(features), "--allow-stale-data"])
     assert result.exit_code == 0 and "stale data" in result.output and features.exists()
-    assert "End of data: 2024-04-01 (the day after the latest interaction)" in result.output
+    assert "End of data: 2024-04-01 (the day after the latest date of an accepted interaction)" in result.output
     result = runner.invoke(app, ["validate", "--data", str(folder), "--data-end", "2024-03-15"])
     assert result.exit_code == 0 and "End of data: 2024-03-15 (given)" in result.output
 
