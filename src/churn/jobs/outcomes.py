@@ -20,7 +20,7 @@ from churn.outreach import runs
 from churn.outreach.experiment import merge_contacts, parse_contacts, power_note, reached_in_window
 from churn.outreach.experiment import reached as reached_contacts
 from churn.outreach.history import PastResults, assignment_cohorts, past_results, read_contacts, run_definition
-from churn.outreach.retention import observed_start, retention_table, with_churn_dates
+from churn.outreach.retention import observed_start, retention_table, customer_spells
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def retention(
     end = settings.data_end or observed_until(accounts, contract.interactions)
     definition = ChurnDefinition(horizon_days=horizon)
     inactivity = definition.resolve_kind(accounts) == "inactivity"
-    accounts = with_churn_dates(accounts, contract.interactions, definition, end)
+    accounts = customer_spells(accounts, contract.interactions, definition, end)
     missing = [c for c in by if c not in accounts.columns]
     if missing:
         raise ValueError(f"--by column(s) not in accounts: {', '.join(missing)} (have: {', '.join(accounts.columns)})")
