@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 import pandas as pd
 
 from churn.config import ChurnDefinition, DataSettings, FeatureConfig
-from churn.data.attributes import AttributeDecision
+from churn.data.attributes import AttributeDecision, plan_attributes
 from churn.data.contract import ContractData, load, write_rejects
 from churn.data.dataend import check_freshness, data_end_and_source
 from churn.data.io import write_table
@@ -24,7 +24,7 @@ from churn.data.read import DataContractError
 from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
 from churn.data.synthetic import generate
 from churn.features.build import build_features, learn_spec
-from churn.features.labels import check_mature, parse_cutoffs
+from churn.features.labels import ImmatureCutoffError, check_mature, parse_cutoffs, schedule_cutoffs
 from churn.features.spec import FeatureSpec
 from churn.spark import spark_features, spark_spec, write_parquet
 from churn.spark import spark_training_table as build_on_spark
@@ -135,6 +135,10 @@ class Validation:
     data_end: pd.Timestamp
     data_end_source: str
     rejects: list[Path]
+    #: Which account attributes training at the default cutoffs would use, and why not the others.
+    attributes: list[AttributeDecision]
+    #: Those cutoffs, in words.
+    cutoffs: str
 
 
 def validate_folder(data: Path, settings: DataSettings, rejects_dir: Path) -> Validation:
@@ -153,4 +157,11 @@ def validate_folder(data: Path, settings: DataSettings, rejects_dir: Path) -> Va
             ) from None
         raise
     end, source = data_end_and_source(data, settings)
-    return Validation(contract, end, source, contract.write_rejects(rejects_dir))
+    try:
+        start = contract.interactions["occurred_at"].min() if len(contract.interactions) else None
+        points, _ = schedule_cutoffs(start, end, ChurnDefinition().resolved(contract.accounts))
+        cutoffs = f"the default cutoffs ({points[0]:%Y-%m-%d} to {points[-1]:%Y-%m-%d})"
+    except ImmatureCutoffError:
+        points, cutoffs = [end], f"the end of the data ({end:%Y-%m-%d}; too short a history for training cutoffs)"
+    attributes = plan_attributes(contract.accounts, contract.attribute_history, cutoffs=points, settings=settings, export_date=end)
+    return Validation(contract, end, source, contract.write_rejects(rejects_dir), attributes, cutoffs)

@@ -16,7 +16,7 @@ from churn.config import ChurnDefinition, UpliftConfig, definition_from_dict
 from churn.features.labels import label_accounts
 from churn.outreach import runs
 from churn.outreach.experiment import CONTACT_COLUMNS, active_assignments, cohort, reached_in_window, uplift_table
-from churn.outreach.retention import list_outcomes, retention_table, customer_spells
+from churn.outreach.retention import customer_spells, list_outcomes, retention_table
 
 
 def run_definition(record: dict, fallback: ChurnDefinition) -> ChurnDefinition:
