@@ -297,7 +297,7 @@ def spark_training_table(
     :func:`churn.features.labels.build_training_table` on them."""
     from pyspark.sql import types as T
 
-    until = max(cutoffs) + definition.horizon + pd.Timedelta(seconds=1)
+    until = max(cutoffs) + definition.horizon  # the last outcome window is [T, T + horizon)
     if definition.kind == "auto":
         # decided on the whole data set, not per bucket (a bucket may hold no churned account)
         accounts, _ = read_tables(spark, data_dir)
