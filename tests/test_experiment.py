@@ -254,7 +254,8 @@ def test_reached_only_counts_contacts_inside_the_horizon_that_reached_someone() 
             "outcome": ["reached", "reached", "No answer", ""],
         }
     )
-    assert reached_in_window(cohorts, contacts).tolist() == [True, False, False, True]
+    # the window is [as_of, as_of + horizon): a call on the list's day counts, one 30 days later does not
+    assert reached_in_window(cohorts, contacts).tolist() == [False, True, False, True]
 
 
 # --------------------------------------------------------------------------- six weekly runs of churn score
