@@ -107,7 +107,8 @@ def train_bundle(folder: Path, accounts: int) -> tuple[Path, object]:
     data = generate(accounts, months=18, seed=11)
     spec = FeatureSpec.from_data(data.accounts, data.interactions)
     cutoffs = default_cutoffs(observed_until(data.accounts, data.interactions), ChurnDefinition(), 8)
-    result = train(build_training_table(data.accounts, data.interactions, cutoffs=cutoffs, spec=spec), spec=spec)
+    definition = ChurnDefinition().resolved(data.accounts)  # as `churn train` stores it: POST /score needs the kind
+    result = train(build_training_table(data.accounts, data.interactions, cutoffs=cutoffs, spec=spec), spec=spec, definition=definition)
     bundle = folder / "model.joblib"
     save_bundle(result.model, bundle)
     return bundle, data

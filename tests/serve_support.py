@@ -3,6 +3,7 @@ once per session from the suite's trained model, plus helpers to call the servic
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,3 +74,36 @@ def _records(frame: pd.DataFrame) -> list[dict[str, object]]:
         if isinstance(out[col].dtype, pd.DatetimeTZDtype):
             out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return out.astype(object).where(out.notna(), None).to_dict("records")
+
+
+def crm_rows(
+    data: ServeData, account_ids: list[str], as_of: str, *, quiet: Sequence[str] = (), quiet_days: int = 45, quiet_types: tuple[str, ...] = (), days: int = 365
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows a CRM exports for live accounts: ``churned_at`` empty for every account, the
+    interactions of the ``days`` before ``as_of``; the ``quiet`` accounts have no events (of
+    ``quiet_types``; empty: of any type) in the last ``quiet_days`` days — the risky ones."""
+    cutoff = pd.Timestamp(as_of, tz="UTC")
+    accounts = data.accounts[data.accounts["account_id"].isin(account_ids)].reset_index(drop=True)
+    accounts["churned_at"] = pd.Series(pd.NaT, index=accounts.index, dtype="datetime64[ns, UTC]")
+    t = data.interactions["occurred_at"]
+    rows = data.interactions[data.interactions["account_id"].isin(account_ids) & (t < cutoff) & (t >= cutoff - pd.Timedelta(days=days))]
+    silenced = rows["account_id"].isin(quiet) & (rows["occurred_at"] >= cutoff - pd.Timedelta(days=quiet_days))
+    if quiet_types:
+        silenced &= rows["event_type"].isin(quiet_types)
+    return accounts, rows[~silenced].reset_index(drop=True)
+
+
+def request_body(accounts: pd.DataFrame, interactions: pd.DataFrame, as_of: str) -> dict[str, object]:
+    return {"as_of": as_of, "accounts": _records(accounts), "interactions": _records(interactions)}
+
+
+def batch_probabilities(folder: Path, model: ChurnModel, accounts: pd.DataFrame, interactions: pd.DataFrame, as_of: str) -> pd.Series:
+    """``churn score`` (the weekly job) on a data folder holding exactly these rows: its risk
+    list's probability per account (only the customers it scores)."""
+    from churn.jobs.weekly import score_run
+
+    (folder / "raw").mkdir(parents=True)
+    accounts.to_parquet(folder / "raw" / "accounts.parquet")
+    interactions.to_parquet(folder / "raw" / "interactions.parquet")
+    out = score_run(folder / "raw", as_of=pd.Timestamp(as_of, tz="UTC"), model=model, model_label="batch", out_dir=folder / "scores", allow_stale=True)
+    return out.risk.set_index("account_id")["churn_probability"]

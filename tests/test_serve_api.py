@@ -15,8 +15,9 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from churn.serve.app import create_app
+from churn.serve.model import ServingModel
 from churn.serve.settings import ServeSettings
-from tests.serve_support import API_KEY, AS_OFS, ServeData, score_request, serve_data
+from tests.serve_support import API_KEY, AS_OFS, ServeData, batch_probabilities, crm_rows, request_body, score_request, serve_data
 
 
 @pytest.fixture(scope="module")
@@ -302,6 +303,107 @@ def test_score_rejects_invalid_rows_naming_row_and_reason(client: TestClient, sd
     for broken in ({**base, "as_of": 20240101}, {**base, "accounts": []}, {"accounts": base["accounts"]}):
         assert_error(client.post("/score", json=broken), 422, "invalid_request")
     assert_error(client.post("/score", content=b"{not json", headers={"content-type": "application/json"}), 422, "invalid_request")
+
+
+# --------------------------------------------------------------------------- the model's population
+
+
+def crm_accounts(sd: ServeData, *, recent: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
+    """Eight customers of the latest list from top to bottom, signed up long before it and
+    active in its last week (of ``recent`` event types other than login too, when given);
+    every other one is made quiet by the test."""
+    as_of = pd.Timestamp(AS_OFS[-1], tz="UTC")
+    t = sd.interactions["occurred_at"]
+    week = sd.interactions[(t < as_of) & (t >= as_of - pd.Timedelta(days=7))]["account_id"]
+    old = sd.accounts.loc[sd.accounts["signup_at"] < as_of - pd.Timedelta(days=180), "account_id"]
+    busy = set(week) & set(old)
+    if recent:
+        month = sd.interactions[(t < as_of) & (t >= as_of - pd.Timedelta(days=20)) & sd.interactions["event_type"].isin(recent)]
+        busy &= set(month["account_id"])
+    risk = sd.latest()
+    ids = [a for a in risk["account_id"] if a in busy]
+    ids = ids[:: max(1, len(ids) // 8)][:8]
+    assert len(ids) == 8
+    return ids, ids[::2]
+
+
+def _served(client: TestClient, body: dict) -> dict[str, float]:  # type: ignore[type-arg]
+    response = client.post("/score", json=body)
+    assert response.status_code == 200, response.text
+    return {r["account_id"]: r["churn_probability"] for r in response.json()["results"]}
+
+
+def test_a_subscription_model_scores_quiet_crm_accounts_like_the_batch(client: TestClient, sd: ServeData, tmp_path: Path) -> None:
+    """A CRM sends live accounts (``churned_at`` empty for all); half have had no event for 45
+    days — the risky ones. The model defines churn by subscription end, so all are customers:
+    scored, with the weekly job's probabilities for the same rows and as_of."""
+    ids, quiet = crm_accounts(sd)
+    accounts, interactions = crm_rows(sd, ids, AS_OFS[-1], quiet=quiet, quiet_days=45)
+    last = interactions.groupby("account_id")["occurred_at"].max()
+    assert (last.reindex(quiet) < pd.Timestamp(AS_OFS[-1], tz="UTC") - pd.Timedelta(days=44)).fillna(True).all()  # quiet indeed
+    served = _served(client, request_body(accounts, interactions, AS_OFS[-1]))
+    batch = batch_probabilities(tmp_path, sd.model, accounts, interactions, AS_OFS[-1])
+    assert sorted(batch.index) == sorted(ids)
+    assert served == pytest.approx(batch.to_dict(), rel=1e-9, abs=1e-12)
+
+
+INACTIVITY = [
+    # (horizon, activity types, which events the quiet accounts lack for 45 days, are they customers)
+    pytest.param(60, [], (), True, id="60-day horizon: 45 quiet days is still a customer"),
+    pytest.param(30, [], (), False, id="30-day horizon: 45 quiet days has lapsed"),
+    pytest.param(30, ["login"], ("login",), False, id="activity = login: other events do not count"),
+    pytest.param(30, [], ("login",), True, id="activity = any event: other events count"),
+]
+
+
+@pytest.mark.parametrize(("horizon", "activity", "silenced", "customer"), INACTIVITY)
+def test_an_inactivity_model_scores_the_batch_population(  # type: ignore[no-untyped-def]
+    sd: ServeData, settings: ServeSettings, tmp_path: Path, horizon: int, activity: list[str], silenced: tuple[str, ...], customer: bool
+) -> None:
+    """Inactivity churn with the model's horizon and activity types, never the defaults: an
+    account is scored on demand exactly when the weekly job would list it."""
+    model = replace(sd.model, definition={"horizon_days": horizon, "kind": "inactivity", "activity_event_types": activity})
+    client = TestClient(create_app(settings, model=ServingModel.wrap(model, "inactivity model")))
+    ids, quiet = crm_accounts(sd, recent=("feature_use", "invoice", "support_contact", "survey") if silenced else ())
+    accounts, interactions = crm_rows(sd, ids, AS_OFS[-1], quiet=quiet, quiet_days=45, quiet_types=silenced)
+    batch = batch_probabilities(tmp_path, model, accounts, interactions, AS_OFS[-1])
+    assert set(quiet) <= set(batch.index) if customer else not set(quiet) & set(batch.index)
+
+    response = client.post("/score", json=request_body(accounts, interactions, AS_OFS[-1]))
+    if customer:
+        assert response.status_code == 200, response.text
+    else:
+        error = assert_error(response, 422, "invalid_rows")
+        named = {accounts["account_id"].iloc[d["row"]] for d in error["details"]}
+        assert named == set(ids) - set(batch.index) and set(quiet) <= named
+        assert all("not a customer" in d["reason"] and f"{horizon}-day" in d["reason"] for d in error["details"])
+    kept = accounts["account_id"].isin(batch.index)
+    served = _served(client, request_body(accounts[kept], interactions[interactions["account_id"].isin(batch.index)], AS_OFS[-1]))
+    assert served == pytest.approx(batch.to_dict(), rel=1e-9, abs=1e-12)
+
+
+def test_rows_that_contradict_a_subscription_model_get_a_422_naming_the_account(client: TestClient, sd: ServeData) -> None:
+    ids, _ = crm_accounts(sd)
+    accounts, interactions = crm_rows(sd, ids, AS_OFS[-1])
+    accounts.loc[3, "churned_at"] = pd.Timestamp(AS_OFS[-1], tz="UTC") - pd.Timedelta(days=20, hours=3)
+    error = assert_error(client.post("/score", json=request_body(accounts, interactions, AS_OFS[-1])), 422, "invalid_rows")
+    assert [(d["table"], d["row"]) for d in error["details"]] == [("accounts", 3)]
+    reason = error["details"][0]["reason"]
+    assert repr(accounts.loc[3, "account_id"]) in reason and "not a customer" in reason and "churned_at 2024-05-11" in reason and "subscription" in reason
+
+
+def test_an_auto_model_takes_its_kind_from_the_batch_runs_never_from_the_request(sd: ServeData, settings: ServeSettings, tmp_path: Path) -> None:
+    """A model that stored ``kind="auto"`` (trained through the library without resolving
+    it) is scored with the kind the weekly runs decided on the whole data folder: quiet CRM
+    accounts without ``churned_at`` are not turned into an inactivity population."""
+    auto = ServingModel.wrap(replace(sd.model, definition={**sd.model.definition, "kind": "auto"}), "auto model")
+    ids, quiet = crm_accounts(sd)
+    body = request_body(*crm_rows(sd, ids, AS_OFS[-1], quiet=quiet, quiet_days=45), AS_OFS[-1])
+    served = _served(TestClient(create_app(settings, model=auto)), body)
+    assert served == _served(TestClient(create_app(settings, model=sd.serving())), body)
+    alone = TestClient(create_app(ServeSettings(scores_dir=tmp_path, model_ref=None), model=auto))
+    error = assert_error(alone.post("/score", json=body), 503, "model_definition")
+    assert "kind" in error["message"] and "auto" in error["message"] and "churn train" in error["message"]
 
 
 # --------------------------------------------------------------------------- a new run

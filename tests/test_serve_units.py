@@ -1,5 +1,6 @@
 """The service's pure parts on hand-made rows: the in-memory index, history alignment, the
-trend chart, contacts, run summaries, auth helpers and the risk list's pass-through columns."""
+trend chart, contacts, run summaries, auth helpers, the risk list's pass-through columns and
+the churn definition on-demand scoring decides customers by."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churn.config import ChurnDefinition, FeatureConfig
 from churn.serve.auth import authorised, session_token
 from churn.serve.contacts import ContactIndex, recent_contacts
 from churn.serve.index import Query, RunIndex, align_history
+from churn.serve.model import ServingModel, UnresolvedDefinition
 from churn.serve.routers.pages import safe_next, trend_chart
 from churn.serve.routers.runs import run_summaries
 
@@ -167,3 +170,31 @@ def test_risk_list_passes_owner_and_segment_through() -> None:
     assert pd.isna(out["segment"].iloc[0]) and out["segment"].iloc[1] == "s1"
     assert all(pd.isna(v) for v in pass_through(pd.Series(["a"]), accounts[["account_id"]])["owner"])
     assert all(pd.isna(v) for v in pass_through(pd.Series(["a"]), None)["segment"])
+
+
+def _serving(definition: ChurnDefinition) -> ServingModel:
+    return ServingModel(None, "m", None, FeatureConfig(), definition)  # type: ignore[arg-type]  # only the definition is read
+
+
+def test_the_churn_kind_comes_from_the_model_or_its_runs_never_from_a_request() -> None:
+    """POST /score decides customers by the model's definition; a model that stored
+    kind="auto" takes the kind its own weekly runs recorded (latest first), else refuses."""
+    stored = ChurnDefinition(horizon_days=45, kind="inactivity", activity_event_types=("login",))
+    runs = pd.DataFrame({"churn": [ChurnDefinition(horizon_days=45, kind="subscription", activity_event_types=("login",)).as_dict()]})
+    assert _serving(stored).churn_definition(runs) == stored  # the model's own kind wins
+    auto = _serving(ChurnDefinition(horizon_days=45, activity_event_types=("login",)))
+    log = pd.DataFrame(
+        {
+            "churn": [
+                ChurnDefinition(horizon_days=45, kind="inactivity", activity_event_types=("login",)).as_dict(),
+                ChurnDefinition(horizon_days=45, kind="subscription", activity_event_types=("login",)).as_dict(),
+                ChurnDefinition(horizon_days=30, kind="inactivity", activity_event_types=("login",)).as_dict(),  # another model's
+                ChurnDefinition(horizon_days=45, kind="inactivity").as_dict(),  # other activity types
+                None,  # a run recorded without a definition
+            ]
+        }
+    )
+    assert auto.churn_definition(log) == ChurnDefinition(horizon_days=45, kind="subscription", activity_event_types=("login",))
+    for nothing in (None, pd.DataFrame({"run_id": ["r1"]}), log.iloc[2:]):
+        with pytest.raises(UnresolvedDefinition, match="'auto'.*churn train"):
+            auto.churn_definition(nothing)

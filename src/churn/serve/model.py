@@ -1,18 +1,24 @@
-"""The model behind ``POST /score``: loaded once, with its spec and settings parsed once."""
+"""The model behind ``POST /score``: loaded once, with its spec, settings and churn definition
+parsed once."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import pandas as pd
 from threadpoolctl import ThreadpoolController
 
-from churn.config import FeatureConfig
+from churn.config import ChurnDefinition, FeatureConfig, definition_from_dict
 from churn.features.spec import FeatureSpec
-from churn.modeling.model import ChurnModel
+from churn.modeling.model import ChurnModel, model_settings
 from churn.outreach.playbook import Playbook, default_playbook
+
+
+class UnresolvedDefinition(ValueError):
+    """The model stored ``kind="auto"`` and nothing the service holds says which kind it means."""
 
 
 @dataclass(frozen=True)
@@ -23,13 +29,42 @@ class ServingModel:
     label: str
     spec: FeatureSpec
     feature_config: FeatureConfig
+    #: The churn definition stored with the model: who is a customer at ``as_of``.
+    definition: ChurnDefinition
     #: Lead driver family → suggested action, as in the weekly list.
     playbook: Playbook = field(default_factory=default_playbook)
     _threads: ThreadpoolController = field(default_factory=ThreadpoolController, repr=False, compare=False)
 
     @classmethod
     def wrap(cls, model: ChurnModel, label: str, playbook: Playbook | None = None) -> ServingModel:
-        return cls(model, label, model.spec, model.feature_config, playbook or default_playbook())
+        definition, feature_config = model_settings(model)
+        return cls(model, label, model.spec, feature_config, definition, playbook or default_playbook())
+
+    def churn_definition(self, runs: pd.DataFrame | None = None) -> ChurnDefinition:
+        """The definition ``POST /score`` decides customers by: the model's, as in ``churn score``.
+
+        Its kind — subscription or inactivity — never comes from a request's rows: a CRM sends
+        live accounts, none with a ``churned_at``, and deciding on them would turn a subscription
+        model's quiet customers into lapsed ones. ``churn train`` stores the kind it decided on
+        the whole accounts table; a model that stored ``kind="auto"`` (trained through the
+        library without resolving it) takes the kind the weekly runs decided for it on the
+        whole data folder: the latest of ``runs`` (the run log, oldest first) recorded with the
+        model's horizon and activity event types. Raises :class:`UnresolvedDefinition` when
+        none did."""
+        if self.definition.kind != "auto":
+            return self.definition
+        records = runs["churn"].tolist() if runs is not None and "churn" in runs.columns else []
+        for raw in reversed(records):
+            if isinstance(raw, dict):
+                ran = definition_from_dict(raw)
+                if ran.kind != "auto" and replace(ran, kind="auto") == self.definition:
+                    return ran
+        raise UnresolvedDefinition(
+            f"the model {self.label} stores its churn kind as 'auto' (it was trained without deciding between subscription "
+            f"and inactivity churn), and no scoring run of this service records which kind its {self.definition.horizon_days}-day "
+            "churn is on this data; a request's rows cannot decide it (live accounts have no churned_at). Retrain with "
+            "`churn train`, which stores the kind, or run `churn score` with this model into the scoring folder first"
+        )
 
     @contextmanager
     def one_thread(self) -> Iterator[None]:

@@ -2,8 +2,9 @@
 
 Timestamps in requests are ISO 8601 text (naive = UTC), as in the input contract's files;
 JSON numbers or other types are refused. Row-level rules the schema cannot express
-(unknown account ids, duplicates, an account that is not a customer at ``as_of``) are
-checked by the data contract and answered with 422 naming the row.
+(unknown account ids, duplicates, an account that is not a customer at ``as_of`` under the
+model's churn definition) are checked by the data contract and the model's population rule
+and answered with 422 naming the row.
 """
 
 from __future__ import annotations
@@ -165,7 +166,13 @@ class AccountIn(BaseModel):
 
     account_id: Text
     signup_at: Timestamp
-    churned_at: Timestamp | None = None
+    churned_at: Timestamp | None = Field(
+        None,
+        description=(
+            "empty for a live account; under a subscription model an account that churned before `as_of` is not a "
+            "customer (422), an inactivity model decides by activity alone, as the weekly run does"
+        ),
+    )
     mrr: float | None = Field(None, ge=0)
 
 

@@ -2,7 +2,9 @@
 
 The request's rows go through the same data contract, the same point-in-time features
 and the same calibrated model as ``churn score``, so an account scored here gets exactly
-the probability the weekly list gives it for the same data and ``as_of``. Reasons are
+the probability the weekly list gives it for the same data and ``as_of``. Who is a customer
+at ``as_of`` is decided by the model's churn definition, as in the weekly run — never by the
+request's rows, which for a CRM are live accounts without a ``churned_at``. Reasons are
 exact (TreeSHAP) for every account: there are few of them.
 """
 
@@ -15,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from churn.config import ScoreConfig, to_utc
+from churn.config import ChurnDefinition, ScoreConfig, to_utc
 from churn.data.contract import validate
 from churn.data.parse import OUT_OF_RANGE, TIMESTAMP_RANGE, timestamps_in_range
+from churn.data.population import last_activity
 from churn.data.read import DataContractError
 from churn.data.rules import FLAGS, NUMBERS, OPTIONAL_INTERACTION_COLUMNS, TEXT
 from churn.features.build import build_features
@@ -126,18 +129,52 @@ def _prepare_once(model: ChurnModel) -> ChurnModel:
     return clone
 
 
-def score_payload(payload: object, serving: ServingModel, *, config: ScoreConfig = ScoreConfig()) -> pd.DataFrame:
+def _not_customers(
+    accounts: pd.DataFrame, interactions: pd.DataFrame, as_of: pd.Timestamp, definition: ChurnDefinition, rows: np.ndarray
+) -> list[RowProblem]:
+    """Why each account at ``rows`` (positions in ``accounts``) is not a customer at ``as_of``
+    under the model's churn definition — the weekly run would not list it either — in words a
+    CRM owner can check against their own rows."""
+    last = last_activity(accounts, interactions, as_of, definition) if definition.kind == "inactivity" else None
+    types = definition.activity_event_types
+    activity = f"{' or '.join(types)} event" if types else "event"
+    problems = []
+    for row in rows:
+        account, when = accounts.iloc[row], f"{as_of:%Y-%m-%d %H:%M}"
+        if not account["signup_at"] < as_of:
+            why = f"it signed up on {account['signup_at']:%Y-%m-%d %H:%M}, not before as_of"
+        elif definition.kind == "subscription" and pd.notna(account.get("churned_at")):
+            why = f"its churned_at {account['churned_at']:%Y-%m-%d %H:%M} says it had churned by then, and the model counts churn by churned_at (subscription churn)"
+        elif last is not None:
+            since = f"since it signed up on {account['signup_at']:%Y-%m-%d}" if last.iloc[row] <= account["signup_at"] else f"since {last.iloc[row]:%Y-%m-%d}"
+            why = (
+                f"no {activity} {since}, longer than the model's {definition.horizon_days}-day horizon: it has lapsed "
+                "(inactivity churn; `churn score` lists it for win-back, not on the risk list)"
+            )
+        else:
+            why = f"not one under the model's {definition.kind} churn"
+        problems.append(RowProblem("accounts", int(row), f"account {account['account_id']!r} is not a customer at {when}: {why}"))
+    return problems
+
+
+def score_payload(
+    payload: object, serving: ServingModel, *, config: ScoreConfig = ScoreConfig(), definition: ChurnDefinition | None = None
+) -> pd.DataFrame:
     """Score the accounts of a request.
 
     ``payload`` has ``as_of``, ``accounts`` and ``interactions`` (a ``ScoreRequest`` or a
-    mapping of plain rows). Returns one row per requested account, in request order:
+    mapping of plain rows). ``definition`` decides who is a customer at ``as_of`` (None: the
+    model's, :meth:`ServingModel.churn_definition`; the service passes the one it resolved
+    against its scoring runs). Returns one row per requested account, in request order:
     ``account_id``, ``churn_probability``, ``risk_band``, ``reasons`` (list of sentences),
     ``reason_features``, ``reason_drivers``, ``reason_contributions`` (lists), ``reason_method``,
     ``suggested_action`` and ``action_wording`` (from the playbook).
 
     Raises :class:`InvalidPayload` naming each row the data contract rejects, each account
-    that is not a customer at ``as_of`` and each column the model needs but the data lacks.
+    that is not a customer at ``as_of`` and each column the model needs but the data lacks;
+    :class:`churn.serve.model.UnresolvedDefinition` when the model's churn kind is unknown.
     """
+    definition = definition or serving.churn_definition()
     # JSON mode: timestamps come as ISO 8601 text, which pandas reads in one vectorised pass
     raw = payload.model_dump(mode="json") if hasattr(payload, "model_dump") else dict(payload)  # type: ignore[arg-type]
     try:
@@ -164,15 +201,18 @@ def score_payload(payload: object, serving: ServingModel, *, config: ScoreConfig
     except MissingInputError as exc:
         raise InvalidPayload(str(exc), [RowProblem("request", None, str(exc))]) from None
 
-    features = build_features(data.accounts, data.interactions, as_of=as_of, spec=serving.spec, config=serving.feature_config)
+    features = build_features(
+        data.accounts, data.interactions, as_of=as_of, spec=serving.spec, config=serving.feature_config, definition=definition
+    )
     ids = data.accounts["account_id"].astype("str")
     inactive = ~ids.isin(features["account_id"])
     if inactive.any():
-        problems = [
-            RowProblem("accounts", int(row), f"account {ids.iloc[row]!r} is not a customer at {as_of:%Y-%m-%d %H:%M} (signed up on or after it, or churned by it)")
-            for row in np.flatnonzero(inactive.to_numpy())
-        ]
-        raise InvalidPayload(f"{len(problems)} account(s) not active at as_of", problems)
+        problems = _not_customers(data.accounts, data.interactions, as_of, definition, np.flatnonzero(inactive.to_numpy()))
+        raise InvalidPayload(
+            f"{len(problems)} account(s) not customers at as_of under the model's churn definition "
+            f"({definition.kind} churn, {definition.horizon_days}-day horizon)",
+            problems,
+        )
 
     p = model.predict_proba(features)
     reasons = explain(model, features, np.ones(len(features), dtype=bool), config)
