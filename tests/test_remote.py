@@ -1,12 +1,14 @@
 """``--data`` as a URL: a ``file://`` URL and an fsspec in-memory folder (``memory://``, no
 network) give what the local path gives — validate, dataset, train, score; CSV separators are
-sniffed (a semicolon export with decimal commas reads as the comma one)."""
+sniffed (a semicolon export with decimal commas reads as the comma one); ``churn validate``
+reads the interactions once."""
 
 from __future__ import annotations
 
 import gzip
 import json
 import re
+import sys
 import uuid
 from pathlib import Path
 
@@ -211,3 +213,24 @@ def test_decimal_commas_are_left_alone_where_a_column_is_not_all_numbers(tmp_pat
     (tmp_path / "u.csv").write_text("account_id;mrr\nA1;89,5\nA2;12\n")
     assert read.read_table(tmp_path / "u.csv")["mrr"].tolist() == ["89.5", "12"]
 
+
+# --------------------------------------------------------------------------- reads
+
+
+def test_validate_reads_the_interactions_once(business, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CSV has no statistics: the end of the data must come from the rows already read."""
+    write(business, str(tmp_path / "raw"), "csv")
+    reads: list[str] = []
+    original = read.read_table
+
+    def counting(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        reads.append(str(path))
+        return original(path, *args, **kwargs)
+
+    for name, module in list(sys.modules.items()):  # every module that imported read_table by name
+        if name.startswith("churn") and getattr(module, "read_table", None) is original:
+            monkeypatch.setattr(module, "read_table", counting)
+    result = CliRunner().invoke(app, ["validate", "--data", str(tmp_path / "raw")])
+    assert result.exit_code == 0, result.output
+    assert sum("interactions" in path for path in reads) == 1, reads
+    assert end_of_data(result.output) == "End of data: 2024-01-01 (the day after the latest interaction)"

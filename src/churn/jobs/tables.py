@@ -18,7 +18,7 @@ import pandas as pd
 from churn.config import ChurnDefinition, DataSettings, FeatureConfig
 from churn.data.attributes import AttributeDecision
 from churn.data.contract import ContractData, load, write_rejects
-from churn.data.dataend import check_freshness, data_end_and_source
+from churn.data.dataend import accounts_end, check_freshness, day_end
 from churn.data.io import write_table
 from churn.data.read import DataContractError, Location, delimiter_note, is_url
 from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
@@ -142,9 +142,10 @@ def validate_folder(data: Location, settings: DataSettings, rejects_dir: Path | 
     to ``rejects_dir`` (default: ``DATA/rejects``; ``./rejects`` when the data is a URL — a
     remote export is read, never written to).
 
-    When no row of a table is usable the rejects are still written — which rows and why —
-    before the :class:`~churn.data.read.DataContractError` goes up, with the ``--date-format``
-    hint when the timestamps were not ISO 8601."""
+    The interactions are read once: the end of the data comes from the rows the contract
+    accepted. When no row of a table is usable the rejects are still written — which rows and
+    why — before the :class:`~churn.data.read.DataContractError` goes up, with the
+    ``--date-format`` hint when the timestamps were not ISO 8601."""
     if rejects_dir is None:
         rejects_dir = Path("rejects") if is_url(data) else Path(data) / "rejects"
     try:
@@ -160,6 +161,19 @@ def validate_folder(data: Location, settings: DataSettings, rejects_dir: Path | 
         note = delimiter_note(report.file) if report.rows_read else None
         if note:
             report.notes.insert(0, note)
-    end, source = data_end_and_source(data, settings)
+    end, source = _data_end(contract, settings)
     return Validation(contract, end, source, contract.write_rejects(rejects_dir))
 
+
+def _data_end(contract: ContractData, settings: DataSettings) -> tuple[pd.Timestamp, str]:
+    """The end of the data and where it came from, as
+    :func:`churn.data.dataend.data_end_and_source` says it, from the validated data in hand:
+    the day after the latest accepted interaction, without a second read of the table."""
+    if settings.data_end is not None:
+        return settings.data_end, "given"
+    stamps = contract.interactions_read["occurred_at"]
+    if contract.interactions_accepted is not None:
+        stamps = stamps[contract.interactions_accepted]
+    if stamps.notna().any():
+        return day_end(stamps.max()), "the day after the latest interaction"
+    return accounts_end(contract.accounts), "no interaction with a usable timestamp: the day after the latest signup or churn date"
