@@ -134,7 +134,7 @@ def validate(
 @app.command()
 @friendly_errors
 def retention(
-    data: Annotated[Optional[DataLocation], typer.Option("--data", help=f"{DATA_HELP} Actual retention per period.", callback=data_location)] = None,
+    data: Annotated[Optional[DataLocation], typer.Option("--data", help=f"{DATA_HELP} Actual retention per period.", callback=data_location, metavar="DIR|URL")] = None,
     scores: Annotated[Optional[Path], typer.Option(help="Scoring folder: report the actual outcomes of its past lists.")] = None,
     freq: Annotated[Frequency, typer.Option(help="Length of a period.")] = Frequency.month,
     by: Annotated[Optional[list[str]], typer.Option(help="Account column(s) to break down by, e.g. segment.")] = None,
@@ -164,7 +164,7 @@ def retention(
 @app.command()
 @friendly_errors
 def features(
-    data: Annotated[Optional[DataLocation], typer.Option("--data", help=DATA_HELP, callback=data_location)] = None,
+    data: Annotated[Optional[DataLocation], typer.Option("--data", help=DATA_HELP, callback=data_location, metavar="DIR|URL")] = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Cutoff: features use events strictly before it (default: end of data).")] = None,
     out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")] = Path("data/features.parquet"),
     describe: Annotated[bool, typer.Option("--describe", help="Print the feature catalogue and exit.")] = False,
@@ -490,7 +490,7 @@ def serve(
 def monitor(
     scores: Annotated[Path, typer.Option(help="A scoring output folder (churn score --out).")] = Path("reports/scores"),
     data: Annotated[
-        Optional[DataLocation], typer.Option("--data", help=f"{DATA_HELP} Recheck data quality and judge every list whose horizon has passed in it.", callback=data_location)
+        Optional[DataLocation], typer.Option("--data", help=f"{DATA_HELP} Recheck data quality and judge every list whose horizon has passed in it.", callback=data_location, metavar="DIR|URL")
     ] = None,
     fail_on: FailOnOpt = None,
 ) -> None:

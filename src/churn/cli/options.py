@@ -85,7 +85,7 @@ def data_location(value: Optional[str]) -> Optional[str]:
 #: A data folder: a local path, or a URL of any filesystem fsspec reads (s3://, gs://, file://, …).
 DataLocation = str
 DATA_HELP = "Folder with accounts and interactions (Parquet or CSV): a local path or a URL (s3://, gs://, file://, …)."
-DataOpt = Annotated[DataLocation, typer.Option("--data", help=DATA_HELP, callback=data_location)]
+DataOpt = Annotated[DataLocation, typer.Option("--data", help=DATA_HELP, callback=data_location, metavar="DIR|URL")]
 ConfigOpt = Annotated[
     Optional[Path],
     typer.Option("--config", help="Settings file (TOML). Also read: DATA/churn.toml, ./churn.toml, [tool.churn] in ./pyproject.toml."),
