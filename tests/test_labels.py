@@ -34,22 +34,29 @@ def test_subscription_label_boundaries() -> None:
         }
     )
     labels = label_accounts(accounts, pd.DataFrame(columns=["account_id", "occurred_at", "event_type"]), as_of=T).set_index("account_id")[LABEL]
-    # churned exactly at T: already gone; signed up at/after T or churned before: not labelled
-    assert labels.to_dict() == {"after_h": 0, "at_T_plus_h": 1, "active": 0}
+    # the outcome window is [T, T + h): churned exactly at T is its first day (still a customer
+    # at T, labelled churned); at T + h is the next window's; signed up at/after T or churned
+    # before T: not labelled
+    assert labels.to_dict() == {"at_T": 1, "at_T_plus_h": 0, "after_h": 0, "active": 0}
 
 
 def test_inactivity_label_for_transactional_data() -> None:
-    accounts = pd.DataFrame({"account_id": ["buys_again", "stops", "lapsed", "new"], "signup_at": [T - 10 * H] * 3 + [T - pd.Timedelta(days=3)]})
+    names = ["buys_again", "buys_at_T", "stops", "lapsed", "new", "lapses_and_returns", "buys_at_T_plus_h"]
+    accounts = pd.DataFrame({"account_id": names, "signup_at": [T - 10 * H] * 4 + [T - pd.Timedelta(days=3)] + [T - 10 * H] * 2})
+    day = pd.Timedelta(days=1)
     interactions = pd.DataFrame(
         {
-            "account_id": ["buys_again", "buys_again", "stops", "lapsed"],
-            "occurred_at": [T - pd.Timedelta(days=5), T + H, T - pd.Timedelta(days=1), T - 2 * H],
-            "event_type": ["purchase"] * 4,
+            "account_id": ["buys_again", "buys_again", "buys_at_T", "buys_at_T", "stops", "lapsed", "lapses_and_returns", "lapses_and_returns"]
+            + ["buys_at_T_plus_h"] * 2,
+            "occurred_at": [T - 5 * day, T + 20 * day, T - 29 * day, T, T - day, T - 2 * H, T - 25 * day, T + 20 * day, T - day, T + H],
+            "event_type": ["purchase"] * 10,
         }
     )
     labels = label_accounts(accounts, interactions, as_of=T).set_index("account_id")[LABEL]
-    # lapsed had no purchase within the horizon before T: already churned, not labelled
-    assert labels.to_dict() == {"buys_again": 0, "new": 1, "stops": 1}
+    # lapsed had no purchase within the horizon before T: already churned, not labelled. A
+    # purchase at exactly T is in the outcome window; one at T + h is not. lapses_and_returns
+    # lapsed on T + 5 days and came back on T + 20: it churned (its return is a new spell).
+    assert labels.to_dict() == {"buys_again": 0, "buys_at_T": 0, "stops": 1, "new": 1, "lapses_and_returns": 1, "buys_at_T_plus_h": 1}
     only_logins = ChurnDefinition(activity_event_types=("login",))
     assert set(label_accounts(accounts, interactions, as_of=T, definition=only_logins)["account_id"]) == {"new"}
 

@@ -44,7 +44,7 @@ def test_a_lapsed_account_is_never_flagged(purchases, tmp_path: Path) -> None:  
     folder, data, model = purchases
     out = score_run(folder, as_of=AS_OF, model=model, model_label="test", out_dir=tmp_path / "s", config=ScoreConfig(capacity=100))
     last = last_activity(data.accounts, data.interactions, AS_OF, ChurnDefinition())
-    recent = set(data.accounts["account_id"][(last > AS_OF - pd.Timedelta(days=30)) & (data.accounts["signup_at"] < AS_OF)])
+    recent = set(data.accounts["account_id"][(last >= AS_OF - pd.Timedelta(days=30)) & (data.accounts["signup_at"] < AS_OF)])
     assert set(out.risk["account_id"]) == recent  # customers only, all of them
     winback = pd.read_csv(out.paths["lapsed"])
     assert len(winback) > 0 and not set(winback["account_id"]) & set(out.risk["account_id"])
@@ -80,7 +80,7 @@ def test_cli_refuses_stale_scoring_and_train_past_the_data(purchases, tmp_path: 
     assert result.exit_code == 2 and "after the end of the data (2024-04-01)" in result.output and not features.exists()
     result = runner.invoke(app, ["features", "--data", str(folder), "--as-of", "2024-06-01", "--out", str(features), "--allow-stale-data"])
     assert result.exit_code == 0 and "stale data" in result.output and features.exists()
-    assert "End of data: 2024-04-01 (the day after the latest interaction)" in result.output
+    assert "End of data: 2024-04-01 (the day after the latest date of an accepted interaction)" in result.output
     result = runner.invoke(app, ["validate", "--data", str(folder), "--data-end", "2024-03-15"])
     assert result.exit_code == 0 and "End of data: 2024-03-15 (given)" in result.output
 
@@ -120,3 +120,44 @@ def test_a_horizon_shorter_than_the_purchase_rhythm_is_warned_about(purchases, t
     monthly.to_parquet(folder / "interactions.parquet")
     result = CliRunner().invoke(app, ["dataset", "--data", str(folder), "--cutoffs", "2023-06-01", "--out", str(tmp_path / "t.parquet")])
     assert "Warning:" in result.output and "--horizon 35" in result.output, result.output
+
+
+def test_every_data_command_takes_the_attribute_options(purchases, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """--static-attributes / --attributes-as-of on every command that reads a data folder, and
+    each one acts on them: a past-dated score warns about attribute values from a later export,
+    validate says which attributes training would use, retention --by says when a breakdown uses
+    export values."""
+    import shutil
+
+    import typer
+
+    from churn.modeling.model import save_bundle
+
+    command = typer.main.get_command(app)
+    readers = {name: {p.name for p in sub.params} for name, sub in command.commands.items() if "data_end" in {p.name for p in sub.params}}  # type: ignore[attr-defined]
+    assert {"validate", "retention", "features", "dataset", "train", "backtest", "score"} <= set(readers)
+    assert all({"static_attributes", "attributes_as_of", "date_format"} <= params for params in readers.values()), readers
+
+    folder, _, model = purchases
+    bare = tmp_path / "bare"
+    shutil.copytree(folder, bare)
+    (bare / "churn.toml").unlink()  # no declaration: plan, contract, segment, region are export values
+    save_bundle(model, tmp_path / "m.joblib")
+    runner = CliRunner()
+    base = ["score", "--data", str(bare), "--as-of", "2024-03-01", "--model", str(tmp_path / "m.joblib")]
+    past = runner.invoke(app, [*base, "--out", str(tmp_path / "s1")])
+    assert past.exit_code == 0, past.output
+    assert "Attribute not known at 2024-03-01" in past.output and "segment" in past.output
+    declared = runner.invoke(app, [*base, "--out", str(tmp_path / "s2"), "--static-attributes", "plan,contract,segment,region"])
+    assert declared.exit_code == 0 and "Attribute not known" not in declared.output, declared.output
+    exported_then = runner.invoke(app, [*base, "--out", str(tmp_path / "s3"), "--attributes-as-of", "2024-02-15"])
+    assert exported_then.exit_code == 0 and "Attribute not known" not in exported_then.output, exported_then.output
+
+    checked = runner.invoke(app, ["validate", "--data", str(bare), "--rejects-dir", str(tmp_path / "rej")])
+    assert checked.exit_code == 0 and "Attributes for training at the default cutoffs" in checked.output and "Attribute dropped: segment" in checked.output
+    checked = runner.invoke(app, ["validate", "--data", str(bare), "--rejects-dir", str(tmp_path / "rej"), "--static-attributes", "segment"])
+    assert "segment (static)" in checked.output and "Attribute dropped: segment" not in checked.output, checked.output
+
+    by = ["retention", "--data", str(bare), "--by", "segment", "--out", str(tmp_path / "r")]
+    assert "--by segment: counted by its export value" in runner.invoke(app, by).output
+    assert "--by segment" not in runner.invoke(app, [*by, "--static-attributes", "segment"]).output

@@ -233,4 +233,4 @@ def test_validate_reads_the_interactions_once(business, tmp_path: Path, monkeypa
     result = CliRunner().invoke(app, ["validate", "--data", str(tmp_path / "raw")])
     assert result.exit_code == 0, result.output
     assert sum("interactions" in path for path in reads) == 1, reads
-    assert end_of_data(result.output) == "End of data: 2024-01-01 (the day after the latest interaction)"
+    assert end_of_data(result.output) == "End of data: 2024-01-01 (the day after the latest date of an accepted interaction)"

@@ -71,19 +71,21 @@ def test_cli_retention_writes_outputs(small_data_dir, tmp_path) -> None:  # type
 
 
 def test_transactional_retention_from_inactivity(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from churn.outreach.retention import derive_inactivity_churn
+    from churn.config import ChurnDefinition
+    from churn.outreach.retention import customer_spells
 
     t = lambda s: pd.Timestamp(s, tz="UTC")  # noqa: E731
-    accounts = pd.DataFrame({"account_id": ["loyal", "lapses", "never_buys"], "signup_at": [t("2024-01-01")] * 3})
+    accounts = pd.DataFrame({"account_id": ["loyal", "lapses", "never_buys"], "signup_at": [t("2024-01-01")] * 3, "plan": ["a", "b", "c"]})
     interactions = pd.DataFrame(
         {
             "account_id": ["loyal", "loyal", "loyal", "lapses"],
-            "occurred_at": [t("2024-01-20"), t("2024-02-15"), t("2024-03-20"), t("2024-01-10")],
+            "occurred_at": [t("2024-01-20"), t("2024-02-15"), t("2024-03-10"), t("2024-01-10")],
             "event_type": ["purchase"] * 4,
         }
     )
-    churned = derive_inactivity_churn(accounts, interactions, horizon_days=30, data_end=t("2024-04-01"))
-    assert churned.tolist() == [pd.NaT, t("2024-02-09"), t("2024-01-31")]
+    spells = customer_spells(accounts, interactions, ChurnDefinition(horizon_days=30), t("2024-04-01")).set_index("account_id")
+    assert spells["churned_at"].to_dict() == {"loyal": pd.NaT, "lapses": t("2024-02-09"), "never_buys": t("2024-01-31")}
+    assert spells["plan"].to_dict() == {"loyal": "a", "lapses": "b", "never_buys": "c"}  # attributes kept for --by
     folder = tmp_path / "tx"
     folder.mkdir()
     accounts.to_csv(folder / "accounts.csv", index=False)
@@ -118,9 +120,11 @@ def test_scoring_reports_retention_of_transactional_data_from_inactivity() -> No
     table = recent_retention(accounts, utc("2024-06-01"), interactions=interactions, definition=ChurnDefinition(horizon_days=30))
     # events start 2024-01-01: January cannot be judged (a lapse needs 30 days of history)
     assert table["period_start"].dt.strftime("%Y-%m").tolist() == ["2024-02", "2024-03", "2024-04", "2024-05"]
-    # "goes" lapsed on 9 April (10 March + 30 days); "joins" is new in April
-    assert table[["S", "N", "E"]].to_numpy().tolist() == [[2, 0, 2], [2, 0, 2], [2, 1, 2], [2, 0, 2]]
-    assert table["retention_rate"].tolist() == [100.0, 100.0, 50.0, 100.0]
+    # the one lapse rule: "goes" lapsed on 4 February (5 January + 30 days), came back on 10
+    # March (a new customer in March) and lapsed again on 9 April; "joins" is new in April, lapses
+    # on 15 May (signup + 30 days) and is back on 20 May: lost and new again in May
+    assert table[["S", "N", "E"]].to_numpy().tolist() == [[2, 0, 1], [1, 1, 2], [2, 1, 2], [2, 1, 2]]
+    assert table["retention_rate"].tolist() == [50.0, 100.0, 50.0, 50.0]
     assert recent_retention(accounts, utc("2024-06-01"), interactions=interactions.iloc[:0], definition=ChurnDefinition()).empty
 
 

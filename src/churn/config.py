@@ -260,6 +260,10 @@ class SettingsError(ValueError):
     """A settings file or option that cannot be used; the message names the file and key."""
 
 
+#: ``date_format`` values for integer timestamps: seconds or milliseconds since 1970-01-01 UTC.
+UNIX_TIME_UNITS = {"unix_s": "s", "unix_ms": "ms"}
+
+
 @dataclass(frozen=True)
 class DataSettings:
     """What a data export says about itself: how to read it, and which account attributes are
@@ -283,7 +287,7 @@ class DataSettings:
     static_attributes: tuple[str, ...] = ()
     #: When the accounts table's attribute values were taken; default: the end of the data.
     attributes_as_of: pd.Timestamp | None = None
-    #: End of the observed history; default: the latest interaction.
+    #: When the export was taken (end of the observed history); default: the day after the latest accepted interaction date.
     data_end: pd.Timestamp | None = None
 
     def with_overrides(self, **options: object) -> "DataSettings":
@@ -310,8 +314,10 @@ def _coerce(raw: dict[str, object], source: str) -> dict[str, object]:
                 raise SettingsError(f"{source}: static_attributes must be a list of column names")
             out[key] = tuple(v.strip() for v in items if v.strip())
         elif key == "date_format":
-            if not isinstance(value, str) or "%" not in value:
-                raise SettingsError(f"{source}: date_format = {value!r} is not a strftime layout such as '%d/%m/%Y'")
+            if not isinstance(value, str) or ("%" not in value and value not in UNIX_TIME_UNITS):
+                raise SettingsError(
+                    f"{source}: date_format = {value!r} is neither a strftime layout such as '%d/%m/%Y' nor {' / '.join(UNIX_TIME_UNITS)}"
+                )
             out[key] = value
     return out
 

@@ -263,8 +263,16 @@ def spark_spec(
         else []
     )
     attributes = [d.name for d in decisions if d.used] if cutoffs else None
+    if cutoffs:  # as in-process (FeatureSpec.from_data(before=...)): nothing after the latest cutoff chooses columns
+        before = max(cutoffs)
+        accounts_seen = accounts[(accounts["signup_at"] < before).to_numpy(dtype=bool, na_value=False)]
+        history_seen = history[(history["valid_from"] < before).to_numpy(dtype=bool, na_value=False)] if history is not None else None
+        if interactions is not None:
+            interactions = interactions.where(F.col("occurred_at") < F.lit(before.tz_convert("UTC").tz_localize(None).to_pydatetime()))
+    else:
+        accounts_seen, history_seen = accounts, history
     if interactions is None:
-        spec = FeatureSpec.from_summary(accounts, pd.Series(dtype=int), [], [], config, attributes=attributes, history=history)
+        spec = FeatureSpec.from_summary(accounts_seen, pd.Series(dtype=int), [], [], config, attributes=attributes, history=history_seen)
         return spec, accounts, unused_by_spec(decisions, spec, accounts, history)
     counts = interactions.groupBy("event_type").count().toPandas()
     event_counts = pd.Series(counts["count"].to_numpy(), index=counts["event_type"].astype("str"))
@@ -276,7 +284,7 @@ def spark_spec(
         start = pd.Timestamp(start)
         start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
     spec = FeatureSpec.from_summary(
-        accounts, event_counts, channels, interactions.columns, config, attributes=attributes, history=history, history_start=start
+        accounts_seen, event_counts, channels, interactions.columns, config, attributes=attributes, history=history_seen, history_start=start
     )
     return spec, accounts, unused_by_spec(decisions, spec, accounts, history)
 
@@ -296,7 +304,7 @@ def spark_training_table(
     :func:`churn.features.labels.build_training_table` on them."""
     from pyspark.sql import types as T
 
-    until = max(cutoffs) + definition.horizon + pd.Timedelta(seconds=1)
+    until = max(cutoffs) + definition.horizon  # the last outcome window is [T, T + horizon)
     if definition.kind == "auto":
         # decided on the whole data set, not per bucket (a bucket may hold no churned account)
         accounts, _ = read_tables(spark, data_dir)

@@ -116,19 +116,22 @@ def validate(
     rejects_dir: Annotated[Optional[Path], typer.Option(help="Where rejected rows go (default DATA/rejects; ./rejects when --data is a URL).")] = None,
     config: ConfigOpt = None,
     date_format: DateFormatOpt = None,
+    static_attributes: StaticOpt = None,
+    attributes_as_of: AttributesAsOfOpt = None,
     data_end: DataEndOpt = None,
 ) -> None:
-    """Check a data folder against the contract; write rejected rows with reasons."""
+    """Check a data folder against the contract; write rejected rows with reasons; say which
+    account attributes training would use."""
     from churn.data.read import DataContractError
     from churn.jobs.tables import validate_folder
 
-    settings = data_settings(data, config, date_format=date_format, data_end=data_end)
+    settings = data_settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
     try:
         result = validate_folder(data, settings, rejects_dir)
     except DataContractError as exc:
         render.print_rejects_written(exc.written)
         raise
-    render.print_validation(result.contract, result.data_end, result.data_end_source, result.rejects)
+    render.print_validation(result.contract, result.data_end, result.data_end_source, result.rejects, result.attributes, result.cutoffs)
 
 
 @app.command()
@@ -144,6 +147,8 @@ def retention(
     out: Annotated[Path, typer.Option(help="Output stem; writes OUT.csv and OUT.parquet.")] = Path("reports/retention"),
     config: ConfigOpt = None,
     date_format: DateFormatOpt = None,
+    static_attributes: StaticOpt = None,
+    attributes_as_of: AttributesAsOfOpt = None,
     data_end: DataEndOpt = None,
 ) -> None:
     """Actual retention rates (E − N) / S per period, overall or by segment."""
@@ -151,7 +156,7 @@ def retention(
 
     if data is None:
         raise UsageError("give --data DIR")
-    settings = data_settings(data, config, date_format=date_format, data_end=data_end)
+    settings = data_settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
     if scores is not None:
         render.print_list_outcomes(outcomes.list_outcomes(data, scores, settings))
         return
@@ -351,6 +356,8 @@ def score(
     allow_stale_data: Annotated[bool, typer.Option("--allow-stale-data", help="Score an --as-of after the end of the data anyway (flagged as stale).")] = False,
     config: ConfigOpt = None,
     date_format: DateFormatOpt = None,
+    static_attributes: StaticOpt = None,
+    attributes_as_of: AttributesAsOfOpt = None,
     data_end: DataEndOpt = None,
     engine: EngineOpt = Engine.local,
     spark_master: MasterOpt = None,
@@ -367,7 +374,7 @@ def score(
         capacity=capacity, control_share=control_share, seed=seed, high_threshold=high, medium_threshold=medium,
         rank_by=rank_by.value, max_exact_reasons=max_exact_reasons,  # type: ignore[arg-type]
     )  # fmt: skip
-    settings = data_settings(data, config, date_format=date_format, data_end=data_end)
+    settings = data_settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
     _quiet_mlflow()
     with console.status(f"Loading {model}…") as status:
         result, label = score_with(

@@ -91,7 +91,10 @@ ConfigOpt = Annotated[
     typer.Option("--config", help="Settings file (TOML). Also read: DATA/churn.toml, ./churn.toml, [tool.churn] in ./pyproject.toml."),
 ]
 DateFormatOpt = Annotated[
-    Optional[str], typer.Option("--date-format", help="Layout of non-ISO timestamps, e.g. %d/%m/%Y (default: ISO 8601 only; never guessed).")
+    Optional[str], typer.Option(
+        "--date-format",
+        help="Layout of non-ISO timestamps, e.g. %d/%m/%Y, or unix_s / unix_ms for integer Unix times (default: ISO 8601 only; never guessed).",
+    ),
 ]
 StaticOpt = Annotated[
     Optional[str], typer.Option("--static-attributes", help="Comma-separated account attributes that never change after signup.")
@@ -99,7 +102,7 @@ StaticOpt = Annotated[
 AttributesAsOfOpt = Annotated[
     Optional[str], typer.Option("--attributes-as-of", help="Date the accounts table's attribute values were taken (default: end of data).")
 ]
-DataEndOpt = Annotated[Optional[str], typer.Option("--data-end", help="End of the observed history (default: the day after the latest interaction).")]
+DataEndOpt = Annotated[Optional[str], typer.Option("--data-end", help="When the export was taken: end of the observed history (default: the day after the latest accepted interaction date).")]
 EngineOpt = Annotated[Engine, typer.Option(help="local (in-process) or spark (groupBy(bucket).applyInPandas).")]
 MasterOpt = Annotated[Optional[str], typer.Option(help="Spark master (default: SPARK_MASTER or local[*]).")]
 FailOnOpt = Annotated[

@@ -325,6 +325,8 @@ def print_score_run(result: "ScoreOutputs", label: str, capacity: int) -> None:
     source = f" ({r['data_end_source']})" if r.get("data_end_source") else ""
     console.print(f"Data ends {r['data_end']}{source}" + (f"; [bold yellow]{r['warning']}[/]" if r.get("warning") else "."))
     console.print(f"Scored {r['accounts']:,} customers as of {r['as_of']} with {label}: {r['high']:,} high, {r['medium']:,} medium, {r['low']:,} low risk.")
+    for note in r.get("attributes_unknown_at_as_of") or []:  # type: ignore[attr-defined]
+        console.print(f"[yellow]Attribute not known at {r['as_of']}:[/] {escape(str(note))}")
     if r.get("lapsed") is not None:
         console.print(f"Lapsed (no activity within {r['churn']['horizon_days']} days, not scored): {r['lapsed']:,} → win-back list {result.paths.get('lapsed', '')}")  # type: ignore[index]
         if r.get("lapsed_earlier"):
@@ -351,6 +353,8 @@ def print_score_run(result: "ScoreOutputs", label: str, capacity: int) -> None:
 def print_retention_run(result: "Retention") -> None:
     """``churn retention --data``: the table and where it was written."""
     print_retention(result.table, result.by)
+    for decision in result.unknown_by:  # an account that changed plan is counted under its latest plan throughout
+        console.print(f"[yellow]--by {decision.name}: counted by its export value in every period[/] — {escape(decision.reason)}")
     console.print("Wrote " + " and ".join(f"[bold]{path}[/]" for path in result.paths))
 
 
@@ -415,10 +419,16 @@ def print_generated(data: "GeneratedData", out: Path, paths: list[str]) -> None:
         console.print(f"  {p}")
 
 
-def print_validation(contract: "ContractData", end: pd.Timestamp, source: str, rejects: list[Path]) -> None:
-    """``churn validate``: the contract's report, the end of the data and the rejects files."""
+def print_validation(
+    contract: "ContractData", end: pd.Timestamp, source: str, rejects: list[Path], attributes: "list[AttributeDecision]", cutoffs: str
+) -> None:
+    """``churn validate``: the contract's report, the end of the data, which attributes training
+    would use and the rejects files."""
     print_contract_report(contract)
     print_data_end(end, source)
+    if attributes:
+        console.print(f"Attributes for training at {cutoffs}:")
+        print_attribute_decisions(attributes)
     print_rejects_written(rejects)
     if not rejects:
         console.print("[green]All rows accepted.[/]")

@@ -117,3 +117,14 @@ def attributes_at(
     for col in history_columns:
         out[col] = ids.map(values[col]).to_numpy() if len(values) else np.nan
     return out
+
+
+def unknown_at(
+    names: Sequence[str], accounts: pd.DataFrame, history: pd.DataFrame | None, *, as_of: pd.Timestamp, settings: DataSettings, export_date: pd.Timestamp
+) -> list[AttributeDecision]:
+    """The attributes among ``names`` whose value at ``as_of`` the data does not hold — a value
+    read from an export taken after ``as_of`` that may have changed since (not static, no
+    history) — with why. For a run at a past date (a backfill, a re-score): scoring with a
+    plan or status from a later export is the classic leak, so the run says so."""
+    wanted = set(names)
+    return [d for d in plan_attributes(accounts, history, cutoffs=[as_of], settings=settings, export_date=export_date) if d.name in wanted and not d.used]

@@ -26,7 +26,7 @@ import pandas as pd
 
 from churn.data.frames import codes_for
 from churn.data.io import write_table
-from churn.data.parse import OUT_OF_RANGE, normalise_ids, numbers_if_all_numeric, parse_flags, timestamp_reason, timestamps_in_range
+from churn.data.parse import OUT_OF_RANGE, all_integers, normalise_ids, numbers_if_all_numeric, parse_flags, timestamp_reason, timestamps_in_range
 from churn.data.read import DataContractError, find_table, is_folder, join, read_table
 from churn.data.rules import (
     CATEGORICAL,
@@ -163,8 +163,9 @@ def _check_table(
     for col in TIMESTAMPS[name]:
         if col in df.columns and str(df[col].dtype) != "datetime64[ns, UTC]":
             parsed, outside = timestamps_in_range(df[col], date_format)
-            reason = timestamp_reason(col, date_format)
             bad = (parsed.isna() & df[col].notna()).to_numpy() & (outside == 0)
+            integers = bool(bad.any()) and all_integers(df[col])  # every value a number: Unix times, not dates
+            reason = timestamp_reason(col, date_format, integers=integers)
             rej.add(bad, reason)
             reason_column[reason] = col
             if col == "churned_at" and (outside > 0).any():  # a CRM's "9999-12-31": never churned
@@ -172,7 +173,12 @@ def _check_table(
                 outside = np.minimum(outside, 0)
             rej.add(outside != 0, f"{col} {OUT_OF_RANGE}")
             reason_column[f"{col} {OUT_OF_RANGE}"] = col
-            if bad.any():
+            if integers:
+                report.notes.append(
+                    f"{col}: every value is an integer ({_shown(df[col].dropna().iloc[0])}, …): Unix time? "
+                    "Give --date-format unix_s (seconds) or unix_ms (milliseconds), or date_format in churn.toml"
+                )
+            elif bad.any():
                 report.notes.append(
                     f"{col}: {int(bad.sum()):,} value(s) are not "
                     + (f"in the layout {date_format} nor ISO 8601" if date_format else "ISO 8601 (e.g. 2024-04-13); if the file uses another layout, give --date-format such as %d/%m/%Y — a day/month order is never guessed")
@@ -214,6 +220,13 @@ def _check_table(
         rej.add(mask, reason)
         reason_column[reason] = column
     return df, rej, reason_column, report
+
+
+def _all_rejected(report: TableReport) -> str:
+    """Why a table lost every row, with its notes (e.g. "Unix time? give --date-format unix_ms")."""
+    top = "; ".join(f"{reason} ({n:,})" for reason, n in sorted(report.rejected.items(), key=lambda kv: -kv[1]))
+    hints = "".join(f". {note}" for note in report.notes if "--date-format" in note)
+    return f"all {report.rows_read:,} rows rejected: {top}{hints}"
 
 
 def _free_columns(name: str, df: pd.DataFrame) -> list[str]:
@@ -343,10 +356,15 @@ def validate(
     history_file: str = "attribute_history",
     date_format: str | None = None,
     now: pd.Timestamp | None = None,
+    whole_tables: bool = True,
 ) -> ContractData:
-    """Check the tables against the contract; raise only when the data is unusable.
+    """Check the tables against the contract; raise only when the data is unusable — also when
+    a table has rows and every one is rejected (a wrong date format, an export of another
+    business): a run on none of its rows would pass for a run on the data.
 
-    ``now`` (default: the wall clock) is the moment after which a timestamp cannot be real."""
+    ``now`` (default: the wall clock) is the moment after which a timestamp cannot be real.
+    ``whole_tables=False`` says the interactions are a time window of the table (then losing
+    every row of the window is not yet losing the table)."""
     now = pd.Timestamp.now(tz="UTC") if now is None else now
     df, rej, why, report_a = _check_table("accounts", accounts_raw, accounts_file, date_format=date_format, now=now)
     if len(accounts_raw) == 0:
@@ -365,8 +383,7 @@ def validate(
             report_a.notes.append(f"{later:,} account(s) have churned_at after today (scheduled cancellations?): they count as customers until then")
     accounts, rejects_a = _finish(accounts_raw, df, rej, why, report_a)
     if len(accounts) == 0:
-        top = ", ".join(f"{r} ({n})" for r, n in report_a.rejected.items())
-        raise DataContractError(f"{accounts_file}: no usable accounts — all {len(accounts_raw)} rows rejected: {top}", {"accounts": rejects_a})
+        raise DataContractError(f"{accounts_file}: no usable accounts — {_all_rejected(report_a)}", {"accounts": rejects_a})
     accounts["account_id"] = accounts["account_id"].astype("str")
     rejects = {"accounts": rejects_a}
     reports = [report_a]
@@ -384,13 +401,16 @@ def validate(
     else:
         df, rej, why, report_i = _check_table("interactions", interactions_raw, interactions_file, date_format=date_format, now=now)
         _reject_unknown_accounts(df["account_id"], accounts["account_id"], rejects_a, rej, why)
-        rej.add(_duplicated_rows(df), "duplicate row")
+        # Only rows with a readable time can repeat one another: 40,000 unreadable stamps are not "duplicates".
+        rej.add(_duplicated_rows(df) & df["occurred_at"].notna().to_numpy(), "duplicate row")
         if len(interactions_raw) == 0:
             report_i.notes.append("no interaction rows: attribute-only snapshot data")
         missing_optional = [c for c in OPTIONAL_INTERACTION_COLUMNS if c not in df.columns]
         if missing_optional and len(interactions_raw):
             report_i.notes.append("optional columns absent (features needing them are skipped): " + ", ".join(missing_optional))
         accepted, rejects["interactions"] = _judge(interactions_raw, rej, why, report_i)
+        if whole_tables and len(interactions_raw) and report_i.accepted == 0:
+            raise DataContractError(f"{interactions_file}: no usable interactions — {_all_rejected(report_i)}", {**rejects})
         interactions = df
         reports.append(report_i)
 
@@ -405,6 +425,8 @@ def validate(
         if not attributes:
             raise DataContractError(f"{history_file}: no attribute columns besides account_id and valid_from")
         history, rejects["attribute_history"] = _finish(history_raw, df, rej, why, report_h)
+        if len(history_raw) and len(history) == 0:
+            raise DataContractError(f"{history_file}: no usable attribute history — {_all_rejected(report_h)}", {**rejects})
         history["account_id"] = history["account_id"].astype("str")
         history = history.sort_values(["account_id", "valid_from"], kind="stable").reset_index(drop=True)
         reports.append(report_h)
@@ -449,6 +471,7 @@ def load(
         history_file=str(history_path or join(folder, "attribute_history")),
         date_format=date_format,
         now=now,
+        whole_tables=since is None and until is None,
     )
     if (since is not None or until is not None) and len(data.interactions_read):
         t = data.interactions_read["occurred_at"]

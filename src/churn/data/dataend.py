@@ -1,8 +1,11 @@
 """Where the data ends, and whether a run date is after it.
 
-The end of the data is the day after the latest interaction (a day seen at all is taken as
-seen whole), or the date given in ``churn.toml`` / ``--data-end``. Every stage that needs it —
-labels, maturity of cutoffs, retention, the freshness check — takes it from here.
+The end of the data is the day after the latest *date* among the accepted interactions
+(``floor + 1 day``: a day seen at all is taken as seen whole, so a date-only export whose last
+purchase is on 30 September ends on 1 October), or the date given in ``churn.toml`` /
+``--data-end``. Rejected rows (unparseable, future-dated, unknown account, …) never move it.
+Every stage that needs it — labels, maturity of cutoffs, retention, the freshness check —
+takes it from here (:func:`day_end` is the one rounding).
 """
 
 from __future__ import annotations
@@ -12,30 +15,56 @@ from pathlib import Path
 import pandas as pd
 
 from churn.config import DataSettings
-from churn.data.contract import validate
+from churn.data.contract import ContractData, load, validate
 from churn.data.parse import parse_timestamps
 from churn.data.read import find_table, is_parquet, parquet_max, read_table
 from churn.data.rules import FUTURE_SLACK
 
 
 def interactions_end(folder: str | Path, *, now: pd.Timestamp | None = None, date_format: str | None = None) -> pd.Timestamp | None:
-    """The latest plausible interaction timestamp in a data folder (None without interactions).
+    """The latest timestamp among the *accepted* interactions of a data folder (None without any).
 
-    Reads one column only (Parquet row-group statistics when they suffice). Timestamps past
-    the wall clock are ignored: one future-dated row must not make immature cutoffs look
-    complete."""
+    Cheap first: one column (or Parquet row-group statistics) gives the latest plausible
+    timestamp; past the wall clock is ignored (one future-dated row must not make immature
+    cutoffs look complete). Then only the rows of that last day are put through the contract,
+    so a rejected row — an unknown account, a duplicate, a value out of range — never moves
+    the end. Only when none of that day's rows is accepted is the whole table validated."""
     path = find_table(folder, "interactions")
     if path is None:
         return None
     now = pd.Timestamp.now(tz="UTC") if now is None else now
     limit = now + FUTURE_SLACK
-    stats_max = parquet_max(path, "occurred_at") if is_parquet(path) else None
+    candidate = _plausible_max(path, limit, date_format)
+    if candidate is None:
+        return None
+    tail = load(folder, since=candidate.floor("D"), date_format=date_format, now=now)
+    latest = _accepted_max(tail)
+    if latest is None:  # every row of the last day was rejected: look at the whole table
+        latest = _accepted_max(load(folder, date_format=date_format, now=now))
+    return latest
+
+
+def _plausible_max(path: Path, limit: pd.Timestamp, date_format: str | None) -> pd.Timestamp | None:
+    """The latest parseable ``occurred_at`` not after ``limit``, read cheaply (no other check)."""
+    stats_max = parquet_max(path, "occurred_at") if is_parquet(path) and not (date_format or "").startswith("unix") else None
     if stats_max is not None and stats_max <= limit:
         return stats_max
     column = read_table(path, ["occurred_at"])["occurred_at"]
     t = parse_timestamps(column, date_format)
     t = t[t <= limit]
     return None if t.empty else t.max()
+
+
+def _accepted_max(data: ContractData) -> pd.Timestamp | None:
+    t = data.interactions_read["occurred_at"]
+    if data.interactions_accepted is not None:
+        t = t[data.interactions_accepted]
+    t = t.dropna()
+    return None if t.empty else t.max()
+
+
+#: How a user says when an export was taken, named by every "after the end of the data" message.
+DECLARE_DATA_END = "--data-end YYYY-MM-DD (or data_end in churn.toml)"
 
 
 class StaleDataError(ValueError):
@@ -49,6 +78,7 @@ def check_freshness(as_of: pd.Timestamp, data_end: pd.Timestamp, *, allow_stale:
         raise StaleDataError(
             f"--as-of {as_of:%Y-%m-%d} is {lag:g} day(s) after the end of the data ({data_end:%Y-%m-%d}): every account "
             f"would look quiet since {data_end:%Y-%m-%d}. Export newer data, use --as-of {data_end:%Y-%m-%d}, "
+            f"declare when the export was taken with {DECLARE_DATA_END} if it is later than its last event, "
             "or pass --allow-stale-data to go on anyway"
         )
     facts: dict[str, object] = {"data_end": f"{data_end:%Y-%m-%d}", "data_lag_days": round(max(lag, 0.0), 1)}
@@ -70,7 +100,7 @@ def data_end_and_source(data_dir: str | Path, settings: DataSettings = DataSetti
         return settings.data_end, "given"
     latest = interactions_end(data_dir, date_format=settings.date_format)
     if latest is not None:
-        return day_end(latest), "the day after the latest interaction"
+        return day_end(latest), "the day after the latest date of an accepted interaction"
     path = find_table(data_dir, "accounts")
     accounts = validate(read_table(path), None, date_format=settings.date_format).accounts if path else None
     if accounts is None:
@@ -79,9 +109,12 @@ def data_end_and_source(data_dir: str | Path, settings: DataSettings = DataSetti
 
 
 def day_end(latest: pd.Timestamp) -> pd.Timestamp:
-    """The end of the data when ``latest`` is the last moment seen in it: a day seen at all is
-    taken as seen whole. Every stage's end of data goes through this one rounding."""
-    return latest.ceil("D")
+    """The end of the data when ``latest`` is the last moment seen in it: the day after its
+    date (``floor + 1 day``). A day seen at all is taken as seen whole — a date-only export
+    (every timestamp midnight) whose last row is dated 30 September ends on 1 October, and so
+    does one whose last row is 30 September 23:59. Every stage's end of data goes through this
+    one rounding."""
+    return latest.floor("D") + pd.Timedelta(days=1)
 
 
 def accounts_end(accounts: pd.DataFrame) -> pd.Timestamp:
@@ -93,8 +126,8 @@ def accounts_end(accounts: pd.DataFrame) -> pd.Timestamp:
 
 
 def observed_until(accounts: pd.DataFrame, interactions: pd.DataFrame) -> pd.Timestamp:
-    """End of the observed history: the day after the latest interaction (a day seen at all
-    is taken as seen whole). Without interactions — an attribute-only snapshot — the latest
+    """End of the observed history: the day after the latest date of the given (accepted)
+    interactions (:func:`day_end`). Without interactions — an attribute-only snapshot — the latest
     signup or churn date stands in; give the end explicitly (``--data-end``) in that case."""
     if len(interactions):
         return day_end(interactions["occurred_at"].max())

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from churn.config import UNIX_TIME_UNITS
+
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 
 
@@ -40,7 +42,9 @@ def timestamps_in_range(values: pd.Series, date_format: str | None = None) -> tu
     """:func:`parse_timestamps`, and where a value was read but lies outside the years pandas
     can hold (then NaT; −1 before them, +1 after, 0 inside): such a row gets a reason, not a
     crash."""
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
+    if date_format in UNIX_TIME_UNITS:
+        out = _unix_times(values, UNIX_TIME_UNITS[date_format])
+    elif isinstance(values.dtype, pd.DatetimeTZDtype):
         out = values.dt.tz_convert("UTC")
     elif pd.api.types.is_datetime64_dtype(values.dtype):
         out = values.dt.tz_localize("UTC")
@@ -60,7 +64,36 @@ def timestamps_in_range(values: pd.Series, date_format: str | None = None) -> tu
     return out.astype("datetime64[ns, UTC]"), after.astype(np.int8) - before.astype(np.int8)
 
 
-def timestamp_reason(column: str, date_format: str | None) -> str:
+def _unix_times(values: pd.Series, unit: str) -> pd.Series:
+    """Integer (or integral text) seconds / milliseconds since 1970-01-01 UTC; anything else NaT.
+    Read as whole numbers: a float column of milliseconds loses nothing below 2**53."""
+    numbers = pd.to_numeric(values.astype("str").str.strip().where(values.notna()) if not pd.api.types.is_numeric_dtype(values.dtype) else values, errors="coerce")
+    numbers = numbers.astype("float64")
+    whole = numbers.notna() & np.isfinite(numbers) & (numbers == np.floor(numbers)) & (numbers.abs() < 2**62)
+    stamps = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    if whole.any():
+        stamps[whole] = pd.to_datetime(numbers[whole].astype("int64"), unit=unit, utc=True, errors="coerce")
+    return stamps
+
+
+def all_integers(values: pd.Series) -> bool:
+    """Whether every present value of a column is a whole number (``1696118400`` or
+    ``"1696118400000"``): a timestamp column like that holds Unix times, not dates."""
+    present = values.dropna()
+    if present.empty or pd.api.types.is_bool_dtype(present.dtype):
+        return False
+    if pd.api.types.is_integer_dtype(present.dtype):
+        return True
+    if pd.api.types.is_float_dtype(present.dtype):
+        return bool(np.all(np.isfinite(present) & (present == np.floor(present))))
+    if isinstance(present.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(present.dtype):
+        return False
+    return bool(present.astype("str").str.fullmatch(r"\s*[+-]?\d+\s*").all())
+
+
+def timestamp_reason(column: str, date_format: str | None, *, integers: bool = False) -> str:
+    if integers and date_format not in UNIX_TIME_UNITS:
+        return f"unparseable timestamp in {column} (an integer: Unix time? give --date-format unix_s or unix_ms)"
     if date_format:
         return f"unparseable timestamp in {column} (neither date format {date_format} nor ISO 8601)"
     return f"unparseable timestamp in {column} (not ISO 8601; give --date-format for another layout)"

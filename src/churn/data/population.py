@@ -1,13 +1,37 @@
-"""Who is a customer at a cutoff T: the one rule shared by features, labels, retention and scoring.
+"""Who is a customer at a moment T, and when an account lapses: the one rule shared by
+features, labels, the lapsed list, retention and scoring.
 
-* Subscription data (``churned_at`` recorded): an account is a customer at T if it signed up
-  before T and had not churned by T.
-* Transactional data (no ``churned_at`` anywhere): an account is a customer at T if it signed
-  up before T and its last qualifying activity (or its signup, if it never did anything)
-  falls in (T − horizon, T). The others have already lapsed — they are a win-back list,
-  never the outreach list, and they are not labelled for training either.
+Time convention (one for every stage): at a cutoff T the past is ``t < T`` and the outcome
+window is ``[T, T + horizon)`` — an event at exactly T (a date-only export's cutoff day) is the
+first day of the outcome, never invisible to both sides.
 
-Only events strictly before T are looked at, as for features.
+Every account has *spells* of being a customer, each a half-open stretch ``(start, end]``:
+
+* Subscription data (``churned_at`` recorded): one spell, ``(signup_at, churned_at]``. An
+  account whose ``churned_at`` is exactly T is still a customer at T, and churns in the
+  outcome window that starts at T.
+* Transactional data (no ``churned_at`` anywhere): each qualifying activity at ``a`` (signup
+  counts as one) keeps the account a customer until ``a + horizon``. An account **lapses** at
+  ``a + horizon`` when no qualifying activity follows within the horizon; a later activity
+  starts a new spell (a win-back, counted as a new customer by retention).
+
+So, with ``L`` the end of the spell that covers T:
+
+* customer at T  ⇔ signed up before T and ``L ≥ T`` (transactional: a qualifying activity
+  in ``[T − horizon, T)``, signup included);
+* churned at T   ⇔ a customer at T and ``L ∈ [T, T + horizon)`` — for transactional data, the
+  first qualifying activity at or after T comes more than ``horizon`` after the last one before
+  T (no activity at all in the window is the common case; a lapse and a return inside the
+  window is a churn too: the account stopped being a customer);
+* lapsed at T    ⇔ signed up before T and not a customer (transactional: the win-back list);
+* retention counts spells: S and E are the customers at the period's bounds, N the spells
+  starting in it.
+
+Worked example (horizon 30 days, date-only purchases): purchases on 1 March and 20 April.
+The account is a customer on (1 Mar, 31 Mar]; it lapses on 31 March; it is a customer again on
+(20 Apr, 20 May]. At T = 15 March it is a customer and labelled churned (lapse on 31 March,
+inside [15 Mar, 14 Apr)); at T = 10 April it is on the lapsed list; at T = 25 April it is a
+customer again. March's retention counts it lost, April's counts it new.
 """
 
 from __future__ import annotations
@@ -71,9 +95,93 @@ def is_customer(
     if definition.kind == "subscription":
         if "churned_at" not in accounts.columns:
             return signed_up
-        return signed_up & ~(accounts["churned_at"] <= as_of).fillna(False).to_numpy()
-    recent = last_activity(accounts, interactions, as_of, definition, rows=rows) > as_of - definition.horizon
+        return signed_up & ~(accounts["churned_at"] < as_of).fillna(False).to_numpy()
+    recent = last_activity(accounts, interactions, as_of, definition, rows=rows) >= as_of - definition.horizon
     return signed_up & recent.to_numpy()
+
+
+def churns_in_window(
+    accounts: pd.DataFrame, interactions: pd.DataFrame, as_of: pd.Timestamp, definition: ChurnDefinition, *, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """Boolean mask over ``accounts``: the spell covering ``as_of`` ends in ``[as_of, as_of + horizon)``
+    (meaningful for the customers at ``as_of``; the caller checks the window is observed).
+
+    Subscription: ``churned_at`` in the window. Transactional: the first qualifying activity at
+    or after ``as_of`` comes more than ``horizon`` after the last one before it (or never)."""
+    definition = definition.resolved(accounts)
+    end = as_of + definition.horizon
+    if definition.kind == "subscription":
+        if "churned_at" not in accounts.columns:
+            return np.zeros(len(accounts), dtype=bool)
+        churned_at = accounts["churned_at"]
+        return ((churned_at >= as_of) & (churned_at < end)).fillna(False).to_numpy()
+    before = last_activity(accounts, interactions, as_of, definition, rows=rows).array.asi8
+    after = next_activity(accounts, interactions, as_of, definition, rows=rows)
+    never = after == np.iinfo(np.int64).max
+    return never | (np.where(never, 0, after) - before > definition.horizon.value)
+
+
+def next_activity(
+    accounts: pd.DataFrame, interactions: pd.DataFrame, as_of: pd.Timestamp, definition: ChurnDefinition, *, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """Nanoseconds of the first qualifying event at or after ``as_of`` per account (aligned with
+    ``accounts``; int64 max when there is none)."""
+    ids = pd.Index(accounts["account_id"].astype("str"))
+    first = np.full(len(ids), np.iinfo(np.int64).max, dtype=np.int64)
+    if len(interactions):
+        t = interactions["occurred_at"].to_numpy("datetime64[ns]").astype(np.int64)
+        use = t >= as_of.value
+        if rows is not None:
+            use &= rows
+        if definition.activity_event_types:
+            use &= qualifying_rows(interactions, definition)
+        codes = np.full(len(t), -1, dtype=np.int64)
+        codes[use] = codes_for(interactions["account_id"][use], ids)
+        keep = use & (codes >= 0)
+        np.minimum.at(first, codes[keep], t[keep])
+    return first
+
+
+def activity_spells(
+    accounts: pd.DataFrame, interactions: pd.DataFrame, definition: ChurnDefinition, data_end: pd.Timestamp, *, rows: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Transactional data: every spell of every account as ``account_id``, ``spell_start``,
+    ``spell_end`` — a customer on ``(spell_start, spell_end]`` — from its signup and its
+    qualifying events before ``data_end``. ``spell_end`` is NaT while the lapse is not yet
+    observed (``last activity + horizon ≥ data_end``). Events before signup are ignored (the
+    account was not a customer then)."""
+    ids = accounts["account_id"].astype("str")
+    signup = accounts["signup_at"].to_numpy("datetime64[ns]").astype(np.int64)
+    owner = [np.arange(len(ids))]
+    stamps = [signup]
+    if len(interactions):
+        t = interactions["occurred_at"].to_numpy("datetime64[ns]").astype(np.int64)
+        use = (t < data_end.value) & qualifying_rows(interactions, definition)
+        if rows is not None:
+            use &= rows
+        codes = np.full(len(t), -1, dtype=np.int64)
+        codes[use] = codes_for(interactions["account_id"][use], pd.Index(ids))
+        keep = use & (codes >= 0)
+        keep[keep] &= t[keep] >= signup[codes[keep]]
+        owner.append(codes[keep])
+        stamps.append(t[keep])
+    account, t = np.concatenate(owner), np.concatenate(stamps)
+    order = np.lexsort((t, account))
+    account, t = account[order], t[order]
+    horizon = definition.horizon.value
+    starts = np.r_[True, (account[1:] != account[:-1]) | (t[1:] - t[:-1] > horizon)]
+    spell = np.cumsum(starts) - 1
+    last = np.full(int(spell[-1]) + 1 if len(spell) else 0, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(last, spell, t)
+    end = last + horizon
+    ended = pd.Series(pd.to_datetime(end, utc=True)).where(end < data_end.value)
+    return pd.DataFrame(
+        {
+            "account_id": ids.to_numpy()[account[starts]],
+            "spell_start": pd.Series(pd.to_datetime(t[starts], utc=True)).astype("datetime64[ns, UTC]"),
+            "spell_end": ended.astype("datetime64[ns, UTC]"),
+        }
+    )
 
 
 def lapsed(
@@ -82,8 +190,9 @@ def lapsed(
     """Transactional data: accounts that signed up before ``as_of`` but have not been active
     within the horizon — already churned, a win-back list. Empty for subscription data.
 
-    Columns: ``account_id``, ``last_activity``, ``lapsed_on`` (last activity + horizon: the day
-    it stopped counting as a customer) and ``days_lapsed`` (since then), most recent first."""
+    Columns: ``account_id``, ``last_activity``, ``lapsed_on`` (last activity + horizon: the
+    last moment it counted as a customer, the end of its spell) and ``days_lapsed`` (since
+    then), most recent first."""
     definition = definition.resolved(accounts)
     if definition.kind == "subscription":
         return pd.DataFrame(
@@ -96,7 +205,7 @@ def lapsed(
         )
     signed_up = (accounts["signup_at"] < as_of).to_numpy()
     last = last_activity(accounts, interactions, as_of, definition, rows=rows)
-    gone = signed_up & (last <= as_of - definition.horizon).to_numpy()
+    gone = signed_up & (last < as_of - definition.horizon).to_numpy()
     out = pd.DataFrame({"account_id": accounts["account_id"].astype("str").to_numpy()[gone], "last_activity": last[gone].to_numpy()})
     out["last_activity"] = out["last_activity"].astype("datetime64[ns, UTC]")
     out["lapsed_on"] = out["last_activity"] + definition.horizon

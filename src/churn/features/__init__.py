@@ -3,7 +3,7 @@
 Modules: ``spec`` (which event types, channels and attributes exist), ``events`` (integer-coded
 event arrays the computations share), ``registry`` (every feature declared once), ``build``
 (one row per customer at T from events strictly before T) and ``labels`` (churned within
-(T, T + horizon], the cutoff schedule and the training table over cutoffs).
+[T, T + horizon), the cutoff schedule and the training table over cutoffs).
 
 Imports: :mod:`churn.config` and :mod:`churn.data`.
 """

@@ -50,7 +50,13 @@ def learn_spec(
     decisions = plan_attributes(data.accounts, data.attribute_history, cutoffs=cutoffs, settings=settings, export_date=data_end)
     used = [d.name for d in decisions if d.used]
     spec = FeatureSpec.from_data(
-        data.accounts, data.interactions_read, config, attributes=used, history=data.attribute_history, rows=data.interactions_accepted
+        data.accounts,
+        data.interactions_read,
+        config,
+        attributes=used,
+        history=data.attribute_history,
+        rows=data.interactions_accepted,
+        before=max(cutoffs),  # learned from what the latest cutoff could see, never from later events
     )
     return spec, unused_by_spec(decisions, spec, data.accounts, data.attribute_history)
 

@@ -1,13 +1,18 @@
 """Churn labels at cutoffs, and the training table over many cutoffs.
 
-* Subscription data: an account active at cutoff T churns if ``churned_at`` ∈ (T, T + horizon].
-* Transactional data (no ``churned_at`` values at all): an account churns if it has no
-  qualifying event in (T, T + horizon].
-* Only customers at T are labelled (:mod:`churn.data.population`: signed up before T and not
-  churned by it; for transactional data, active within the horizon before T).
-* A cutoff whose horizon has not fully elapsed in the data is refused for training. The end
-  of the data is the latest interaction (or given explicitly), never a signup or churn date:
-  a scheduled cancellation next year must not make this month's labels look mature.
+The outcome window at cutoff T is ``[T, T + horizon)`` (features see ``t < T``); the rule is
+:mod:`churn.data.population`'s, shared with "customer at T", the lapsed list and retention:
+
+* Subscription data: a customer at T churns if ``churned_at`` ∈ [T, T + horizon).
+* Transactional data (no ``churned_at`` values at all): a customer at T churns if it lapses in
+  the window — its first qualifying event at or after T comes more than ``horizon`` after its
+  last one before T, or never.
+* Only customers at T are labelled (signed up before T, not churned before it; for
+  transactional data, active in [T − horizon, T)).
+* A cutoff whose window has not fully elapsed in the data (T + horizon after the end of the
+  data) is refused for training. The end of the data is the day after the latest accepted
+  interaction date (or given explicitly), never a signup or churn date: a scheduled
+  cancellation next year must not make this month's labels look mature.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ from typing import Callable
 import pandas as pd
 
 from churn.config import ChurnDefinition, FeatureConfig, to_utc
-from churn.data.dataend import observed_until
-from churn.data.population import is_customer, qualifying_rows
+from churn.data.dataend import DECLARE_DATA_END, observed_until
+from churn.data.population import churns_in_window, is_customer
 from churn.features.build import build_features
 from churn.features.spec import FeatureSpec
 
@@ -31,14 +36,15 @@ class ImmatureCutoffError(ValueError):
 
 
 def check_mature(cutoffs: list[pd.Timestamp], definition: ChurnDefinition, data_end: pd.Timestamp) -> None:
-    """Refuse cutoffs whose horizon (T, T + horizon] extends past the data."""
+    """Refuse cutoffs whose outcome window [T, T + horizon) extends past the end of the data."""
     immature = [t for t in cutoffs if t + definition.horizon > data_end]
     if immature:
         latest_ok = (data_end - definition.horizon).strftime("%Y-%m-%d")
         raise ImmatureCutoffError(
             f"cutoff(s) {', '.join(t.strftime('%Y-%m-%d') for t in immature)} cannot be labelled: "
             f"their {definition.horizon_days}-day horizon runs past the end of the data "
-            f"({data_end:%Y-%m-%d}). The latest usable cutoff is {latest_ok}."
+            f"({data_end:%Y-%m-%d}). The latest usable cutoff is {latest_ok}; if the export was taken later than its last "
+            f"event, say when with {DECLARE_DATA_END}."
         )
 
 
@@ -51,16 +57,9 @@ def label_accounts(
 ) -> pd.DataFrame:
     """``account_id``, ``as_of``, ``churned`` (0/1) for every customer at ``as_of``."""
     definition = definition.resolved(accounts)
-    end = as_of + definition.horizon
     eligible = is_customer(accounts, interactions, as_of, definition)
     ids = accounts["account_id"].astype("str")
-    if definition.kind == "subscription":
-        churned_at = accounts["churned_at"]
-        label = ((churned_at > as_of) & (churned_at <= end)).fillna(False).to_numpy()
-    else:
-        t = interactions["occurred_at"]
-        inside = qualifying_rows(interactions, definition) & ((t > as_of) & (t <= end)).to_numpy()
-        label = ~ids.isin(interactions["account_id"][inside].astype("str").unique()).to_numpy()
+    label = churns_in_window(accounts, interactions, as_of, definition)
     out = pd.DataFrame({"account_id": ids[eligible].to_numpy(), LABEL: label[eligible].astype("int8")})
     out.insert(1, "as_of", pd.Series(as_of, index=out.index).astype("datetime64[ns, UTC]"))
     return out.sort_values("account_id", kind="stable").reset_index(drop=True)
@@ -173,7 +172,7 @@ def build_training_table(
         raise ValueError("no cutoffs given")
     check_mature(cutoffs, definition, data_end if data_end is not None else observed_until(accounts, interactions))
     definition = definition.resolved(accounts)
-    spec = spec or FeatureSpec.from_data(accounts, interactions, config, history=history)
+    spec = spec or FeatureSpec.from_data(accounts, interactions, config, history=history, before=max(cutoffs))
     parts = []
     for cutoff in sorted(cutoffs):
         features = build_features(accounts, interactions, as_of=cutoff, spec=spec, config=config, definition=definition, history=history)

@@ -18,6 +18,7 @@ import pandas as pd
 from churn.config import FeatureConfig
 from churn.data.attributes import attribute_columns
 from churn.data.frames import text_counts, text_values
+from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
 
 #: The key columns of every feature table.
 ID_COLUMNS = ("account_id", "as_of")
@@ -69,11 +70,23 @@ class FeatureSpec:
         attributes: Sequence[str] | None = None,
         history: pd.DataFrame | None = None,
         rows: np.ndarray | None = None,
+        before: pd.Timestamp | None = None,
     ) -> "FeatureSpec":
         """Learn the spec from the data. ``attributes`` names the account attributes to use
         (see :func:`churn.data.attributes.plan_attributes` for which are honest at your cutoffs);
         None uses every attribute column as it is. ``rows`` (a boolean mask; None: all) names
-        the interactions that count."""
+        the interactions that count.
+
+        ``before`` (the latest cutoff the spec serves) keeps it from looking ahead: only events
+        before it choose the top event types and channels, and only accounts signed up and
+        attribute values valid before it give the categories — an event type first seen after
+        the last training cutoff must not add a column the model trains on."""
+        if before is not None:
+            early = (interactions["occurred_at"] < before).to_numpy(dtype=bool, na_value=False)
+            rows = early if rows is None else rows & early
+            accounts = accounts[(accounts["signup_at"] < before).to_numpy(dtype=bool, na_value=False)]
+            if history is not None:
+                history = history[(history["valid_from"] < before).to_numpy(dtype=bool, na_value=False)]
 
         def column(name: str) -> pd.Series:
             return interactions[name] if rows is None else interactions[name][rows]
@@ -121,7 +134,9 @@ class FeatureSpec:
         return cls(
             event_types=event_types,
             channels=tuple(sorted(channels)),
-            interaction_columns=tuple(c for c in interaction_columns if c not in ("account_id", "occurred_at", "event_type")),
+            # only the contract's optional columns feed features: an export's extra column (a
+            # store, a campaign) must not become an input the model "needs" at scoring time
+            interaction_columns=tuple(c for c in interaction_columns if c in OPTIONAL_INTERACTION_COLUMNS),
             numeric_attributes=tuple(numeric),
             categorical_attributes=tuple(categorical),
             support_event_type=support,

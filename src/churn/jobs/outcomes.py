@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from churn.config import ChurnDefinition, DataSettings, ScoreConfig, UpliftConfig, to_utc
+from churn.data.attributes import AttributeDecision, unknown_at
 from churn.data.contract import load
 from churn.data.dataend import observed_until
 from churn.data.io import write_table
@@ -20,7 +21,7 @@ from churn.outreach import runs
 from churn.outreach.experiment import merge_contacts, parse_contacts, power_note, reached_in_window
 from churn.outreach.experiment import reached as reached_contacts
 from churn.outreach.history import PastResults, assignment_cohorts, past_results, read_contacts, run_definition
-from churn.outreach.retention import observed_start, retention_table, with_churn_dates
+from churn.outreach.retention import customer_spells, observed_start, retention_table
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Retention:
     inactivity: bool
     horizon_days: int
     paths: list[Path]
+    #: ``--by`` columns whose values are the export's, not known over the periods counted.
+    unknown_by: tuple[AttributeDecision, ...] = ()
 
 
 def retention(
@@ -52,14 +55,15 @@ def retention(
     end = settings.data_end or observed_until(accounts, contract.interactions)
     definition = ChurnDefinition(horizon_days=horizon)
     inactivity = definition.resolve_kind(accounts) == "inactivity"
-    accounts = with_churn_dates(accounts, contract.interactions, definition, end)
+    accounts = customer_spells(accounts, contract.interactions, definition, end)
     missing = [c for c in by if c not in accounts.columns]
     if missing:
         raise ValueError(f"--by column(s) not in accounts: {', '.join(missing)} (have: {', '.join(accounts.columns)})")
     start = to_utc(since) if since else observed_start(contract)
     table = retention_table(accounts, freq=freq, by=by, start=start, end=to_utc(until) if until else end)
     paths = [write_table(table, out, fmt) for fmt in ("csv", "parquet")]
-    return Retention(table, by, inactivity, horizon, paths)
+    unknown = unknown_at(by, contract.accounts, contract.attribute_history, as_of=start, settings=settings, export_date=end)
+    return Retention(table, by, inactivity, horizon, paths, tuple(unknown))
 
 
 @dataclass(frozen=True)

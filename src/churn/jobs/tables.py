@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 import pandas as pd
 
 from churn.config import ChurnDefinition, DataSettings, FeatureConfig
-from churn.data.attributes import AttributeDecision
+from churn.data.attributes import AttributeDecision, plan_attributes
 from churn.data.contract import ContractData, load, write_rejects
 from churn.data.dataend import accounts_end, check_freshness, day_end
 from churn.data.io import write_table
@@ -24,7 +24,7 @@ from churn.data.read import DataContractError, Location, delimiter_note, is_url
 from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
 from churn.data.synthetic import generate
 from churn.features.build import build_features, learn_spec
-from churn.features.labels import check_mature, parse_cutoffs
+from churn.features.labels import ImmatureCutoffError, check_mature, parse_cutoffs, schedule_cutoffs
 from churn.features.spec import FeatureSpec
 from churn.spark import spark_features, spark_spec, write_parquet
 from churn.spark import spark_training_table as build_on_spark
@@ -135,6 +135,10 @@ class Validation:
     data_end: pd.Timestamp
     data_end_source: str
     rejects: list[Path]
+    #: Which account attributes training at the default cutoffs would use, and why not the others.
+    attributes: list[AttributeDecision]
+    #: Those cutoffs, in words.
+    cutoffs: str
 
 
 def validate_folder(data: Location, settings: DataSettings, rejects_dir: Path | None = None) -> Validation:
@@ -162,18 +166,25 @@ def validate_folder(data: Location, settings: DataSettings, rejects_dir: Path | 
         if note:
             report.notes.insert(0, note)
     end, source = _data_end(contract, settings)
-    return Validation(contract, end, source, contract.write_rejects(rejects_dir))
+    try:
+        start = contract.interactions["occurred_at"].min() if len(contract.interactions) else None
+        points, _ = schedule_cutoffs(start, end, ChurnDefinition().resolved(contract.accounts))
+        cutoffs = f"the default cutoffs ({points[0]:%Y-%m-%d} to {points[-1]:%Y-%m-%d})"
+    except ImmatureCutoffError:
+        points, cutoffs = [end], f"the end of the data ({end:%Y-%m-%d}; too short a history for training cutoffs)"
+    attributes = plan_attributes(contract.accounts, contract.attribute_history, cutoffs=points, settings=settings, export_date=end)
+    return Validation(contract, end, source, contract.write_rejects(rejects_dir), attributes, cutoffs)
 
 
 def _data_end(contract: ContractData, settings: DataSettings) -> tuple[pd.Timestamp, str]:
     """The end of the data and where it came from, as
     :func:`churn.data.dataend.data_end_and_source` says it, from the validated data in hand:
-    the day after the latest accepted interaction, without a second read of the table."""
+    the day after the latest date of an accepted interaction, without reading the table again."""
     if settings.data_end is not None:
         return settings.data_end, "given"
     stamps = contract.interactions_read["occurred_at"]
     if contract.interactions_accepted is not None:
         stamps = stamps[contract.interactions_accepted]
     if stamps.notna().any():
-        return day_end(stamps.max()), "the day after the latest interaction"
+        return day_end(stamps.max()), "the day after the latest date of an accepted interaction"
     return accounts_end(contract.accounts), "no interaction with a usable timestamp: the day after the latest signup or churn date"

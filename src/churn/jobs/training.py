@@ -19,6 +19,7 @@ import pandas as pd
 from churn.config import ChurnDefinition, DataSettings, FeatureConfig, TrainConfig, definition_from_dict
 from churn.data.attributes import AttributeDecision
 from churn.data.contract import ContractData
+from churn.data.dataend import DECLARE_DATA_END
 from churn.data.population import horizon_misfit
 from churn.features.build import build_features, learn_spec
 from churn.features.labels import build_training_table, parse_cutoffs, schedule_cutoffs
@@ -92,7 +93,10 @@ def training_table(
     if as_of is not None:
         end = as_of
         if end > export_date:
-            raise ValueError(f"--as-of {end:%Y-%m-%d} is after the end of the data ({export_date:%Y-%m-%d}): labels after it are not observed")
+            raise ValueError(
+                f"--as-of {end:%Y-%m-%d} is after the end of the data ({export_date:%Y-%m-%d}): labels after it are not observed. "
+                f"If the export was taken later than its last event (a snapshot with labels), say when with {DECLARE_DATA_END}"
+            )
     fconfig = FeatureConfig()
     contract = load_for_features(data, settings)
     accounts, interactions = contract.accounts, contract.interactions

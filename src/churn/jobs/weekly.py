@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from churn.config import ChurnDefinition, DataSettings, ScoreConfig, UpliftConfig
+from churn.data.attributes import unknown_at
 from churn.data.contract import ContractData, load
 from churn.data.dataend import check_freshness, data_end_and_source
 from churn.data.io import write_table, write_text
@@ -163,6 +164,10 @@ def _score_run(
     )
     winback = None if gone is None else lapsed_list(gone, accounts, data.attribute_history, as_of, config)
 
+    unknown = unknown_at(
+        [*model.spec.numeric_attributes, *(c for c, _ in model.spec.categorical_attributes)], accounts, data.attribute_history,
+        as_of=as_of, settings=settings, export_date=data_end,
+    )  # fmt: skip
     scored_at = pd.Timestamp.now(tz="UTC")
     record: dict[str, object] = {
         "run_id": make_run_id(as_of, scored_at),
@@ -175,6 +180,7 @@ def _score_run(
         "data_fingerprint": fingerprint(accounts, interactions),
         "previous_run": None if previous is None else str(previous["as_of"].iloc[0].date()),
         **freshness,
+        "attributes_unknown_at_as_of": [f"{d.name}: {d.reason}" for d in unknown] or None,
         "lapsed": None if winback is None or definition.kind != "inactivity" else len(winback),
         "lapsed_before": f"{since:%Y-%m-%d}" if older else None,
         "lapsed_earlier": older,

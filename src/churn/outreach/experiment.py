@@ -219,13 +219,14 @@ def reached(outcome: pd.Series) -> np.ndarray:
 
 
 def reached_in_window(cohorts: pd.DataFrame, contacts: pd.DataFrame) -> np.ndarray:
-    """Per cohort row: was the account reached within its run's horizon, (as_of, as_of + horizon]?"""
+    """Per cohort row: was the account reached within its run's outcome window, [as_of, as_of + horizon)?
+    (A call on the list's own day — a date-only contact log — is inside it.)"""
     hits = contacts.loc[reached(contacts["outcome"]), ["account_id", "contacted_at"]]
     keys = cohorts[["run_id", "account_id", "run_as_of", "horizon_days"]].reset_index(names="_row")
     joined = keys.merge(hits, on="account_id", how="inner")
     start = pd.to_datetime(joined["run_as_of"], utc=True)
     end = start + pd.to_timedelta(joined["horizon_days"].astype(float), unit="D")
-    inside = (joined["contacted_at"] > start) & (joined["contacted_at"] <= end)
+    inside = (joined["contacted_at"] >= start) & (joined["contacted_at"] < end)
     out = np.zeros(len(cohorts), dtype=bool)
     out[joined.loc[inside, "_row"].unique()] = True
     return out

@@ -16,7 +16,7 @@ from churn.config import ChurnDefinition, UpliftConfig, definition_from_dict
 from churn.features.labels import label_accounts
 from churn.outreach import runs
 from churn.outreach.experiment import CONTACT_COLUMNS, active_assignments, cohort, reached_in_window, uplift_table
-from churn.outreach.retention import list_outcomes, retention_table, with_churn_dates
+from churn.outreach.retention import customer_spells, list_outcomes, retention_table
 
 
 def run_definition(record: dict, fallback: ChurnDefinition) -> ChurnDefinition:
@@ -141,7 +141,7 @@ def recent_retention(
         if interactions is None or interactions.empty:
             return retention_table(accounts, start=as_of, end=as_of)  # nothing to date a lapse by: no months
         start = max(start, interactions["occurred_at"].min() + definition.horizon)
-        accounts = with_churn_dates(accounts, interactions, definition, as_of)
+        accounts = customer_spells(accounts, interactions, definition, as_of)
     overall = retention_table(accounts, start=start, end=as_of)
     if "segment" not in accounts.columns:
         return overall

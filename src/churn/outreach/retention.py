@@ -1,11 +1,13 @@
 """Actual retention rates: (E − N) / S per period, from the accounts table alone.
 
-For a period [start, end):
+For a period [start, end), with a customer at moment t one whose spell ``(signup_at, churned_at]``
+covers t (:mod:`churn.data.population`; transactional data has a spell per return, from
+:func:`customer_spells`):
 
-* S — customers at the start: signed up before ``start`` and not churned by it;
-* N — new customers: signed up in [start, end);
-* E — customers at the end: signed up before ``end`` and not churned by it;
-* churned — customers lost during the period (S + N − E).
+* S — customers at the start: signed up before ``start`` and not churned before it;
+* N — new customers: spells starting in [start, end) (a win-back is a new customer);
+* E — customers at the end: signed up before ``end`` and not churned before it;
+* churned — customers lost during the period (S + N − E): spells ending in [start, end).
 
 Retention rate = (E − N) / S × 100; churn rate = 100 − retention rate.
 Worked example: S=1000, E=900, N=200 → 70 % retained, 30 % churned.
@@ -20,7 +22,7 @@ import pandas as pd
 
 from churn.config import ChurnDefinition
 from churn.data.dataend import accounts_end
-from churn.data.population import last_activity
+from churn.data.population import activity_spells
 
 if TYPE_CHECKING:  # pragma: no cover
     from churn.data.contract import ContractData
@@ -35,37 +37,22 @@ def retention_rate(start_count: float, end_count: float, new_count: float) -> fl
     return (end_count - new_count) / start_count * 100.0
 
 
-def derive_inactivity_churn(
-    accounts: pd.DataFrame,
-    interactions: pd.DataFrame,
-    *,
-    horizon_days: int,
-    data_end: pd.Timestamp,
-    activity_event_types: Sequence[str] = (),
-) -> pd.Series:
-    """For transactional data: churned_at = last activity + horizon, if that is before ``data_end``.
+def customer_spells(accounts: pd.DataFrame, interactions: pd.DataFrame, definition: ChurnDefinition, data_end: pd.Timestamp) -> pd.DataFrame:
+    """The rows retention counts: one per spell of being a customer, with the account's columns,
+    ``signup_at`` = the spell's start and ``churned_at`` = its end (NaT: not lapsed by ``data_end``).
 
-    The same rule as :func:`churn.data.population.is_customer` (an account stops being a customer
-    ``horizon`` days after its last qualifying activity); signup counts as activity, so an
-    account that never bought anything churns ``horizon`` days after signing up.
-    """
-
-    definition = ChurnDefinition(horizon_days=horizon_days, kind="inactivity", activity_event_types=activity_event_types)  # type: ignore[arg-type]  # normalised by ChurnDefinition
-    last = last_activity(accounts, interactions, data_end, definition)
-    churned_at = last + definition.horizon
-    return churned_at.where(churned_at <= data_end).astype("datetime64[ns, UTC]")
-
-
-def with_churn_dates(accounts: pd.DataFrame, interactions: pd.DataFrame, definition: "ChurnDefinition", data_end: pd.Timestamp) -> pd.DataFrame:
-    """``accounts`` with the ``churned_at`` retention is counted by: as recorded for
-    subscription data; for transactional data (none recorded) derived by
-    :func:`derive_inactivity_churn` under ``definition``."""
+    Subscription data: ``accounts`` as recorded (one spell each). Transactional data: the spells
+    of :func:`churn.data.population.activity_spells` — the same lapse rule as "customer at T",
+    the labels and the lapsed list, so an account that lapses and comes back is counted lost in
+    one period and new in a later one, never "retained" through its gap."""
     if definition.resolve_kind(accounts) != "inactivity":
         return accounts
-    churned_at = derive_inactivity_churn(
-        accounts, interactions, horizon_days=definition.horizon_days, data_end=data_end, activity_event_types=definition.activity_event_types
-    )
-    return accounts.assign(churned_at=churned_at)
+    definition = definition.resolved(accounts)
+    spells = activity_spells(accounts, interactions, definition, data_end)
+    columns = accounts.drop(columns=[c for c in ("signup_at", "churned_at") if c in accounts.columns])
+    columns = columns.assign(account_id=columns["account_id"].astype("str"))
+    out = spells.merge(columns, on="account_id", how="left", validate="many_to_one")
+    return out.rename(columns={"spell_start": "signup_at", "spell_end": "churned_at"})
 
 
 def observed_start(data: "ContractData") -> pd.Timestamp:
