@@ -129,3 +129,17 @@ def test_spark_attribute_decisions_equal_in_process(spark, folder, tmp_path) -> 
     assert spec == local_spec and decisions == local_decisions
     dropped = {d.name: d.reason for d in decisions if not d.used}
     assert dropped["export_batch"] == "one value for every account (static values)"
+
+
+def test_spark_reads_a_file_url(spark, folder, local) -> None:  # type: ignore[no-untyped-def]
+    """--data file:///… on Spark: the tables are found through fsspec and the URL goes to
+    spark.read as given; the spec and the features equal the in-process engine's."""
+    from churn.spark import spark_features, spark_spec, to_pandas_features
+
+    data, spec = local
+    url = folder.resolve().as_uri()
+    assert url.startswith("file:///")
+    assert spark_spec(spark, url)[0] == spec
+    got = to_pandas_features(spark_features(spark, url, as_of=AS_OF, spec=spec, buckets=3), spec)
+    expected = build_features(data.accounts, data.interactions, as_of=AS_OF, spec=spec, history=data.attribute_history)
+    pd.testing.assert_frame_equal(expected, got, check_exact=False, rtol=1e-9)

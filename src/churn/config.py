@@ -322,11 +322,22 @@ def _coerce(raw: dict[str, object], source: str) -> dict[str, object]:
     return out
 
 
-def _read_toml(path: Path, table: tuple[str, ...] = ()) -> dict[str, object]:
+def _read_toml(source: Path | str, table: tuple[str, ...] = ()) -> dict[str, object] | None:
+    """A settings file's table, or None when there is no such file. A string is a URL — the
+    ``churn.toml`` of a data folder given as a URL — and is read through fsspec."""
     try:
-        raw: dict[str, object] = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SettingsError(f"{path}: cannot read settings ({exc})") from None
+        if isinstance(source, Path):
+            text = source.read_text(encoding="utf-8") if source.is_file() else None
+        else:
+            from fsspec.core import url_to_fs
+
+            fs, path = url_to_fs(source)
+            text = fs.cat_file(path).decode("utf-8") if fs.isfile(path) else None
+        raw: dict[str, object] = tomllib.loads(text) if text is not None else {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"{source}: cannot read settings ({exc})") from None
+    if text is None:
+        return None
     for key in table:
         raw = raw.get(key, {})  # type: ignore[assignment]
     return raw
@@ -334,21 +345,25 @@ def _read_toml(path: Path, table: tuple[str, ...] = ()) -> dict[str, object]:
 
 def load_settings(data_dir: str | Path | None = None, config_file: str | Path | None = None, cwd: str | Path | None = None) -> DataSettings:
     """Project settings, weakest first: ``[tool.churn]`` in ./pyproject.toml, ./churn.toml,
-    the data folder's own churn.toml (an export describing itself), then ``config_file``."""
+    the data folder's own churn.toml (an export describing itself; read through fsspec when
+    the folder is a URL such as ``s3://bucket/raw``), then ``config_file``."""
     cwd = Path(cwd) if cwd is not None else Path.cwd()
-    sources: list[tuple[Path, tuple[str, ...]]] = [(cwd / "pyproject.toml", ("tool", "churn")), (cwd / SETTINGS_FILE, ())]
+    sources: list[tuple[Path | str, tuple[str, ...]]] = [(cwd / "pyproject.toml", ("tool", "churn")), (cwd / SETTINGS_FILE, ())]
     if data_dir is not None:
-        sources.append((Path(data_dir) / SETTINGS_FILE, ()))
+        url = isinstance(data_dir, str) and "://" in data_dir  # a Path would collapse the URL's "//"
+        sources.append((f"{str(data_dir).rstrip('/')}/{SETTINGS_FILE}" if url else Path(data_dir) / SETTINGS_FILE, ()))
     if config_file is not None:
         if not Path(config_file).is_file():
             raise SettingsError(f"{config_file}: no such settings file")
         sources.append((Path(config_file), ()))
     settings = DataSettings()
-    seen: set[Path] = set()
-    for path, table in sources:
-        if path.is_file() and path.resolve() not in seen:
-            seen.add(path.resolve())
-            settings = replace(settings, **_coerce(_read_toml(path, table), str(path)))
+    seen: set[str] = set()
+    for source, table in sources:
+        key = str(source.resolve()) if isinstance(source, Path) else source
+        raw = None if key in seen else _read_toml(source, table)
+        if raw is not None:
+            seen.add(key)
+            settings = replace(settings, **_coerce(raw, str(source)))
     return settings
 
 

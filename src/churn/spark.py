@@ -32,7 +32,7 @@ from churn.config import DataSettings, FeatureConfig
 from churn.data.attributes import AttributeDecision, plan_attributes
 from churn.data.contract import validate
 from churn.data.frames import codes_for
-from churn.data.read import DataContractError, find_table
+from churn.data.read import DataContractError, Location, find_table, is_parquet
 from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
 from churn.features.build import build_features, catalogue, unused_by_spec
 from churn.features.labels import LABEL, build_training_table
@@ -92,25 +92,32 @@ def session(master: str | None = None, app_name: str = "churn", shuffle_partitio
     return spark
 
 
-def read_tables(spark: "SparkSession", data_dir: str | Path) -> tuple["SparkDataFrame", "SparkDataFrame | None"]:
+def read_tables(spark: "SparkSession", data_dir: Location) -> tuple["SparkDataFrame", "SparkDataFrame | None"]:
     """The two event-side contract tables as Spark DataFrames (Parquet files or folders of parts)."""
     accounts, interactions, _ = read_all_tables(spark, data_dir)
     return accounts, interactions
 
 
-def read_all_tables(spark: "SparkSession", data_dir: str | Path) -> tuple["SparkDataFrame", "SparkDataFrame | None", "SparkDataFrame | None"]:
-    """accounts, interactions (or None) and attribute_history (or None) as Spark DataFrames."""
+def read_all_tables(spark: "SparkSession", data_dir: Location) -> tuple["SparkDataFrame", "SparkDataFrame | None", "SparkDataFrame | None"]:
+    """accounts, interactions (or None) and attribute_history (or None) as Spark DataFrames.
+
+    The tables are found through fsspec (a local folder or a URL), then read by Spark from
+    the same location: a URL goes to ``spark.read`` as given (``s3a://``, ``gs://`` and
+    ``file://`` are Spark's own filesystems; ``memory://`` is not one)."""
     accounts_path = find_table(data_dir, "accounts")
     if accounts_path is None:
         raise DataContractError(f"{data_dir}: no accounts table (expected accounts.parquet)")
     paths = {"accounts": accounts_path, "interactions": find_table(data_dir, "interactions"), "attribute_history": find_table(data_dir, "attribute_history")}
     for name, path in paths.items():
-        if path is not None and not (path.suffix == ".parquet" or path.is_dir()):
+        if path is not None and not is_parquet(path):
             raise DataContractError(f"{path}: the Spark engine reads Parquet; convert the {name} table first")
+    from py4j.protocol import Py4JJavaError
     from pyspark.errors import AnalysisException
 
     try:
         frames = {name: spark.read.parquet(str(path)) if path is not None else None for name, path in paths.items()}
+    except Py4JJavaError as exc:  # e.g. no Hadoop filesystem for the URL's scheme (memory://)
+        raise DataContractError(f"{data_dir}: Spark cannot read the tables: {exc.java_exception}") from None
     except AnalysisException as exc:
         if "TIMESTAMP(NANOS" in str(exc):
             raise DataContractError(
@@ -151,7 +158,7 @@ def feature_schema(spec: FeatureSpec, config: FeatureConfig) -> "object":
 
 def _by_bucket(
     spark: "SparkSession",
-    data_dir: str | Path,
+    data_dir: Location,
     *,
     since: pd.Timestamp,
     until: pd.Timestamp,
@@ -202,7 +209,7 @@ def _by_bucket(
 
 def spark_features(
     spark: "SparkSession",
-    data_dir: str | Path,
+    data_dir: Location,
     *,
     as_of: pd.Timestamp,
     spec: FeatureSpec,
@@ -233,7 +240,7 @@ def spark_features(
 
 def spark_spec(
     spark: "SparkSession",
-    data_dir: str | Path,
+    data_dir: Location,
     config: FeatureConfig = FeatureConfig(),
     *,
     cutoffs: list[pd.Timestamp] | None = None,
@@ -284,7 +291,7 @@ def spark_spec(
 
 def spark_training_table(
     spark: "SparkSession",
-    data_dir: str | Path,
+    data_dir: Location,
     *,
     cutoffs: list[pd.Timestamp],
     spec: FeatureSpec,

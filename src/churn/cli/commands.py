@@ -18,9 +18,11 @@ import typer
 
 from churn.cli import render
 from churn.cli.options import (
+    DATA_HELP,
     AttributesAsOfOpt,
     ConfigOpt,
     DataEndOpt,
+    DataLocation,
     DataOpt,
     DateFormatOpt,
     Engine,
@@ -33,6 +35,7 @@ from churn.cli.options import (
     StaticOpt,
     TableFormat,
     UsageError,
+    data_location,
     data_settings,
     friendly_errors,
 )
@@ -77,7 +80,7 @@ def _quiet_mlflow() -> None:
     logging.getLogger("mlflow").setLevel(logging.ERROR)
 
 
-def _data_end(data: Path, settings: DataSettings) -> pd.Timestamp:
+def _data_end(data: DataLocation, settings: DataSettings) -> pd.Timestamp:
     """The end of the data (and print where it came from)."""
     from churn.data.dataend import data_end_and_source
 
@@ -110,7 +113,7 @@ def generate(
 @friendly_errors
 def validate(
     data: DataOpt,
-    rejects_dir: Annotated[Optional[Path], typer.Option(help="Where rejected rows go (default DATA/rejects).")] = None,
+    rejects_dir: Annotated[Optional[Path], typer.Option(help="Where rejected rows go (default DATA/rejects; ./rejects when --data is a URL).")] = None,
     config: ConfigOpt = None,
     date_format: DateFormatOpt = None,
     static_attributes: StaticOpt = None,
@@ -124,7 +127,7 @@ def validate(
 
     settings = data_settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
     try:
-        result = validate_folder(data, settings, rejects_dir or data / "rejects")
+        result = validate_folder(data, settings, rejects_dir)
     except DataContractError as exc:
         render.print_rejects_written(exc.written)
         raise
@@ -134,7 +137,7 @@ def validate(
 @app.command()
 @friendly_errors
 def retention(
-    data: Annotated[Optional[Path], typer.Option("--data", help="Data folder (actual retention per period).")] = None,
+    data: Annotated[Optional[DataLocation], typer.Option("--data", help=f"{DATA_HELP} Actual retention per period.", callback=data_location, metavar="DIR|URL")] = None,
     scores: Annotated[Optional[Path], typer.Option(help="Scoring folder: report the actual outcomes of its past lists.")] = None,
     freq: Annotated[Frequency, typer.Option(help="Length of a period.")] = Frequency.month,
     by: Annotated[Optional[list[str]], typer.Option(help="Account column(s) to break down by, e.g. segment.")] = None,
@@ -166,7 +169,7 @@ def retention(
 @app.command()
 @friendly_errors
 def features(
-    data: Annotated[Optional[Path], typer.Option("--data", help="Data folder.")] = None,
+    data: Annotated[Optional[DataLocation], typer.Option("--data", help=DATA_HELP, callback=data_location, metavar="DIR|URL")] = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Cutoff: features use events strictly before it (default: end of data).")] = None,
     out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")] = Path("data/features.parquet"),
     describe: Annotated[bool, typer.Option("--describe", help="Print the feature catalogue and exit.")] = False,
@@ -208,7 +211,7 @@ def features(
 
 
 def _training_table(  # type: ignore[no-untyped-def]
-    data: Path,
+    data: DataLocation,
     config: Optional[Path],
     *,
     as_of: Optional[str],
@@ -493,7 +496,9 @@ def serve(
 @friendly_errors
 def monitor(
     scores: Annotated[Path, typer.Option(help="A scoring output folder (churn score --out).")] = Path("reports/scores"),
-    data: Annotated[Optional[Path], typer.Option("--data", help="Data folder: recheck data quality and judge every list whose horizon has passed in it.")] = None,
+    data: Annotated[
+        Optional[DataLocation], typer.Option("--data", help=f"{DATA_HELP} Recheck data quality and judge every list whose horizon has passed in it.", callback=data_location, metavar="DIR|URL")
+    ] = None,
     fail_on: FailOnOpt = None,
 ) -> None:
     """Judge the latest scoring run: drift, data quality, realized performance, risk jumps, verdict.

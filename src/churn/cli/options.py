@@ -17,7 +17,7 @@ import typer
 from churn.cli.render import print_error
 from churn.config import RANKINGS, DataSettings, load_settings
 from churn.data.io import TABLE_FORMATS
-from churn.data.read import DataContractError
+from churn.data.read import DataContractError, check_location
 from churn.outreach.retention import FREQUENCIES
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -71,7 +71,21 @@ class FailOn(str, Enum):
     alert = "alert"
 
 
-DataOpt = Annotated[Path, typer.Option("--data", help="Folder with accounts and interactions (Parquet or CSV).")]
+def data_location(value: Optional[str]) -> Optional[str]:
+    """``--data`` as given: a local folder or a URL (s3://, gs://, file://, …), kept as text —
+    a ``Path`` would collapse a URL's ``//``. A malformed URL is a usage error that says why."""
+    if value is None:
+        return None
+    try:
+        return check_location(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+#: A data folder: a local path, or a URL of any filesystem fsspec reads (s3://, gs://, file://, …).
+DataLocation = str
+DATA_HELP = "Folder with accounts and interactions (Parquet or CSV): a local path or a URL (s3://, gs://, file://, …)."
+DataOpt = Annotated[DataLocation, typer.Option("--data", help=DATA_HELP, callback=data_location, metavar="DIR|URL")]
 ConfigOpt = Annotated[
     Optional[Path],
     typer.Option("--config", help="Settings file (TOML). Also read: DATA/churn.toml, ./churn.toml, [tool.churn] in ./pyproject.toml."),
@@ -98,7 +112,7 @@ FailOnOpt = Annotated[
 
 
 def data_settings(
-    data: Optional[Path],
+    data: Optional[DataLocation],
     config: Optional[Path],
     *,
     date_format: Optional[str] = None,

@@ -27,7 +27,7 @@ import pandas as pd
 from churn.data.frames import codes_for
 from churn.data.io import write_table
 from churn.data.parse import OUT_OF_RANGE, all_integers, normalise_ids, numbers_if_all_numeric, parse_flags, timestamp_reason, timestamps_in_range
-from churn.data.read import DataContractError, find_table, read_table
+from churn.data.read import DataContractError, find_table, is_folder, join, read_table
 from churn.data.rules import (
     CATEGORICAL,
     FLAGS,
@@ -447,8 +447,7 @@ def load(
     ``interaction_columns`` / ``since`` / ``until`` limit what is read of the (large)
     interactions table; accounts and attribute history are always read whole.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
+    if not is_folder(folder):  # a local path or a URL (read.py): never Path(folder), which collapses "//"
         raise DataContractError(f"{folder}: no such data folder")
     accounts_path = find_table(folder, "accounts")
     if accounts_path is None:
@@ -468,8 +467,8 @@ def load(
         interactions_raw,
         read_table(history_path) if history_path is not None else None,
         accounts_file=str(accounts_path),
-        interactions_file=str(interactions_path or folder / "interactions"),
-        history_file=str(history_path or folder / "attribute_history"),
+        interactions_file=str(interactions_path or join(folder, "interactions")),
+        history_file=str(history_path or join(folder, "attribute_history")),
         date_format=date_format,
         now=now,
         whole_tables=since is None and until is None,

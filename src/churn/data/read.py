@@ -2,19 +2,39 @@
 
 Reads only the columns asked for and, for Parquet, only the rows of the time range asked for
 (a filter pushed into the reader), so a weekly run never loads years of events it does not use.
+
+A data folder is a local path or a URL that an fsspec filesystem reads (``s3://``, ``gs://``,
+``file://``, ``memory://``, …): the URL stays a string (``Path`` would collapse its ``//``),
+and every read goes through the filesystem it names. ``file://`` URLs are read with the local
+readers, exactly as their path.
 """
 
 from __future__ import annotations
 
+import csv
+import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import IO, TYPE_CHECKING, Iterator, Sequence, Union
 
 import pandas as pd
 import pyarrow.parquet as pq
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow
+    from fsspec import AbstractFileSystem
 from churn.data.io import arrow_pool
+
+#: Where a table or a data folder is: a local path, or a URL (kept as a string).
+Location = Union[str, Path]
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+#: ``s3a:/bucket``: what a URL looks like once a ``Path`` has collapsed its ``//``.
+_COLLAPSED = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/(?!/)")
+
+#: The column separators a CSV export is sniffed for (the header line decides).
+DELIMITERS = ",;\t|"
+_DECIMAL_COMMA = r"[+-]?\d+(?:,\d+)?"
 
 
 class DataContractError(Exception):
@@ -28,35 +48,147 @@ class DataContractError(Exception):
         self.written = written or []
 
 
-def find_table(folder: str | Path, name: str) -> Path | None:
-    """``name.parquet``, ``name.csv`` or a folder ``name/`` of Parquet parts, else None."""
-    folder = Path(folder)
-    for candidate in (folder / f"{name}.parquet", folder / f"{name}.csv", folder / f"{name}.csv.gz", folder / name):
-        if candidate.exists():
+def is_url(location: Location) -> bool:
+    """A ``scheme://`` URL (a ``Path`` never is one: it has lost the ``//``)."""
+    return isinstance(location, str) and _SCHEME.match(location) is not None
+
+
+def check_location(text: str) -> str:
+    """``text`` if it is a local path or a URL of a filesystem fsspec can open here; else a
+    ValueError that says what is wrong (a collapsed ``//``, an unknown scheme, a missing
+    filesystem package such as s3fs). Whether the folder exists is for the reader to say."""
+    match = _SCHEME.match(text)
+    if match is None:
+        collapsed = _COLLAPSED.match(text)
+        if collapsed and len(collapsed.group(1)) > 1:  # not a drive letter (C:/data)
+            scheme = collapsed.group(1)
+            raise ValueError(f"{text}: a URL needs two slashes after {scheme}: ({scheme}://bucket/folder, file:///absolute/path)")
+        return text
+    from fsspec import get_filesystem_class
+
+    scheme = match.group(1).lower()
+    try:
+        get_filesystem_class(scheme)
+    except ValueError:
+        raise ValueError(f"{text}: no filesystem reads {scheme}:// URLs (use a local path, or s3://, gs://, abfs://, file://, …)") from None
+    except ImportError as exc:
+        raise ValueError(f"{text}: reading {scheme}:// URLs needs a filesystem package that is not installed: {exc}") from None
+    return text
+
+
+def join(folder: Location, name: str) -> Location:
+    """``folder/name``: a ``Path`` for a local folder, a URL string for a URL."""
+    return f"{str(folder).rstrip('/')}/{name}" if is_url(folder) else Path(folder) / name
+
+
+def _filesystem(location: Location) -> "tuple[AbstractFileSystem | None, str]":
+    """The fsspec filesystem of a URL and its path there; None and the local path for a local
+    path or a ``file://`` URL (pandas and pyarrow read those natively)."""
+    if not is_url(location):
+        return None, str(location)
+    from fsspec.core import url_to_fs
+    from fsspec.implementations.local import LocalFileSystem
+
+    fs, path = url_to_fs(str(location))
+    return (None, path) if isinstance(fs, LocalFileSystem) else (fs, path)
+
+
+def _exists(location: Location) -> bool:
+    fs, path = _filesystem(location)
+    return Path(path).exists() if fs is None else bool(fs.exists(path))
+
+
+def is_folder(location: Location) -> bool:
+    """Whether a data folder (or a folder of Parquet parts) is there."""
+    fs, path = _filesystem(location)
+    return Path(path).is_dir() if fs is None else bool(fs.isdir(path))
+
+
+def find_table(folder: Location, name: str) -> Location | None:
+    """``name.parquet``, ``name.csv`` or a folder ``name/`` of Parquet parts, else None
+    (a ``Path`` in a local folder, a URL in a URL)."""
+    for stem in (f"{name}.parquet", f"{name}.csv", f"{name}.csv.gz", name):
+        candidate = join(folder, stem)
+        if _exists(candidate):
             return candidate
     return None
 
 
-def is_parquet(path: Path) -> bool:
-    return path.suffix == ".parquet" or path.is_dir()
+def is_parquet(path: Location) -> bool:
+    return str(path).endswith(".parquet") or is_folder(path)
 
 
-def parquet_schema(path: Path) -> "pyarrow.Schema":
-    return pq.read_schema(next(iter(sorted(path.glob("*.parquet")))) if path.is_dir() else path)
+def _parquet_files(path: Location) -> "tuple[AbstractFileSystem | None, list[str]]":
+    """The filesystem and the Parquet file(s) of a table: itself, or a folder's parts in name order."""
+    fs, where = _filesystem(path)
+    if not is_folder(path):
+        return fs, [where]
+    parts = sorted(map(str, Path(where).glob("*.parquet"))) if fs is None else sorted(fs.glob(f"{where.rstrip('/')}/*.parquet"))
+    if not parts:
+        raise DataContractError(f"{path}: a folder without .parquet files")
+    return fs, parts
 
 
-def available_columns(path: Path) -> list[str]:
+def parquet_schema(path: Location) -> "pyarrow.Schema":
+    fs, files = _parquet_files(path)
+    return pq.read_schema(files[0], filesystem=fs)
+
+
+def csv_delimiter(path: Location) -> str:
+    """The column separator of a CSV file, sniffed once from its header line among
+    ``, ; tab |`` (a comma when the header does not say)."""
+    from fsspec import open as fs_open
+
+    with fs_open(str(path), "rb", compression="infer") as handle:
+        header = handle.readline(1 << 16).decode("utf-8", errors="replace").lstrip("\ufeff")
+    try:
+        found = csv.Sniffer().sniff(header, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+    return found if found in header else ","
+
+
+def delimiter_note(path: Location) -> str | None:
+    """What a CSV file's separator means for reading it, in words, when it is not a comma."""
+    if is_parquet(path) or not _exists(path):
+        return None
+    sep = csv_delimiter(path)
+    if sep == ",":
+        return None
+    name = {";": "semicolon", "\t": "tab", "|": "pipe"}[sep]
+    return f"read as {name}-separated ({sep!r})" + ("; numbers written with a decimal comma (1,5) read as 1.5" if sep == ";" else "")
+
+
+@contextmanager
+def _csv_source(path: Location) -> Iterator[str | IO[bytes]]:
+    """What pandas reads a CSV from: the local path, or the file opened on its filesystem."""
+    fs, where = _filesystem(path)
+    if fs is None:
+        yield where
+        return
+    with fs.open(where, "rb", compression="gzip" if where.endswith(".gz") else None) as handle:
+        yield handle
+
+
+def _csv_columns(path: Location, sep: str) -> list[str]:
+    with _csv_source(path) as source:
+        return list(pd.read_csv(source, nrows=0, sep=sep).columns)
+
+
+def available_columns(path: Location) -> list[str]:
     """Column names of a table file without reading its rows."""
     try:
         if is_parquet(path):
             return list(parquet_schema(path).names)
-        return list(pd.read_csv(path, nrows=0).columns)
+        return _csv_columns(path, csv_delimiter(path))
+    except DataContractError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any read failure is reported the same way
         raise DataContractError(f"{path}: cannot read the file ({type(exc).__name__}: {exc})") from None
 
 
 def read_table(
-    path: Path,
+    path: Location,
     columns: Sequence[str] | None = None,
     *,
     time_column: str | None = None,
@@ -68,13 +200,17 @@ def read_table(
 
     Text columns named in ``categorical`` (ids, event types, channels: few distinct values,
     many rows) arrive as categoricals, so that later steps work once per distinct value.
-    CSV is read as text so that parsing problems surface per row, not as a failed read.
+    CSV is read as text so that parsing problems surface per row, not as a failed read; its
+    separator is sniffed from the header (:func:`csv_delimiter`), and in a semicolon-separated
+    file a column whose every value is a number written with a decimal comma is read with a
+    decimal point (the usual spreadsheet export where the comma is the decimal mark).
     """
-    present = available_columns(path)
-    cols = [c for c in columns if c in present] if columns is not None else present
     try:
-        if is_parquet(path):
-            schema = parquet_schema(path)
+        schema = parquet_schema(path) if is_parquet(path) else None
+        sep = csv_delimiter(path) if schema is None else ","
+        present = list(schema.names) if schema is not None else _csv_columns(path, sep)
+        cols = [c for c in columns if c in present] if columns is not None else present
+        if schema is not None:
             text = [c for c in categorical if c in cols and is_text(schema.field(c).type)]
             df = _read_parquet(path, cols, text, time_column if time_column in present else None, since, until)
             for c in categorical:  # numeric ids (1, 2.0, ...): categories too, normalised once each
@@ -83,7 +219,10 @@ def read_table(
         else:
             dtypes: dict[str, str] = {c: "str" for c in cols}
             dtypes.update({c: "category" for c in categorical if c in cols})
-            df = pd.read_csv(path, usecols=cols, dtype=dtypes, keep_default_na=False, na_values=[""])
+            with _csv_source(path) as source:
+                df = pd.read_csv(source, sep=sep, usecols=cols, dtype=dtypes, keep_default_na=False, na_values=[""])
+            if sep == ";":
+                df = _decimal_points(df)
     except DataContractError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -91,17 +230,31 @@ def read_table(
     return df.reset_index(drop=True)
 
 
+def _decimal_points(df: pd.DataFrame) -> pd.DataFrame:
+    """Text columns whose every value is a number with a decimal comma (``89,5``) or a whole
+    number, with at least one comma: the comma becomes a point, so the contract reads the
+    numbers. Anything else (``1.234,5``, a comma in free text) stays as written."""
+    for col in df.columns:
+        values = df[col]
+        if not pd.api.types.is_string_dtype(values.dtype) or isinstance(values.dtype, pd.CategoricalDtype):
+            continue
+        present = values.dropna()
+        if len(present) and present.str.contains(",", regex=False).any() and present.str.fullmatch(_DECIMAL_COMMA).all():
+            df[col] = values.str.replace(",", ".", regex=False)
+    return df
+
+
 def _read_parquet(
-    path: Path, columns: list[str], dictionary: list[str], time_column: str | None, since: pd.Timestamp | None, until: pd.Timestamp | None
+    path: Location, columns: list[str], dictionary: list[str], time_column: str | None, since: pd.Timestamp | None, until: pd.Timestamp | None
 ) -> pd.DataFrame:
     """Columns of a Parquet file or folder of parts, rows in [since, until) of ``time_column``
     (row groups outside it are skipped), ``dictionary`` columns dictionary-encoded."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-
+    fs, where = _filesystem(path)
     parquet = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=dictionary))
-    dataset = ds.dataset(path, format=parquet)
+    dataset = ds.dataset(where, format=parquet, filesystem=fs)
     terms = []
     if time_column is not None:
         terms += [ds.field(time_column) >= since] if since is not None else []
@@ -129,13 +282,13 @@ def is_text(arrow_type: "pyarrow.DataType") -> bool:
     return bool(pat.is_string(arrow_type) or pat.is_large_string(arrow_type) or pat.is_string_view(arrow_type))
 
 
-def parquet_max(path: Path, column: str) -> pd.Timestamp | None:
+def parquet_max(path: Location, column: str) -> pd.Timestamp | None:
     """Maximum of a timestamp column from Parquet statistics, or None if any is missing."""
     try:
-        files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+        fs, files = _parquet_files(path)
         best = None
         for file in files:
-            meta = pq.ParquetFile(file).metadata
+            meta = pq.read_metadata(file, filesystem=fs)
             idx = meta.schema.to_arrow_schema().get_field_index(column)
             if idx < 0:
                 return None

@@ -18,9 +18,9 @@ import pandas as pd
 from churn.config import ChurnDefinition, DataSettings, FeatureConfig
 from churn.data.attributes import AttributeDecision, plan_attributes
 from churn.data.contract import ContractData, load, write_rejects
-from churn.data.dataend import check_freshness, data_end_and_source
+from churn.data.dataend import accounts_end, check_freshness, day_end
 from churn.data.io import write_table
-from churn.data.read import DataContractError
+from churn.data.read import DataContractError, Location, delimiter_note, is_url
 from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
 from churn.data.synthetic import generate
 from churn.features.build import build_features, learn_spec
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def load_for_features(
-    data: Path, settings: DataSettings, *, since: pd.Timestamp | None = None, until: pd.Timestamp | None = None
+    data: Location, settings: DataSettings, *, since: pd.Timestamp | None = None, until: pd.Timestamp | None = None
 ) -> ContractData:
     """Load only what the feature pipeline reads: its columns, and only the needed time range."""
     return load(data, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since, until=until, date_format=settings.date_format)
@@ -67,7 +67,7 @@ class FeatureTable:
 
 
 def feature_table(
-    data: Path,
+    data: Location,
     settings: DataSettings,
     *,
     as_of: pd.Timestamp,
@@ -113,7 +113,7 @@ def feature_table(
 
 
 def spark_training_table(
-    spark: "SparkSession", data: Path, settings: DataSettings, *, cutoffs: str, data_end: pd.Timestamp, horizon: int, out: Path
+    spark: "SparkSession", data: Location, settings: DataSettings, *, cutoffs: str, data_end: pd.Timestamp, horizon: int, out: Path
 ) -> tuple[list[pd.Timestamp], list[AttributeDecision], str]:
     """``churn dataset --engine spark``: the training table over explicit ``cutoffs`` on Spark,
     written as a Parquet folder. Returns the cutoffs, the attribute decisions and the path."""
@@ -141,12 +141,17 @@ class Validation:
     cutoffs: str
 
 
-def validate_folder(data: Path, settings: DataSettings, rejects_dir: Path) -> Validation:
-    """Check a data folder against the contract and write the rejected rows with their reasons.
+def validate_folder(data: Location, settings: DataSettings, rejects_dir: Path | None = None) -> Validation:
+    """Check a data folder against the contract and write the rejected rows with their reasons
+    to ``rejects_dir`` (default: ``DATA/rejects``; ``./rejects`` when the data is a URL — a
+    remote export is read, never written to).
 
-    When no row of a table is usable the rejects are still written — which rows and why —
-    before the :class:`~churn.data.read.DataContractError` goes up, with the ``--date-format``
-    hint when the timestamps were not ISO 8601."""
+    The interactions are read once: the end of the data comes from the rows the contract
+    accepted. When no row of a table is usable the rejects are still written — which rows and
+    why — before the :class:`~churn.data.read.DataContractError` goes up, with the
+    ``--date-format`` hint when the timestamps were not ISO 8601."""
+    if rejects_dir is None:
+        rejects_dir = Path("rejects") if is_url(data) else Path(data) / "rejects"
     try:
         contract = load(data, date_format=settings.date_format)
     except DataContractError as exc:
@@ -156,7 +161,11 @@ def validate_folder(data: Path, settings: DataSettings, rejects_dir: Path) -> Va
                 f"{exc}. Dates are read as ISO 8601 (2024-04-13); for another layout give --date-format, e.g. %d/%m/%Y", exc.rejects, exc.written
             ) from None
         raise
-    end, source = data_end_and_source(data, settings)
+    for report in contract.reports:
+        note = delimiter_note(report.file) if report.rows_read else None
+        if note:
+            report.notes.insert(0, note)
+    end, source = _data_end(contract, settings)
     try:
         start = contract.interactions["occurred_at"].min() if len(contract.interactions) else None
         points, _ = schedule_cutoffs(start, end, ChurnDefinition().resolved(contract.accounts))
@@ -165,3 +174,17 @@ def validate_folder(data: Path, settings: DataSettings, rejects_dir: Path) -> Va
         points, cutoffs = [end], f"the end of the data ({end:%Y-%m-%d}; too short a history for training cutoffs)"
     attributes = plan_attributes(contract.accounts, contract.attribute_history, cutoffs=points, settings=settings, export_date=end)
     return Validation(contract, end, source, contract.write_rejects(rejects_dir), attributes, cutoffs)
+
+
+def _data_end(contract: ContractData, settings: DataSettings) -> tuple[pd.Timestamp, str]:
+    """The end of the data and where it came from, as
+    :func:`churn.data.dataend.data_end_and_source` says it, from the validated data in hand:
+    the day after the latest date of an accepted interaction, without reading the table again."""
+    if settings.data_end is not None:
+        return settings.data_end, "given"
+    stamps = contract.interactions_read["occurred_at"]
+    if contract.interactions_accepted is not None:
+        stamps = stamps[contract.interactions_accepted]
+    if stamps.notna().any():
+        return day_end(stamps.max()), "the day after the latest date of an accepted interaction"
+    return accounts_end(contract.accounts), "no interaction with a usable timestamp: the day after the latest signup or churn date"
