@@ -24,7 +24,7 @@ from churn.data.population import lapsed
 from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
 from churn.features.build import build_features
 from churn.modeling.model import ChurnModel, check_inputs, model_settings
-from churn.modeling.tracking import configure, fingerprint, load_model
+from churn.modeling.tracking import champion_uri, configure, fingerprint, load_model
 from churn.monitoring.run import Monitoring, monitor_folder, monitor_run, read_monitoring
 from churn.outreach import runs
 from churn.outreach.experiment import power_note
@@ -280,7 +280,7 @@ def score_with(
     data_dir: Path,
     *,
     as_of: pd.Timestamp | None,
-    model_ref: str,
+    model_ref: str | None,
     out_dir: Path,
     config: ScoreConfig = ScoreConfig(),
     settings: DataSettings = DataSettings(),
@@ -290,10 +290,11 @@ def score_with(
     progress: Callable[[str], None] = lambda _: None,
 ) -> tuple[ScoreOutputs, str]:
     """``churn score``: read the playbook (a typo fails before anything is loaded), load the
-    model ``model_ref`` (:func:`load_scoring_model`), and run :func:`score_run` at ``as_of``
-    (None: the end of the data). Returns the run's outputs and the model's label."""
+    model ``model_ref`` (:func:`load_scoring_model`; None: the champion of the business's
+    ``settings.model_name``), and run :func:`score_run` at ``as_of`` (None: the end of the
+    data). Returns the run's outputs and the model's label."""
     book = load_playbook(playbook_path)
-    model, label = load_scoring_model(model_ref)
+    model, label = load_scoring_model(model_ref or champion_uri(settings.model_name))
     end = data_end_and_source(data_dir, settings)  # read once: the default date and the freshness check
     cutoff = as_of if as_of is not None else end[0]
     if start_spark is not None:
