@@ -343,6 +343,10 @@ def score(
         Optional[str], typer.Option(help="models:/NAME@champion, another models:/ or runs:/ URI, or a .joblib bundle (default: the champion of --model-name).")
     ] = None,
     model_name: ModelNameOpt = None,
+    allow_model_mismatch: Annotated[
+        bool,
+        typer.Option("--allow-model-mismatch", help="Score with a model whose inputs the data lacks (another business's champion?) anyway, with a warning."),
+    ] = False,
     capacity: Annotated[int, typer.Option(min=0, help="How many accounts the team can contact.")] = 200,
     control_share: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of flagged accounts held out, not contacted.")] = 0.1,
     rank_by: Annotated[RankBy, typer.Option(help="What orders the list.")] = RankBy.revenue_at_risk,
@@ -378,7 +382,7 @@ def score(
         result, label = score_with(
             data, as_of=to_utc(as_of) if as_of else None, model_ref=ref, out_dir=out, config=score_config, settings=settings,
             playbook_path=playbook, allow_stale=allow_stale_data, start_spark=_spark_starter(engine, spark_master),
-            progress=status.update,
+            progress=status.update, allow_model_mismatch=allow_model_mismatch,
         )  # fmt: skip
     render.print_score_run(result, label, capacity)
     if result.monitoring is not None:

@@ -324,6 +324,7 @@ def print_score_run(result: "ScoreOutputs", label: str, capacity: int) -> None:
     r = result.record
     source = f" ({r['data_end_source']})" if r.get("data_end_source") else ""
     console.print(f"Data ends {r['data_end']}{source}" + (f"; [bold yellow]{r['warning']}[/]" if r.get("warning") else "."))
+    print_warning(r.get("model_mismatch"))  # type: ignore[arg-type]
     console.print(f"Scored {r['accounts']:,} customers as of {r['as_of']} with {label}: {r['high']:,} high, {r['medium']:,} medium, {r['low']:,} low risk.")
     if r.get("lapsed") is not None:
         console.print(f"Lapsed (no activity within {r['churn']['horizon_days']} days, not scored): {r['lapsed']:,} → win-back list {result.paths.get('lapsed', '')}")  # type: ignore[index]
