@@ -255,6 +255,11 @@ class Settings:
 #: Where project settings are looked for, weakest first; later sources override earlier ones.
 SETTINGS_FILE = "churn.toml"
 
+#: The registered model (MLflow) a business's models are kept under, when its settings name none.
+DEFAULT_MODEL_NAME = "churn"
+#: A model name is part of a ``models:/NAME@alias`` URI and of the bundle's file name.
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
 
 class SettingsError(ValueError):
     """A settings file or option that cannot be used; the message names the file and key."""
@@ -266,8 +271,8 @@ UNIX_TIME_UNITS = {"unix_s": "s", "unix_ms": "ms"}
 
 @dataclass(frozen=True)
 class DataSettings:
-    """What a data export says about itself: how to read it, and which account attributes are
-    honest at which cutoffs.
+    """What a data export says about itself: how to read it, which account attributes are
+    honest at which cutoffs, and which registered model is its business's.
 
     The accounts table is an export: its attribute values (plan, mrr, status, ...) are the
     values *at the export date*. Using them at an earlier cutoff leaks the future (a
@@ -289,6 +294,9 @@ class DataSettings:
     attributes_as_of: pd.Timestamp | None = None
     #: When the export was taken (end of the observed history); default: the day after the latest accepted interaction date.
     data_end: pd.Timestamp | None = None
+    #: The registered model this business's champion is kept under: one MLflow store holds
+    #: several businesses, each scored with its own champion.
+    model_name: str = DEFAULT_MODEL_NAME
 
     def with_overrides(self, **options: object) -> "DataSettings":
         """A copy with every option that is not None replacing the file's value."""
@@ -317,6 +325,12 @@ def _coerce(raw: dict[str, object], source: str) -> dict[str, object]:
             if not isinstance(value, str) or ("%" not in value and value not in UNIX_TIME_UNITS):
                 raise SettingsError(
                     f"{source}: date_format = {value!r} is neither a strftime layout such as '%d/%m/%Y' nor {' / '.join(UNIX_TIME_UNITS)}"
+                )
+            out[key] = value
+        elif key == "model_name":
+            if not isinstance(value, str) or not _MODEL_NAME.match(value):
+                raise SettingsError(
+                    f"{source}: model_name = {value!r} is not a model name (letters, digits, '_', '-' and '.'; it names the registered model and its bundle file)"
                 )
             out[key] = value
     return out

@@ -31,6 +31,7 @@ from churn.cli.options import (
     FailOnOpt,
     Frequency,
     MasterOpt,
+    ModelNameOpt,
     RankBy,
     StaticOpt,
     TableFormat,
@@ -290,12 +291,14 @@ def train(
     static_attributes: StaticOpt = None,
     attributes_as_of: AttributesAsOfOpt = None,
     data_end: DataEndOpt = None,
+    model_name: ModelNameOpt = None,
 ) -> None:
     """Evaluate on held-out time slices, fit the deployed model on every mature cutoff, track in MLflow, promote if better."""
     from churn.config import TrainConfig
     from churn.jobs.training import train_and_track
 
     _quiet_mlflow()
+    name = data_settings(data, config, model_name=model_name).model_name  # a bad name fails before the table is built
     built = _training_table(
         data, config, as_of=as_of, cutoffs=cutoffs, horizon=horizon,
         date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end,
@@ -307,7 +310,7 @@ def train(
     with console.status("Training…") as status:
         run = train_and_track(
             built, train_config, capacity=capacity, models_dir=models_dir, root=Path.cwd(), progress=status.update,
-            on_trained=lambda result: render.print_trained(result, capacity),
+            on_trained=lambda result: render.print_trained(result, capacity), model_name=name,
         )  # fmt: skip
     render.print_tracked(run)
 
@@ -344,7 +347,14 @@ def backtest(
 def score(
     data: DataOpt,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Score customers at this date (default: end of data).")] = None,
-    model: Annotated[str, typer.Option(help="models:/churn@champion, another models:/ or runs:/ URI, or a .joblib bundle.")] = "models:/churn@champion",
+    model: Annotated[
+        Optional[str], typer.Option(help="models:/NAME@champion, another models:/ or runs:/ URI, or a .joblib bundle (default: the champion of --model-name).")
+    ] = None,
+    model_name: ModelNameOpt = None,
+    allow_model_mismatch: Annotated[
+        bool,
+        typer.Option("--allow-model-mismatch", help="Score with a model whose inputs the data lacks (another business's champion?) anyway, with a warning."),
+    ] = False,
     capacity: Annotated[int, typer.Option(min=0, help="How many accounts the team can contact.")] = 200,
     control_share: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of flagged accounts held out, not contacted.")] = 0.1,
     rank_by: Annotated[RankBy, typer.Option(help="What orders the list.")] = RankBy.revenue_at_risk,
@@ -369,18 +379,20 @@ def score(
     """Score every customer: risk list with reasons, outreach and control group, report."""
     from churn.config import ScoreConfig, to_utc
     from churn.jobs.weekly import score_with
+    from churn.modeling.tracking import champion_uri
 
     score_config = ScoreConfig(
         capacity=capacity, control_share=control_share, seed=seed, high_threshold=high, medium_threshold=medium,
         rank_by=rank_by.value, max_exact_reasons=max_exact_reasons,  # type: ignore[arg-type]
     )  # fmt: skip
-    settings = data_settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
+    settings = data_settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end, model_name=model_name)
     _quiet_mlflow()
-    with console.status(f"Loading {model}…") as status:
+    ref = model or champion_uri(settings.model_name)
+    with console.status(f"Loading {ref}…") as status:
         result, label = score_with(
-            data, as_of=to_utc(as_of) if as_of else None, model_ref=model, out_dir=out, config=score_config, settings=settings,
+            data, as_of=to_utc(as_of) if as_of else None, model_ref=ref, out_dir=out, config=score_config, settings=settings,
             playbook_path=playbook, allow_stale=allow_stale_data, start_spark=_spark_starter(engine, spark_master),
-            progress=status.update,
+            progress=status.update, allow_model_mismatch=allow_model_mismatch,
         )  # fmt: skip
     render.print_score_run(result, label, capacity)
     if result.monitoring is not None:
@@ -415,33 +427,37 @@ def contacts(
 
 @app.command()
 @friendly_errors
-def models() -> None:
-    """List registered model versions, their test PR-AUC, aliases and champion decisions."""
+def models(model_name: ModelNameOpt = None, config: ConfigOpt = None) -> None:
+    """List a business's registered model versions, their test precision, aliases and champion decisions."""
     from churn.modeling.tracking import configure, list_versions
 
     _quiet_mlflow()
+    name = data_settings(None, config, model_name=model_name).model_name
     uri = configure()
-    versions = list_versions()
+    versions = list_versions(name)
     if versions.empty:
-        render.print_no_models(uri)
+        render.print_no_models(uri, name)
         return
-    render.print_versions(versions, uri)
+    render.print_versions(versions, uri, name)
 
 
 @app.command()
 @friendly_errors
 def promote(
-    version: Annotated[str, typer.Argument(help="Registered version of model 'churn' to make the champion.")],
+    version: Annotated[str, typer.Argument(help="Registered version of the business's model (--model-name) to make the champion.")],
     reason: Annotated[str, typer.Option(help="Why, recorded on the version (e.g. 'new churn definition agreed with CS').")] = "by hand",
     models_dir: Annotated[Path, typer.Option(help="Where the champion's bundle is exported.")] = Path("models"),
+    model_name: ModelNameOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Make a registered version the champion by hand (after a deliberate change the gate will not judge)."""
     from churn.modeling.tracking import configure, promote_and_export
 
     _quiet_mlflow()
+    name = data_settings(None, config, model_name=model_name).model_name
     configure()
-    bundle = promote_and_export(version, reason, models_dir)
-    render.print_promoted(version, reason, bundle)
+    bundle = promote_and_export(version, reason, models_dir, name)
+    render.print_promoted(name, version, reason, bundle)
 
 
 def _exit_on_verdict(doc: dict, fail_on: Optional[FailOn]) -> None:
@@ -457,7 +473,11 @@ def _exit_on_verdict(doc: dict, fail_on: Optional[FailOn]) -> None:
 @friendly_errors
 def serve(
     scores: Annotated[Path, typer.Option(help="Scoring folder to serve (churn score --out); a new run there is picked up without a restart.")] = Path("reports/scores"),
-    model: Annotated[str, typer.Option(help="Model for POST /score: models:/churn@champion, another models:/ or runs:/ URI, or a .joblib bundle.")] = "models:/churn@champion",
+    model: Annotated[
+        Optional[str],
+        typer.Option(help="Model for POST /score: models:/NAME@champion, another models:/ or runs:/ URI, or a .joblib bundle (default: the champion of --model-name)."),
+    ] = None,
+    model_name: ModelNameOpt = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="Data folder: recent support contacts and surveys on the account pages.")] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
@@ -466,6 +486,7 @@ def serve(
     playbook: Annotated[
         Optional[Path], typer.Option("--playbook", help="Playbook TOML for POST /score's suggested actions, as for churn score (default: the shipped one).")
     ] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Serve the risk list: a REST API for CRMs and web pages for customer-success teams.
 
@@ -474,9 +495,10 @@ def serve(
 
     import uvicorn
 
+    from churn.modeling.tracking import bundle_path, champion_uri
     from churn.outreach.playbook import load_playbook
     from churn.serve.app import create_app
-    from churn.serve.settings import ServeSettings
+    from churn.serve.settings import DEFAULT_BUNDLE, ServeSettings
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     _quiet_mlflow()
@@ -484,8 +506,13 @@ def serve(
         raise UsageError(f"--data {data}: no such folder")
     load_playbook(playbook)  # a typo in the playbook fails at start-up, not on the first request
     api_key = os.environ.get("CHURN_API_KEY") or None
-    settings = ServeSettings(scores_dir=scores, model_ref=model, data_dir=data, api_key=api_key, history_runs=history_runs, playbook=playbook)
-    with console.status(f"Loading {model} and indexing the latest run in {scores}…"):
+    name = data_settings(data, config, model_name=model_name).model_name
+    champion = champion_uri(name)  # without --model: the business's champion, or else its exported bundle
+    settings = ServeSettings(
+        scores_dir=scores, model_ref=model or champion, data_dir=data, api_key=api_key, history_runs=history_runs, playbook=playbook,
+        fallback_bundle=bundle_path(DEFAULT_BUNDLE.parent, name), fallback_for=champion,
+    )  # fmt: skip
+    with console.status(f"Loading {settings.model_ref} and indexing the latest run in {scores}…"):
         api = create_app(settings)
     render.print_service(api.state.service, scores, host, port, auth=api_key is not None)
     gc.freeze()  # the loaded model and run index live as long as the process: keep them out of every garbage collection

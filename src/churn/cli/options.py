@@ -102,6 +102,13 @@ StaticOpt = Annotated[
 AttributesAsOfOpt = Annotated[
     Optional[str], typer.Option("--attributes-as-of", help="Date the accounts table's attribute values were taken (default: end of data).")
 ]
+ModelNameOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--model-name",
+        help="Registered model of this business (default: model_name in churn.toml, else churn): one MLflow store keeps each business's champion under its own name.",
+    ),
+]
 DataEndOpt = Annotated[Optional[str], typer.Option("--data-end", help="When the export was taken: end of the observed history (default: the day after the latest accepted interaction date).")]
 EngineOpt = Annotated[Engine, typer.Option(help="local (in-process) or spark (groupBy(bucket).applyInPandas).")]
 MasterOpt = Annotated[Optional[str], typer.Option(help="Spark master (default: SPARK_MASTER or local[*]).")]
@@ -119,8 +126,9 @@ def data_settings(
     static_attributes: Optional[str] = None,
     attributes_as_of: Optional[str] = None,
     data_end: Optional[str] = None,
+    model_name: Optional[str] = None,
 ) -> DataSettings:
     """The data's settings: files (weakest first), then the command-line options."""
     return load_settings(data, config).with_overrides(
-        date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end
+        date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end, model_name=model_name
     )

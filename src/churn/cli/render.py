@@ -293,7 +293,7 @@ def print_trained(result: "TrainResult", capacity: int) -> None:
 
 def print_tracked(run: "TrainingRun") -> None:
     """``churn train``, after tracking: the MLflow run and version, and the champion decision."""
-    console.print(f"MLflow run {run.run_id} → model [bold]churn v{run.version}[/] ({run.tracking_uri})")
+    console.print(f"MLflow run {run.run_id} → model [bold]{run.model_name} v{run.version}[/] ({run.tracking_uri})")
     if run.decision.promoted:
         console.print(f"[green]Promoted to champion:[/] {run.decision.reason}. Bundle: [bold]{run.bundle}[/]")
     else:
@@ -324,6 +324,7 @@ def print_score_run(result: "ScoreOutputs", label: str, capacity: int) -> None:
     r = result.record
     source = f" ({r['data_end_source']})" if r.get("data_end_source") else ""
     console.print(f"Data ends {r['data_end']}{source}" + (f"; [bold yellow]{r['warning']}[/]" if r.get("warning") else "."))
+    print_warning(r.get("model_mismatch"))  # type: ignore[arg-type]
     console.print(f"Scored {r['accounts']:,} customers as of {r['as_of']} with {label}: {r['high']:,} high, {r['medium']:,} medium, {r['low']:,} low risk.")
     for note in r.get("attributes_unknown_at_as_of") or []:  # type: ignore[attr-defined]
         console.print(f"[yellow]Attribute not known at {r['as_of']}:[/] {escape(str(note))}")
@@ -401,9 +402,9 @@ def print_contacts(result: "ContactLog") -> None:
         )
 
 
-def print_versions(versions: pd.DataFrame, uri: str) -> None:
+def print_versions(versions: pd.DataFrame, uri: str, name: str) -> None:
     """``churn models``: every registered version with its test precision, aliases and decision."""
-    view = Table(title=f"Registered model 'churn' ({uri})")
+    view = Table(title=f"Registered model '{name}' ({uri})")
     for col in ("version", "created", "aliases", "prec@K", "decision"):
         view.add_column(col)
     for row in versions.itertuples(index=False):
@@ -446,12 +447,12 @@ def print_report(path: Path) -> None:
     console.print(f"Report: [bold]{path.resolve()}[/]")
 
 
-def print_no_models(uri: str) -> None:
-    console.print(f"No registered model 'churn' in {uri}. Run `churn train` first.")
+def print_no_models(uri: str, name: str) -> None:
+    console.print(f"No registered model '{name}' in {uri}. Run `churn train` first.")
 
 
-def print_promoted(version: str, reason: str, bundle: Path) -> None:
-    console.print(f"[green]churn v{version} is the champion[/] ({reason}). Bundle: [bold]{bundle}[/]")
+def print_promoted(name: str, version: str, reason: str, bundle: Path) -> None:
+    console.print(f"[green]{name} v{version} is the champion[/] ({reason}). Bundle: [bold]{bundle}[/]")
 
 
 def print_fail_on(verdict: str, fail_on: str, code: int) -> None:

@@ -29,7 +29,16 @@ from churn.modeling.gate import ChampionView, Decision, eligible_folds
 from churn.modeling.leakage import LeakageError, check_static_attributes_at_export
 from churn.modeling.model import ChurnModel, MissingInputError, check_inputs
 from churn.modeling.results import Evaluation
-from churn.modeling.tracking import configure, current_champion, decide_champion, export_bundle, fingerprint, log_leakage_stop, log_training_run
+from churn.modeling.tracking import (
+    MODEL_NAME,
+    configure,
+    current_champion,
+    decide_champion,
+    export_bundle,
+    fingerprint,
+    log_leakage_stop,
+    log_training_run,
+)
 from churn.modeling.train import TrainResult, summarise_backtest
 from churn.modeling.train import backtest as run_backtest
 from churn.modeling.train import train as fit
@@ -145,8 +154,8 @@ def champion_view(version: str, champion: ChurnModel, evaluation: Evaluation, da
 
 @dataclass(frozen=True)
 class TrainingRun:
-    """A finished ``churn train``: the result, its MLflow run and registered version, the
-    champion decision and, when promoted, the exported bundle."""
+    """A finished ``churn train``: the result, its MLflow run and registered version (of
+    ``model_name``), the champion decision and, when promoted, the exported bundle."""
 
     result: TrainResult
     run_id: str
@@ -154,6 +163,7 @@ class TrainingRun:
     decision: Decision
     tracking_uri: str
     bundle: Path | None
+    model_name: str = MODEL_NAME
 
 
 class LeakageStop(ValueError):
@@ -169,10 +179,12 @@ def train_and_track(
     root: Path,
     progress: Progress = _quiet,
     on_trained: Callable[[TrainResult], None] | None = None,
+    model_name: str = MODEL_NAME,
 ) -> TrainingRun:
     """Check the static attributes, evaluate and fit (:func:`churn.modeling.train.train`), log
-    the run to MLflow under ``root``, judge the challenger against the champion and export
-    the bundle when it wins. A leakage stop is recorded as a failed run and raised as
+    the run to MLflow under ``root`` as a version of ``model_name`` (the business's registered
+    model), judge the challenger against that model's champion — never another business's —
+    and export the bundle when it wins. A leakage stop is recorded as a failed run and raised as
     :class:`LeakageStop`. ``on_trained`` sees the result before anything is logged, so the
     evaluation is shown even if the tracking store then fails."""
     uri = configure(root)
@@ -182,18 +194,18 @@ def train_and_track(
         progress("Training…")
         result = fit(built.table, spec=built.spec, definition=built.definition, config=config, capacity=capacity, feature_config=FeatureConfig(), progress=progress)
     except LeakageError as exc:
-        run_id = log_leakage_stop(root, str(exc), fingerprint(contract.accounts, contract.interactions))
+        run_id = log_leakage_stop(root, str(exc), fingerprint(contract.accounts, contract.interactions), model_name)
         raise LeakageStop(f"{exc} (recorded as failed MLflow run {run_id})") from None
     result.model.metadata["attributes"] = [d.as_dict() for d in built.decisions]
     if on_trained is not None:
         on_trained(result)
     progress("Logging to MLflow…")
-    run_id, version = log_training_run(result, root=root, data_fingerprint=fingerprint(contract.accounts, contract.interactions))
-    champion = current_champion()
+    run_id, version = log_training_run(result, root=root, data_fingerprint=fingerprint(contract.accounts, contract.interactions), model_name=model_name)
+    champion = current_champion(model_name)
     view = champion_view(champion[0], champion[1], result.evaluation, contract) if champion else None
-    decision = decide_champion(result, version, view, capacity=capacity)
-    bundle = export_bundle(result.model, models_dir, version=version, run_id=run_id) if decision.promoted else None
-    return TrainingRun(result, run_id, version, decision, uri, bundle)
+    decision = decide_champion(result, version, view, capacity=capacity, model_name=model_name)
+    bundle = export_bundle(result.model, models_dir, version=version, run_id=run_id, model_name=model_name) if decision.promoted else None
+    return TrainingRun(result, run_id, version, decision, uri, bundle, model_name)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """End-to-end scoring run: what ``churn score`` does, callable from a notebook too.
 
-load data → check the model's columns are there → features as of the date → risk list with
-reasons, outreach and control (honouring earlier runs' assignments) → actual retention →
+load data → check the model's columns are there → features as of the date → check the model
+fits them (most of its gain not on features missing for everyone, some of its event types seen)
+→ risk list with reasons, outreach and control (honouring earlier runs' assignments) → actual retention →
 outcomes and uplift of past lists → report. Every file goes into the run's own folder and
 the run is published at the end, all under the scoring folder's lock (:mod:`churn.outreach.runs`).
 """
@@ -24,8 +25,8 @@ from churn.data.io import write_table, write_text
 from churn.data.population import lapsed
 from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
 from churn.features.build import build_features
-from churn.modeling.model import ChurnModel, check_inputs, model_settings
-from churn.modeling.tracking import configure, fingerprint, load_model
+from churn.modeling.model import ChurnModel, ModelMismatchError, check_inputs, input_mismatch, model_settings
+from churn.modeling.tracking import champion_uri, configure, fingerprint, load_model
 from churn.monitoring.run import Monitoring, monitor_folder, monitor_run, read_monitoring
 from churn.outreach import runs
 from churn.outreach.experiment import power_note
@@ -66,6 +67,7 @@ def score_run(
     allow_stale: bool = False,
     playbook: "Playbook | None" = None,
     data_end: tuple[pd.Timestamp, str] | None = None,
+    allow_model_mismatch: bool = False,
 ) -> ScoreOutputs:
     """Score, write the run, retention, outcomes, uplift and report. With ``spark``, features
     and probabilities are computed on the cluster and only the scored table comes back.
@@ -74,7 +76,10 @@ def score_run(
     (:func:`churn.data.dataend.data_end_and_source`), when the caller has already read it.
 
     Refuses an ``as_of`` after the end of the data (every account would look quiet since the
-    export) unless ``allow_stale``; the run then carries a staleness warning. The whole run
+    export) unless ``allow_stale``; the run then carries a staleness warning. Refuses, before
+    writing anything, a model whose inputs the data lacks (:func:`churn.modeling.model.input_mismatch`:
+    another business's champion) unless ``allow_model_mismatch``; the run then records why in
+    ``model_mismatch``. The whole run
     holds ``out_dir``'s lock (a second run waits up to ``config.lock_timeout_seconds``, then
     stops with a message naming the holder): earlier runs' assignments and this run's draw
     must not interleave with another run's."""
@@ -82,7 +87,7 @@ def score_run(
         runs.migrate_legacy(out_dir)
         return _score_run(
             data_dir, as_of=as_of, model=model, model_label=model_label, out_dir=out_dir, config=config, spark=spark, uplift=uplift,
-            settings=settings, allow_stale=allow_stale, playbook=playbook, data_end=data_end,
+            settings=settings, allow_stale=allow_stale, playbook=playbook, data_end=data_end, allow_model_mismatch=allow_model_mismatch,
         )
 
 
@@ -143,6 +148,7 @@ def _score_run(
     allow_stale: bool,
     playbook: "Playbook | None" = None,
     data_end: tuple[pd.Timestamp, str] | None = None,
+    allow_model_mismatch: bool = False,
 ) -> ScoreOutputs:
     definition, fconfig = model_settings(model)
     data_end, data_end_source = data_end or data_end_and_source(data_dir, settings)
@@ -151,12 +157,9 @@ def _score_run(
     pending = history[history["as_of"] < as_of]["as_of"]
     since = min([as_of - pd.Timedelta(days=max(fconfig.lookback_days, definition.horizon_days)), *pending])
     scored = _features_at(data_dir, as_of=as_of, since=since, model=model, settings=settings, spark=spark)
-    data, definition, features, probabilities, gone, older = (
-        scored.data, scored.definition, scored.features, scored.probabilities, scored.gone, scored.older
-    )
+    data, definition, features, probabilities, gone, older = scored.data, scored.definition, scored.features, scored.probabilities, scored.gone, scored.older
     accounts, interactions = data.accounts, data.interactions
-    if features.empty:
-        raise ValueError(f"no account is a customer at {as_of:%Y-%m-%d}: nothing to score")
+    mismatch = _scorable(features, as_of, model, model_label, allow_mismatch=allow_model_mismatch)
     previous = previous_run(out_dir, as_of)
     prior = prior_assignments(out_dir, as_of, definition)
     risk, notes = build_risk_list(
@@ -181,6 +184,7 @@ def _score_run(
         "previous_run": None if previous is None else str(previous["as_of"].iloc[0].date()),
         **freshness,
         "attributes_unknown_at_as_of": [f"{d.name}: {d.reason}" for d in unknown] or None,
+        **({"model_mismatch": mismatch} if mismatch else {}),
         "lapsed": None if winback is None or definition.kind != "inactivity" else len(winback),
         "lapsed_before": f"{since:%Y-%m-%d}" if older else None,
         "lapsed_earlier": older,
@@ -214,6 +218,22 @@ def _score_run(
     paths["report"] = _write_report(run_folder, context, risk, retention, past.outcomes, past.uplift)
     record = runs.publish_run(out_dir, record)
     return ScoreOutputs(risk, record, paths, past.outcomes, past.uplift, monitoring)
+
+
+def _scorable(features: pd.DataFrame, as_of: pd.Timestamp, model: ChurnModel, model_label: str, *, allow_mismatch: bool) -> str | None:
+    """Check there is someone to score and the model fits their features; returns why it does
+    not fit (None: it does). Raises :class:`churn.modeling.model.ModelMismatchError` unless
+    ``allow_mismatch``: a list scored by another business's champion ranks nobody, and would go
+    out looking like any other week's."""
+    if features.empty:
+        raise ValueError(f"no account is a customer at {as_of:%Y-%m-%d}: nothing to score")
+    found = input_mismatch(model, features)
+    if not found.refused:
+        return None
+    message = found.describe(model_label)
+    if not allow_mismatch:
+        raise ModelMismatchError(message)
+    return f"{message} — scored anyway (--allow-model-mismatch)"
 
 
 def _retention_and_outcomes(
@@ -286,7 +306,7 @@ def score_with(
     data_dir: Path,
     *,
     as_of: pd.Timestamp | None,
-    model_ref: str,
+    model_ref: str | None,
     out_dir: Path,
     config: ScoreConfig = ScoreConfig(),
     settings: DataSettings = DataSettings(),
@@ -294,12 +314,14 @@ def score_with(
     allow_stale: bool = False,
     start_spark: "Callable[[], SparkSession | None] | None" = None,
     progress: Callable[[str], None] = lambda _: None,
+    allow_model_mismatch: bool = False,
 ) -> tuple[ScoreOutputs, str]:
     """``churn score``: read the playbook (a typo fails before anything is loaded), load the
-    model ``model_ref`` (:func:`load_scoring_model`), and run :func:`score_run` at ``as_of``
-    (None: the end of the data). Returns the run's outputs and the model's label."""
+    model ``model_ref`` (:func:`load_scoring_model`; None: the champion of the business's
+    ``settings.model_name``), and run :func:`score_run` at ``as_of`` (None: the end of the
+    data). Returns the run's outputs and the model's label."""
     book = load_playbook(playbook_path)
-    model, label = load_scoring_model(model_ref)
+    model, label = load_scoring_model(model_ref or champion_uri(settings.model_name))
     end = data_end_and_source(data_dir, settings)  # read once: the default date and the freshness check
     cutoff = as_of if as_of is not None else end[0]
     if start_spark is not None:
@@ -308,7 +330,7 @@ def score_with(
     progress(f"Scoring customers at {cutoff:%Y-%m-%d} with {label}…")
     outputs = score_run(
         data_dir, as_of=cutoff, model=model, model_label=label, out_dir=out_dir, config=config, spark=spark,
-        settings=settings, allow_stale=allow_stale, playbook=book, data_end=end,
+        settings=settings, allow_stale=allow_stale, playbook=book, data_end=end, allow_model_mismatch=allow_model_mismatch,
     )  # fmt: skip
     return outputs, label
 

@@ -30,6 +30,7 @@ from churn.modeling.calibration import Calibrator
 if TYPE_CHECKING:  # pragma: no cover
     from churn.data.contract import ContractData
 from churn.data.frames import codes_for
+from churn.data.read import DataContractError
 from churn.features.registry import Feature, Unit
 
 T = TypeVar("T")
@@ -256,6 +257,65 @@ def check_inputs(model: ChurnModel, data: ContractData, source: str) -> None:
             problems.append(f"accounts column '{col}'")
     if problems:
         raise MissingInputError(f"{source}: the model needs " + "; ".join(problems) + ", which the data does not have")
+
+
+#: A model refuses to score a table when more than this share of its gain is on features missing
+#: for every account: it would give everyone nearly the same probability.
+MISMATCH_GAIN_SHARE = 0.5
+
+
+class ModelMismatchError(DataContractError):
+    """The model was trained for data unlike this (another business, another export): most of
+    what it learned from is absent. A data error: the data and the model do not belong together."""
+
+
+@dataclass(frozen=True)
+class InputMismatch:
+    """How much of what a model learned from a feature table lacks (:func:`input_mismatch`)."""
+
+    #: Share of the model's total gain on features missing (NaN or absent) for every account.
+    missing_gain_share: float
+    #: Gain share of each such feature, largest first.
+    missing: pd.Series
+    #: The model's event types, and those of them the table's accounts have any event of.
+    event_types: tuple[str, ...]
+    seen_event_types: tuple[str, ...]
+
+    @property
+    def refused(self) -> bool:
+        """Most of the gain is on missing features, or none of the model's event types occurs."""
+        return self.missing_gain_share > MISMATCH_GAIN_SHARE or bool(self.event_types and not self.seen_event_types)
+
+    def describe(self, model_label: str) -> str:
+        """What is missing, in one message naming the model, the features and the way out."""
+        top = ", ".join(f"{name} {share:.0%}" for name, share in self.missing.head(5).items())
+        more = f", and {len(self.missing) - 5} more" if len(self.missing) > 5 else ""
+        parts = []
+        if len(self.missing):
+            parts.append(f"{self.missing_gain_share:.0%} of its gain is on {len(self.missing)} feature(s) missing for every account ({top}{more})")
+        if self.event_types and not self.seen_event_types:
+            parts.append(f"none of its event types ({', '.join(self.event_types)}) occurs in the data")
+        return (
+            f"model {model_label} does not fit this data: " + "; ".join(parts) + ". It was probably trained for another business or export: score with "
+            "this business's model (--model-name, or model_name in churn.toml; or --model), or pass --allow-model-mismatch to score anyway"
+        )
+
+
+def input_mismatch(model: ChurnModel, features: pd.DataFrame) -> InputMismatch:
+    """Which of the model's inputs a feature table built for scoring lacks for every account,
+    weighted by the gain the model put on them, and which of its event types occur at all.
+
+    A model scoring data it was not trained for (another business's champion) sees its event
+    types nowhere and its features empty: it gives everyone about the same probability, and
+    nothing in the list would say so. An event type occurs when some account has a last event
+    of it (``days_since_last_TYPE`` is known for someone)."""
+    gain = model.importance().reindex(model.feature_names).fillna(0.0)
+    share = gain / gain.sum() if gain.sum() > 0 else gain * 0.0
+    empty = [f for f in model.feature_names if f not in features.columns or features[f].isna().all()]
+    missing = share[empty].sort_values(ascending=False, kind="stable")
+    types = model.spec.event_types
+    seen = tuple(t for t in types if f"days_since_last_{t}" in features.columns and features[f"days_since_last_{t}"].notna().any())
+    return InputMismatch(float(missing.sum()), missing, tuple(types), seen)
 
 
 def model_columns(table: pd.DataFrame) -> list[str]:

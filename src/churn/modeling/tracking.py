@@ -1,5 +1,10 @@
-"""MLflow tracking and registry: runs, the ``churn`` registered model, the ``champion`` alias,
-and a joblib bundle of the champion for environments without MLflow.
+"""MLflow tracking and registry: runs, one registered model per business (``churn`` unless its
+settings name another: ``model_name``), its ``champion`` alias, and a joblib bundle of the
+champion for environments without MLflow.
+
+A business's runs go to the experiment of its model's name, and its champion's bundle to
+``NAME_champion.joblib``: one store and one models folder hold several businesses without one's
+champion standing in for another's.
 
 By default everything lives in the project folder — ``mlflow.db`` (SQLite) and
 ``mlartifacts/`` — with absolute paths so every command and notebook sees the same registry.
@@ -20,19 +25,17 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
-from churn.config import ProfitConfig
+from churn.config import DEFAULT_MODEL_NAME, ProfitConfig
 from churn.data.io import atomic_path
 from churn.modeling.evaluate import evaluation_plots
 from churn.modeling.gate import DECISION_METRIC, ChampionView, Decision, judge
 from churn.modeling.model import ChurnModel, IncompatibleBundleError, load_bundle, save_bundle
 from churn.modeling.train import TrainResult
 
-MODEL_NAME = "churn"
+MODEL_NAME = DEFAULT_MODEL_NAME
 CHAMPION = "champion"
-EXPERIMENT = "churn"
 DEFAULT_STORE = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
-BUNDLE_NAME = "churn_champion.joblib"
 #: Explicit requirements: inferring them costs 10–15 s per run.
 PIP_REQUIREMENTS = [
     f"lightgbm=={__import__('lightgbm').__version__}",
@@ -54,14 +57,26 @@ def configure(root: Path | None = None) -> str:
     return uri
 
 
-def _experiment_id(root: Path) -> str:
-    found = mlflow.get_experiment_by_name(EXPERIMENT)
+def champion_uri(model_name: str = MODEL_NAME) -> str:
+    """``models:/NAME@champion``: what ``churn score`` and ``churn serve`` load by default."""
+    return f"models:/{model_name}@{CHAMPION}"
+
+
+def bundle_path(out_dir: Path, model_name: str = MODEL_NAME) -> Path:
+    """Where a business's champion bundle is exported (``models/churn_champion.joblib`` for the
+    default name): each name its own file, so one business's promotion never overwrites another's."""
+    return Path(out_dir) / f"{model_name}_champion.joblib"
+
+
+def _experiment_id(root: Path, model_name: str) -> str:
+    """The experiment of a business's runs, named after its registered model."""
+    found = mlflow.get_experiment_by_name(model_name)
     if found is not None:
         return found.experiment_id
     location = None
     if mlflow.get_tracking_uri().startswith("sqlite:"):
         location = (root.resolve() / DEFAULT_ARTIFACTS).as_uri()
-    return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+    return mlflow.create_experiment(model_name, artifact_location=location)
 
 
 class ChurnPyfunc(mlflow.pyfunc.PythonModel):
@@ -115,9 +130,10 @@ def log_training_run(
     root: Path,
     data_fingerprint: dict[str, object],
     run_name: str | None = None,
+    model_name: str = MODEL_NAME,
 ) -> tuple[str, str]:
     """Log params, metrics (headline and per fold), the leakage sentinel, the attributes used,
-    plots, catalogue and the deployed model; register it. Returns (run_id, version)."""
+    plots, catalogue and the deployed model; register it as ``model_name``. Returns (run_id, version)."""
     model = result.model
     main = result.evaluation.main
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,14 +142,16 @@ def log_training_run(
         bundle = tmp_path / "bundle.joblib"
         save_bundle(model, bundle)
         example = to_model_input(result.example, model)
-        with mlflow.start_run(experiment_id=_experiment_id(root), run_name=run_name) as run:
+        with mlflow.start_run(experiment_id=_experiment_id(root, model_name), run_name=run_name) as run:
             mlflow.log_params({k: str(v)[:500] for k, v in result.params.items()})
             mlflow.log_metrics(_metric_dict(result))
             for _, row in result.evaluation.fold_metrics().iterrows():
                 for metric in ("pr_auc", "roc_auc", DECISION_METRIC, "emp"):
                     if np.isfinite(row[metric]):
                         mlflow.log_metric(f"fold_{row['model']}_{metric}", float(row[metric]), step=int(row["fold"]))
-            mlflow.set_tags({"evaluation": result.evaluation.description[:5000], "churn.kind": str(model.definition["kind"])})
+            mlflow.set_tags(
+                {"evaluation": result.evaluation.description[:5000], "churn.kind": str(model.definition["kind"]), "churn.model_name": model_name}
+            )
             mlflow.log_dict(model.definition, "churn_definition.json")
             mlflow.log_dict(data_fingerprint, "data_fingerprint.json")
             mlflow.log_dict(
@@ -160,7 +178,7 @@ def log_training_run(
                 signature=infer_signature(example, model.predict_proba(result.example)),
                 input_example=example,
                 pip_requirements=PIP_REQUIREMENTS,
-                registered_model_name=MODEL_NAME,
+                registered_model_name=model_name,
             )
     return run.info.run_id, str(info.registered_model_version)
 
@@ -178,9 +196,9 @@ def _log_trials(trials: pd.DataFrame) -> None:
                 mlflow.log_metric("validation_log_loss", float(record["value"]))
 
 
-def log_leakage_stop(root: Path, leakage: str, data_fingerprint: dict[str, object]) -> str:
+def log_leakage_stop(root: Path, leakage: str, data_fingerprint: dict[str, object], model_name: str = MODEL_NAME) -> str:
     """A training run the leakage sentinel stopped: recorded as a failed MLflow run."""
-    with mlflow.start_run(experiment_id=_experiment_id(root), run_name="stopped: leakage") as run:
+    with mlflow.start_run(experiment_id=_experiment_id(root, model_name), run_name="stopped: leakage") as run:
         mlflow.set_tags({"stopped": "leakage", "stop_reason": leakage[:5000]})
         mlflow.log_dict(data_fingerprint, "data_fingerprint.json")
         mlflow.log_text(leakage, "leakage_sentinel.txt")
@@ -199,7 +217,7 @@ def load_model(ref: str) -> tuple[ChurnModel, str]:
             raise ValueError(
                 f"cannot load model {ref!r} from {mlflow.get_tracking_uri()}: {exc.message} — "
                 "train one (`churn train`) and, if the gate did not promote it, promote it (`churn promote VERSION`), "
-                "or pass --model PATH to a model bundle"
+                "name another business's model (--model-name, model_name in churn.toml), or pass --model PATH to a model bundle"
             ) from None
         meta = pyfunc.metadata
         label = ref
@@ -212,24 +230,24 @@ def load_model(ref: str) -> tuple[ChurnModel, str]:
         return pyfunc.unwrap_python_model().model, label
     path = Path(ref)
     if not path.exists():
-        raise ValueError(f"no model at {ref!r}: give models:/churn@champion or a path to a .joblib bundle")
+        raise ValueError(f"no model at {ref!r}: give {champion_uri()} (or another models:/NAME@champion) or a path to a .joblib bundle")
     model = load_bundle(path)
     return model, f"{path} ({model.metadata.get('registered_version', 'unregistered')})"
 
 
-def current_champion() -> tuple[str, ChurnModel] | None:
-    """(version, model) of the ``champion`` alias, or None when there is none yet."""
+def current_champion(model_name: str = MODEL_NAME) -> tuple[str, ChurnModel] | None:
+    """(version, model) of ``model_name``'s ``champion`` alias, or None when there is none yet."""
     try:
-        current = MlflowClient().get_model_version_by_alias(MODEL_NAME, CHAMPION)
+        current = MlflowClient().get_model_version_by_alias(model_name, CHAMPION)
     except MlflowException:
         return None
-    model, _ = load_model(f"models:/{MODEL_NAME}/{current.version}")
+    model, _ = load_model(f"models:/{model_name}/{current.version}")
     return str(current.version), model
 
 
-def decide_champion(result: TrainResult, version: str, champion: ChampionView | None, *, capacity: int) -> Decision:
-    """Apply the champion gate (:mod:`churn.modeling.gate`) and move the alias if the challenger wins.
-    Records the decision and the decision metric on the model version."""
+def decide_champion(result: TrainResult, version: str, champion: ChampionView | None, *, capacity: int, model_name: str = MODEL_NAME) -> Decision:
+    """Apply the champion gate (:mod:`churn.modeling.gate`) and move ``model_name``'s alias if the
+    challenger wins. Records the decision and the decision metric on the model version."""
     client = MlflowClient()
     model = result.model
     profit = ProfitConfig(**model.metadata["profit"])  # type: ignore[arg-type]
@@ -244,49 +262,50 @@ def decide_champion(result: TrainResult, version: str, champion: ChampionView | 
         has_value=profit.value_column in model.feature_names,
     )
     if decision.promoted:
-        client.set_registered_model_alias(MODEL_NAME, CHAMPION, version)
-    client.set_model_version_tag(MODEL_NAME, version, "champion_decision", decision.reason[:4000])
-    client.set_model_version_tag(MODEL_NAME, version, DECISION_METRIC, f"{result.metrics.loc['model', DECISION_METRIC]:.4f}")
+        client.set_registered_model_alias(model_name, CHAMPION, version)
+    client.set_model_version_tag(model_name, version, "champion_decision", decision.reason[:4000])
+    client.set_model_version_tag(model_name, version, DECISION_METRIC, f"{result.metrics.loc['model', DECISION_METRIC]:.4f}")
     if not decision.comparison.empty:
-        client.log_text(client.get_model_version(MODEL_NAME, version).run_id, decision.comparison.to_csv(index=False), "champion_comparison.csv")
+        client.log_text(client.get_model_version(model_name, version).run_id, decision.comparison.to_csv(index=False), "champion_comparison.csv")
     return decision
 
 
-def promote(version: str, reason: str) -> None:
-    """Give ``version`` the champion alias by hand, recording why."""
+def promote(version: str, reason: str, model_name: str = MODEL_NAME) -> None:
+    """Give ``version`` of ``model_name`` the champion alias by hand, recording why."""
     client = MlflowClient()
     try:
-        client.get_model_version(MODEL_NAME, version)
+        client.get_model_version(model_name, version)
     except MlflowException:
-        raise ValueError(f"no version {version} of model '{MODEL_NAME}' in {mlflow.get_tracking_uri()}") from None
-    client.set_registered_model_alias(MODEL_NAME, CHAMPION, version)
-    client.set_model_version_tag(MODEL_NAME, version, "champion_decision", f"promoted by hand: {reason}"[:4000])
+        raise ValueError(f"no version {version} of model '{model_name}' in {mlflow.get_tracking_uri()}") from None
+    client.set_registered_model_alias(model_name, CHAMPION, version)
+    client.set_model_version_tag(model_name, version, "champion_decision", f"promoted by hand: {reason}"[:4000])
 
 
-def export_bundle(model: ChurnModel, out_dir: Path, *, version: str, run_id: str) -> Path:
-    """Write the champion as one bundle file (model, features, catalogue, definition, metadata)."""
-    model.metadata.update({"registered_model": MODEL_NAME, "registered_version": version, "run_id": run_id})
-    target = out_dir / BUNDLE_NAME
+def export_bundle(model: ChurnModel, out_dir: Path, *, version: str, run_id: str, model_name: str = MODEL_NAME) -> Path:
+    """Write the champion as one bundle file (model, features, catalogue, definition, metadata)
+    at :func:`bundle_path`."""
+    model.metadata.update({"registered_model": model_name, "registered_version": version, "run_id": run_id})
+    target = bundle_path(out_dir, model_name)
     with atomic_path(target) as tmp:
         save_bundle(model, tmp)
     return target
 
 
-
-def promote_and_export(version: str, reason: str, out_dir: Path) -> Path:
+def promote_and_export(version: str, reason: str, out_dir: Path, model_name: str = MODEL_NAME) -> Path:
     """``churn promote``: make ``version`` the champion by hand and export its bundle to
     ``out_dir``, as an automatic promotion would. Returns the bundle's path."""
-    promote(version, reason)
-    model, _ = load_model(f"models:/{MODEL_NAME}/{version}")
-    return export_bundle(model, out_dir, version=version, run_id=str(model.metadata.get("run_id", "")))
+    promote(version, reason, model_name)
+    model, _ = load_model(f"models:/{model_name}/{version}")
+    return export_bundle(model, out_dir, version=version, run_id=str(model.metadata.get("run_id", "")), model_name=model_name)
 
-def list_versions() -> pd.DataFrame:
-    """Registered versions with their decision metric, aliases and champion decision."""
+
+def list_versions(model_name: str = MODEL_NAME) -> pd.DataFrame:
+    """Registered versions of ``model_name`` with their decision metric, aliases and champion decision."""
     client = MlflowClient()
     try:
-        versions = client.search_model_versions(f"name='{MODEL_NAME}'")
+        versions = client.search_model_versions(f"name='{model_name}'")
         # search results do not carry aliases; the registered model does
-        aliases = client.get_registered_model(MODEL_NAME).aliases
+        aliases = client.get_registered_model(model_name).aliases
     except MlflowException:
         versions, aliases = [], {}
     by_version: dict[str, list[str]] = {}

@@ -22,7 +22,7 @@ from churn.serve.latest import LatestRun
 from churn.serve.metrics import Metrics, MetricsMiddleware
 from churn.serve.model import ServingModel, load_serving_model
 from churn.serve.routers import accounts, health, pages, runs, scoring
-from churn.serve.settings import DEFAULT_MODEL, ServeSettings
+from churn.serve.settings import ServeSettings
 from churn.serve.store import ScoresFolder
 
 log = logging.getLogger("churn.serve")
@@ -47,7 +47,7 @@ def _load_model(settings: ServeSettings) -> tuple[ServingModel | None, str | Non
     """(model, why there is none, note on a fallback)."""
     if settings.model_ref is None:
         return None, "no model configured: start the service with --model to score on demand", None
-    fallback = settings.fallback_bundle if settings.model_ref == DEFAULT_MODEL else None
+    fallback = settings.fallback_bundle if settings.model_ref == settings.fallback_for else None
     try:
         model, note = load_serving_model(settings.model_ref, fallback=fallback, playbook=load_playbook(settings.playbook))
     except ValueError as exc:

@@ -23,8 +23,10 @@ class ServeSettings:
     scores_dir: Path = Path("reports/scores")
     #: ``models:/…``, ``runs:/…`` or a ``.joblib`` bundle; None serves lists without on-demand scoring.
     model_ref: str | None = DEFAULT_MODEL
-    #: Tried when ``model_ref`` is the default and the MLflow registry has no champion.
+    #: Tried when ``model_ref`` is ``fallback_for`` (the champion the bundle was exported from)
+    #: and the MLflow registry cannot load it.
     fallback_bundle: Path | None = DEFAULT_BUNDLE
+    fallback_for: str | None = DEFAULT_MODEL
     #: The data folder, for the recent support contacts and surveys on the account page.
     data_dir: Path | None = None
     #: Playbook TOML for POST /score's suggested actions (None: the shipped one), as ``churn score --playbook``.
