@@ -100,12 +100,27 @@ def data_end_and_source(data_dir: str | Path, settings: DataSettings = DataSetti
         return settings.data_end, "given"
     latest = interactions_end(data_dir, date_format=settings.date_format)
     if latest is not None:
-        return day_end(latest), "the day after the latest date of an accepted interaction"
+        return day_end(latest), FROM_INTERACTIONS
     path = find_table(data_dir, "accounts")
     accounts = validate(read_table(path), None, date_format=settings.date_format).accounts if path else None
     if accounts is None:
         raise ValueError(f"{data_dir}: no accounts table")
-    return accounts_end(accounts), "no interaction with a usable timestamp: the day after the latest signup or churn date"
+    return accounts_end(accounts), FROM_ACCOUNTS
+
+
+FROM_INTERACTIONS = "the day after the latest date of an accepted interaction"
+FROM_ACCOUNTS = "no interaction with a usable timestamp: the day after the latest signup or churn date"
+
+
+def loaded_data_end(data: ContractData, settings: DataSettings = DataSettings()) -> tuple[pd.Timestamp, str]:
+    """:func:`data_end_and_source` from data already loaded whole and validated (``churn
+    validate``, ``churn retention``): the same rule, without reading the table again."""
+    if settings.data_end is not None:
+        return settings.data_end, "given"
+    latest = _accepted_max(data)
+    if latest is not None:
+        return day_end(latest), FROM_INTERACTIONS
+    return accounts_end(data.accounts), FROM_ACCOUNTS
 
 
 def day_end(latest: pd.Timestamp) -> pd.Timestamp:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Iterator, Sequence, Union
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -289,9 +290,10 @@ def parquet_max(path: Location, column: str) -> pd.Timestamp | None:
         best = None
         for file in files:
             meta = pq.read_metadata(file, filesystem=fs)
-            idx = meta.schema.to_arrow_schema().get_field_index(column)
-            if idx < 0:
-                return None
+            schema = meta.schema.to_arrow_schema()
+            idx = schema.get_field_index(column)
+            if idx < 0 or not (pa.types.is_timestamp(schema.field(idx).type) or pa.types.is_date(schema.field(idx).type)):
+                return None  # integers (Unix times) or text: their statistics are no timestamp
             for g in range(meta.num_row_groups):
                 stats = meta.row_group(g).column(idx).statistics
                 if stats is None or not stats.has_min_max:

@@ -14,7 +14,7 @@ import pandas as pd
 from churn.config import ChurnDefinition, DataSettings, ScoreConfig, UpliftConfig, to_utc
 from churn.data.attributes import AttributeDecision, unknown_at
 from churn.data.contract import load
-from churn.data.dataend import observed_until
+from churn.data.dataend import loaded_data_end
 from churn.data.io import write_table
 from churn.jobs.weekly import rerender_report
 from churn.outreach import runs
@@ -52,7 +52,7 @@ def retention(
     """Actual retention rates per period, overall or by account columns, written as CSV and Parquet."""
     contract = load(data, interaction_columns=[], date_format=settings.date_format)
     accounts = contract.accounts
-    end = settings.data_end or observed_until(accounts, contract.interactions)
+    end, _ = loaded_data_end(contract, settings)
     definition = ChurnDefinition(horizon_days=horizon)
     inactivity = definition.resolve_kind(accounts) == "inactivity"
     accounts = customer_spells(accounts, contract.interactions, definition, end)
@@ -89,7 +89,7 @@ def list_outcomes(data: Path, scores: Path, settings: DataSettings) -> ListOutco
     if latest is None:
         raise ValueError(f"{scores} holds no scoring history")
     contract = load(data, interaction_columns=[], date_format=settings.date_format)
-    end = settings.data_end or observed_until(contract.accounts, contract.interactions)
+    end, _ = loaded_data_end(contract, settings)
     definition = run_definition(latest, ChurnDefinition())
     uplift = UpliftConfig()
     past = past_results(scores, contract.accounts, contract.interactions, definition, data_end=end, contacts=read_contacts(scores), uplift=uplift)

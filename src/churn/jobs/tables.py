@@ -18,7 +18,7 @@ import pandas as pd
 from churn.config import ChurnDefinition, DataSettings, FeatureConfig
 from churn.data.attributes import AttributeDecision, plan_attributes
 from churn.data.contract import ContractData, load, write_rejects
-from churn.data.dataend import accounts_end, check_freshness, day_end
+from churn.data.dataend import check_freshness, loaded_data_end
 from churn.data.io import write_table
 from churn.data.read import DataContractError, Location, delimiter_note, is_url
 from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
@@ -165,7 +165,7 @@ def validate_folder(data: Location, settings: DataSettings, rejects_dir: Path | 
         note = delimiter_note(report.file) if report.rows_read else None
         if note:
             report.notes.insert(0, note)
-    end, source = _data_end(contract, settings)
+    end, source = loaded_data_end(contract, settings)
     try:
         start = contract.interactions["occurred_at"].min() if len(contract.interactions) else None
         points, _ = schedule_cutoffs(start, end, ChurnDefinition().resolved(contract.accounts))
@@ -174,17 +174,3 @@ def validate_folder(data: Location, settings: DataSettings, rejects_dir: Path | 
         points, cutoffs = [end], f"the end of the data ({end:%Y-%m-%d}; too short a history for training cutoffs)"
     attributes = plan_attributes(contract.accounts, contract.attribute_history, cutoffs=points, settings=settings, export_date=end)
     return Validation(contract, end, source, contract.write_rejects(rejects_dir), attributes, cutoffs)
-
-
-def _data_end(contract: ContractData, settings: DataSettings) -> tuple[pd.Timestamp, str]:
-    """The end of the data and where it came from, as
-    :func:`churn.data.dataend.data_end_and_source` says it, from the validated data in hand:
-    the day after the latest date of an accepted interaction, without reading the table again."""
-    if settings.data_end is not None:
-        return settings.data_end, "given"
-    stamps = contract.interactions_read["occurred_at"]
-    if contract.interactions_accepted is not None:
-        stamps = stamps[contract.interactions_accepted]
-    if stamps.notna().any():
-        return day_end(stamps.max()), "the day after the latest date of an accepted interaction"
-    return accounts_end(contract.accounts), "no interaction with a usable timestamp: the day after the latest signup or churn date"
