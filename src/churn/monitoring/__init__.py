@@ -13,7 +13,8 @@ Five families of checks, each a pure function on DataFrames and JSON-friendly su
   has never seen, rejected rows, freshness.
 * **Realized performance** of every past list whose horizon has passed — ROC-AUC, PR-AUC,
   precision at capacity, calibration per band, with 95 % intervals — next to the training
-  evaluation; and before that, the label-free expected churn among the flagged accounts.
+  evaluation, each list judged on its own cohort (its own controls, the accounts nobody
+  called); and before that, the label-free expected churn among the flagged accounts.
 * **Account alerts**: accounts whose risk jumped since the previous run.
 
 They end in a verdict — ``ok``, ``warn`` or ``alert`` — and ``retrain_recommended``.
