@@ -79,6 +79,25 @@ def test_reference_profile_is_a_json_summary_without_rows(business) -> None:  # 
     assert bands["shares"]["high"] == pytest.approx(np.mean(p >= 0.25))
 
 
+def test_a_week_like_the_training_data_scored_by_the_deployed_model_shows_no_prediction_drift(trained_by_seed) -> None:  # type: ignore[no-untyped-def]
+    """New accounts of the same business (another draw of the generator) at the latest training
+    cutoff, scored by the deployed model of each of three trainings: against the stored
+    reference — the deployed model's out-of-fold scores — nothing drifts, and the PSI is below
+    the one against the evaluation model's scores (what the reference used to hold: the
+    difference between two models, read as drift)."""
+    for seed, result in trained_by_seed.items():
+        model = result.model
+        as_of = pd.Timestamp(model.metadata["cutoffs"][-1], tz="UTC")
+        fresh = generate(8_000, start="2023-01-01", months=18, seed=100 + seed)
+        p = model.predict_proba(build_features(fresh.accounts, fresh.interactions, as_of=as_of, spec=model.spec, history=fresh.attribute_history))
+        bands = np.select([p >= 0.25, p >= 0.10], ["high", "medium"], "low")
+        stored = prediction_drift(model.metadata["monitoring_reference"], p, bands, thresholds=(0.10, 0.25))
+        evaluation_scores = result.evaluation.main.scores["model"]
+        before = prediction_drift(reference_profile(pd.DataFrame(index=range(len(evaluation_scores))), [], [], evaluation_scores), p, bands, thresholds=(0.10, 0.25))
+        assert list(stored["status"]) == ["ok", "ok"], (seed, stored[["feature", "value", "threshold", "p_adjusted"]])
+        assert stored["value"].iloc[0] < before["value"].iloc[0], (seed, stored["value"].iloc[0], before["value"].iloc[0])
+
+
 def test_psi_and_its_noise_level_hand_computed() -> None:
     # (0.25 − 0.5)·ln(0.25/0.5) + (0.75 − 0.5)·ln(0.75/0.5)
     assert psi(np.array([0.5, 0.5]), np.array([0.25, 0.75])) == pytest.approx(0.25 * np.log(2) + 0.25 * np.log(1.5))
@@ -539,7 +558,7 @@ def scored(tmp_path_factory: pytest.TempPathFactory, trained, business):  # type
     data, _, _ = business
     root = tmp_path_factory.mktemp("monitor")
     write(data, str(root / "raw"))
-    model = trained.model  # training stored its reference: summaries of the latest held-out rows
+    model = trained.model  # training stored its reference: the latest cutoff, scored out of fold by the deployed settings
     assert model.metadata["monitoring_reference"]["n"] == len(trained.y_test)
     bundle = root / "model.joblib"
     save_bundle(model, bundle)
