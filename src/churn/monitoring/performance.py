@@ -76,7 +76,7 @@ def expected_roc_auc(p: np.ndarray) -> float:
 OUTREACH, CONTROL, NOT_CONTACTED, HELD_CONTROL, CONTACTED_EARLIER = "outreach", "control", "not contacted", "held control", "contacted earlier"
 
 
-def list_groups(risk: pd.DataFrame, contacted_before: Collection[str] = ()) -> np.ndarray:
+def list_groups(risk: pd.DataFrame, contacted_before: Collection[str] = ()) -> pd.Categorical:
     """Each account of one risk list in the list's own cohort, or why it is not.
 
     * ``outreach`` — called by this run (flagged again after an earlier call included);
@@ -96,13 +96,15 @@ def list_groups(risk: pd.DataFrame, contacted_before: Collection[str] = ()) -> n
     control = risk["control"].to_numpy(dtype=bool)
     earlier = np.zeros(n, dtype=bool)
     if {"assigned_as_of", "as_of"} <= set(risk.columns):
-        earlier = (pd.to_datetime(risk["assigned_as_of"], utc=True) < pd.to_datetime(risk["as_of"], utc=True)).to_numpy(dtype=bool)
-    called_before = ~outreach & ((earlier & ~control) | risk["account_id"].astype("str").isin(pd.Index(list(contacted_before), dtype="str")).to_numpy())
-    return np.select(
-        [outreach, called_before, control & earlier, control],
-        [OUTREACH, CONTACTED_EARLIER, HELD_CONTROL, CONTROL],
-        default=NOT_CONTACTED,
-    )
+        earlier = (_utc(risk["assigned_as_of"]) < _utc(risk["as_of"])).to_numpy(dtype=bool)
+    named = risk["account_id"].astype("str").isin(pd.Index(list(contacted_before), dtype="str")).to_numpy() if len(contacted_before) else np.zeros(n, dtype=bool)
+    called_before = ~outreach & ((earlier & ~control) | named)
+    codes = np.select([outreach, called_before, control & earlier, control], [0, 1, 2, 3], default=4)
+    return pd.Categorical.from_codes(codes, categories=[OUTREACH, CONTACTED_EARLIER, HELD_CONTROL, CONTROL, NOT_CONTACTED])
+
+
+def _utc(values: pd.Series) -> pd.Series:
+    return values if isinstance(values.dtype, pd.DatetimeTZDtype) else pd.to_datetime(values, utc=True)
 
 
 def realized_performance(
