@@ -22,7 +22,7 @@ from churn.modeling.model import save_bundle
 from churn.modeling.profile import reference_profile
 from churn.monitoring.alerts import risk_alerts
 from churn.monitoring.drift import DRIFT_COLUMNS, feature_drift, holm, prediction_drift, psi, psi_noise
-from churn.monitoring.performance import ap_interval, auc_interval, past_performance, realized_performance, wilson
+from churn.monitoring.performance import ap_interval, auc_interval, expected_churn, past_performance, realized_performance, wilson
 from churn.monitoring.quality import DQ_COLUMNS, daily_event_counts, data_quality, event_volume
 from churn.monitoring.run import came_from_mlflow, log_monitoring, read_monitoring_history
 from churn.monitoring.settings import FAIL_EXIT_CODE, MonitorConfig
@@ -77,6 +77,25 @@ def test_reference_profile_is_a_json_summary_without_rows(business) -> None:  # 
     bands = ref["score"]["bands"]
     assert bands["thresholds"] == [0.10, 0.25] and sum(bands["shares"].values()) == pytest.approx(1.0)
     assert bands["shares"]["high"] == pytest.approx(np.mean(p >= 0.25))
+
+
+def test_a_week_like_the_training_data_scored_by_the_deployed_model_shows_no_prediction_drift(trained_by_seed) -> None:  # type: ignore[no-untyped-def]
+    """New accounts of the same business (another draw of the generator) at the latest training
+    cutoff, scored by the deployed model of each of three trainings: against the stored
+    reference — the deployed model's out-of-fold scores — nothing drifts, and the PSI is below
+    the one against the evaluation model's scores (what the reference used to hold: the
+    difference between two models, read as drift)."""
+    for seed, result in trained_by_seed.items():
+        model = result.model
+        as_of = pd.Timestamp(model.metadata["cutoffs"][-1], tz="UTC")
+        fresh = generate(8_000, start="2023-01-01", months=18, seed=100 + seed)
+        p = model.predict_proba(build_features(fresh.accounts, fresh.interactions, as_of=as_of, spec=model.spec, history=fresh.attribute_history))
+        bands = np.select([p >= 0.25, p >= 0.10], ["high", "medium"], "low")
+        stored = prediction_drift(model.metadata["monitoring_reference"], p, bands, thresholds=(0.10, 0.25))
+        evaluation_scores = result.evaluation.main.scores["model"]
+        before = prediction_drift(reference_profile(pd.DataFrame(index=range(len(evaluation_scores))), [], [], evaluation_scores), p, bands, thresholds=(0.10, 0.25))
+        assert list(stored["status"]) == ["ok", "ok"], (seed, stored[["feature", "value", "threshold", "p_adjusted"]])
+        assert stored["value"].iloc[0] < before["value"].iloc[0], (seed, stored["value"].iloc[0], before["value"].iloc[0])
 
 
 def test_psi_and_its_noise_level_hand_computed() -> None:
@@ -331,6 +350,80 @@ def test_past_lists_are_judged_once_with_their_own_definition(tmp_path: Path) ->
     assert again == (perf, expected)
 
 
+def test_controls_held_over_from_an_earlier_run_do_not_count_as_this_lists_controls() -> None:
+    """February's list flags 10 accounts: 6 called, 4 held out (2 churn: precision 0.5). Six
+    controls January still holds out sit low on February's list and stay (churn 0): they are
+    January's experiment, not February's top, and must change none of February's figures."""
+    feb, jan = pd.Timestamp("2024-02-01", tz="UTC"), pd.Timestamp("2024-01-01", tz="UTC")
+    n = 40
+    rank = np.arange(1, n + 1)
+    own = pd.DataFrame(
+        {
+            "account_id": [f"a{i:02d}" for i in rank],
+            "as_of": feb,
+            "churn_probability": np.linspace(0.6, 0.01, n),
+            "risk_band": np.where(rank <= 10, "high", np.where(rank <= 20, "medium", "low")),
+            "outreach": np.isin(rank, [1, 2, 4, 5, 7, 8]),
+            "control": np.isin(rank, [3, 6, 9, 10]),
+            "assigned_as_of": pd.Series([feb if r <= 10 else pd.NaT for r in rank], dtype="datetime64[ns, UTC]"),
+        }
+    )
+    churned = np.isin(rank, [1, 3, 6, 12, 15, 30]).astype(int)  # controls 3 and 6 churn
+    held = np.isin(rank, [25, 28, 31, 34, 37, 40])
+    with_held = own.assign(control=own["control"] | held, assigned_as_of=own["assigned_as_of"].where(~held, jan))
+    labels = pd.DataFrame({"account_id": own["account_id"], "churned": churned})
+    alone = realized_performance(own[~held], labels, training={"roc_auc": 0.7})
+    mixed = realized_performance(with_held, labels, training={"roc_auc": 0.7})
+    assert alone["precision_at_capacity"] == mixed["precision_at_capacity"] == 0.5  # 2 of its own 4 controls; 2 of 10 with January's
+    assert "control group (4 " in mixed["precision_basis"] and mixed["excluded_held_controls"] == 6
+    for key in ("evaluated", "churners", "roc_auc", "pr_auc", "actual_rate", "expected_rate", "flagged_expected"):
+        assert mixed[key] == alone[key], key
+    assert mixed["evaluated"] == n - 6 - 6  # neither the called nor January's controls
+    assert expected_churn(with_held)["flagged"] == expected_churn(own)["flagged"] == 10
+    assert expected_churn(with_held)["expected_flagged_rate"] == pytest.approx(own["churn_probability"].head(10).mean())
+
+
+def test_accounts_called_by_an_earlier_run_are_not_this_lists_not_contacted(tmp_path: Path) -> None:
+    """January (60-day horizon) calls x and y; February is scored while January's calls run.
+    x is on February's list as January's assignment (``assigned_as_of``), below capacity; y
+    is not recorded at all — January was re-run after February with a new draw — and is found
+    in January's list. Both stayed (the call worked) with a high score; counting them as
+    untouched accounts would make the model look worse than it is."""
+    from churn.outreach.runs import write_run
+
+    jan, feb = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-02-01", tz="UTC")
+    ids = ["x", "y", "c1", "c2", "a", "b", "c", "d", "e", "f"]
+    accounts = pd.DataFrame({"account_id": ids, "signup_at": pd.Timestamp("2023-01-01", tz="UTC")})
+    accounts["churned_at"] = pd.to_datetime([None, None, "2024-02-20", None, "2024-03-01", None, "2024-02-10", None, None, None], utc=True)
+    utc = "datetime64[ns, UTC]"
+    february = pd.DataFrame(
+        {
+            "account_id": ids,
+            "as_of": feb,
+            "churn_probability": [0.50, 0.45, 0.60, 0.55, 0.40, 0.35, 0.30, 0.20, 0.10, 0.05],
+            "risk_band": ["high"] * 4 + ["medium"] * 3 + ["low"] * 3,
+            "outreach": False,
+            "control": [False, False, True, True] + [False] * 6,
+            "assigned_as_of": pd.Series([jan, pd.NaT, feb, feb] + [pd.NaT] * 6, dtype=utc),
+        }
+    )
+    january = pd.DataFrame({"account_id": ["x", "y"], "as_of": jan, "churn_probability": 0.5, "risk_band": "high", "outreach": True, "control": False, "assigned_as_of": pd.Series([jan, jan], dtype=utc)})
+    churn = {"horizon_days": 60, "kind": "subscription"}
+    write_run(tmp_path, january.assign(outreach=[True, False]), {"run_id": "jan1", "as_of": "2024-01-01", "scored_at": "2024-01-01 08:00:00 UTC", "model": "m", "churn": churn})
+    write_run(tmp_path, february, {"run_id": "feb", "as_of": "2024-02-01", "scored_at": "2024-02-01 08:00:00 UTC", "model": "m", "churn": churn})
+    write_run(tmp_path, january, {"run_id": "jan2", "as_of": "2024-01-01", "scored_at": "2024-02-02 08:00:00 UTC", "model": "m", "churn": churn})
+    events = pd.DataFrame(columns=["account_id", "occurred_at"])
+    perf, _ = past_performance(tmp_path, accounts=accounts, interactions=events, data_end=pd.Timestamp("2024-05-01", tz="UTC"), training=None)
+    february_perf = next(p for p in perf if p["as_of"] == "2024-02-01")
+    rest = february[~february["account_id"].isin(["x", "y"])]  # controls c1, c2 and a…f
+    labels = rest["account_id"].isin(["c1", "a", "c"]).astype(int)
+    from sklearn.metrics import roc_auc_score
+
+    assert february_perf["evaluated"] == 8 and february_perf["excluded_contacted_earlier"] == 2
+    assert february_perf["roc_auc"] == pytest.approx(roc_auc_score(labels, rest["churn_probability"]))
+    assert february_perf["actual_rate"] == pytest.approx(3 / 8)
+
+
 def test_intervals_and_a_model_that_stopped_working() -> None:
     lo, hi = auc_interval(0.8, 100, 900)
     assert lo < 0.8 < hi and hi - lo < auc_interval(0.8, 10, 90)[1] - auc_interval(0.8, 10, 90)[0]
@@ -465,7 +558,7 @@ def scored(tmp_path_factory: pytest.TempPathFactory, trained, business):  # type
     data, _, _ = business
     root = tmp_path_factory.mktemp("monitor")
     write(data, str(root / "raw"))
-    model = trained.model  # training stored its reference: summaries of the latest held-out rows
+    model = trained.model  # training stored its reference: the latest cutoff, scored out of fold by the deployed settings
     assert model.metadata["monitoring_reference"]["n"] == len(trained.y_test)
     bundle = root / "model.joblib"
     save_bundle(model, bundle)
@@ -507,9 +600,11 @@ def test_score_writes_monitoring_and_fails_on_alert(scored, trained) -> None:  #
     # before labels mature: the expected churn among flagged accounts, from the probabilities
     assert [(e["as_of"], e["matured"]) for e in doc["expected"]] == [("2024-01-01", True), ("2024-02-01", False), ("2024-03-01", False)]
     risk = pd.read_parquet(root / "scores" / "risk_list.parquet")
-    flagged = risk[risk["outreach"] | risk["control"]]
-    # flagged = called + held out, including controls still held from the earlier runs
-    assert doc["expected"][-1]["expected_flagged_rate"] == pytest.approx(flagged["churn_probability"].mean()) and doc["expected"][-1]["flagged"] == len(flagged) > 100
+    held = risk["control"] & (risk["assigned_as_of"] < risk["as_of"])
+    flagged = risk[(risk["outreach"] | risk["control"]) & ~held]
+    # flagged = this list's calls + its own controls, not the controls earlier runs still hold out
+    assert held.any() and doc["expected"][-1]["flagged"] == len(flagged) == 100
+    assert doc["expected"][-1]["expected_flagged_rate"] == pytest.approx(flagged["churn_probability"].mean())
     assert [p["as_of"] for p in doc["performance"]] == ["2024-01-01"]  # only January's horizon has passed by March
     alerts = pd.read_csv(root / "scores" / "alerts.csv")
     assert list(alerts.columns[:3]) == ["account_id", "rank", "churn_probability"] and len(alerts) == doc["summary"]["account_alerts"]

@@ -17,7 +17,9 @@ from churn.data.frames import codes_for, to_json_safe
 GRID_QUANTILES = np.arange(1, 100) / 100
 
 
-REFERENCE_VERSION = 1
+#: 2: the score distribution is the deployed model's (out of fold, calibrated), named in
+#: ``score["source"]``; 1: the evaluation fold model's scores on its test rows.
+REFERENCE_VERSION = 2
 
 
 def numeric_values(values: pd.Series | np.ndarray) -> np.ndarray:
@@ -100,6 +102,7 @@ def reference_profile(
     *,
     bins: int = 10,
     thresholds: tuple[float, float] = (0.10, 0.25),
+    score_source: str | None = None,
 ) -> dict[str, object]:
     """Distribution summaries of the training data that drift is measured against.
 
@@ -111,11 +114,14 @@ def reference_profile(
 
     Parameters
     ----------
-    table : the rows the model was evaluated on (one per account and cutoff).
+    table : rows like those a scoring run sees (one per account, at one cutoff).
     columns : the model's feature columns; ``categorical`` names those that are categories.
-    probabilities : calibrated probabilities of the same rows, for prediction drift.
+    probabilities : calibrated probabilities of the same rows, for prediction drift. They must
+        be the deployed model's scores as they will look on new accounts — not another model's,
+        and not in-sample (:func:`churn.modeling.train.monitoring_reference`).
     bins : number of quantile bins for PSI (fewer where values repeat).
     thresholds : the (medium, high) risk-band thresholds the band shares use.
+    score_source : how ``probabilities`` were made, kept as ``score["source"]``.
 
     Returns
     -------
@@ -139,5 +145,7 @@ def reference_profile(
             "thresholds": [medium, high],
             "shares": {"low": float(np.mean(p < medium)), "medium": float(np.mean((p >= medium) & (p < high))), "high": float(np.mean(p >= high))},
         }
+        if score_source:
+            score["source"] = score_source
         profile["score"] = score
     return to_json_safe(profile)  # type: ignore[no-any-return]

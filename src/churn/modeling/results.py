@@ -26,6 +26,9 @@ class FitInfo:
     n_estimators: int
     calibration: str
     calibration_losses: dict[str, float]
+    #: Every row's out-of-fold score as the deployed model would give it, calibrated, in the
+    #: order of the rows fitted (``fit_churn_model(deployed_scores=True)``; else empty).
+    oof: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
 
 @dataclass

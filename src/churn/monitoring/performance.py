@@ -4,7 +4,7 @@ label-free expected churn of lists that have not matured yet."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,7 @@ from churn.data.frames import json_records, to_json_safe
 from churn.features.labels import label_accounts
 from churn.monitoring.settings import MonitorConfig, worst
 from churn.outreach import runs
+from churn.outreach.experiment import cohort
 
 
 def wilson(count: np.ndarray | int, nobs: np.ndarray | int, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
@@ -71,45 +72,89 @@ def expected_roc_auc(p: np.ndarray) -> float:
     return wins / pairs if pairs > 0 else float("nan")
 
 
+#: Each account's place in one list's experiment (:func:`list_groups`).
+OUTREACH, CONTROL, NOT_CONTACTED, HELD_CONTROL, CONTACTED_EARLIER = "outreach", "control", "not contacted", "held control", "contacted earlier"
+
+
+def list_groups(risk: pd.DataFrame, contacted_before: Collection[str] = ()) -> pd.Categorical:
+    """Each account of one risk list in the list's own cohort, or why it is not.
+
+    * ``outreach`` — called by this run (flagged again after an earlier call included);
+    * ``control`` — held out by *this* run (``assigned_as_of`` is the list's ``as_of``, or
+      unrecorded in lists from before assignments persisted);
+    * ``held control`` — held out by an earlier run whose horizon still covers this one: listed
+      with ``control=True`` at whatever rank it now has, it is that run's control, not this
+      list's — it says nothing about this list's top;
+    * ``contacted earlier`` — not called by this run, but assigned to outreach by an earlier run
+      whose horizon still covers this one (the list records it with an earlier
+      ``assigned_as_of``; ``contacted_before`` adds those the list could not know, e.g. a
+      backfilled earlier date): that call changed its outcome, so it is no untouched account;
+    * ``not contacted`` — the rest: nobody has called them within a horizon that covers them.
+    """
+    n = len(risk)
+    outreach = risk["outreach"].to_numpy(dtype=bool)
+    control = risk["control"].to_numpy(dtype=bool)
+    earlier = np.zeros(n, dtype=bool)
+    if {"assigned_as_of", "as_of"} <= set(risk.columns):
+        earlier = (_utc(risk["assigned_as_of"]) < _utc(risk["as_of"])).to_numpy(dtype=bool)
+    named = risk["account_id"].astype("str").isin(pd.Index(list(contacted_before), dtype="str")).to_numpy() if len(contacted_before) else np.zeros(n, dtype=bool)
+    called_before = ~outreach & ((earlier & ~control) | named)
+    codes = np.select([outreach, called_before, control & earlier, control], [0, 1, 2, 3], default=4)
+    return pd.Categorical.from_codes(codes, categories=[OUTREACH, CONTACTED_EARLIER, HELD_CONTROL, CONTROL, NOT_CONTACTED])
+
+
+def _utc(values: pd.Series) -> pd.Series:
+    return values if isinstance(values.dtype, pd.DatetimeTZDtype) else pd.to_datetime(values, utc=True)
+
+
 def realized_performance(
     risk: pd.DataFrame,
     labels: pd.DataFrame,
     *,
     training: Mapping[str, float] | None = None,
     config: MonitorConfig = MonitorConfig(),
+    contacted_before: Collection[str] = (),
 ) -> dict[str, object]:
-    """How one past list actually did, once its horizon has passed.
+    """How one past list actually did, once its horizon has passed — judged on its own
+    cohort only (:func:`list_groups`): its own controls and the accounts nobody has called.
 
-    Accounts that were **called** are left out: outreach changes their outcome, so they say
-    nothing about the model. The control group — a random share of the flagged accounts,
-    never contacted — stands in for them, and its churn rate *is* the list's precision at
-    capacity (with no control group, all flagged accounts are used, a lower bound when the
-    calls work). ROC-AUC and PR-AUC are over the accounts not called, with Hanley–McNeil
-    and logit intervals; the churn rates have Wilson intervals.
+    Accounts that were **called** — by this run, or by an earlier run whose horizon still
+    covers this one — are left out: outreach changes their outcome, so they say nothing about
+    the model. This list's control group — a random share of *its* flagged accounts, never
+    contacted — stands in for them, and its churn rate *is* the list's precision at capacity
+    (with no control group, all accounts this list flagged are used, a lower bound when the
+    calls work). Controls held over from earlier runs are left out too: they were drawn from
+    another list's top and sit at any rank of this one (mostly low, with little churn), so
+    counting them as this list's controls would pull its precision towards the base rate.
+    ROC-AUC and PR-AUC are over this list's controls and not-contacted accounts, with
+    Hanley–McNeil and logit intervals; the churn rates have Wilson intervals.
 
     Parameters
     ----------
     risk : the run's risk list (``account_id``, ``churn_probability``, ``risk_band``,
-        ``outreach``, ``control``).
+        ``outreach``, ``control``; ``as_of`` and ``assigned_as_of`` where recorded).
     labels : ``account_id`` and ``churned`` (0/1) over the run's horizon.
     training : the model's test-slice metrics (``roc_auc``, ``pr_auc``, ...) to compare with.
+    contacted_before : accounts an earlier run still covering this one assigned to outreach
+        that the list itself may not record (:func:`earlier_outreach`).
 
     Returns
     -------
     dict — metrics with ``*_low``/``*_high``, per-band calibration, ``status`` and ``detail``.
     """
 
-    merged = risk[["account_id", "churn_probability", "risk_band", "outreach", "control"]].merge(labels[["account_id", "churned"]], on="account_id", how="inner")
-    judged = merged[~merged["outreach"].to_numpy(dtype=bool)]
+    columns = [c for c in ("account_id", "as_of", "churn_probability", "risk_band", "outreach", "control", "assigned_as_of") if c in risk.columns]
+    merged = risk[columns].merge(labels[["account_id", "churned"]], on="account_id", how="inner")
+    group = list_groups(merged, contacted_before)
+    judged = merged[(group == CONTROL) | (group == NOT_CONTACTED)]
     y = judged["churned"].to_numpy(dtype=int)
     p = judged["churn_probability"].to_numpy(dtype=float)
     pos, neg = int(y.sum()), int(len(y) - y.sum())
     both = pos > 0 and neg > 0
     roc = float(roc_auc_score(y, p)) if both else float("nan")
     ap = float(average_precision_score(y, p)) if both else float("nan")
-    control = merged[merged["control"].to_numpy(dtype=bool)]
-    basis = control if len(control) else merged[(merged["outreach"] | merged["control"]).to_numpy(dtype=bool)]
-    basis_note = f"control group ({len(control):,} accounts never contacted)" if len(control) else f"all {len(basis):,} flagged accounts, contacted ones included (no control group): a lower bound if the calls work"
+    control = merged[group == CONTROL]
+    basis = control if len(control) else merged[(group == OUTREACH) | (group == CONTROL)]
     hits = int(basis["churned"].sum())
     prec_low, prec_high = wilson(hits, len(basis), config.confidence)
     actual_low, actual_high = wilson(pos, len(y), config.confidence)
@@ -117,14 +162,16 @@ def realized_performance(
     out: dict[str, object] = {
         "accounts": int(len(merged)),
         "evaluated": int(len(judged)),
-        "excluded_outreach": int(len(merged) - len(judged)),
+        "excluded_outreach": int((group == OUTREACH).sum()),
+        "excluded_held_controls": int((group == HELD_CONTROL).sum()),
+        "excluded_contacted_earlier": int((group == CONTACTED_EARLIER).sum()),
         "churners": pos,
         "roc_auc": roc,
         "pr_auc": ap,
         "precision_at_capacity": hits / len(basis) if len(basis) else float("nan"),
         "precision_low": float(prec_low),
         "precision_high": float(prec_high),
-        "precision_basis": basis_note,
+        "precision_basis": _basis_note(len(control), len(basis)),
         "flagged_expected": float(basis["churn_probability"].mean()) if len(basis) else float("nan"),
         "expected_rate": float(p.mean()) if len(p) else float("nan"),
         "actual_rate": pos / len(y) if len(y) else float("nan"),
@@ -139,6 +186,12 @@ def realized_performance(
     out["pr_auc_low"], out["pr_auc_high"] = ap_interval(ap, pos, config.confidence)
     out["status"], out["detail"] = _performance_status(out, config)
     return out
+
+
+def _basis_note(controls: int, flagged: int) -> str:
+    if controls:
+        return f"control group ({controls:,} accounts this list held out, never contacted)"
+    return f"all {flagged:,} flagged accounts, contacted ones included (no control group): a lower bound if the calls work"
 
 
 def calibration_by_band(judged: pd.DataFrame, confidence: float) -> pd.DataFrame:
@@ -188,9 +241,13 @@ def _performance_status(perf: Mapping[str, Any], config: MonitorConfig) -> tuple
 
 
 def expected_churn(risk: pd.DataFrame) -> dict[str, object]:
-    """The label-free estimate of a list: expected churn among the flagged accounts (and
-    all accounts) from the calibrated probabilities."""
-    flagged = (risk["outreach"] | risk["control"]).to_numpy(dtype=bool)
+    """The label-free estimate of a list: expected churn among the accounts it flagged (and
+    all accounts) from the calibrated probabilities.
+
+    Flagged means this list's calls and its own controls (:func:`list_groups`) — the top the
+    realized precision is measured on — not the controls an earlier run still holds out."""
+    group = list_groups(risk)
+    flagged = (group == OUTREACH) | (group == CONTROL)
     p = risk["churn_probability"].to_numpy(dtype=float)
     return {
         "flagged": int(flagged.sum()),
@@ -198,6 +255,35 @@ def expected_churn(risk: pd.DataFrame) -> dict[str, object]:
         "expected_flagged_churners": float(p[flagged].sum()),
         "expected_rate": float(p.mean()) if len(p) else float("nan"),
     }
+
+
+ASSIGNMENT_COLUMNS = ["account_id", "outreach", "control", "assigned_as_of"]
+
+
+def earlier_outreach(history: pd.DataFrame, run_id: str, load: Callable[[str], pd.DataFrame], *, recorded: bool) -> set[str]:
+    """Accounts that earlier runs assigned to outreach while their horizon covers run
+    ``run_id``'s date, as far as that run's own list cannot say.
+
+    A list records the assignments it honoured (``assigned_as_of`` before its date) — those of
+    the runs scored before it. It cannot know a run scored after it for an earlier date (a
+    backfill, or a re-run whose draw replaced the one it saw), nor anything at all when it
+    predates recorded assignments (``recorded`` False). Only those runs' lists are read
+    (``load``: run id → list with :data:`ASSIGNMENT_COLUMNS`), so in-order weekly runs read none.
+
+    ``history``: one row per run (``run_id``, ``as_of``, ``scored_at``, ``churn`` with
+    ``horizon_days``), the runs in effect — the latest scored of each date."""
+    me = history[history["run_id"] == run_id].iloc[0]
+    horizon = pd.to_timedelta(history["churn"].map(lambda raw: int(raw["horizon_days"])), unit="D")
+    covering = history[(history["as_of"] < me["as_of"]) & (history["as_of"] + horizon > me["as_of"])]
+    if recorded and len(covering):
+        scored = pd.to_datetime(pd.concat([pd.Series([me["scored_at"]]), covering["scored_at"]]).astype("str"), utc=True, errors="coerce", format="mixed")
+        known = (scored.iloc[1:] < scored.iloc[0]).to_numpy()  # scored before it: the list knows that draw
+        covering = covering[~known]
+    ids: set[str] = set()
+    for run in covering.itertuples(index=False):
+        assigned = cohort(load(str(run.run_id)), run.as_of)
+        ids.update(assigned.loc[assigned["arm"] == "outreach", "account_id"].astype("str"))
+    return ids
 
 
 def past_performance(
@@ -219,8 +305,10 @@ def past_performance(
     (outcomes are final then) or listed as pending is taken from it instead of reloading
     its list, so a weekly run loads only the lists that matured since. ``current`` is the
     (run record, risk list) being scored, already in memory and not yet published (it
-    replaces a published run of the same date). Returns (performance, expected), oldest run
-    first.
+    replaces a published run of the same date). Each list is judged on its own cohort
+    (:func:`realized_performance`); the accounts earlier runs called that a list cannot know
+    of come from those runs' lists (:func:`earlier_outreach`). Returns (performance,
+    expected), oldest run first.
     """
 
     history = runs.list_runs(out_dir) if history is None else history
@@ -240,6 +328,12 @@ def past_performance(
     judged = {p["run_id"]: p for p in (earlier or {}).get("performance", [])}
     listed = {e["run_id"]: e for e in (earlier or {}).get("expected", [])}
     performance, expected = [], []
+
+    def load(run_id: str, columns: list[str] | None = None) -> pd.DataFrame:
+        if current is not None and str(current[0]["run_id"]) == run_id:
+            return current[1]
+        return runs.load_risk_list(out_dir, run_id, columns=columns)
+
     for run in pd.concat([matured, pending]).sort_values("as_of").itertuples(index=False):
         done = run.run_id in set(matured["run_id"])
         if done and run.run_id in judged and listed.get(run.run_id, {}).get("matured"):
@@ -249,13 +343,14 @@ def past_performance(
         if not done and run.run_id in listed:
             expected.append(listed[run.run_id])
             continue
-        risk = current[1] if current is not None and str(current[0]["run_id"]) == run.run_id else runs.load_risk_list(out_dir, run.run_id)
+        risk = load(run.run_id)
         definition = definition_from_dict(run.churn)
         row: dict[str, Any] = {"run_id": run.run_id, "as_of": f"{run.as_of:%Y-%m-%d}", "model": run.model, "horizon_days": definition.horizon_days, "matures_on": f"{run.as_of + definition.horizon:%Y-%m-%d}"}
         row.update(expected_churn(risk))
         if done:
             labels = label_accounts(accounts, interactions, as_of=run.as_of, definition=definition)
-            perf = realized_performance(risk, labels, training=training, config=config)
+            before = earlier_outreach(history, run.run_id, lambda rid: load(rid, ASSIGNMENT_COLUMNS), recorded="assigned_as_of" in risk.columns)
+            perf = realized_performance(risk, labels, training=training, config=config, contacted_before=before)
             performance.append(to_json_safe({**{k: row[k] for k in ("run_id", "as_of", "model", "horizon_days")}, **perf}))
             row.update(matured=True, realized_flagged_rate=perf["precision_at_capacity"], realized_low=perf["precision_low"], realized_high=perf["precision_high"])
         else:

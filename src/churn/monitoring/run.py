@@ -153,6 +153,11 @@ def monitor_run(
         prediction = prediction_drift(reference, risk["churn_probability"].to_numpy(), risk["risk_band"].to_numpy(), thresholds=thresholds, config=config)
         if "score" not in reference:
             notes.append("the model's reference has no score distribution: prediction drift not checked")
+        elif not reference["score"].get("source"):
+            notes.append(
+                "the model's score reference holds its evaluation model's scores (trained before the reference held the deployed model's): "
+                "prediction drift partly measures the difference between the two models — retrain to compare like with like"
+            )
     else:
         drift = feature_drift({"n": 0, "features": {}}, features, config=config)
         prediction = pd.DataFrame(columns=PREDICTION_COLUMNS)
