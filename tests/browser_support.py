@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.needs import missing
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 #: Headless, offline, no first-run or background traffic.
@@ -25,9 +25,9 @@ CHROMIUM_FLAGS = [
 
 
 def chromium_command(profile: Path) -> list[str]:
-    """The browser with its flags and a fresh profile; skips the test when there is none."""
+    """The browser with its flags and a fresh profile; skips the test when there is none (fails it in CI)."""
     if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium chromium-driver; .ci/run installs it)")
+        missing("Chromium", "apt-get install chromium chromium-driver; .ci/run installs it")
     return [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
 
 

@@ -154,13 +154,106 @@ def test_one_stratum_reduces_to_the_plain_difference_and_wald_variance() -> None
     assert rd == pytest.approx(0.3) and se**2 == pytest.approx(0.5 * 0.5 / 10 + 0.2 * 0.8 / 10)
 
 
-def test_pooled_score_interval_equals_statsmodels_on_one_stratum_and_survives_empty_cells() -> None:
-    from statsmodels.stats.proportion import confint_proportions_2indep, test_proportions_2indep
+def restricted_rates_by_bisection(x1: int, n1: int, x0: int, n0: int, delta: float) -> tuple[float, float]:
+    """(p1, p0) maximising the binomial likelihood under p1 − p0 = delta, found from scratch.
 
-    for counts in ((8, 40, 30, 360), (3, 30, 10, 270)):
-        low, high, p = mh_score_interval(*([c] for c in counts))
-        assert (low, high) == pytest.approx(confint_proportions_2indep(*counts, method="score", compare="diff"))
-        assert p == pytest.approx(test_proportions_2indep(*counts, method="score", compare="diff").pvalue)
+    The log-likelihood x1·log p1 + (n1 − x1)·log(1 − p1) + x0·log p0 + (n0 − x0)·log(1 − p0)
+    is concave in p0 on [max(0, −δ), min(1, 1 − δ)], so its slope falls through zero once
+    (or the maximum sits on an end): bisection on the slope's sign finds it to machine precision.
+    """
+    lo, hi = max(0.0, -delta), min(1.0, 1.0 - delta)
+
+    def slope(p0: float) -> float:
+        p1 = p0 + delta
+        terms = ((x1, x1 / p1 if x1 else 0.0), (n1 - x1, -(n1 - x1) / (1 - p1) if n1 - x1 else 0.0))
+        terms += ((x0, x0 / p0 if x0 else 0.0), (n0 - x0, -(n0 - x0) / (1 - p0) if n0 - x0 else 0.0))
+        return sum(t for _, t in terms)
+
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if mid in (lo, hi):
+            break
+        lo, hi = (mid, hi) if slope(mid) > 0 else (lo, mid)
+    return (lo + hi) / 2 + delta, (lo + hi) / 2
+
+
+def stratified_score_by_brute_force(strata: list[tuple[int, int, int, int]], alpha: float = 0.05) -> tuple[float, float, float]:
+    """The stratified Miettinen–Nurminen interval and p-value written out from the formula.
+
+    Per stratum (x1 of n1 controls, x0 of n0 called churned, N = n1 + n0): weight w = n1·n0/N,
+    Z(δ) = Σ w·(x1/n1 − x0/n0 − δ) / √(Σ w²·(p̃1(1 − p̃1)/n1 + p̃0(1 − p̃0)/n0)·N/(N − 1)),
+    p̃ the rates restricted to differ by δ. The interval is {δ : |Z(δ)| ≤ z}, its ends found
+    by bisection on Z (which falls as δ rises); p = 2·(1 − Φ(|Z(0)|)).
+    """
+    from scipy.stats import norm
+
+    def z_of(delta: float) -> float:
+        num = var = 0.0
+        for x1, n1, x0, n0 in strata:
+            total = n1 + n0
+            w = n1 * n0 / total
+            p1, p0 = restricted_rates_by_bisection(x1, n1, x0, n0, delta)
+            num += w * (x1 / n1 - x0 / n0 - delta)
+            var += w**2 * (p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0) * total / (total - 1)
+        return num / math.sqrt(var) if var > 0 else 0.0
+
+    def crossing(target: float, a: float, b: float) -> float:
+        above_at_a = z_of(a) > target
+        for _ in range(100):
+            m = (a + b) / 2
+            a, b = (m, b) if (z_of(m) > target) == above_at_a else (a, m)
+        return (a + b) / 2
+
+    z = norm.ppf(1 - alpha / 2)
+    weights = sum(n1 * n0 / (n1 + n0) for _, n1, _, n0 in strata)
+    rd = sum(n1 * n0 / (n1 + n0) * (x1 / n1 - x0 / n0) for x1, n1, x0, n0 in strata) / weights
+    edge = 1 - 1e-12
+    low = -1.0 if z_of(-edge) <= z else crossing(z, -edge, rd)
+    high = 1.0 if z_of(edge) >= -z else crossing(-z, rd, edge)
+    return low, high, float(2 * norm.sf(abs(z_of(0.0))))
+
+
+def test_restricted_rates_maximise_the_likelihood() -> None:
+    from churn.outreach.experiment import _restricted_mle
+
+    for counts in ((8, 40, 30, 360), (3, 10, 10, 90), (0, 29, 16, 308), (5, 5, 0, 40)):
+        for delta in (-0.3, -0.05, 0.0, 0.1, 0.4):
+            r1, r0 = _restricted_mle(*(np.array([float(c)]) for c in counts), delta)
+            assert (float(r1[0]), float(r0[0])) == pytest.approx(restricted_rates_by_bisection(*counts, delta), abs=1e-9), (counts, delta)
+
+
+@pytest.mark.parametrize(
+    "strata",
+    [
+        [(3, 10, 10, 90), (1, 5, 5, 45)],  # the hand-computed Mantel–Haenszel case
+        [(0, 5, 3, 40), (0, 3, 1, 20), (2, 2, 1, 12)],  # zero cells, a stratum where every control churned
+        [(12, 60, 20, 240), (2, 25, 30, 100)],  # strata pulling in opposite directions
+        [(8, 40, 30, 360)],  # one stratum
+        [(0, 29, 16, 308)],  # no churner among the controls
+    ],
+)
+def test_stratified_score_interval_equals_an_independent_brute_force(strata: list[tuple[int, int, int, int]]) -> None:
+    """Both sides solve the same equations to ~1e-12 (brentq / 100 bisection steps), so 1e-8 is
+    numerical slack only: a wrong weight, variance factor or restricted rate moves the limits by
+    1e-3 or more."""
+    counts = [[s[i] for s in strata] for i in range(4)]
+    assert mh_score_interval(*counts) == pytest.approx(stratified_score_by_brute_force(strata), abs=1e-8)
+
+
+def test_score_interval_on_one_stratum_matches_published_values_and_statsmodels_test() -> None:
+    from statsmodels.stats.proportion import test_proportions_2indep
+
+    # Newcombe (1998, Statistics in Medicine 17:873–890), Table II, method 11 (Miettinen–Nurminen),
+    # published to 4 decimals: 56/70 − 48/80, 10/10 − 0/20 and 0/10 − 0/20
+    for counts, published in (((56, 70, 48, 80), (0.0528, 0.3382)), ((10, 10, 0, 20), (0.7156, 1.0)), ((0, 10, 0, 20), (-0.1658, 0.2844))):
+        low, high, _ = mh_score_interval(*([c] for c in counts))
+        assert (low, high) == pytest.approx(published, abs=5e-5), counts
+    # statsmodels' score test at δ = 0 uses the pooled rate (its interval does not: issue #10269)
+    for counts in ((8, 40, 30, 360), (3, 30, 10, 270), (56, 70, 48, 80)):
+        assert mh_score_interval(*([c] for c in counts))[2] == pytest.approx(test_proportions_2indep(*counts, method="score", compare="diff").pvalue)
+
+
+def test_pooled_score_interval_survives_empty_cells() -> None:
     # no churner among 29 controls vs 16 of 308 called: a Wald interval from the Sato variance
     # collapses onto (−7.7, −2.7) points and "p < 0.001"; the score interval does not
     assert mh_risk_difference([0], [29], [16], [308])[4] < 0.001

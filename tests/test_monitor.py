@@ -635,12 +635,47 @@ def test_monitor_usage_errors_and_a_model_without_reference(scored, tmp_path: Pa
     assert empty.exit_code == 2 and "holds no scoring run" in empty.output
     wrong = runner.invoke(app, ["monitor", "--scores", str(root / "scores"), "--fail-on", "panic"])
     assert wrong.exit_code == 2
-    warn = runner.invoke(app, ["monitor", "--scores", str(root / "scores"), "--fail-on", "warn"])
-    doc = json.loads((root / "scores" / "monitoring.json").read_text())
-    assert warn.exit_code == (FAIL_EXIT_CODE if doc["verdict"] != "ok" else 0)
     assert results["bare"].exit_code == 0, results["bare"].output
     bare = json.loads((root / "bare" / "monitoring.json").read_text())
     assert bare["features"] == [] and any("no monitoring reference" in n for n in bare["notes"])
+
+
+def test_fail_on_exit_codes_follow_planted_conditions(scored, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The expected exit codes are fixed by what is planted, not read back from the run: a
+    stored judgement with every check ok, the same with one feature at warning level, and the
+    feed that lost half its events in the last two days (a data-quality alert)."""
+    from churn.outreach.runs import latest_run, run_dir
+
+    root, _ = scored
+    scores = tmp_path / "scores"
+    shutil.copytree(root / "scores", scores, symlinks=True)
+    stored = run_dir(scores, latest_run(scores)["run_id"]) / "monitoring.json"
+    original = json.loads(stored.read_text())
+    runner = CliRunner()
+
+    def plant(feature_status: str) -> None:
+        doc = json.loads(json.dumps(original))
+        for part in ("features", "prediction", "data_quality"):
+            for row in doc[part]:
+                row["status"] = "ok"
+        doc["performance"] = []
+        doc["features"][0]["status"] = feature_status
+        stored.write_text(json.dumps(doc))
+
+    def exit_code(fail_on: str, *data: str) -> int:
+        result = runner.invoke(app, ["monitor", "--scores", str(scores), *data, "--fail-on", fail_on])
+        assert "Traceback" not in result.output, result.output
+        return result.exit_code
+
+    plant("ok")
+    assert exit_code("warn") == 0
+    assert json.loads((scores / "monitoring.json").read_text())["verdict"] == "ok"
+    plant("warn")
+    assert exit_code("alert") == 0
+    assert exit_code("warn") == FAIL_EXIT_CODE
+    plant("ok")
+    assert exit_code("alert", "--data", str(root / "broken")) == FAIL_EXIT_CODE
+    assert exit_code("warn", "--data", str(root / "broken")) == FAIL_EXIT_CODE
 
 
 @pytest.mark.browser

@@ -15,11 +15,20 @@ import httpx2 as httpx
 import pytest
 
 from tests.browser_support import CHROMIUM
+from tests.needs import missing
 from tests.serve_support import API_KEY, AS_OFS, ServeData, serve_data
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="session", autouse=True)
+def chromium_installed() -> None:
+    """Chromium, or every test here is skipped (failed under CI=true) — judged before the
+    session's trained model and the server are built."""
+    if CHROMIUM is None:
+        missing("Chromium", "apt-get install chromium chromium-driver; .ci/run installs it")
 
 
 def free_port() -> int:
@@ -67,8 +76,6 @@ def server(sd: ServeData, tmp_path_factory: pytest.TempPathFactory):  # type: ig
 
 @pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium; .ci/run installs it)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -149,8 +149,15 @@ def test_run_summaries() -> None:
 
 
 def test_auth_helpers() -> None:
+    import hashlib
+    import hmac
+
     token = session_token("k")
-    assert "k" != token and len(token) == 64
+    # an HMAC-SHA256 keyed by the API key: only who holds the key can mint it, and one key's
+    # session is no other key's; the same key always gives the same session (restarts keep logins)
+    assert token == hmac.new(b"k", b"churn-serve-session", hashlib.sha256).hexdigest() == session_token("k")
+    assert session_token("k2") != token and not authorised("k2", [(b"cookie", f"churn_session={token}".encode())])
+    assert not authorised("k", [(b"x-api-key", token.encode())])  # the cookie's value is useless as an API key
     assert authorised("k", [(b"x-api-key", b"k")])
     assert not authorised("k", [(b"x-api-key", b"K")])
     assert authorised("k", [(b"cookie", f"a=1; churn_session={token}".encode())])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -17,10 +19,21 @@ from churn.data.synthetic import generate, write
 from churn.features.build import build_features
 from churn.features.labels import build_training_table, parse_cutoffs
 from churn.features.spec import FeatureSpec
-
-pytest.importorskip("pyspark")
+from tests.needs import missing
 
 AS_OF = pd.Timestamp("2024-03-01", tz="UTC")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def spark_installed() -> None:
+    """PySpark and a Java runtime, or every test here is skipped (failed under CI=true) —
+    session-scoped so that it is judged before the session's trained model is built."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        missing("PySpark", "pip install -e '.[test]' installs it")
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        missing("A Java runtime (for Spark)", "apt-get install default-jre-headless; .ci/run installs it")
 
 
 @pytest.fixture(scope="module")

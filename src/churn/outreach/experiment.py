@@ -303,11 +303,17 @@ def _usable_strata(*counts: np.ndarray) -> tuple[np.ndarray, ...]:
 
 def _restricted_mle(x1: np.ndarray, n1: np.ndarray, x0: np.ndarray, n0: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
     """Maximum-likelihood churn rates of the two groups under ``p1 − p0 = delta`` (the closed
-    form of Miettinen & Nurminen 1985, Appendix 1), per stratum."""
+    form of Miettinen & Nurminen 1985, Appendix 1), per stratum.
+
+    p0 is the root in [0, 1] of l3·p³ + l2·p² + l1·p + l0, the restricted score equation
+    multiplied out. The linear coefficient has n0·δ where statsmodels (0.15, issue #10269)
+    has x0·δ — copied, it put the upper limit for 56/70 vs 48/80 at 0.344 instead of 0.338
+    (Newcombe 1998), so the tests hold the interval to a brute-force maximum of the
+    likelihood and to published values, not to statsmodels' interval."""
     total, churned = n1 + n0, x1 + x0
     l3 = total
     l2 = (n1 + 2 * n0) * delta - total - churned
-    l1 = (x0 * delta - total - 2 * x0) * delta + churned
+    l1 = (n0 * delta - total - 2 * x0) * delta + churned
     l0 = x0 * delta * (1 - delta)
     q = (l2 / (3 * l3)) ** 3 - l1 * l2 / (6 * l3**2) + l0 / (2 * l3)
     p = np.sign(q) * np.sqrt(np.maximum((l2 / (3 * l3)) ** 2 - l1 / (3 * l3), 0.0))
