@@ -112,7 +112,7 @@ def valid_score_body(draw: st.DrawFn, spec: FeatureSpec) -> dict:
     customers at ``as_of`` (signed up before it, not churned) with every attribute the model
     uses (known categories, now and then a new one) and events of the model's event types and
     channels before ``as_of`` — at least one in the last 29 days, so that the account is a
-    customer under an inactivity definition too (see the xfail below for why that matters)."""
+    customer under an inactivity definition too (quiet customers have their own test below)."""
     layout = st.integers(0, 2)
     as_of = LATEST - timedelta(days=draw(st.integers(0, 400)), seconds=draw(st.integers(0, 86_399)))
     ids = draw(st.lists(ID_TEXT, min_size=1, max_size=4, unique=True))
@@ -183,9 +183,4 @@ def test_a_customer_without_recent_events_is_scored(served) -> None:  # type: ig
     for events, recent in (([old_event, {**event, "occurred_at": "2024-05-30T10:00:00Z"}], True), ([old_event], False)):
         body = {"as_of": "2024-06-01T00:00:00Z", "accounts": [account], "interactions": events}
         response = operation.Case(body=body, media_type="application/json").call(headers={"X-API-Key": API_KEY})
-        if not recent and response.status_code == 422 and "is not a customer" in response.text:
-            # Known, being fixed: POST /score resolves the churn definition on the request's rows
-            # (kind auto: inactivity when no account has churned_at) instead of using the model's
-            # stored (subscription) one. Delete this branch once serve/scoring.py uses the model's.
-            pytest.xfail("POST /score judges 'customer' by the request's rows, not by the model's churn definition")
         assert response.status_code == 200, (recent, response.text)
