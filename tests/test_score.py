@@ -161,3 +161,23 @@ def test_risk_list_csv_cannot_run_spreadsheet_formulas(tmp_path: Path, risk) -> 
     assert float(csv["churn_probability"].iloc[0]) == evil["churn_probability"].iloc[0]  # numbers untouched
     exact = pd.read_parquet(tmp_path / "risk_list.parquet")
     assert exact["account_id"].iloc[0] == '=HYPERLINK("http://x","click")'  # Parquet keeps the value as it was
+
+
+def test_outcomes_keep_accounts_an_earlier_run_called_out_of_the_untouched() -> None:
+    """A list's "not flagged" group is the untouched: an account an earlier run called (and
+    still covers) is "contacted earlier", an earlier run's control is "held control"."""
+    t = pd.Timestamp("2024-03-01", tz="UTC")
+    risk = pd.DataFrame(
+        {
+            "account_id": list("abcd"),
+            "as_of": t,
+            "churn_probability": [0.5, 0.3, 0.1, 0.1],
+            "risk_band": ["high", "high", "low", "low"],
+            "outreach": [True, False, False, False],
+            "control": [False, False, True, False],
+            "assigned_as_of": [t, t - pd.Timedelta(days=7), t - pd.Timedelta(days=14), pd.NaT],
+        }
+    )
+    labels = pd.DataFrame({"account_id": list("abcd"), "churned": [1, 0, 1, 1]})
+    groups = list_outcomes(risk, labels).query("dimension == 'group'").set_index("group")["S"].to_dict()
+    assert groups == {"outreach": 1, "held control": 1, "contacted earlier": 1, "not flagged": 1}

@@ -17,6 +17,7 @@ from churn.features.labels import label_accounts
 from churn.monitoring.settings import MonitorConfig, worst
 from churn.outreach import runs
 from churn.outreach.experiment import cohort
+from churn.outreach.retention import CONTACTED_EARLIER, CONTROL, HELD_CONTROL, NOT_CONTACTED, OUTREACH, list_groups
 
 
 def wilson(count: np.ndarray | int, nobs: np.ndarray | int, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
@@ -73,40 +74,6 @@ def expected_roc_auc(p: np.ndarray) -> float:
 
 
 #: Each account's place in one list's experiment (:func:`list_groups`).
-OUTREACH, CONTROL, NOT_CONTACTED, HELD_CONTROL, CONTACTED_EARLIER = "outreach", "control", "not contacted", "held control", "contacted earlier"
-
-
-def list_groups(risk: pd.DataFrame, contacted_before: Collection[str] = ()) -> pd.Categorical:
-    """Each account of one risk list in the list's own cohort, or why it is not.
-
-    * ``outreach`` — called by this run (flagged again after an earlier call included);
-    * ``control`` — held out by *this* run (``assigned_as_of`` is the list's ``as_of``, or
-      unrecorded in lists from before assignments persisted);
-    * ``held control`` — held out by an earlier run whose horizon still covers this one: listed
-      with ``control=True`` at whatever rank it now has, it is that run's control, not this
-      list's — it says nothing about this list's top;
-    * ``contacted earlier`` — not called by this run, but assigned to outreach by an earlier run
-      whose horizon still covers this one (the list records it with an earlier
-      ``assigned_as_of``; ``contacted_before`` adds those the list could not know, e.g. a
-      backfilled earlier date): that call changed its outcome, so it is no untouched account;
-    * ``not contacted`` — the rest: nobody has called them within a horizon that covers them.
-    """
-    n = len(risk)
-    outreach = risk["outreach"].to_numpy(dtype=bool)
-    control = risk["control"].to_numpy(dtype=bool)
-    earlier = np.zeros(n, dtype=bool)
-    if {"assigned_as_of", "as_of"} <= set(risk.columns):
-        earlier = (_utc(risk["assigned_as_of"]) < _utc(risk["as_of"])).to_numpy(dtype=bool)
-    named = risk["account_id"].astype("str").isin(pd.Index(list(contacted_before), dtype="str")).to_numpy() if len(contacted_before) else np.zeros(n, dtype=bool)
-    called_before = ~outreach & ((earlier & ~control) | named)
-    codes = np.select([outreach, called_before, control & earlier, control], [0, 1, 2, 3], default=4)
-    return pd.Categorical.from_codes(codes, categories=[OUTREACH, CONTACTED_EARLIER, HELD_CONTROL, CONTROL, NOT_CONTACTED])
-
-
-def _utc(values: pd.Series) -> pd.Series:
-    return values if isinstance(values.dtype, pd.DatetimeTZDtype) else pd.to_datetime(values, utc=True)
-
-
 def realized_performance(
     risk: pd.DataFrame,
     labels: pd.DataFrame,

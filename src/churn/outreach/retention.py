@@ -15,7 +15,7 @@ Worked example: S=1000, E=900, N=200 → 70 % retained, 30 % churned.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Collection, Sequence
 
 import numpy as np
 import pandas as pd
@@ -137,6 +137,40 @@ def churn_rate_interval(churned: int, accounts: int, confidence: float = 0.95) -
     return float(interval.low), float(interval.high)
 
 
+OUTREACH, CONTROL, NOT_CONTACTED, HELD_CONTROL, CONTACTED_EARLIER = "outreach", "control", "not contacted", "held control", "contacted earlier"
+
+
+def list_groups(risk: pd.DataFrame, contacted_before: Collection[str] = ()) -> pd.Categorical:
+    """Each account of one risk list in the list's own cohort, or why it is not.
+
+    * ``outreach`` — called by this run (flagged again after an earlier call included);
+    * ``control`` — held out by *this* run (``assigned_as_of`` is the list's ``as_of``, or
+      unrecorded in lists from before assignments persisted);
+    * ``held control`` — held out by an earlier run whose horizon still covers this one: listed
+      with ``control=True`` at whatever rank it now has, it is that run's control, not this
+      list's — it says nothing about this list's top;
+    * ``contacted earlier`` — not called by this run, but assigned to outreach by an earlier run
+      whose horizon still covers this one (the list records it with an earlier
+      ``assigned_as_of``; ``contacted_before`` adds those the list could not know, e.g. a
+      backfilled earlier date): that call changed its outcome, so it is no untouched account;
+    * ``not contacted`` — the rest: nobody has called them within a horizon that covers them.
+    """
+    n = len(risk)
+    outreach = risk["outreach"].to_numpy(dtype=bool)
+    control = risk["control"].to_numpy(dtype=bool)
+    earlier = np.zeros(n, dtype=bool)
+    if {"assigned_as_of", "as_of"} <= set(risk.columns):
+        earlier = (_utc(risk["assigned_as_of"]) < _utc(risk["as_of"])).to_numpy(dtype=bool)
+    named = risk["account_id"].astype("str").isin(pd.Index(list(contacted_before), dtype="str")).to_numpy() if len(contacted_before) else np.zeros(n, dtype=bool)
+    called_before = ~outreach & ((earlier & ~control) | named)
+    codes = np.select([outreach, called_before, control & earlier, control], [0, 1, 2, 3], default=4)
+    return pd.Categorical.from_codes(codes, categories=[OUTREACH, CONTACTED_EARLIER, HELD_CONTROL, CONTROL, NOT_CONTACTED])
+
+
+def _utc(values: pd.Series) -> pd.Series:
+    return values if isinstance(values.dtype, pd.DatetimeTZDtype) else pd.to_datetime(values, utc=True)
+
+
 def list_outcomes(risk: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     """What happened to one past risk list: actual churn per outreach group and risk band.
 
@@ -146,11 +180,13 @@ def list_outcomes(risk: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     rate is the list's realised precision without any outreach effect; outreach vs. control
     is the effect of the calls — read it with the 95 % intervals, which are wide for small groups.
     "held control" are accounts an earlier run holds out (with ``assigned_as_of``): still not
-    contacted, but not this list's controls (:mod:`churn.outreach.experiment` measures the effect).
+    contacted, but not this list's controls (:mod:`churn.outreach.experiment` measures the effect);
+    "contacted earlier" were called by an earlier run whose horizon covers this one — not
+    untouched, so not in "not flagged" (:func:`list_groups`, as monitoring judges a list).
     """
     merged = risk.merge(labels[["account_id", "churned"]], on="account_id", how="inner")
-    held = merged["control"] & (merged["assigned_as_of"] < merged["as_of"]) if {"assigned_as_of", "as_of"} <= set(merged.columns) else merged["control"] & False
-    merged["group"] = np.select([held, merged["control"], merged["outreach"]], ["held control", "control", "outreach"], default="not flagged")
+    groups = np.asarray(list_groups(merged), dtype=object)
+    merged["group"] = np.where(groups == NOT_CONTACTED, "not flagged", groups)  # the list's own cohort, as monitoring judges it
     rows = []
     for dimension, key in (("group", "group"), ("risk band", "risk_band")):
         for value, part in merged.groupby(key, sort=False):
@@ -171,5 +207,5 @@ def list_outcomes(risk: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
                     "predicted_churn_rate": round(100.0 * part["churn_probability"].mean(), 2),
                 }
             )
-    order = {"outreach": 0, "control": 1, "held control": 2, "not flagged": 3, "high": 4, "medium": 5, "low": 6}
+    order = {"outreach": 0, "control": 1, "held control": 2, "contacted earlier": 3, "not flagged": 4, "high": 5, "medium": 6, "low": 7}
     return pd.DataFrame(rows).sort_values("group", key=lambda g: g.map(order)).reset_index(drop=True)
