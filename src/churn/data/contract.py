@@ -346,6 +346,47 @@ def _duplicated_rows(df: pd.DataFrame, key: Sequence[str] = ("account_id", "occu
 # --------------------------------------------------------------------------- validate
 
 
+def _check_interactions(
+    interactions_raw: pd.DataFrame | None,
+    interactions_file: str,
+    accounts: pd.DataFrame,
+    rejects: dict[str, pd.DataFrame],
+    reports: list[TableReport],
+    *,
+    date_format: str | None,
+    now: pd.Timestamp,
+    whole: bool,
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The interactions part of :func:`validate`: parsed rows and the mask of accepted ones
+    (rejects and report added to ``rejects`` / ``reports``); empty for attribute-only data."""
+    accepted = None
+    if interactions_raw is None:
+        reports.append(TableReport("interactions", interactions_file, 0, notes=["no interactions file: attribute-only snapshot data"]))
+        interactions = pd.DataFrame(
+            {
+                "account_id": pd.Series(dtype="str"),
+                "occurred_at": pd.Series(dtype="datetime64[ns, UTC]"),
+                "event_type": pd.Series(dtype="str"),
+            }
+        )
+    else:
+        df, rej, why, report_i = _check_table("interactions", interactions_raw, interactions_file, date_format=date_format, now=now)
+        _reject_unknown_accounts(df["account_id"], accounts["account_id"], rejects["accounts"], rej, why)
+        # Only rows with a readable time can repeat one another: 40,000 unreadable stamps are not "duplicates".
+        rej.add(_duplicated_rows(df) & df["occurred_at"].notna().to_numpy(), "duplicate row")
+        if len(interactions_raw) == 0:
+            report_i.notes.append("no interaction rows: attribute-only snapshot data")
+        missing_optional = [c for c in OPTIONAL_INTERACTION_COLUMNS if c not in df.columns]
+        if missing_optional and len(interactions_raw):
+            report_i.notes.append("optional columns absent (features needing them are skipped): " + ", ".join(missing_optional))
+        accepted, rejects["interactions"] = _judge(interactions_raw, rej, why, report_i)
+        if whole and len(interactions_raw) and report_i.accepted == 0:
+            raise DataContractError(f"{interactions_file}: no usable interactions — {_all_rejected(report_i)}", {**rejects})
+        interactions = df
+        reports.append(report_i)
+    return interactions, accepted
+
+
 def validate(
     accounts_raw: pd.DataFrame,
     interactions_raw: pd.DataFrame | None,
@@ -388,32 +429,7 @@ def validate(
     rejects = {"accounts": rejects_a}
     reports = [report_a]
 
-    accepted = None
-    if interactions_raw is None:
-        reports.append(TableReport("interactions", interactions_file, 0, notes=["no interactions file: attribute-only snapshot data"]))
-        interactions = pd.DataFrame(
-            {
-                "account_id": pd.Series(dtype="str"),
-                "occurred_at": pd.Series(dtype="datetime64[ns, UTC]"),
-                "event_type": pd.Series(dtype="str"),
-            }
-        )
-    else:
-        df, rej, why, report_i = _check_table("interactions", interactions_raw, interactions_file, date_format=date_format, now=now)
-        _reject_unknown_accounts(df["account_id"], accounts["account_id"], rejects_a, rej, why)
-        # Only rows with a readable time can repeat one another: 40,000 unreadable stamps are not "duplicates".
-        rej.add(_duplicated_rows(df) & df["occurred_at"].notna().to_numpy(), "duplicate row")
-        if len(interactions_raw) == 0:
-            report_i.notes.append("no interaction rows: attribute-only snapshot data")
-        missing_optional = [c for c in OPTIONAL_INTERACTION_COLUMNS if c not in df.columns]
-        if missing_optional and len(interactions_raw):
-            report_i.notes.append("optional columns absent (features needing them are skipped): " + ", ".join(missing_optional))
-        accepted, rejects["interactions"] = _judge(interactions_raw, rej, why, report_i)
-        if whole_tables and len(interactions_raw) and report_i.accepted == 0:
-            raise DataContractError(f"{interactions_file}: no usable interactions — {_all_rejected(report_i)}", {**rejects})
-        interactions = df
-        reports.append(report_i)
-
+    interactions, accepted = _check_interactions(interactions_raw, interactions_file, accounts, rejects, reports, date_format=date_format, now=now, whole=whole_tables)
     history = None
     if history_raw is not None:
         df, rej, why, report_h = _check_table("attribute_history", history_raw, history_file, date_format=date_format, now=now)

@@ -167,10 +167,6 @@ def _score_run(
     )
     winback = None if gone is None else lapsed_list(gone, accounts, data.attribute_history, as_of, config)
 
-    unknown = unknown_at(
-        [*model.spec.numeric_attributes, *(c for c, _ in model.spec.categorical_attributes)], accounts, data.attribute_history,
-        as_of=as_of, settings=settings, export_date=data_end,
-    )  # fmt: skip
     scored_at = pd.Timestamp.now(tz="UTC")
     record: dict[str, object] = {
         "run_id": make_run_id(as_of, scored_at),
@@ -183,7 +179,7 @@ def _score_run(
         "data_fingerprint": fingerprint(accounts, interactions),
         "previous_run": None if previous is None else str(previous["as_of"].iloc[0].date()),
         **freshness,
-        "attributes_unknown_at_as_of": [f"{d.name}: {d.reason}" for d in unknown] or None,
+        "attributes_unknown_at_as_of": _attributes_unknown(model, data, as_of, settings, data_end),
         **({"model_mismatch": mismatch} if mismatch else {}),
         "lapsed": None if winback is None or definition.kind != "inactivity" else len(winback),
         "lapsed_before": f"{since:%Y-%m-%d}" if older else None,
@@ -218,6 +214,14 @@ def _score_run(
     paths["report"] = _write_report(run_folder, context, risk, retention, past.outcomes, past.uplift)
     record = runs.publish_run(out_dir, record)
     return ScoreOutputs(risk, record, paths, past.outcomes, past.uplift, monitoring)
+
+
+def _attributes_unknown(model: ChurnModel, data: ContractData, as_of: pd.Timestamp, settings: DataSettings, data_end: pd.Timestamp) -> list[str] | None:
+    """The model's attributes whose value at ``as_of`` the data does not hold (a past-dated run
+    reading a later export), each with why — None when every one is known."""
+    names = [*model.spec.numeric_attributes, *(c for c, _ in model.spec.categorical_attributes)]
+    unknown = unknown_at(names, data.accounts, data.attribute_history, as_of=as_of, settings=settings, export_date=data_end)
+    return [f"{d.name}: {d.reason}" for d in unknown] or None
 
 
 def _scorable(features: pd.DataFrame, as_of: pd.Timestamp, model: ChurnModel, model_label: str, *, allow_mismatch: bool) -> str | None:
