@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import norm
 
 from churn.config import ChurnDefinition, TrainConfig
 from churn.features.labels import LABEL, build_training_table, parse_cutoffs, schedule_cutoffs
@@ -17,7 +18,6 @@ from churn.modeling.model import MissingFeaturesError
 from churn.modeling.splits import AccountFolds, PurgedTimeSplit
 from churn.modeling.train import backtest, evaluate, summarise_backtest, train
 
-EFFORT_DRIVERS = ("repeat_contacts", "channel_switches", "long_waits", "unresolved", "transfers", "n_support_contact", "cases_", "support_contact")
 FAST = TrainConfig(n_estimators=300, calibration_folds=3)
 
 
@@ -55,13 +55,41 @@ def test_the_deployed_model_saw_every_mature_cutoff(trained, training_data) -> N
         assert result.info.rows == len(result.fold.train) < len(table)
 
 
+#: Two checks per seed (each of its 3 held-out slices, and the 3 together) over 3 seeds, each
+#: at a 0.5 % chance of failing a calibrated model by label noise alone (Bonferroni, two-sided):
+#: z for one of 9 slices, and for one of 3 seeds' pooled counts.
+Z_SLICE = float(norm.ppf(1 - 0.005 / (2 * 9)))
+Z_POOLED = float(norm.ppf(1 - 0.005 / (2 * 3)))
+
+
+def churners_off_by(y: np.ndarray, p: np.ndarray) -> float:
+    """How many standard errors the observed churners lie from the count the probabilities
+    promise: under calibration the count is a sum of Bernoulli(p) draws, with mean Σp and
+    variance Σp(1 − p) — the label noise of the slice, nothing else."""
+    return float((np.sum(y) - np.sum(p)) / np.sqrt(np.sum(p * (1 - p))))
+
+
 def test_probabilities_are_calibrated_across_seeds(trained_by_seed) -> None:  # type: ignore[no-untyped-def]
+    """On each held-out slice of three businesses (~5,000 accounts, ~150 churners), and on a
+    seed's three slices together, the churners counted equal the sum of the probabilities
+    within label noise: ±3.45 standard errors a slice (about ±27 % of the count) and ±3.14 for
+    the three (±14 %); the old ±0.01 absolute on the mean allowed ±35–43 % at these base rates.
+    Seen on these seeds: at most 2.2 standard errors off a slice, 1.7 pooled. The same
+    probabilities doubled or halved fail the slice check (≥ 5.9 off), and ×1.25 or ×0.75 the
+    pooled one (≥ 3.8 off)."""
     for seed, result in trained_by_seed.items():
-        m = result.metrics.loc["model"]
-        assert m["ece"] < 0.01, seed
-        # mean prediction close to the observed churn rate of the later test slice
-        assert abs(result.test_scores["model"].mean() - m["base_rate"]) < 0.01, seed
+        assert result.metrics.loc["model", "ece"] < 0.01, seed
         assert result.model.calibrator.method in ("isotonic", "sigmoid")
+        folds = result.evaluation.folds
+        y, p = np.concatenate([f.y for f in folds]), np.concatenate([f.scores["model"] for f in folds])
+        for fold in folds:
+            off = churners_off_by(fold.y, fold.scores["model"])
+            assert abs(off) <= Z_SLICE, (seed, f"{fold.fold.test_cutoff:%Y-%m-%d}", int(fold.y.sum()), round(float(fold.scores["model"].sum()), 1), round(off, 2))
+            for wrong in (np.minimum(2 * fold.scores["model"], 1), fold.scores["model"] / 2):
+                assert abs(churners_off_by(fold.y, wrong)) > Z_SLICE, seed
+        assert abs(churners_off_by(y, p)) <= Z_POOLED, (seed, int(y.sum()), round(float(p.sum()), 1))
+        for factor in (1.25, 0.75):
+            assert abs(churners_off_by(y, np.minimum(factor * p, 1))) > Z_POOLED, (seed, factor)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -86,10 +114,30 @@ def test_isotonic_calibration_keeps_the_models_order(seed: int) -> None:
     assert roc_auc_score(y, calibrated) == pytest.approx(roc_auc_score(y, raw), abs=1e-12)
 
 
-def test_top_importances_include_planted_effort_drivers(trained) -> None:  # type: ignore[no-untyped-def]
-    top = trained.model.importance().head(10).index
-    effort = [f for f in top if any(d in f for d in EFFORT_DRIVERS)]
-    assert len(effort) >= 3, list(top)
+def effort_features(spec: FeatureSpec) -> set[str]:
+    """The support-effort features the registry declares (family "effort": waits, repeat
+    contacts, channel switches, transfers, unresolved cases …) — not support-contact counts,
+    which measure activity, not effort."""
+    from churn.features.registry import registry
+
+    return {f.name for f in registry(spec) if f.family == "effort"}
+
+
+def top_effort(importance: pd.Series, effort: set[str], k: int = 10) -> list[str]:
+    return [f for f in importance.head(k).index if f in effort]
+
+
+def test_top_importances_include_planted_effort_drivers(trained, training_data) -> None:  # type: ignore[no-untyped-def]
+    """At least 3 of the 10 features with the most gain are support-effort features. Trained
+    by the same procedure on the same table with every effort column shuffled across rows, the
+    top 10 holds none of them — but 7 whose names contain "support_contact" (share, counts,
+    rate, recency, trend), which the old substring match counted as effort."""
+    _, spec, _ = training_data
+    effort = effort_features(spec)
+    assert {"long_waits_30d", "repeat_contacts_90d", "channel_switches_30d", "transfers_90d", "unresolved_cases_30d"} <= effort
+    assert "n_support_contact_30d" not in effort
+    top = trained.model.importance()
+    assert len(top_effort(top, effort)) >= 3, list(top.head(10).index)
 
 
 def test_purged_time_split_removes_only_label_overlap(training_data) -> None:  # type: ignore[no-untyped-def]
