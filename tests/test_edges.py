@@ -60,6 +60,8 @@ def test_unix_seconds_as_text_and_in_churn_toml() -> None:
     data = validate(accounts, interactions, date_format="unix_s")
     assert data.interactions["occurred_at"].tolist() == [pd.Timestamp("2023-10-03", tz=UTC), pd.Timestamp("2023-10-04", tz=UTC)]
     assert data.accounts["signup_at"].min() == pd.Timestamp("2023-10-01", tz=UTC)
+    typed = accounts.assign(signup_at=pd.to_datetime(["2023-10-01", "2023-10-02"]))  # a Parquet column of dates beside Unix events
+    assert validate(typed, interactions, date_format="unix_s").accounts["signup_at"].max() == pd.Timestamp("2023-10-02", tz=UTC)
     mixed = interactions.assign(occurred_at=["1696291200", "2023-10-04"])  # one ISO date among Unix times: that row is the reject
     assert len(validate(accounts, mixed, date_format="unix_s").interactions) == 1
 

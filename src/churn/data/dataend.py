@@ -46,7 +46,7 @@ def interactions_end(folder: str | Path, *, now: pd.Timestamp | None = None, dat
 
 def _plausible_max(path: Path, limit: pd.Timestamp, date_format: str | None) -> pd.Timestamp | None:
     """The latest parseable ``occurred_at`` not after ``limit``, read cheaply (no other check)."""
-    stats_max = parquet_max(path, "occurred_at") if is_parquet(path) and not (date_format or "").startswith("unix") else None
+    stats_max = parquet_max(path, "occurred_at") if is_parquet(path) else None  # only a timestamp/date column has them
     if stats_max is not None and stats_max <= limit:
         return stats_max
     column = read_table(path, ["occurred_at"])["occurred_at"]

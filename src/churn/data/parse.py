@@ -42,12 +42,12 @@ def timestamps_in_range(values: pd.Series, date_format: str | None = None) -> tu
     """:func:`parse_timestamps`, and where a value was read but lies outside the years pandas
     can hold (then NaT; −1 before them, +1 after, 0 inside): such a row gets a reason, not a
     crash."""
-    if date_format in UNIX_TIME_UNITS:
-        out = _unix_times(values, UNIX_TIME_UNITS[date_format])
-    elif isinstance(values.dtype, pd.DatetimeTZDtype):
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
         out = values.dt.tz_convert("UTC")
     elif pd.api.types.is_datetime64_dtype(values.dtype):
         out = values.dt.tz_localize("UTC")
+    elif date_format in UNIX_TIME_UNITS:  # only for numbers and text: a column already of dates stays as it is
+        out = _unix_times(values, UNIX_TIME_UNITS[date_format])
     else:
         text = values if isinstance(values.dtype, pd.StringDtype) else values.astype("str").where(values.notna())
         text = text.str.strip()
