@@ -36,6 +36,8 @@ customer again. March's retention counts it lost, April's counts it new.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -54,6 +56,30 @@ def qualifying_rows(interactions: pd.DataFrame, definition: ChurnDefinition) -> 
     return codes_for(interactions["event_type"], list(definition.activity_event_types)) >= 0
 
 
+def _qualifying_events(
+    ids: pd.Index, interactions: pd.DataFrame, definition: ChurnDefinition, when: Callable[[np.ndarray], np.ndarray], rows: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nanosecond times of the interactions and, per row, the position of its account in
+    ``ids`` — −1 for rows that do not count: not qualifying activity, outside ``rows``, at a
+    time ``when`` rejects, or of an unknown account. The one lookup last/next activity and the
+    spells share."""
+    if not len(interactions):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    t = interactions["occurred_at"].to_numpy("datetime64[ns]").astype(np.int64)
+    use = when(t)
+    if rows is not None:
+        use &= rows
+    if definition.activity_event_types:
+        use &= qualifying_rows(interactions, definition)
+    account = interactions["account_id"]
+    if isinstance(account.dtype, pd.CategoricalDtype) or use.all():
+        codes = codes_for(account, ids)  # a categorical: one lookup per category
+    else:  # text: look up only the rows that count
+        codes = np.full(len(t), -1, dtype=np.int64)
+        codes[use] = codes_for(account[use], ids)
+    return t, np.where(use, codes, -1)
+
+
 def last_activity(
     accounts: pd.DataFrame, interactions: pd.DataFrame, as_of: pd.Timestamp, definition: ChurnDefinition, *, rows: np.ndarray | None = None
 ) -> pd.Series:
@@ -62,21 +88,8 @@ def last_activity(
     ``rows`` (a boolean mask over ``interactions``; None: all) names the rows that count."""
     ids = pd.Index(accounts["account_id"].astype("str"))
     latest = np.full(len(ids), np.iinfo(np.int64).min, dtype=np.int64)
-    if len(interactions):
-        t = interactions["occurred_at"].to_numpy("datetime64[ns]").astype(np.int64)
-        use = t < as_of.value
-        if rows is not None:
-            use &= rows
-        if definition.activity_event_types:
-            use &= qualifying_rows(interactions, definition)
-        account = interactions["account_id"]
-        if isinstance(account.dtype, pd.CategoricalDtype) or use.all():
-            codes = codes_for(account, ids)  # a categorical: one lookup per category
-        else:  # text: look up only the rows that count
-            codes = np.full(len(t), -1, dtype=np.int64)
-            codes[use] = codes_for(account[use], ids)
-        keep = use & (codes >= 0)
-        np.maximum.at(latest, codes[keep], t[keep])
+    t, codes = _qualifying_events(ids, interactions, definition, lambda t: t < as_of.value, rows)
+    np.maximum.at(latest, codes[codes >= 0], t[codes >= 0])
     signup = accounts["signup_at"].to_numpy("datetime64[ns]").astype(np.int64)
     latest = np.maximum(latest, signup)
     return pd.Series(pd.to_datetime(latest, utc=True), index=accounts.index).astype("datetime64[ns, UTC]")
@@ -128,17 +141,8 @@ def next_activity(
     ``accounts``; int64 max when there is none)."""
     ids = pd.Index(accounts["account_id"].astype("str"))
     first = np.full(len(ids), np.iinfo(np.int64).max, dtype=np.int64)
-    if len(interactions):
-        t = interactions["occurred_at"].to_numpy("datetime64[ns]").astype(np.int64)
-        use = t >= as_of.value
-        if rows is not None:
-            use &= rows
-        if definition.activity_event_types:
-            use &= qualifying_rows(interactions, definition)
-        codes = np.full(len(t), -1, dtype=np.int64)
-        codes[use] = codes_for(interactions["account_id"][use], ids)
-        keep = use & (codes >= 0)
-        np.minimum.at(first, codes[keep], t[keep])
+    t, codes = _qualifying_events(ids, interactions, definition, lambda t: t >= as_of.value, rows)
+    np.minimum.at(first, codes[codes >= 0], t[codes >= 0])
     return first
 
 
@@ -152,20 +156,10 @@ def activity_spells(
     account was not a customer then)."""
     ids = accounts["account_id"].astype("str")
     signup = accounts["signup_at"].to_numpy("datetime64[ns]").astype(np.int64)
-    owner = [np.arange(len(ids))]
-    stamps = [signup]
-    if len(interactions):
-        t = interactions["occurred_at"].to_numpy("datetime64[ns]").astype(np.int64)
-        use = (t < data_end.value) & qualifying_rows(interactions, definition)
-        if rows is not None:
-            use &= rows
-        codes = np.full(len(t), -1, dtype=np.int64)
-        codes[use] = codes_for(interactions["account_id"][use], pd.Index(ids))
-        keep = use & (codes >= 0)
-        keep[keep] &= t[keep] >= signup[codes[keep]]
-        owner.append(codes[keep])
-        stamps.append(t[keep])
-    account, t = np.concatenate(owner), np.concatenate(stamps)
+    t, codes = _qualifying_events(pd.Index(ids), interactions, definition, lambda t: t < data_end.value, rows)
+    keep = codes >= 0
+    keep[keep] &= t[keep] >= signup[codes[keep]]
+    account, t = np.concatenate([np.arange(len(ids)), codes[keep]]), np.concatenate([signup, t[keep]])
     order = np.lexsort((t, account))
     account, t = account[order], t[order]
     horizon = definition.horizon.value
