@@ -27,8 +27,9 @@ demo: install
 	@echo "Risk list: $(DEMO)/scores/risk_list.csv"
 	@echo "Report:    file://$(CURDIR)/$(DEMO)/scores/report.html"
 
+# One worker per core; whole files go to one worker, so a module's shared fixture is built once.
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e ".[bench,spark]"
