@@ -328,6 +328,21 @@ def evaluate_survival(
     return SurvivalEvaluation(metrics, deciles, description)
 
 
+def train_time_to_churn(
+    table: pd.DataFrame, outcomes: pd.DataFrame, columns: list[str], *, config: TrainConfig = TrainConfig(), survival: SurvivalConfig = SurvivalConfig()
+) -> tuple[SurvivalEvaluation, SurvivalModel]:
+    """Evaluate the hazard model against Cox and Kaplan–Meier (account folds), then fit the
+    deployed one on every mature row, as the churn model is. ``outcomes`` (:func:`time_to_lapse`)
+    is aligned with ``table``; ``columns`` are the churn model's, so both read one matrix."""
+    x, categorical = feature_matrix(table, columns)
+    months, event, groups = outcomes["months"].to_numpy(dtype=float), outcomes["event"].to_numpy(dtype=bool), table["account_id"].astype("str").to_numpy()
+    segments = table["segment"].astype("str").to_numpy() if "segment" in table.columns else None
+    evaluation = evaluate_survival(x, months, event, groups, segments, categorical=categorical, config=config, survival=survival)
+    model = fit_survival(x, months, event, groups, categorical=categorical, config=config, survival=survival)
+    model.metadata["evaluation"] = evaluation.summary()
+    return evaluation, model
+
+
 # --------------------------------------------------------------------------- per account
 
 
