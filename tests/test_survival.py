@@ -8,15 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.config import ChurnDefinition, TrainConfig
+from churn.config import ChurnDefinition, ScoreConfig, TrainConfig
 from churn.data.population import is_customer
 from churn.data.synthetic import generate
 from churn.features.labels import build_training_table
 from churn.features.spec import FeatureSpec
-from churn.modeling.model import model_columns
+from churn.modeling.model import load_bundle, model_columns, save_bundle
 from churn.modeling.survival import (
     MONTH,
     SurvivalConfig,
+    feature_matrix,
     hazard_rows,
     remaining_value,
     survival_columns,
@@ -25,6 +26,8 @@ from churn.modeling.survival import (
     value_if_kept,
 )
 from churn.modeling.survival_metrics import CoxModel, brier_scores, integrated_brier, kaplan_meier, uno_c_index
+from churn.modeling.train import fit_churn_model
+from churn.outreach.score import build_risk_list
 
 UTC = "UTC"
 
@@ -126,25 +129,56 @@ def transactional_table():  # type: ignore[no-untyped-def]
     return accounts, data.interactions, definition, end, table
 
 
-def test_transactional_data_trains_a_survival_model_on_customers_only(transactional_table) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def transactional_survival(transactional_table):  # type: ignore[no-untyped-def]
+    """The time-to-churn model, evaluated and fitted once on the tiny transactional table."""
     accounts, interactions, definition, end, table = transactional_table
     outcomes = time_to_lapse(accounts, interactions, table, definition, end)
+    evaluation, model = train_time_to_churn(
+        table, outcomes, model_columns(table), config=TrainConfig(n_jobs=1), survival=SurvivalConfig(n_estimators=60)
+    )  # fmt: skip
+    return outcomes, evaluation, model
+
+
+def test_transactional_data_trains_a_survival_model_on_customers_only(transactional_table, transactional_survival) -> None:  # type: ignore[no-untyped-def]
+    accounts, interactions, definition, end, table = transactional_table
+    outcomes, evaluation, model = transactional_survival
     assert outcomes["months"].notna().all()  # the training table holds customers only: every row has a lifetime
     assert outcomes["event"].any() and not outcomes["event"].all()
     lapsed_rows = pd.DataFrame({"account_id": accounts["account_id"], "as_of": ts("2024-03-01")})
     lapsed = ~is_customer(accounts, interactions, ts("2024-03-01"), definition) & (accounts["signup_at"] < ts("2024-03-01")).to_numpy()
     assert lapsed.any()
     assert time_to_lapse(accounts, interactions, lapsed_rows, definition, end)["months"][lapsed].isna().all()
-    evaluation, model = train_time_to_churn(
-        table, outcomes, model_columns(table), config=TrainConfig(n_jobs=1), survival=SurvivalConfig(n_estimators=60)
-    )  # fmt: skip
     assert set(evaluation.metrics.index) == {"model", "cox", "kaplan_meier"}
     assert np.isfinite(evaluation.metrics.to_numpy()).all()
-    from churn.modeling.survival import feature_matrix
-
     curves = model.curves(feature_matrix(table.head(20), model_columns(table))[0])
     assert curves.shape == (20, 24)
     assert (np.diff(curves, axis=1) <= 1e-12).all() and (curves > 0).all() and (curves <= 1).all()
+
+
+def test_risk_list_and_bundle_carry_the_survival_columns(transactional_table, transactional_survival, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The deployed model scores the curves (saved in its bundle); the risk list shows them, the
+    remaining value at the chosen discount rate and revenue at risk = probability × the value
+    kept past the horizon. Only customers are scored: the lapsed are not on the list."""
+    accounts, interactions, definition, end, table = transactional_table
+    latest = table[table["as_of"] == table["as_of"].max()].reset_index(drop=True)
+    churn_model, _ = fit_churn_model(table, spec=FeatureSpec.from_data(accounts, interactions), definition=definition, config=TrainConfig(n_jobs=1, n_estimators=40))
+    churn_model.survival = transactional_survival[2]
+    save_bundle(churn_model, tmp_path / "m.joblib")
+    loaded = load_bundle(tmp_path / "m.joblib")
+    curves = loaded.survival_curves(latest)
+    assert curves is not None and np.allclose(curves, churn_model.survival_curves(latest))  # type: ignore[arg-type]
+    risk, notes = build_risk_list(latest, loaded, config=ScoreConfig(discount_rate=0.25), accounts=accounts)
+    risk = risk.set_index("account_id").loc[latest["account_id"]]
+    monthly = risk["annual_value"].to_numpy() / 12
+    assert risk["remaining_value"].to_numpy() == pytest.approx(remaining_value(curves, monthly, 0.25))
+    assert risk["survival_12m"].to_numpy() == pytest.approx(curves[:, 11])
+    kept = value_if_kept(curves, monthly, definition.horizon_days, 0.25)
+    assert risk["revenue_at_risk"].to_numpy() == pytest.approx(risk["churn_probability"].to_numpy() * kept)
+    assert "remaining value" in str(notes["value"])
+    churn_model.survival = None  # a model trained without --survival: the old revenue at risk, empty columns
+    plain, _ = build_risk_list(latest, churn_model, accounts=accounts)
+    assert plain["remaining_value"].isna().all() and (plain["revenue_at_risk"] == plain["churn_probability"] * plain["annual_value"]).all()
 
 
 # --------------------------------------------------------------------------- measures
