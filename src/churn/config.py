@@ -163,6 +163,8 @@ class TrainConfig:
     #: all tuning in one training run (split over the evaluation folds and the final fit).
     tune_trials: int = 0
     tune_seconds: float = 600.0
+    #: Also fit the time-to-churn model (survival curves, remaining value): ``churn train --survival``.
+    survival: bool = False
 
     def min_child_samples(self, rows: int) -> int:
         low, high = self.min_child_samples_bounds
@@ -205,6 +207,9 @@ class ScoreConfig:
     rank_by: RankBy = "revenue_at_risk"
     #: Column holding monthly value; annual value = 12 × this. Missing → value 1 per account.
     value_column: str = "mrr"
+    #: Annual discount rate of the remaining value (``--discount-rate``): money a year from now is
+    #: worth 1 / (1 + rate) of money today. Used when the model has a time-to-churn part.
+    discount_rate: float = 0.10
     top_reasons: int = 3
     #: Exact TreeSHAP reasons for at most this many accounts (outreach list first, then high band).
     max_exact_reasons: int = 100_000

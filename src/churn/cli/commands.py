@@ -292,6 +292,7 @@ def train(
     attributes_as_of: AttributesAsOfOpt = None,
     data_end: DataEndOpt = None,
     model_name: ModelNameOpt = None,
+    survival: Annotated[bool, typer.Option("--survival", help="Also fit the time-to-churn model: survival curves and remaining value per account.")] = False,
 ) -> None:
     """Evaluate on held-out time slices, fit the deployed model on every mature cutoff, track in MLflow, promote if better."""
     from churn.config import TrainConfig
@@ -304,7 +305,7 @@ def train(
         date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end,
     )  # fmt: skip
     train_config = TrainConfig(
-        seed=seed, tune_trials=tune, tune_seconds=60.0 * tune_minutes,
+        seed=seed, tune_trials=tune, tune_seconds=60.0 * tune_minutes, survival=survival,
         allow_features=tuple(f.strip() for f in (allow_feature or "").split(",") if f.strip()),
     )  # fmt: skip
     with console.status("Training…") as status:
@@ -362,6 +363,9 @@ def score(
     medium: Annotated[float, typer.Option(help="Probability from which an account is medium risk.")] = 0.10,
     max_exact_reasons: Annotated[int, typer.Option(min=0, help="Exact TreeSHAP reasons for at most this many accounts.")] = 100_000,
     seed: Annotated[int, typer.Option(help="Seed of the control-group draw.")] = 7,
+    discount_rate: Annotated[
+        float, typer.Option("--discount-rate", min=0.0, max=0.99, help="Annual discount rate of remaining_value (a model trained with --survival).")
+    ] = 0.10,
     out: Annotated[Path, typer.Option(help="Output folder (risk list, history, retention, report).")] = Path("reports/scores"),
     allow_stale_data: Annotated[bool, typer.Option("--allow-stale-data", help="Score an --as-of after the end of the data anyway (flagged as stale).")] = False,
     config: ConfigOpt = None,
@@ -383,7 +387,7 @@ def score(
 
     score_config = ScoreConfig(
         capacity=capacity, control_share=control_share, seed=seed, high_threshold=high, medium_threshold=medium,
-        rank_by=rank_by.value, max_exact_reasons=max_exact_reasons,  # type: ignore[arg-type]
+        rank_by=rank_by.value, max_exact_reasons=max_exact_reasons, discount_rate=discount_rate,  # type: ignore[arg-type]
     )  # fmt: skip
     settings = data_settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end, model_name=model_name)
     _quiet_mlflow()

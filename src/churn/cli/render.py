@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from churn.jobs.tables import FeatureTable
     from churn.jobs.training import Backtest, TrainingRun, TrainingTable
     from churn.jobs.weekly import ScoreOutputs
+    from churn.modeling.survival import SurvivalEvaluation
     from churn.modeling.train import TrainResult
     from churn.serve.deps import Service
 
@@ -289,6 +290,21 @@ def print_trained(result: "TrainResult", capacity: int) -> None:
         f"cross-fitted on out-of-fold scores."
     )
     print_profit(result, capacity)
+    if result.survival is not None:
+        print_survival(result.survival)
+
+
+def print_survival(evaluation: "SurvivalEvaluation") -> None:
+    """``churn train --survival``: the time-to-churn model against Cox and Kaplan–Meier."""
+    view = Table(title=f"Time to churn — {evaluation.description}")
+    for column in ("model", "C-index (Uno, 12 m) ↑", "integrated Brier 1–12 m ↓", "3-month calibration gap ↓", "12-month calibration gap ↓"):
+        view.add_column(column)
+    for name, row in evaluation.metrics.iterrows():
+        view.add_row(
+            {"model": "hazard model", "cox": "Cox", "kaplan_meier": "Kaplan–Meier"}.get(str(name), str(name)),
+            f"{row['c_index']:.3f}", f"{row['ibs']:.4f}", f"{row['calibration_3m']:.1%}", f"{row['calibration_12m']:.1%}",
+        )  # fmt: skip
+    console.print(view)
 
 
 def print_tracked(run: "TrainingRun") -> None:

@@ -29,6 +29,7 @@ from churn.modeling.gate import ChampionView, Decision, eligible_folds
 from churn.modeling.leakage import LeakageError, check_static_attributes_at_export
 from churn.modeling.model import ChurnModel, MissingInputError, check_inputs
 from churn.modeling.results import Evaluation
+from churn.modeling.survival import time_to_lapse
 from churn.modeling.tracking import (
     MODEL_NAME,
     configure,
@@ -192,7 +193,11 @@ def train_and_track(
     try:
         built.check_static_attributes(config)
         progress("Training…")
-        result = fit(built.table, spec=built.spec, definition=built.definition, config=config, capacity=capacity, feature_config=FeatureConfig(), progress=progress)
+        outcomes = time_to_lapse(contract.accounts, contract.interactions, built.table, built.definition, built.data_end) if config.survival else None
+        result = fit(
+            built.table, spec=built.spec, definition=built.definition, config=config, capacity=capacity, feature_config=FeatureConfig(), progress=progress,
+            outcomes=outcomes,
+        )  # fmt: skip
     except LeakageError as exc:
         run_id = log_leakage_stop(root, str(exc), fingerprint(contract.accounts, contract.interactions), model_name)
         raise LeakageStop(f"{exc} (recorded as failed MLflow run {run_id})") from None

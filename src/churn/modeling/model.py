@@ -15,7 +15,7 @@ import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import lightgbm as lgb
 import numpy as np
@@ -40,6 +40,15 @@ BUNDLE_FORMAT = 2
 BUNDLE_MAGIC = "churn-model-bundle"
 
 
+class SurvivalCurves(Protocol):
+    """What the deployed model needs of a time-to-churn model (:mod:`churn.modeling.survival`):
+    S(m) for m = 1 … ``max_months`` from the churn model's float matrix."""
+
+    max_months: int
+
+    def curves(self, x: np.ndarray) -> np.ndarray: ...
+
+
 class MissingFeaturesError(ValueError):
     """The feature table lacks columns the model was trained on."""
 
@@ -61,6 +70,9 @@ class ChurnModel:
     definition: dict[str, object]
     metadata: dict[str, object] = field(default_factory=dict)
     reference: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: The time-to-churn model fitted beside it (``churn train --survival``); None otherwise,
+    #: and in bundles written before it existed (the class default answers for them).
+    survival: SurvivalCurves | None = None
 
     @property
     def spec(self) -> FeatureSpec:
@@ -141,6 +153,12 @@ class ChurnModel:
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated P(churn within the horizon) per row."""
         return self.calibrator.transform(self.raw_proba(features))
+
+    def survival_curves(self, features: pd.DataFrame) -> np.ndarray | None:
+        """S(m), m = 1 … 24, per row (n × 24), or None when no time-to-churn model was fitted."""
+        if self.survival is None:
+            return None
+        return self.survival.curves(self.matrix(self.prepare(features)))
 
     def contributions(self, features: pd.DataFrame) -> np.ndarray:
         """Exact TreeSHAP contributions in log-odds (n × features, bias column dropped)."""

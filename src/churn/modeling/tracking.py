@@ -121,6 +121,9 @@ def _metric_dict(result: TrainResult) -> dict[str, float]:
         for metric, value in row.items():
             if np.isfinite(value):
                 out[f"{name}_{metric}"] = float(value)
+    if result.survival is not None:  # time to churn: survival_model_c_index, survival_cox_ibs, …
+        for name, row in result.survival.metrics.iterrows():
+            out.update({f"survival_{name}_{metric}": float(value) for metric, value in row.items() if np.isfinite(value)})
     return out
 
 
@@ -168,6 +171,8 @@ def log_training_run(
             mlflow.log_text(result.evaluation.fold_metrics().to_csv(index=False), "evaluation_folds.csv")
             mlflow.log_text(model.catalogue().to_csv(index=False), "feature_catalogue.csv")
             mlflow.log_text(result.metrics.to_csv(), "metrics.csv")
+            if result.survival is not None:
+                mlflow.log_dict(result.survival.summary(), "survival_evaluation.json")
             mlflow.log_artifacts(str(tmp_path / "plots"), "plots")
             _log_trials(result.tuning)
             info = mlflow.pyfunc.log_model(

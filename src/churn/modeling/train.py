@@ -44,6 +44,7 @@ from churn.modeling.model import ChurnModel, categorical_columns, lightgbm_param
 from churn.modeling.profile import reference_profile
 from churn.modeling.results import Evaluation, EvaluationKind, FitInfo, FoldResult
 from churn.modeling.splits import AccountFolds, Fold, PurgedTimeSplit
+from churn.modeling.survival import SurvivalEvaluation, train_time_to_churn
 
 # --------------------------------------------------------------------------- leakage sentinel
 
@@ -322,6 +323,8 @@ class TrainResult:
     example: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     #: Hyperparameter trials of the deployed model's tuning (empty without --tune).
     tuning: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    #: The time-to-churn model's evaluation against Cox and Kaplan–Meier (``--survival``), or None.
+    survival: SurvivalEvaluation | None = None
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -356,9 +359,14 @@ def train(
     feature_config: FeatureConfig = FeatureConfig(),
     profit: ProfitConfig = ProfitConfig(),
     progress: Callable[[str], None] | None = None,
+    outcomes: pd.DataFrame | None = None,
 ) -> TrainResult:
     """Check for leakage, evaluate the procedure on held-out folds, then fit the deployed
     model on every row of ``table`` (all mature cutoffs).
+
+    ``outcomes`` (months to lapse and whether it was observed, aligned with ``table``:
+    :func:`churn.modeling.survival.time_to_lapse`) adds the time-to-churn model, evaluated and
+    saved inside the deployed model (``model.survival``).
 
     ``feature_config`` must be the one the table was built with: it is stored in the model
     so that scoring computes the same features."""
@@ -382,6 +390,12 @@ def train(
             "profit": asdict(profit),
         }
     )
+    survival = None
+    if outcomes is not None:
+        if progress:
+            progress("Time to churn: evaluating against Cox and Kaplan–Meier, then fitting on all rows")
+        survival, model.survival = train_time_to_churn(table, outcomes, columns, config=config)
+        model.metadata["survival"] = {**model.survival.metadata}
     params = {
         **{f"lgbm_{k}": v for k, v in lightgbm_params(config, len(table)).items() if k not in ("n_jobs", "verbose")},
         "n_estimators": info.n_estimators,
@@ -395,7 +409,7 @@ def train(
         "train_cutoffs": table["as_of"].nunique(),
         "n_features": len(columns),
     }
-    return TrainResult(model, evaluation, info, params, leakage, table.head(5).reset_index(drop=True), trials)
+    return TrainResult(model, evaluation, info, params, leakage, table.head(5).reset_index(drop=True), trials, survival)
 
 
 def backtest(

@@ -24,6 +24,7 @@ import pandas as pd
 from churn.config import ScoreConfig
 from churn.data.attributes import attributes_at
 from churn.modeling.model import ChurnModel
+from churn.modeling.survival import SURVIVAL_COLUMNS, survival_columns, value_if_kept
 from churn.outreach.experiment import assign_controls
 from churn.outreach.playbook import Playbook, default_playbook
 from churn.outreach.reasons import explain
@@ -38,6 +39,7 @@ RISK_LIST_COLUMNS = [
     "risk_band",
     "annual_value",
     "revenue_at_risk",
+    *SURVIVAL_COLUMNS,
     "outreach",
     "control",
     "suggested_action",
@@ -149,6 +151,25 @@ def compare_with_previous(current: pd.DataFrame, previous: pd.DataFrame | None, 
     return out
 
 
+def with_survival(frame: pd.DataFrame, features: pd.DataFrame, model: ChurnModel, config: ScoreConfig, value_note: str) -> tuple[pd.DataFrame, str]:
+    """The time-to-churn columns (:data:`churn.modeling.survival.SURVIVAL_COLUMNS`; empty when
+    the model has no time-to-churn part) and, with them, revenue at risk as the value lost if
+    the account churns within the horizon: probability × the discounted value of its next 24
+    months if it is still a customer when the horizon ends. Without them it stays probability ×
+    annual value."""
+    curves = model.survival_curves(features)
+    if curves is None:
+        return frame.assign(**{c: np.nan for c in SURVIVAL_COLUMNS}), value_note
+    monthly = frame["annual_value"].to_numpy() / 12.0
+    horizon = int(model.definition.get("horizon_days", 30))  # type: ignore[call-overload]
+    frame = pd.concat([frame, survival_columns(curves, monthly, config.discount_rate).set_index(frame.index)], axis=1)
+    frame["revenue_at_risk"] = frame["churn_probability"] * value_if_kept(curves, monthly, horizon, config.discount_rate)
+    return frame, value_note + (
+        f"; remaining value = Σ survival × monthly value, 24 months discounted at {config.discount_rate:.0%} a year; "
+        "revenue at risk = probability × the value of the next 24 months if the account stays past the horizon"
+    )
+
+
 def build_risk_list(
     features: pd.DataFrame,
     model: ChurnModel,
@@ -181,6 +202,7 @@ def build_risk_list(
     frame["as_of"] = frame["as_of"].astype("datetime64[ns, UTC]")
     for col, values in pass_through(frame["account_id"], accounts).items():
         frame[col] = values
+    frame, value_note = with_survival(frame, features, model, config, value_note)
     frame["rank"] = rank_accounts(frame, config)
     frame = frame.join(assign_outreach(frame, config, prior))
 

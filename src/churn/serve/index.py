@@ -25,6 +25,7 @@ SUMMARY_COLUMNS = [
 DETAIL_COLUMNS = [
     *SUMMARY_COLUMNS, "action_wording", "reason_features", "reason_drivers", "reason_contributions", "reason_method",
     "previous_probability", "reasons_changed",
+    "survival_1m", "survival_3m", "survival_6m", "survival_12m", "expected_months_24", "remaining_value",
 ]  # fmt: skip
 _EMPTY = np.zeros(0, dtype=np.int64)
 

@@ -152,6 +152,13 @@ class AccountDetail(AccountSummary):
     reason_method: str | None = None
     previous_probability: float | None = None
     reasons_changed: bool | None = None
+    # time to churn (a model trained with --survival; null otherwise and on the lapsed)
+    survival_1m: float | None = Field(None, description="chance it is still a customer 1 month after the run's date")
+    survival_3m: float | None = None
+    survival_6m: float | None = None
+    survival_12m: float | None = None
+    expected_months_24: float | None = Field(None, description="expected months, of the next 24, it is still a customer at the end of")
+    remaining_value: float | None = Field(None, description="Σ survival × monthly value over 24 months, discounted (--discount-rate)")
     history: list[ScorePoint] = Field(default_factory=list, description="this account's score in past runs, oldest first")
 
 

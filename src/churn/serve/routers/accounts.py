@@ -48,6 +48,7 @@ def account_detail(snapshot: Snapshot, account_id: str) -> AccountDetail:
     if pos is None:
         raise ApiError(404, "not_found", f"account {account_id!r} is not on the latest risk list (run {index.run_id}, as of {index.as_of})")
     row = index.records([pos], DETAIL_COLUMNS)[0]
+    row = {k: None if isinstance(v, float) and v != v else v for k, v in row.items()}  # no curve (NaN) → null: JSON has no NaN
     row.update(split_reasons(row["reason_features"], row["reason_drivers"], row["reason_contributions"]))
     return AccountDetail(**row, run_id=index.run_id, as_of=index.as_of, history=snapshot.history.for_position(pos))
 
