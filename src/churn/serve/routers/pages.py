@@ -56,6 +56,10 @@ def _pct(value: object) -> str:
     return "–" if value is None or pd.isna(value) else f"{100 * float(value):.1f} %"  # type: ignore[arg-type]
 
 
+def _pct0(value: object) -> str:
+    return "–" if value is None or pd.isna(value) else f"{100 * float(value):.0f} %"  # type: ignore[arg-type]
+
+
 def _money(value: object) -> str:
     return "–" if value is None or pd.isna(value) else f"{float(value):,.0f}"  # type: ignore[arg-type]
 
@@ -66,7 +70,7 @@ def _signed_pct(value: object) -> str:
 
 def make_environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True, default_for_string=True))
-    env.filters.update(pct=_pct, money=_money, signed_pct=_signed_pct)
+    env.filters.update(pct=_pct, pct0=_pct0, money=_money, signed_pct=_signed_pct)
     return env
 
 
