@@ -110,6 +110,20 @@ def test_the_form_is_refused_without_its_token_or_with_bad_fields(scores: Path) 
     assert pd.read_parquet(scores / CONTACTS_FILE)["outcome"].tolist() == ["call_back"]
 
 
+def test_a_call_is_not_saved_while_a_scoring_run_holds_the_folder(scores: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from churn.outreach import runs
+    from churn.serve.routers import pages
+
+    monkeypatch.setattr(pages, "LOCK_WAIT_SECONDS", 0.3)
+    (account,) = first_run_outreach(scores, 1)
+    client = signed_in(scores)
+    body = {"reached": "yes", "outcome": "saved", "called_on": "2024-05-10", "note": "keep me", "agent": "Ana", "csrf_token": form_token(client, account)}
+    with runs.locked(scores, holder="a scoring run"):  # this thread; the service's thread waits for it
+        busy = client.post(f"/app/accounts/{account}/calls", data=body)
+    assert busy.status_code == 503 and "the call was NOT saved" in busy.text and "keep me</textarea>" in busy.text
+    assert not (scores / CONTACTS_FILE).exists()
+
+
 def test_two_agents_logging_at_once_keep_every_row(tmp_path: Path) -> None:
     """Each save reads the log, adds its row and replaces the file: without the folder's lock
     two saves that overlap lose one of the rows."""
