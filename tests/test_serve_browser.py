@@ -149,3 +149,40 @@ def test_search_filter_and_open_an_account(server, browser, sd: ServeData, tmp_p
     assert f"of {mine:,} accounts" in page.inner_text("#count")
     assert page.locator("dupont").count() == 0  # "<Dupont>" is text, not an element
     assert errors == []
+
+
+def test_log_a_call_on_the_account_page(server, browser, sd: ServeData) -> None:  # type: ignore[no-untyped-def]
+    """An agent fills the account page's form in the browser; the call lands in the scoring
+    folder's contact log (removed afterwards: the folder is shared with other tests)."""
+    import pandas as pd
+
+    from churn.outreach.runs import CONTACTS_FILE
+
+    base, _ = server
+    log = sd.scores_dir / CONTACTS_FILE
+    assert not log.exists()
+    account = sd.latest().query("outreach")["account_id"].iloc[3]
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{base}/app/accounts/{account}")
+        if page.locator("input[name=key]").count():  # a fresh browser page signs in first
+            page.fill("input[name=key]", API_KEY)
+            with page.expect_navigation():
+                page.click("button[type=submit]")
+        page.check("input[name=reached][value=yes]")
+        page.select_option("#call-outcome", "call_back")
+        page.fill("#call-date", "2024-06-03")
+        page.fill("#call-note", "Asked for the new price list & a call next week")
+        page.fill("#call-agent", "Dev & Co")
+        with page.expect_navigation():
+            page.click("#call-submit")
+        assert page.locator("#call-logged").is_visible() and account in page.inner_text("#account-title")
+        row = pd.read_parquet(log).iloc[-1]
+        assert (row["account_id"], row["outcome"], row["agent"]) == (account, "call_back", "Dev & Co")
+        assert row["note"] == "Asked for the new price list & a call next week" and row["contacted_at"] == pd.Timestamp("2024-06-03", tz="UTC")
+        assert errors == []
+    finally:
+        page.close()
+        log.unlink(missing_ok=True)

@@ -35,6 +35,7 @@ from churn.outreach.playbook import load_playbook
 from churn.outreach.report import render, write_report
 from churn.outreach.runs import make_run_id, previous_run
 from churn.outreach.score import build_risk_list, lapsed_list, summary_counts
+from churn.outreach.whom import read_uplift_evaluation
 from churn.spark import spark_features, spark_score, to_pandas_features
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -282,6 +283,7 @@ def _write_report(
         uplift=uplift,
         power=None if uplift is None or uplift.empty else power_note(uplift, alpha=settings.alpha, power=settings.power, relative_reduction=settings.relative_reduction),
         monitoring=read_monitoring(folder),
+        whom_to_call=read_uplift_evaluation(folder),
     )
     return write_report(folder / "report.html", html)
 

@@ -55,6 +55,8 @@ UPLIFT_COLUMNS = [
 ]  # fmt: skip
 ASSIGNMENT_COLUMNS = ["account_id", "arm", "assigned_as_of", "ends_at"]
 CONTACT_COLUMNS = ["account_id", "contacted_at", "outcome"]
+#: Optional columns of a contact log, kept when present (calls logged on the account page).
+CONTACT_DETAIL_COLUMNS = ["agent", "note"]
 #: Contact-log outcomes meaning the account was *not* reached (normalised: lower case, "_").
 #: Any other outcome — or none — counts as reached.
 NOT_REACHED = frozenset({"no_answer", "not_reached", "unreachable", "voicemail", "busy", "bounced", "failed", "wrong_number"})
@@ -204,11 +206,13 @@ def _refuse(bad: np.ndarray, source: str, column: str, problem: str, values: pd.
 
 
 def merge_contacts(existing: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
-    """The union of two contact logs without repeated rows, oldest first."""
+    """The union of two contact logs without repeated rows, oldest first (with the optional
+    :data:`CONTACT_DETAIL_COLUMNS` either log has)."""
     frames = [f for f in (existing, new) if f is not None and len(f)]
+    columns = CONTACT_COLUMNS + [c for c in CONTACT_DETAIL_COLUMNS if any(c in f.columns for f in (existing, new) if f is not None)]
     if not frames:
-        return new.iloc[0:0][CONTACT_COLUMNS]
-    merged = pd.concat([f[CONTACT_COLUMNS] for f in frames], ignore_index=True).drop_duplicates()
+        return new.reindex(columns=columns).iloc[0:0]
+    merged = pd.concat([f.reindex(columns=columns) for f in frames], ignore_index=True).drop_duplicates()
     return merged.sort_values(["contacted_at", "account_id"], kind="stable").reset_index(drop=True)
 
 

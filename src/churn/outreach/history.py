@@ -15,7 +15,7 @@ import pandas as pd
 from churn.config import ChurnDefinition, UpliftConfig, definition_from_dict
 from churn.features.labels import label_accounts
 from churn.outreach import runs
-from churn.outreach.experiment import CONTACT_COLUMNS, active_assignments, cohort, reached_in_window, uplift_table
+from churn.outreach.experiment import CONTACT_COLUMNS, CONTACT_DETAIL_COLUMNS, active_assignments, cohort, reached_in_window, uplift_table
 from churn.outreach.retention import customer_spells, list_outcomes, retention_table
 
 
@@ -76,9 +76,12 @@ _OUTCOME_COLUMNS = ["account_id", "as_of", "churn_probability", "risk_band", "an
 
 
 def read_contacts(out_dir: Path) -> pd.DataFrame | None:
-    """The folder's contact log (``churn contacts``), or None."""
+    """The folder's contact log (``churn contacts``, calls logged in ``churn serve``), or None."""
     path = Path(out_dir) / runs.CONTACTS_FILE
-    return pd.read_parquet(path)[CONTACT_COLUMNS] if path.exists() else None
+    if not path.exists():
+        return None
+    log = pd.read_parquet(path)
+    return log[CONTACT_COLUMNS + [c for c in CONTACT_DETAIL_COLUMNS if c in log.columns]]
 
 
 @dataclass

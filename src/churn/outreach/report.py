@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from churn.config import ACTIONABLE_DRIVERS, DRIVERS
 from churn.data.io import write_text
 from churn.modeling.evaluate import METRIC_LABELS
+from churn.outreach.whom import whom_to_call_view
 
 
 def _png(fig: Figure) -> str:
@@ -321,7 +322,10 @@ def render(
     uplift: pd.DataFrame | None = None,
     power: str | None = None,
     monitoring: dict | None = None,
+    whom_to_call: dict | str | None = None,
 ) -> str:
+    """The page. ``whom_to_call``: the run's uplift evaluation (:func:`whom.read_uplift_evaluation`),
+    or the one line saying why there is none."""
     env = Environment(loader=PackageLoader("churn.outreach", "templates"), autoescape=select_autoescape(["html"]))
     drivers = driver_summary(risk, descriptions)
     metrics = evaluation.get("metrics", {}) if evaluation else {}
@@ -369,6 +373,7 @@ def render(
             "drivers": drivers_chart(drivers),
         },
         monitoring=monitoring_view(monitoring),
+        whom=whom_to_call_view(whom_to_call if whom_to_call is not None else "No uplift evaluation was given for this report.", _png),
         profit=profit_view(evaluation, scored=len(risk), capacity=int(record.get("capacity", 0) or 0)),
     )
 

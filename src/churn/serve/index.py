@@ -18,13 +18,17 @@ import pyarrow.compute as pc
 BANDS = ("high", "medium", "low")
 #: Categorical columns requests filter on; each gets a code array and a positions-per-value map.
 FILTER_COLUMNS = ("risk_band", "owner", "segment", "outreach", "control")
+#: The uplift model's columns (issue 25), when the run has them: in the list, and on the account only.
+UPLIFT_SUMMARY = ["expected_saved_value"]
+UPLIFT_DETAIL = ["uplift", "churn_if_called"]
 SUMMARY_COLUMNS = [
     "account_id", "owner", "segment", "rank", "churn_probability", "risk_band", "annual_value", "revenue_at_risk",
     "outreach", "control", "suggested_action", "reason_1", "reason_2", "reason_3", "change", "probability_change",
+    *UPLIFT_SUMMARY,
 ]  # fmt: skip
 DETAIL_COLUMNS = [
     *SUMMARY_COLUMNS, "action_wording", "reason_features", "reason_drivers", "reason_contributions", "reason_method",
-    "previous_probability", "reasons_changed",
+    "previous_probability", "reasons_changed", *UPLIFT_DETAIL,
     "survival_1m", "survival_3m", "survival_6m", "survival_12m", "expected_months_24", "remaining_value",
 ]  # fmt: skip
 _EMPTY = np.zeros(0, dtype=np.int64)
@@ -70,6 +74,8 @@ class RunIndex:
             if col not in frame.columns:  # runs scored before a column existed
                 frame[col] = pd.Series(pd.NA, index=frame.index, dtype="str" if col in ("owner", "segment") else "object")
         frame["account_id"] = frame["account_id"].astype("str")
+        #: The run has expected saved values (an uplift model ranked it): the list shows them.
+        self.has_saved_value = bool(pd.to_numeric(frame["expected_saved_value"], errors="coerce").notna().any())
         self.frame = frame
         self.run_id = run_id
         self.as_of = as_of

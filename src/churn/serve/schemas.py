@@ -122,6 +122,7 @@ class AccountSummary(BaseModel):
     reasons: list[str] = Field(default_factory=list, description="plain-language drivers, strongest first")
     change: str | None = None
     probability_change: float | None = None
+    expected_saved_value: float | None = Field(None, description="estimated reduction of churn probability if called × annual value − cost of the call (uplift model)")
 
 
 class AccountPage(BaseModel):
@@ -159,6 +160,8 @@ class AccountDetail(AccountSummary):
     survival_12m: float | None = None
     expected_months_24: float | None = Field(None, description="expected months, of the next 24, it is still a customer at the end of")
     remaining_value: float | None = Field(None, description="Σ survival × monthly value over 24 months, discounted (--discount-rate)")
+    uplift: float | None = Field(None, description="estimated absolute reduction of the churn probability if called (uplift model; absent without one)")
+    churn_if_called: float | None = Field(None, description="estimated churn probability if called (uplift model)")
     history: list[ScorePoint] = Field(default_factory=list, description="this account's score in past runs, oldest first")
 
 

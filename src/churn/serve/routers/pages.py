@@ -4,7 +4,8 @@
   sorting and paging;
 * ``/app/owners/{owner}`` — an account manager's "my accounts";
 * ``/app/accounts/{id}`` — one account: reasons in plain language, suggested action,
-  score trend over runs, recent support contacts and surveys.
+  score trend over runs, recent support contacts and surveys, and a form to log a call
+  (POSTed to ``/app/accounts/{id}/calls``, written to the scoring folder's contact log).
 
 Templates escape everything (Jinja2 autoescape); the only script is a few lines that
 submit the filter form when a drop-down changes.
@@ -23,10 +24,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 
+from churn.outreach.calls import MAX_AGENT, MAX_NOTE, log_calls
+from churn.outreach.runs import FolderLockedError
 from churn.serve.auth import COOKIE, session_token
+from churn.serve.calls import CSRF_COOKIE, LOCK_WAIT_SECONDS, MAX_BODY, OUTCOME_LABELS, CallForm, csrf_for_form, csrf_ok, parse_form, to_call
 from churn.serve.deps import get_service, get_snapshot
 from churn.serve.errors import ApiError
+from churn.serve.identity import session_user
 from churn.serve.index import BANDS
 from churn.serve.index import Query as ListQuery
 from churn.serve.latest import Snapshot
@@ -50,6 +56,10 @@ def _pct(value: object) -> str:
     return "–" if value is None or pd.isna(value) else f"{100 * float(value):.1f} %"  # type: ignore[arg-type]
 
 
+def _pct0(value: object) -> str:
+    return "–" if value is None or pd.isna(value) else f"{100 * float(value):.0f} %"  # type: ignore[arg-type]
+
+
 def _money(value: object) -> str:
     return "–" if value is None or pd.isna(value) else f"{float(value):,.0f}"  # type: ignore[arg-type]
 
@@ -60,7 +70,7 @@ def _signed_pct(value: object) -> str:
 
 def make_environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True, default_for_string=True))
-    env.filters.update(pct=_pct, money=_money, signed_pct=_signed_pct)
+    env.filters.update(pct=_pct, pct0=_pct0, money=_money, signed_pct=_signed_pct)
     return env
 
 
@@ -187,15 +197,16 @@ def my_accounts_page(
     return _list_page(request, replace(query, owner=manager), snapshot, owner_view=manager)
 
 
-@router.get("/app/accounts/{account_id}", response_class=HTMLResponse)
-def account_page(request: Request, account_id: Annotated[str, PathParam(max_length=200)], snapshot: Snapshot = Depends(get_snapshot)) -> HTMLResponse:
+def _account_page(request: Request, account_id: str, snapshot: Snapshot, *, form: CallForm | None = None, logged: bool = False, status: int = 200) -> HTMLResponse:
     service = get_service(request)
     detail = account_detail(snapshot, account_id)
     thresholds = (snapshot.score_config.medium_threshold, snapshot.score_config.high_threshold)
     contacts = None if snapshot.contacts is None else snapshot.contacts.for_account(account_id, service.settings.max_contacts)
-    return _render(
+    token, new_cookie = csrf_for_form(request)
+    response = _render(
         request,
         "account.html",
+        status=status,
         title=f"Account {account_id}",
         a=detail,
         chart=trend_chart([p.model_dump() for p in detail.history], thresholds) if detail.history else None,
@@ -204,7 +215,45 @@ def account_page(request: Request, account_id: Annotated[str, PathParam(max_leng
         contact_days=service.settings.contact_days,
         contacts_since=None if snapshot.contacts is None else f"{snapshot.contacts.since:%Y-%m-%d}",
         run=snapshot.index,
+        call=form or CallForm(),
+        call_csrf=token,
+        call_agent=session_user(request),
+        call_logged=logged,
+        call_outcomes=OUTCOME_LABELS,
+        call_limits={"note": MAX_NOTE, "agent": MAX_AGENT},
+        today=f"{pd.Timestamp.now(tz='UTC'):%Y-%m-%d}",
     )
+    if new_cookie:
+        response.set_cookie(CSRF_COOKIE, new_cookie, httponly=True, samesite="strict", path="/app")
+    return response
+
+
+@router.get("/app/accounts/{account_id}", response_class=HTMLResponse)
+def account_page(
+    request: Request, account_id: Annotated[str, PathParam(max_length=200)], logged: bool = False, snapshot: Snapshot = Depends(get_snapshot)
+) -> HTMLResponse:
+    return _account_page(request, account_id, snapshot, logged=logged)
+
+
+@router.post("/app/accounts/{account_id}/calls", response_class=HTMLResponse)
+async def log_call(request: Request, account_id: Annotated[str, PathParam(max_length=200)], snapshot: Snapshot = Depends(get_snapshot)) -> Response:
+    """Add a call to the scoring folder's contact log (``contacts.parquet``), then back to the page."""
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise ApiError(413, "too_large", f"The form sent {len(body):,} bytes; a logged call has at most {MAX_BODY:,}.")
+    form = parse_form(body)
+    if not csrf_ok(request, form.csrf):
+        raise ApiError(403, "forbidden", "This form has expired or did not come from this service: open the account page again and log the call from there.")
+    account_detail(snapshot, account_id)  # 404 for an account not on the list
+    call = to_call(form, account_id, agent=session_user(request), now=pd.Timestamp.now(tz="UTC"))
+    if call is None:
+        return _account_page(request, account_id, snapshot, form=form, status=422)
+    try:
+        await run_in_threadpool(log_calls, get_service(request).settings.scores_dir, [call], timeout=LOCK_WAIT_SECONDS)
+    except FolderLockedError:
+        form.problems.append("The scoring folder is busy (a scoring run holds it): the call was NOT saved. Try again in a minute.")
+        return _account_page(request, account_id, snapshot, form=form, status=503)
+    return RedirectResponse(f"/app/accounts/{quote(account_id, safe='')}?logged=true#log-call", status_code=303)
 
 
 # --------------------------------------------------------------------------- login
