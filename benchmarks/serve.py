@@ -2,6 +2,7 @@
 
     python benchmarks/serve.py                       # 1M accounts, 4 weekly runs of history
     python benchmarks/serve.py --rows 200000 --requests 500
+    python benchmarks/serve.py --rows 200000 --load-seconds 20      # a shorter load phase
 
 1. A model is trained on generated data (``--accounts``, default 4,000; ``--model BUNDLE`` reuses one).
 2. A scoring folder gets ``--runs`` weekly risk lists of ``--rows`` accounts each, with every
@@ -11,11 +12,16 @@
 
    * ``GET /accounts/{id}`` for random accounts             (goal p50 ≤ 20 ms, p99 ≤ 100 ms)
    * ``GET /accounts?band=high&limit=50`` at random offsets  (goal p50 ≤ 20 ms, p99 ≤ 100 ms)
-   * ``POST /score`` of one account with a year of interactions   (goal p50 ≤ 50 ms)
+   * ``POST /score`` of one account with a year of interactions   (goal p50 ≤ 20 ms, p99 ≤ 50 ms)
    * for reference: an owner's accounts by probability, and a text search on the id.
 
+4. Then ``--clients`` (default 8) concurrent clients, each on its own kept-alive connection, for
+   ``--load-seconds`` (default 60), each alternating ``GET /accounts/{id}`` (a random account) and
+   ``POST /score`` (the same account as above):   (goal: no 5xx; GET p99 ≤ 20 ms, POST p99 ≤ 100 ms)
+
 Prints start-up time, server memory, p50/p99 per request type with the server's CPU time per
-request (robust to other jobs on the machine, which inflate wall-clock latency), and the goals.
+request (robust to other jobs on the machine, which inflate wall-clock latency), and the goals;
+under load, the status codes per route, p50/p99 per route and the server's peak memory (VmHWM).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -170,6 +177,52 @@ def timed(client: httpx.Client, requests: list[tuple[str, str, dict | None]], pi
     return np.array(out), (cpu_seconds(pid) - cpu) * 1e3 / max(len(out), 1)
 
 
+def peak_rss_gib(pid: int) -> float:
+    """The server's peak resident memory since it started (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024**2
+    return float("nan")
+
+
+def under_load(base: str, ids: np.ndarray, body: dict[str, object], clients: int, seconds: float) -> dict[str, tuple[list[float], dict[int, int]]]:
+    """``clients`` threads, one connection each, alternating a GET of a random account and a
+    POST /score until ``seconds`` have passed: per route, the latencies (ms) and the count of
+    each status code (a transport error counts as status 0). Bounded by time; no request is
+    started after the deadline."""
+    routes = ("GET /accounts/{id}", "POST /score")
+    results: dict[str, tuple[list[float], dict[int, int]]] = {r: ([], {}) for r in routes}
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def client_loop(k: int) -> None:
+        rng = np.random.default_rng(100 + k)
+        with httpx.Client(base_url=base, timeout=60) as client:
+            turn = k % 2  # half the clients start with a score
+            while time.perf_counter() < deadline:
+                route = routes[turn]
+                turn = 1 - turn
+                start = time.perf_counter()
+                try:
+                    if route == routes[0]:
+                        status = client.get(f"/accounts/{ids[rng.integers(0, len(ids))]}").status_code
+                    else:
+                        status = client.post("/score", json=body).status_code
+                except httpx.TransportError:
+                    status = 0
+                elapsed = (time.perf_counter() - start) * 1e3
+                with lock:
+                    results[route][0].append(elapsed)
+                    results[route][1][status] = results[route][1].get(status, 0) + 1
+
+    threads = [threading.Thread(target=client_loop, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def report(name: str, result: tuple[np.ndarray, float], goal: str) -> None:
     ms, cpu = result
     print(f"{name:<50} p50 {np.percentile(ms, 50):7.2f} ms  p99 {np.percentile(ms, 99):7.2f} ms  server CPU {cpu:6.2f} ms/request  ({len(ms):,})  goal: {goal}")
@@ -182,6 +235,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=4, help="weekly runs in the folder (history for the score trend)")
     parser.add_argument("--requests", type=int, default=2_000, help="timed requests per list/lookup type")
     parser.add_argument("--score-requests", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients in the load phase")
+    parser.add_argument("--load-seconds", type=float, default=60.0, help="length of the load phase (0: skip it)")
     parser.add_argument("--model", type=Path, default=None, help="a .joblib bundle trained on generated data (default: train one)")
     args = parser.parse_args()
 
@@ -231,8 +286,20 @@ def main() -> None:
                 report("GET /accounts?band=high&limit=50", timed(client, [("GET", f"/accounts?band=high&limit=50&offset={o}", None) for o in offsets], server.pid), "p50 ≤ 20 ms, p99 ≤ 100 ms")
                 report("  (reference) ?owner=…&sort=-churn_probability", timed(client, [("GET", f"/accounts?owner={o}&sort=-churn_probability&limit=50", None) for o in owners], server.pid), "—")
                 report("  (reference) ?q=<5 digits> (substring of every id)", timed(client, [("GET", f"/accounts?q={a[-5:]}&limit=50", None) for a in ids[: args.requests // 4 + 30]], server.pid), "—")
-                report(f"POST /score (1 account, {n_events} interactions in a year)", timed(client, [("POST", "/score", body)] * (args.score_requests + 30), server.pid), "p50 ≤ 50 ms")
+                report(f"POST /score (1 account, {n_events} interactions in a year)", timed(client, [("POST", "/score", body)] * (args.score_requests + 30), server.pid), "p50 ≤ 20 ms, p99 ≤ 50 ms")
                 print(f"server RSS after the run: {rss_gib(server.pid):.2f} GiB")
+            if args.load_seconds > 0:
+                print(f"\nunder load: {args.clients} concurrent clients for {args.load_seconds:g} s, each alternating GET /accounts/{{id}} and POST /score")
+                loaded = under_load(base, risk["account_id"].to_numpy(), body, args.clients, args.load_seconds)
+                goals = {"GET /accounts/{id}": "p99 ≤ 20 ms", "POST /score": "p99 ≤ 100 ms"}
+                for route, (ms, codes) in loaded.items():
+                    counts = ", ".join(f"{code or 'transport error'}: {n:,}" for code, n in sorted(codes.items()))
+                    fives = sum(n for code, n in codes.items() if code >= 500 or code == 0)
+                    print(
+                        f"{route:<20} {len(ms):,} requests ({len(ms) / args.load_seconds:.0f}/s)  p50 {np.percentile(ms, 50):7.2f} ms  "
+                        f"p99 {np.percentile(ms, 99):7.2f} ms  status {{{counts}}}  5xx/errors: {fives}  goal: no 5xx, {goals[route]}"
+                    )
+            print(f"server peak RSS (VmHWM) over the whole run: {peak_rss_gib(server.pid):.2f} GiB")
         finally:
             server.terminate()
             try:

@@ -22,7 +22,7 @@ TOY_RUNS: dict[str, tuple[list[str], str]] = {
     "score.py": (["--accounts", "300", "--rows", "500", "--exact", "50"], "3. full risk list"),
     "monitor.py": (["--accounts", "300", "--rows", "500", "--repeats", "1"], "monitoring adds"),
     "reasons.py": (["--seeds", "1", "--accounts", "300", "--months", "12", "--capacity", "20"], "dominant_family"),
-    "serve.py": (["--accounts", "300", "--rows", "500", "--runs", "2", "--requests", "8", "--score-requests", "4"], "POST /score"),
+    "serve.py": (["--accounts", "300", "--rows", "500", "--runs", "2", "--requests", "8", "--score-requests", "4", "--load-seconds", "1"], "server peak RSS"),
     "quality.py": (["--part", "all", "--splits", "1", "--seeds", "1", "--accounts", "400"], "after: weekly cutoffs"),
     "spark.py": (["--accounts", "150", "--buckets", "2"], "same result                True"),
     "survival.py": (["--seeds", "1", "--accounts", "300", "--months", "20"], "12-month calibration gap"),

@@ -149,7 +149,6 @@ def build_features(
     spec = spec or FeatureSpec.from_data(accounts, interactions, config, history=history, rows=rows)
     acc = active_accounts(attributes_at(accounts, history, as_of, spec.history_attributes), interactions, as_of, definition, rows=rows)
     events = Events(interactions, acc, as_of, spec, config, rows=rows)
-    frame = pd.DataFrame({"account_id": acc["account_id"].to_numpy(), "as_of": pd.Series(as_of, index=acc.index).astype("datetime64[ns, UTC]")})
     features = registry(spec, config)
     columns: dict[str, object] = {}
     for feature in features:
@@ -162,8 +161,10 @@ def build_features(
         dtype = category_dtype(cats)
         codes = codes_for(acc[col].where(acc[col].notna(), None), dtype.categories) if col in acc.columns else np.full(len(acc), -1)
         columns[col] = pd.Categorical.from_codes(codes, dtype=dtype)
-    table = pd.concat([frame, pd.DataFrame(columns, index=acc.index)], axis=1)
-    return table[[*ID_COLUMNS, *(f.name for f in features)]]
+    # one DataFrame in the final column order: no concat and no reordering copy (a fixed cost
+    # that dominates a request of one account)
+    ids = {"account_id": acc["account_id"].to_numpy(), "as_of": pd.Series(as_of, index=acc.index).astype("datetime64[ns, UTC]")}
+    return pd.DataFrame({**ids, **{f.name: columns[f.name] for f in features}}, index=acc.index)
 
 
 def feature_columns(features: pd.DataFrame) -> list[str]:

@@ -24,6 +24,7 @@ from sklearn.metrics import (
 
 from churn.config import ProfitConfig
 from churn.data.io import write_atomic
+from churn.modeling.emp import expected_max_profit_churn
 
 #: Metric names, in display order, with "higher is better" flags.
 METRICS: dict[str, bool] = {
@@ -90,14 +91,14 @@ def precision_at_k(y: np.ndarray, p: np.ndarray, k: int) -> float:
 
 def expected_max_profit(y: np.ndarray, p: np.ndarray, clv: np.ndarray | float, config: ProfitConfig = ProfitConfig()) -> tuple[float, float]:
     """EMP per customer (in the unit of ``clv``) and the share of customers to contact at the
-    profit-optimal threshold (``empulse.metrics.empc_score``; Verbraken et al. 2013)."""
-    from empulse.metrics import empc_score
-
+    profit-optimal threshold (closed form of Verbraken et al. 2013: :mod:`churn.modeling.emp`)."""
     y = np.asarray(y, dtype=int)
     if not 0 < y.sum() < len(y):
         return float("nan"), float("nan")
-    kwargs = {"alpha": config.alpha, "beta": config.beta, "clv": clv, "incentive_cost": config.incentive_cost, "contact_cost": config.contact_cost}
-    return float(empc_score(y, p, **kwargs)), float(empc_score.optimal_rate(y, p, **kwargs))
+    result = expected_max_profit_churn(
+        y, p, alpha=config.alpha, beta=config.beta, clv=clv, incentive_cost=config.incentive_cost, contact_cost=config.contact_cost
+    )
+    return result.emp, result.share
 
 
 def customer_value(table: pd.DataFrame, config: ProfitConfig = ProfitConfig()) -> np.ndarray | float:
