@@ -52,7 +52,7 @@ def is_database(location: object) -> bool:
     return database_scheme(location) is not None
 
 
-def _file_path(url: str) -> str:
+def file_path(url: str) -> str:
     """The file of ``duckdb:///x.duckdb`` / ``sqlite:////abs/x.db`` (SQLAlchemy's form)."""
     return unquote(url.split("://", 1)[1][1:].split("?", 1)[0])
 
@@ -62,7 +62,7 @@ def describe(url: str) -> str:
     (the password never; the ``PG*`` defaults libpq would use where the URL is silent)."""
     scheme = database_scheme(url) or ""
     if scheme in ("duckdb", "sqlite"):
-        return f"the {'DuckDB' if scheme == 'duckdb' else 'SQLite'} file {_file_path(url)}"
+        return f"the {'DuckDB' if scheme == 'duckdb' else 'SQLite'} file {file_path(url)}"
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     host = parts.hostname or query.get("host", [os.environ.get("PGHOST", "localhost")])[0]
@@ -73,7 +73,7 @@ def describe(url: str) -> str:
     return f"the {kind} database {db} on {host}:{port}" + (f" as {user}" if user else "")
 
 
-def _reason(exc: BaseException) -> str:
+def failure_reason(exc: BaseException) -> str:
     """Why a connection failed, in a few words (the driver's first line when unrecognised)."""
     text = str(exc)
     lower = text.lower()
@@ -96,29 +96,8 @@ class Connection:
         self._run, self.close, self.quote, self.name = run, close, quote, name
 
     def query(self, sql: str) -> pa.RecordBatchReader:
-        """The rows of ``sql``, batch by batch (every query goes through :func:`sent`)."""
-        sent(sql)
+        """The rows of ``sql``, batch by batch."""
         return self._run(sql)
-
-
-#: Every SQL text sent to a database, in order, when a caller listens (tests, ``--verbose``).
-SENT: list[list[str]] = []
-
-
-def sent(sql: str) -> None:
-    for listener in SENT:
-        listener.append(sql)
-
-
-@contextmanager
-def listen() -> Iterator[list[str]]:
-    """The SQL sent to databases while the block runs."""
-    queries: list[str] = []
-    SENT.append(queries)
-    try:
-        yield queries
-    finally:
-        SENT.remove(queries)
 
 
 def _quote(name: str) -> str:
@@ -139,7 +118,7 @@ def connect(url: str) -> Iterator[Connection]:
     except DataContractError:
         raise
     except Exception as exc:  # noqa: BLE001 - every driver has its own errors; the user gets one sentence
-        raise DataContractError(f"cannot connect to {describe(url)}: {_reason(exc)}") from None
+        raise DataContractError(f"cannot connect to {describe(url)}: {failure_reason(exc)}") from None
     try:
         yield connection
     finally:
@@ -153,7 +132,7 @@ def _open(scheme: str, url: str) -> Connection:
             import duckdb
         except ImportError:
             raise _missing_driver("duckdb", url) from None
-        path = _file_path(url)
+        path = file_path(url)
         if not os.path.isfile(path):
             raise DataContractError(f"{mask_url(url)}: no such DuckDB file {path}")
         con = duckdb.connect(path, read_only=True)
@@ -168,7 +147,7 @@ def _open(scheme: str, url: str) -> Connection:
         except ImportError:
             raise _missing_driver(package, url) from None
         if scheme == "sqlite":
-            path = _file_path(url)
+            path = file_path(url)
             if not os.path.isfile(path):
                 raise DataContractError(f"{mask_url(url)}: no such SQLite file {path}")
             target = path
@@ -225,7 +204,7 @@ def table_schema(con: Connection, source: SourceTables, table: str) -> pa.Schema
         return con.query(f"SELECT * FROM {relation(con, source, table)} WHERE 1 = 0").schema
     except Exception as exc:  # noqa: BLE001 - a missing table is an error of each driver's own kind
         if source.is_query(table):
-            raise DataContractError(f"{con.name}: the [source] query for {table} fails: {_reason(exc)}") from None
+            raise DataContractError(f"{con.name}: the [source] query for {table} fails: {failure_reason(exc)}") from None
         return None
 
 
@@ -304,7 +283,7 @@ def read_source(
     except DataContractError:
         raise
     except Exception as exc:  # noqa: BLE001
-        raise DataContractError(f"{con.name}: cannot read {table} ({_reason(exc)})") from None
+        raise DataContractError(f"{con.name}: cannot read {table} ({failure_reason(exc)})") from None
     booleans = {pa.bool_(): pd.BooleanDtype()}
     df = arrow.to_pandas(memory_pool=pool, coerce_temporal_nanoseconds=True, types_mapper=booleans.get)
     del arrow
