@@ -244,18 +244,38 @@ def select_sql(
     return sql + (" WHERE " + " AND ".join(terms) if terms else "")
 
 
-def _typed(table: pa.Table, categorical: Sequence[str]) -> pa.Table:
-    """Columns typed as a Parquet read types them: decimals as floats, zone-aware timestamps in
-    UTC, the ``categorical`` text columns dictionary-encoded."""
-    for i, column in enumerate(table.schema):
-        kind = column.type
-        if pa.types.is_decimal(kind):
-            table = table.set_column(i, column.name, pc.cast(table.column(i), pa.float64()))
-        elif pa.types.is_timestamp(kind) and kind.tz is not None and kind.tz != "UTC":
-            table = table.set_column(i, column.name, pc.cast(table.column(i), pa.timestamp(kind.unit, "UTC")))
-        elif column.name in categorical and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-            table = table.set_column(i, column.name, pc.dictionary_encode(table.column(i)))
-    return table
+def _target(field: pa.Field, categorical: Sequence[str]) -> pa.DataType:
+    """The type a column is read as, the way a Parquet read types it: decimals as floats,
+    zone-aware timestamps in UTC, the ``categorical`` text columns dictionary-encoded, every
+    dictionary with int32 indices (a DuckDB ENUM's vary)."""
+    kind = field.type
+    if pa.types.is_decimal(kind):
+        return pa.float64()
+    if pa.types.is_timestamp(kind) and kind.tz is not None:
+        return pa.timestamp(kind.unit, "UTC")
+    if field.name in categorical and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        return pa.dictionary(pa.int32(), kind)
+    if pa.types.is_dictionary(kind):
+        return pa.dictionary(pa.int32(), kind.value_type)
+    return kind
+
+
+def _typed(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """A batch cast to ``schema`` (:func:`_target`) — batch by batch, so a 10M-row id column is
+    never held as text whole."""
+    columns = []
+    for column, field in zip(batch.columns, schema):
+        if column.type != field.type:
+            column = pc.dictionary_encode(column) if pa.types.is_dictionary(field.type) and not pa.types.is_dictionary(column.type) else column
+            column = column.cast(field.type) if column.type != field.type else column
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _read_all(reader: pa.RecordBatchReader, categorical: Sequence[str]) -> pa.Table:
+    """Every batch of ``reader``, typed (:func:`_typed`) as it arrives."""
+    schema = pa.schema([pa.field(f.name, _target(f, categorical)) for f in reader.schema])
+    return pa.Table.from_batches([_typed(batch, schema) for batch in reader], schema=schema)
 
 
 def read_source(
@@ -279,7 +299,7 @@ def read_source(
     pool = arrow_pool()
     try:
         reader = con.query(sql)
-        arrow = _typed(pa.Table.from_batches(reader, schema=reader.schema), categorical)
+        arrow = _read_all(reader, categorical)
     except DataContractError:
         raise
     except Exception as exc:  # noqa: BLE001
