@@ -245,3 +245,15 @@ def test_mask_url_hides_every_password() -> None:
     masked = mask_url(text)
     assert "p%40ss" not in masked and "hunter2" not in masked and "xyz" not in masked
     assert "postgresql://ann:***@db:5432/crm" in masked and "sslmode=require" in masked
+
+
+def test_source_table_of_churn_toml(tmp_path: Path) -> None:
+    from churn.config import SettingsError, SourceTables, load_settings
+
+    (tmp_path / "churn.toml").write_text('[source]\nschema = "crm"\ninteractions = "SELECT * FROM crm.tickets"\n', encoding="utf-8")
+    source = load_settings(cwd=tmp_path).source
+    assert source == SourceTables(interactions="SELECT * FROM crm.tickets", schema="crm")
+    assert source.is_query("interactions") and not source.is_query("accounts")
+    (tmp_path / "churn.toml").write_text('[source]\nevents = "tickets"\n', encoding="utf-8")
+    with pytest.raises(SettingsError, match="unknown key.*events.*in \\[source\\]"):
+        load_settings(cwd=tmp_path)
