@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.needs import missing
+from tests.pg_support import pg_bin
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 #: script → (toy arguments, a line its last part prints)
@@ -26,6 +29,7 @@ TOY_RUNS: dict[str, tuple[list[str], str]] = {
     "quality.py": (["--part", "all", "--splits", "1", "--seeds", "1", "--accounts", "400"], "after: weekly cutoffs"),
     "spark.py": (["--accounts", "150", "--buckets", "2"], "same result                True"),
     "survival.py": (["--seeds", "1", "--accounts", "300", "--months", "20"], "12-month calibration gap"),
+    "database.py": (["--accounts", "200", "--months", "24", "--runs", "1"], "PostgreSQL output equals the Parquet output: True"),
 }
 
 
@@ -37,6 +41,8 @@ def test_every_benchmark_has_a_toy_run() -> None:
 @pytest.mark.parametrize("script", sorted(TOY_RUNS))
 def test_benchmark_runs_at_toy_size(script: str, tmp_path: Path) -> None:
     args, closing = TOY_RUNS[script]
+    if script == "database.py" and pg_bin() is None:  # it starts its own throw-away cluster
+        missing("PostgreSQL (initdb, pg_ctl)", "apt-get install postgresql")
     result = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True, cwd=tmp_path, timeout=600
     )

@@ -274,6 +274,45 @@ class SettingsError(ValueError):
 UNIX_TIME_UNITS = {"unix_s": "s", "unix_ms": "ms"}
 
 
+#: URL schemes read as a database (``--data postgresql://…``), not as a filesystem; a
+#: ``dialect+driver://`` URL (SQLAlchemy's form) is a database too.
+DATABASE_SCHEMES = ("postgresql", "postgres", "duckdb", "sqlite")
+
+
+def database_scheme(location: object) -> str | None:
+    """The scheme of a database URL (``postgresql``, ``duckdb``, ``mysql+pymysql``, …), else None."""
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", location) if isinstance(location, str) else None
+    if match is None:
+        return None
+    scheme = match.group(1).lower()
+    return scheme if scheme in DATABASE_SCHEMES or "+" in scheme else None
+
+
+@dataclass(frozen=True)
+class SourceTables:
+    """Where each table of a database source is: a table name, or an SQL query (any value with
+    a space in it) read as a subquery — the ``[source]`` table of ``churn.toml``. ``schema``
+    qualifies the table names (not the queries)."""
+
+    accounts: str = "accounts"
+    interactions: str = "interactions"
+    attribute_history: str = "attribute_history"
+    schema: str | None = None
+
+    def is_query(self, table: str) -> bool:
+        return any(ch.isspace() for ch in getattr(self, table).strip())
+
+
+def _source_tables(value: object, source: str) -> SourceTables:
+    known = {f.name for f in fields(SourceTables)}
+    if not isinstance(value, dict) or not all(isinstance(v, str) and v.strip() for v in value.values()):
+        raise SettingsError(f"{source}: [source] must be a table of names or SQL queries ({', '.join(sorted(known))})")
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise SettingsError(f"{source}: unknown key(s) {', '.join(unknown)} in [source] (known: {', '.join(sorted(known))})")
+    return SourceTables(**{k: v.strip() for k, v in value.items()})
+
+
 @dataclass(frozen=True)
 class DataSettings:
     """What a data export says about itself: how to read it, which account attributes are
@@ -302,6 +341,8 @@ class DataSettings:
     #: The registered model this business's champion is kept under: one MLflow store holds
     #: several businesses, each scored with its own champion.
     model_name: str = DEFAULT_MODEL_NAME
+    #: The tables (or queries) of a database given as ``--data``: ``[source]`` in churn.toml.
+    source: SourceTables = field(default_factory=SourceTables)
 
     def with_overrides(self, **options: object) -> "DataSettings":
         """A copy with every option that is not None replacing the file's value."""
@@ -332,6 +373,8 @@ def _coerce(raw: dict[str, object], source: str) -> dict[str, object]:
                     f"{source}: date_format = {value!r} is neither a strftime layout such as '%d/%m/%Y' nor {' / '.join(UNIX_TIME_UNITS)}"
                 )
             out[key] = value
+        elif key == "source":
+            out[key] = _source_tables(value, source)
         elif key == "model_name":
             if not isinstance(value, str) or not _MODEL_NAME.match(value):
                 raise SettingsError(
@@ -370,7 +413,8 @@ def load_settings(data_dir: str | Path | None = None, config_file: str | Path | 
     sources: list[tuple[Path | str, tuple[str, ...]]] = [(cwd / "pyproject.toml", ("tool", "churn")), (cwd / SETTINGS_FILE, ())]
     if data_dir is not None:
         url = isinstance(data_dir, str) and "://" in data_dir  # a Path would collapse the URL's "//"
-        sources.append((f"{str(data_dir).rstrip('/')}/{SETTINGS_FILE}" if url else Path(data_dir) / SETTINGS_FILE, ()))
+        if database_scheme(data_dir) is None:  # a database has no churn.toml of its own
+            sources.append((f"{str(data_dir).rstrip('/')}/{SETTINGS_FILE}" if url else Path(data_dir) / SETTINGS_FILE, ()))
     if config_file is not None:
         if not Path(config_file).is_file():
             raise SettingsError(f"{config_file}: no such settings file")

@@ -39,6 +39,7 @@ from churn.cli.options import (
     data_location,
     data_settings,
     friendly_errors,
+    out_table_option,
 )
 from churn.cli.render import console
 
@@ -379,6 +380,10 @@ def score(
     playbook: Annotated[
         Optional[Path], typer.Option("--playbook", help="Playbook TOML: driver family → suggested action; replaces the families it lists (default: the shipped one).")
     ] = None,
+    out_table: Annotated[
+        Optional[str],
+        typer.Option("--out-table", metavar="URL#TABLE", callback=out_table_option, help="Also write the risk list to TABLE and the run to TABLE_runs of this database, replacing a re-run date's rows."),
+    ] = None,
 ) -> None:
     """Score every customer: risk list with reasons, outreach and control group, report."""
     from churn.config import ScoreConfig, to_utc
@@ -399,6 +404,11 @@ def score(
             progress=status.update, allow_model_mismatch=allow_model_mismatch,
         )  # fmt: skip
     render.print_score_run(result, label, capacity)
+    if out_table is not None:
+        from churn.data.dbwrite import parse_out_table, write_run
+
+        target = parse_out_table(out_table)
+        render.print_out_table(str(target), write_run(target, result.risk, result.record))
     if result.monitoring is not None:
         render.print_monitoring(result.monitoring.document, result.monitoring.paths, detail=False)
         _exit_on_verdict(result.monitoring.document, fail_on)

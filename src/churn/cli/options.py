@@ -82,9 +82,22 @@ def data_location(value: Optional[str]) -> Optional[str]:
         raise typer.BadParameter(str(exc)) from None
 
 
+def out_table_option(value: Optional[str]) -> Optional[str]:
+    """``--out-table URL#TABLE`` checked before anything runs (the password masked in the message)."""
+    if value is None:
+        return None
+    from churn.data.dbwrite import parse_out_table
+
+    try:
+        parse_out_table(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
 #: A data folder: a local path, or a URL of any filesystem fsspec reads (s3://, gs://, file://, …).
 DataLocation = str
-DATA_HELP = "Folder with accounts and interactions (Parquet or CSV): a local path or a URL (s3://, gs://, file://, …)."
+DATA_HELP = "Folder with accounts and interactions (Parquet or CSV): a local path or a URL (s3://, gs://, file://, …); or a database: postgresql://, duckdb:///, sqlite:/// (tables in [source] of churn.toml)."
 DataOpt = Annotated[DataLocation, typer.Option("--data", help=DATA_HELP, callback=data_location, metavar="DIR|URL")]
 ConfigOpt = Annotated[
     Optional[Path],

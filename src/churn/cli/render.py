@@ -334,6 +334,11 @@ def print_backtest(run: "Backtest", folds: int) -> None:
     console.print(f"Per-cutoff metrics → [bold]{run.path}[/]")
 
 
+def print_out_table(target: str, rows: int) -> None:
+    """``churn score --out-table``: where the risk list was copied (the password masked)."""
+    console.print(f"Risk list written to {escape(target)} ({rows:,} rows; the run in {escape(target)}_runs), replacing any earlier run at this date.")
+
+
 def print_score_run(result: "ScoreOutputs", label: str, capacity: int) -> None:
     """``churn score``: data end, counts per band, lapsed, outreach and control, reasons, the
     top of the list and where everything went."""

@@ -24,6 +24,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from churn.config import SourceTables
+from churn.data.database import is_database, read_database
 from churn.data.frames import codes_for
 from churn.data.io import write_table
 from churn.data.parse import OUT_OF_RANGE, all_integers, normalise_ids, numbers_if_all_numeric, parse_flags, timestamp_reason, timestamps_in_range
@@ -457,34 +459,26 @@ def load(
     until: pd.Timestamp | None = None,
     date_format: str | None = None,
     now: pd.Timestamp | None = None,
+    tables: SourceTables = SourceTables(),
 ) -> ContractData:
-    """Read and validate a data folder.
+    """Read and validate a data folder — or a database (``tables``: where its tables are).
 
     ``interaction_columns`` / ``since`` / ``until`` limit what is read of the (large)
     interactions table; accounts and attribute history are always read whole.
     """
-    if not is_folder(folder):  # a local path or a URL (read.py): never Path(folder), which collapses "//"
-        raise DataContractError(f"{folder}: no such data folder")
-    accounts_path = find_table(folder, "accounts")
-    if accounts_path is None:
-        raise DataContractError(f"{folder}: no accounts table (expected accounts.parquet or accounts.csv)")
-    interactions_path = find_table(folder, "interactions")
-    history_path = find_table(folder, "attribute_history")
-    accounts_raw = read_table(accounts_path)
-    interactions_raw = None
-    if interactions_path is not None:
-        if interaction_columns is not None:
-            interaction_columns = list(dict.fromkeys([*REQUIRED["interactions"], *interaction_columns]))
-        interactions_raw = read_table(
-            interactions_path, interaction_columns, time_column="occurred_at", since=since, until=until, categorical=CATEGORICAL
-        )
+    if interaction_columns is not None:
+        interaction_columns = list(dict.fromkeys([*REQUIRED["interactions"], *interaction_columns]))
+    read = read_database if is_database(folder) else _read_folder
+    (accounts_raw, accounts_file), (interactions_raw, interactions_file), (history_raw, history_file) = read(
+        str(folder) if is_database(folder) else folder, tables, interaction_columns, since, until  # type: ignore[operator]
+    )
     data = validate(
         accounts_raw,
         interactions_raw,
-        read_table(history_path) if history_path is not None else None,
-        accounts_file=str(accounts_path),
-        interactions_file=str(interactions_path or join(folder, "interactions")),
-        history_file=str(history_path or join(folder, "attribute_history")),
+        history_raw,
+        accounts_file=accounts_file,
+        interactions_file=interactions_file,
+        history_file=history_file,
         date_format=date_format,
         now=now,
         whole_tables=since is None and until is None,
@@ -501,3 +495,27 @@ def load(
     return data
 
 
+Raw = tuple[pd.DataFrame | None, str]
+
+
+def _read_folder(
+    folder: str | Path, tables: SourceTables, interaction_columns: Sequence[str] | None, since: pd.Timestamp | None, until: pd.Timestamp | None
+) -> tuple[Raw, Raw, Raw]:
+    """The three tables of a data folder as read (each with its file, for messages)."""
+    if not is_folder(folder):  # a local path or a URL (read.py): never Path(folder), which collapses "//"
+        raise DataContractError(f"{folder}: no such data folder")
+    accounts_path = find_table(folder, "accounts")
+    if accounts_path is None:
+        raise DataContractError(f"{folder}: no accounts table (expected accounts.parquet or accounts.csv)")
+    interactions_path = find_table(folder, "interactions")
+    history_path = find_table(folder, "attribute_history")
+    interactions_raw = None
+    if interactions_path is not None:
+        interactions_raw = read_table(
+            interactions_path, interaction_columns, time_column="occurred_at", since=since, until=until, categorical=CATEGORICAL
+        )
+    return (
+        (read_table(accounts_path), str(accounts_path)),
+        (interactions_raw, str(interactions_path or join(folder, "interactions"))),
+        (read_table(history_path) if history_path is not None else None, str(history_path or join(folder, "attribute_history"))),
+    )

@@ -14,34 +14,54 @@ from pathlib import Path
 
 import pandas as pd
 
-from churn.config import DataSettings
+from churn.config import DataSettings, SourceTables
 from churn.data.contract import ContractData, load, validate
+from churn.data.database import connect, is_database, read_source, source_max, table_schema
 from churn.data.parse import parse_timestamps
 from churn.data.read import find_table, is_parquet, parquet_max, read_table
 from churn.data.rules import FUTURE_SLACK
 
 
-def interactions_end(folder: str | Path, *, now: pd.Timestamp | None = None, date_format: str | None = None) -> pd.Timestamp | None:
+def interactions_end(
+    folder: str | Path, *, now: pd.Timestamp | None = None, date_format: str | None = None, tables: SourceTables = SourceTables()
+) -> pd.Timestamp | None:
     """The latest timestamp among the *accepted* interactions of a data folder (None without any).
 
     Cheap first: one column (or Parquet row-group statistics) gives the latest plausible
     timestamp; past the wall clock is ignored (one future-dated row must not make immature
     cutoffs look complete). Then only the rows of that last day are put through the contract,
     so a rejected row — an unknown account, a duplicate, a value out of range — never moves
-    the end. Only when none of that day's rows is accepted is the whole table validated."""
-    path = find_table(folder, "interactions")
-    if path is None:
-        return None
+    the end. Only when none of that day's rows is accepted is the whole table validated.
+    A database computes the first step itself (``SELECT MAX(occurred_at) … WHERE occurred_at <= …``)."""
     now = pd.Timestamp.now(tz="UTC") if now is None else now
     limit = now + FUTURE_SLACK
-    candidate = _plausible_max(path, limit, date_format)
+    if is_database(folder):
+        candidate = _database_max(str(folder), tables, limit, date_format)
+    else:
+        path = find_table(folder, "interactions")
+        candidate = None if path is None else _plausible_max(path, limit, date_format)
     if candidate is None:
         return None
-    tail = load(folder, since=candidate.floor("D"), date_format=date_format, now=now)
+    tail = load(folder, since=candidate.floor("D"), date_format=date_format, now=now, tables=tables)
     latest = _accepted_max(tail)
     if latest is None:  # every row of the last day was rejected: look at the whole table
-        latest = _accepted_max(load(folder, date_format=date_format, now=now))
+        latest = _accepted_max(load(folder, date_format=date_format, now=now, tables=tables))
     return latest
+
+
+def _database_max(url: str, tables: SourceTables, limit: pd.Timestamp, date_format: str | None) -> pd.Timestamp | None:
+    """:func:`_plausible_max` of a database: MAX() in SQL when the column holds timestamps, else
+    the one column read and parsed."""
+    with connect(url) as con:
+        if table_schema(con, tables, "interactions") is None:
+            return None
+        latest = source_max(con, tables, "interactions", "occurred_at", limit)
+        if latest is not None:
+            return latest
+        column = read_source(con, tables, "interactions", ["occurred_at"])
+    t = parse_timestamps(column["occurred_at"], date_format) if column is not None else pd.Series(dtype="datetime64[ns, UTC]")
+    t = t[t <= limit]
+    return None if t.empty else t.max()
 
 
 def _plausible_max(path: Path, limit: pd.Timestamp, date_format: str | None) -> pd.Timestamp | None:
@@ -98,9 +118,11 @@ def data_end_and_source(data_dir: str | Path, settings: DataSettings = DataSetti
     """:func:`data_end_of`, and where it came from, in words (for the run's output)."""
     if settings.data_end is not None:
         return settings.data_end, "given"
-    latest = interactions_end(data_dir, date_format=settings.date_format)
+    latest = interactions_end(data_dir, date_format=settings.date_format, tables=settings.source)
     if latest is not None:
         return day_end(latest), FROM_INTERACTIONS
+    if is_database(data_dir):
+        return accounts_end(load(data_dir, interaction_columns=[], date_format=settings.date_format, tables=settings.source).accounts), FROM_ACCOUNTS
     path = find_table(data_dir, "accounts")
     accounts = validate(read_table(path), None, date_format=settings.date_format).accounts if path else None
     if accounts is None:

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow
     from fsspec import AbstractFileSystem
+from churn.config import database_scheme
 from churn.data.io import arrow_pool
 
 #: Where a table or a data folder is: a local path, or a URL (kept as a string).
@@ -64,6 +65,8 @@ def check_location(text: str) -> str:
         if collapsed and len(collapsed.group(1)) > 1:  # not a drive letter (C:/data)
             scheme = collapsed.group(1)
             raise ValueError(f"{text}: a URL needs two slashes after {scheme}: ({scheme}://bucket/folder, file:///absolute/path)")
+        return text
+    if database_scheme(text) is not None:  # a database (churn.data.database), not a filesystem
         return text
     from fsspec import get_filesystem_class
 

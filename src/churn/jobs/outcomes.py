@@ -50,7 +50,7 @@ def retention(
     out: Path,
 ) -> Retention:
     """Actual retention rates per period, overall or by account columns, written as CSV and Parquet."""
-    contract = load(data, interaction_columns=[], date_format=settings.date_format)
+    contract = load(data, interaction_columns=[], date_format=settings.date_format, tables=settings.source)
     accounts = contract.accounts
     end, _ = loaded_data_end(contract, settings)
     definition = ChurnDefinition(horizon_days=horizon)
@@ -88,7 +88,7 @@ def list_outcomes(data: Path, scores: Path, settings: DataSettings) -> ListOutco
     latest = runs.latest_run(scores)
     if latest is None:
         raise ValueError(f"{scores} holds no scoring history")
-    contract = load(data, interaction_columns=[], date_format=settings.date_format)
+    contract = load(data, interaction_columns=[], date_format=settings.date_format, tables=settings.source)
     end, _ = loaded_data_end(contract, settings)
     definition = run_definition(latest, ChurnDefinition())
     uplift = UpliftConfig()

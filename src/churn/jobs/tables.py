@@ -37,7 +37,7 @@ def load_for_features(
     data: Location, settings: DataSettings, *, since: pd.Timestamp | None = None, until: pd.Timestamp | None = None
 ) -> ContractData:
     """Load only what the feature pipeline reads: its columns, and only the needed time range."""
-    return load(data, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since, until=until, date_format=settings.date_format)
+    return load(data, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since, until=until, date_format=settings.date_format, tables=settings.source)
 
 
 def write_frame(frame: pd.DataFrame, out: Path) -> Path:
@@ -153,7 +153,7 @@ def validate_folder(data: Location, settings: DataSettings, rejects_dir: Path | 
     if rejects_dir is None:
         rejects_dir = Path("rejects") if is_url(data) else Path(data) / "rejects"
     try:
-        contract = load(data, date_format=settings.date_format)
+        contract = load(data, date_format=settings.date_format, tables=settings.source)
     except DataContractError as exc:
         exc.written = write_rejects(exc.rejects, rejects_dir)  # every row rejected: still say which and why
         if "unparseable timestamp" in str(exc) and not settings.date_format:

@@ -114,7 +114,7 @@ def _features_at(
     the cluster (where the model scores too, and only the scored table comes back)."""
     definition, fconfig = model_settings(model)
     if spark is None:
-        data = load(data_dir, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since, until=as_of, date_format=settings.date_format)
+        data = load(data_dir, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since, until=as_of, date_format=settings.date_format, tables=settings.source)
         check_inputs(model, data, str(data_dir))
         definition = definition.resolved(data.accounts)
         features = build_features(
@@ -125,7 +125,7 @@ def _features_at(
         older = int((gone["last_activity"] < since).sum())
         return _Scored(data, definition, features, None, gone[gone["last_activity"] >= since].reset_index(drop=True), older)
     # accounts only (one row each) on the driver: for values, retention and outcomes
-    data = load(data_dir, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=as_of, until=as_of, date_format=settings.date_format)
+    data = load(data_dir, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=as_of, until=as_of, date_format=settings.date_format, tables=settings.source)
     check_inputs(model, data, str(data_dir))
     definition = definition.resolved(data.accounts)
     scored_sdf = spark_features(spark, data_dir, as_of=as_of, spec=model.spec, config=fconfig, definition=definition).cache()

@@ -1,0 +1,123 @@
+"""Benchmark ``churn features`` reading PostgreSQL against reading Parquet and against the
+hand-written DuckDB SQL reference, on the same business in the same run.
+
+    python benchmarks/database.py                       # 100,000 accounts × 24 months (~12M events)
+    python benchmarks/database.py --accounts 20000 --runs 3
+    python benchmarks/database.py --pg-url postgresql://me@localhost/bench   # an existing server (its tables are replaced)
+
+The business is generated once as a Parquet folder, then loaded into PostgreSQL (ADBC bulk
+ingest, an index on ``interactions.occurred_at`` as a CRM database would have). Without
+``--pg-url`` a throw-away cluster is started (tests/pg_support.py: initdb + pg_ctl on a free
+port) and removed after. Three whole commands, alternating, each timed with its own peak RSS
+(``wait4``): ``churn features --data DIR``, ``churn features --data postgresql://…`` and
+``benchmarks/features_duckdb.py``. The PostgreSQL server's own memory is not in the client's
+peak RSS (it is another process). The PostgreSQL and Parquet outputs are then compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # features.py beside us; tests/pg_support.py for the cluster
+
+from features import compare, load_average, peer_arguments, run_command  # noqa: E402
+
+
+def load_postgres(url: str, data_dir: Path) -> float:
+    """Copy the Parquet tables into PostgreSQL (replacing them), batch by batch; seconds taken."""
+    import time
+
+    import adbc_driver_postgresql.dbapi as pg
+    import pyarrow.parquet as pq
+
+    t = time.perf_counter()
+    with pg.connect(url, autocommit=True) as con, con.cursor() as cur:
+        for name in ("accounts", "interactions", "attribute_history"):
+            path = data_dir / f"{name}.parquet"
+            if not path.exists():
+                continue
+            cur.execute(f'DROP TABLE IF EXISTS "{name}"')
+            cur.adbc_ingest(name, pq.ParquetFile(path).iter_batches(batch_size=1 << 18), mode="create")  # type: ignore[arg-type]
+        cur.execute('CREATE INDEX ON "interactions" ("occurred_at")')
+        cur.execute("ANALYZE")
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, help="data folder (default: generate one)")
+    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--months", type=int, default=24)
+    parser.add_argument("--as-of", default="2024-12-01")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per side (median reported)")
+    parser.add_argument("--pg-url", help="an existing PostgreSQL database to load and read (default: a throw-away cluster)")
+    args = parser.parse_args()
+    as_of = pd.Timestamp(args.as_of, tz="UTC")
+    cluster = bin_dir = None
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        data_dir = args.data
+        if data_dir is None:
+            data_dir = out / "raw"
+            seconds, _, gib = run_command(
+                [sys.executable, "-m", "churn", "generate", "--accounts", str(args.accounts), "--months", str(args.months), "--out", str(data_dir)]
+            )
+            print(f"generated {args.accounts:,} accounts × {args.months} months in {seconds:.0f} s (child process, {gib:.1f} GiB)")
+        url = args.pg_url
+        try:
+            if url is None:
+                from tests.pg_support import pg_bin, start
+
+                bin_dir = pg_bin()
+                if bin_dir is None:
+                    raise SystemExit("no PostgreSQL here (initdb, pg_ctl): install it, or give --pg-url")
+                cluster = start(bin_dir)
+                url = cluster.url()
+            print(f"loaded into PostgreSQL in {load_postgres(url, data_dir):.0f} s")
+            peer_args, events, rejected = peer_arguments(data_dir, as_of)
+            print(f"events read: {events:,} in the 365 days before {as_of:%Y-%m-%d} ({rejected:,} rejected by our data contract)")
+            settings = data_dir / "churn.toml"
+            config = ["--config", str(settings)] if settings.exists() else []  # the folder's own settings, for the database too
+            commands = {
+                "parquet": [sys.executable, "-m", "churn", "features", "--data", str(data_dir), "--as-of", args.as_of, "--out", str(out / "parquet.parquet")],
+                "postgresql": [sys.executable, "-m", "churn", "features", "--data", url, *config, "--as-of", args.as_of, "--out", str(out / "postgresql.parquet")],
+                "duckdb": [sys.executable, str(HERE / "features_duckdb.py"), "--data", str(data_dir), "--as-of", args.as_of, "--out", str(out / "peer.parquet"), *peer_args],
+            }
+            times: dict[str, list[float]] = {name: [] for name in commands}
+            peaks: dict[str, float] = {name: 0.0 for name in commands}
+            print(f"load average before: {load_average()} ({os.cpu_count()} cores)")
+            for i in range(args.runs):
+                order = list(commands.items())
+                for name, cmd in order[i % len(order) :] + order[: i % len(order)]:  # rotate who goes first
+                    seconds, cpu_seconds, gib = run_command(cmd)
+                    times[name].append(seconds)
+                    peaks[name] = max(peaks[name], gib)
+                    print(f"  run {i + 1}: {name:10s} {seconds:6.2f} s  (CPU {cpu_seconds:6.2f} s)  {gib:.2f} GiB")
+            print(f"load average after:  {load_average()}")
+            for name, s in times.items():
+                print(f"{name:10s}  median {statistics.median(s):6.2f} s  (min {min(s):.2f}, max {max(s):.2f}, {len(s)} runs)  peak RSS {peaks[name]:.2f} GiB")
+            median = {name: statistics.median(s) for name, s in times.items()}
+            print(f"ratio Parquet / DuckDB (medians): {median['parquet'] / median['duckdb']:.2f}×  (target ≤ 0.60×)")
+            print(f"ratio PostgreSQL / Parquet (medians): {median['postgresql'] / median['parquet']:.2f}×  (target ≤ 2×)")
+            print(f"peak RSS PostgreSQL / Parquet: {peaks['postgresql'] / peaks['parquet']:.2f}×  (target ≤ 1.20×; the server's own memory not included)")
+            ours = pd.read_parquet(out / "parquet.parquet")
+            same = ours.equals(pd.read_parquet(out / "postgresql.parquet"))
+            print(f"PostgreSQL output equals the Parquet output: {same}")
+            compare(ours, pd.read_parquet(out / "peer.parquet"), "DuckDB peer computes")
+        finally:
+            if cluster is not None:
+                from tests.pg_support import stop
+
+                stop(bin_dir, cluster)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()

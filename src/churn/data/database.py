@@ -1,0 +1,352 @@
+"""Reading the tables of a database given as ``--data``: PostgreSQL, DuckDB, SQLite, and any
+other database SQLAlchemy reaches.
+
+A database is read the way a data folder is (:mod:`churn.data.read`): only the columns asked
+for, and for the interactions only the rows of the run's time range — both pushed into the
+SQL, so a weekly score sends ``SELECT <its columns> … WHERE occurred_at >= … AND occurred_at
+< …`` and never pulls years of events. Rows arrive as Arrow record batches (ADBC for
+PostgreSQL and SQLite, DuckDB's own Arrow reader), are typed as a Parquet read would type them
+(UTC timestamps, floats, nullable booleans, dictionary-encoded ids), and then go through the
+same data contract as a file.
+
+Credentials come from the URL, the ``PG*`` environment variables or a ``.pgpass`` file (libpq
+reads those for ADBC); a password never appears in a message (:func:`mask_url`).
+
+URL forms: ``postgresql://user@host:5432/db``; ``duckdb:///file.duckdb`` and
+``sqlite:///file.db`` (SQLAlchemy's form: three slashes and a relative path, four for an
+absolute one, ``sqlite:////srv/crm.db``); any other ``dialect+driver://`` URL through SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from churn.config import SourceTables, database_scheme
+from churn.data.io import arrow_pool
+from churn.data.read import DataContractError
+from churn.data.rules import CATEGORICAL
+
+#: Rows per Arrow record batch read from a database (DuckDB; ADBC picks its own size).
+BATCH_ROWS = 1 << 18
+
+_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)(?P<secret>[^@\s]*)(?P<tail>@)")
+_PASSWORD_PARAM = re.compile(r"(?i)(?P<head>\bpassword=)(?P<secret>[^&\s]+)")
+
+
+def mask_url(text: str) -> str:
+    """``text`` with every URL password (``://user:secret@``, ``password=secret``) shown as ``***``."""
+    text = _PASSWORD.sub(lambda m: f"{m['head']}***{m['tail']}", str(text))
+    return _PASSWORD_PARAM.sub(lambda m: f"{m['head']}***", text)
+
+
+def is_database(location: object) -> bool:
+    """Whether ``--data`` names a database rather than a data folder."""
+    return database_scheme(location) is not None
+
+
+def file_path(url: str) -> str:
+    """The file of ``duckdb:///x.duckdb`` / ``sqlite:////abs/x.db`` (SQLAlchemy's form)."""
+    return unquote(url.split("://", 1)[1][1:].split("?", 1)[0])
+
+
+def describe(url: str) -> str:
+    """A database in words for a message: ``the PostgreSQL database crm on db.internal:5432``
+    (the password never; the ``PG*`` defaults libpq would use where the URL is silent)."""
+    scheme = database_scheme(url) or ""
+    if scheme in ("duckdb", "sqlite"):
+        return f"the {'DuckDB' if scheme == 'duckdb' else 'SQLite'} file {file_path(url)}"
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    host = parts.hostname or query.get("host", [os.environ.get("PGHOST", "localhost")])[0]
+    port = parts.port or query.get("port", [os.environ.get("PGPORT", "5432")])[0]
+    user = parts.username or os.environ.get("PGUSER") or os.environ.get("USER", "")
+    db = parts.path.lstrip("/") or os.environ.get("PGDATABASE") or user
+    kind = "PostgreSQL" if scheme in ("postgresql", "postgres") else scheme.split("+")[0]
+    return f"the {kind} database {db} on {host}:{port}" + (f" as {user}" if user else "")
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a connection failed, in a few words (the driver's first line when unrecognised)."""
+    text = str(exc)
+    lower = text.lower()
+    if "password authentication failed" in lower or "authentication failed" in lower:
+        return "the user name or password was refused"
+    if "no password supplied" in lower:
+        return "the server asks for a password and none was given (URL, PGPASSWORD or ~/.pgpass)"
+    if "does not exist" in lower and "database" in lower:
+        return "there is no such database"
+    if any(s in lower for s in ("connection refused", "could not connect", "timeout", "timed out", "could not translate host name", "no route")):
+        return "the server cannot be reached (is it running, and are host and port right?)"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    return mask_url(first)[:200]
+
+
+class Connection:
+    """One open database: runs a query and gives its rows as an Arrow record batch reader."""
+
+    def __init__(self, run: Callable[[str], pa.RecordBatchReader], close: Callable[[], None], quote: Callable[[str], str], name: str) -> None:
+        self._run, self.close, self.quote, self.name = run, close, quote, name
+
+    def query(self, sql: str) -> pa.RecordBatchReader:
+        """The rows of ``sql``, batch by batch."""
+        return self._run(sql)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _missing_driver(package: str, url: str) -> DataContractError:
+    return DataContractError(f"{mask_url(url)}: reading this database needs the {package} package (pip install 'churn[db]')")
+
+
+@contextmanager
+def connect(url: str) -> Iterator[Connection]:
+    """An open connection to the database of ``url``; a failure to connect is one sentence
+    naming the database and why (a :class:`DataContractError`: exit code 1, no traceback)."""
+    scheme = database_scheme(url) or ""
+    try:
+        connection = _open(scheme, url)
+    except DataContractError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every driver has its own errors; the user gets one sentence
+        raise DataContractError(f"cannot connect to {describe(url)}: {failure_reason(exc)}") from None
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def _open(scheme: str, url: str) -> Connection:
+    name = describe(url)
+    if scheme == "duckdb":
+        try:
+            import duckdb
+        except ImportError:
+            raise _missing_driver("duckdb", url) from None
+        path = file_path(url)
+        if not os.path.isfile(path):
+            raise DataContractError(f"{mask_url(url)}: no such DuckDB file {path}")
+        con = duckdb.connect(path, read_only=True)
+        return Connection(lambda sql: con.sql(sql).to_arrow_reader(BATCH_ROWS), con.close, _quote, name)
+    if scheme in ("postgresql", "postgres", "sqlite"):
+        package = "adbc-driver-sqlite" if scheme == "sqlite" else "adbc-driver-postgresql"
+        try:
+            if scheme == "sqlite":
+                import adbc_driver_sqlite.dbapi as driver
+            else:
+                import adbc_driver_postgresql.dbapi as driver
+        except ImportError:
+            raise _missing_driver(package, url) from None
+        if scheme == "sqlite":
+            path = file_path(url)
+            if not os.path.isfile(path):
+                raise DataContractError(f"{mask_url(url)}: no such SQLite file {path}")
+            target = path
+        else:
+            target = "postgresql://" + url.split("://", 1)[1]  # libpq knows postgresql:// and postgres://
+        con = driver.connect(target, autocommit=True)
+        cursor = con.cursor()
+
+        def run(sql: str) -> pa.RecordBatchReader:
+            cursor.execute(sql)
+            return cursor.fetch_record_batch()
+
+        def close() -> None:
+            cursor.close()
+            con.close()
+
+        return Connection(run, close, _quote, name)
+    return _sqlalchemy(url, name)
+
+
+def _sqlalchemy(url: str, name: str) -> Connection:
+    """Any other database SQLAlchemy has a dialect for: rows read in chunks, made Arrow."""
+    try:
+        import sqlalchemy
+    except ImportError:
+        raise _missing_driver("SQLAlchemy", url) from None
+    engine = sqlalchemy.create_engine(url)
+    con = engine.connect()
+
+    def run(sql: str) -> pa.RecordBatchReader:
+        chunks = pd.read_sql_query(sqlalchemy.text(sql), con, chunksize=BATCH_ROWS)
+        tables = [pa.Table.from_pandas(chunk, preserve_index=False) for chunk in chunks]
+        table = pa.concat_tables(tables) if tables else pa.table({})
+        return pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+
+    def close() -> None:
+        con.close()
+        engine.dispose()
+
+    return Connection(run, close, engine.dialect.identifier_preparer.quote, name)
+
+
+def relation(con: Connection, source: SourceTables, table: str) -> str:
+    """The FROM item of a table: its (schema-qualified) name, or its query as a subquery."""
+    value = getattr(source, table).strip().rstrip(";")
+    if source.is_query(table):
+        return f"({value}) AS {con.quote(table)}"
+    return f"{con.quote(source.schema)}.{con.quote(value)}" if source.schema else con.quote(value)
+
+
+def table_schema(con: Connection, source: SourceTables, table: str) -> pa.Schema | None:
+    """The columns of a table (no rows read), or None when the database has no such table."""
+    try:
+        return con.query(f"SELECT * FROM {relation(con, source, table)} WHERE 1 = 0").schema
+    except Exception as exc:  # noqa: BLE001 - a missing table is an error of each driver's own kind
+        if source.is_query(table):
+            raise DataContractError(f"{con.name}: the [source] query for {table} fails: {failure_reason(exc)}") from None
+        return None
+
+
+def _literal(moment: pd.Timestamp, arrow_type: pa.DataType) -> str:
+    """A SQL timestamp literal comparable with a column of ``arrow_type`` (a zone-aware column
+    gets a UTC instant; a naive one is read as UTC, as the contract reads it)."""
+    moment = pd.Timestamp(moment)
+    moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+    if pa.types.is_timestamp(arrow_type) and arrow_type.tz is not None:
+        return f"TIMESTAMP WITH TIME ZONE '{moment:%Y-%m-%d %H:%M:%S.%f}+00:00'"
+    return f"TIMESTAMP '{moment:%Y-%m-%d %H:%M:%S.%f}'"
+
+
+def _is_time(arrow_type: pa.DataType) -> bool:
+    return bool(pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type))
+
+
+def select_sql(
+    con: Connection,
+    source: SourceTables,
+    table: str,
+    columns: Sequence[str],
+    schema: pa.Schema,
+    *,
+    time_column: str | None = None,
+    since: pd.Timestamp | None = None,
+    until: pd.Timestamp | None = None,
+) -> str:
+    """``SELECT <columns> FROM <table> [WHERE <time range>]``: the range is pushed down when the
+    column holds timestamps or dates (text timestamps are filtered after parsing, as in a CSV)."""
+    sql = f"SELECT {', '.join(con.quote(c) for c in columns)} FROM {relation(con, source, table)}"
+    if time_column is None or schema.get_field_index(time_column) < 0 or not _is_time(schema.field(time_column).type):
+        return sql
+    kind = schema.field(time_column).type
+    terms = [f"{con.quote(time_column)} >= {_literal(since, kind)}"] if since is not None else []
+    terms += [f"{con.quote(time_column)} < {_literal(until, kind)}"] if until is not None else []
+    return sql + (" WHERE " + " AND ".join(terms) if terms else "")
+
+
+def _target(field: pa.Field, categorical: Sequence[str]) -> pa.DataType:
+    """The type a column is read as, the way a Parquet read types it: decimals as floats,
+    zone-aware timestamps in UTC, the ``categorical`` text columns dictionary-encoded, every
+    dictionary with int32 indices (a DuckDB ENUM's vary)."""
+    kind = field.type
+    if pa.types.is_decimal(kind):
+        return pa.float64()
+    if pa.types.is_timestamp(kind) and kind.tz is not None:
+        return pa.timestamp(kind.unit, "UTC")
+    if field.name in categorical and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        return pa.dictionary(pa.int32(), kind)
+    if pa.types.is_dictionary(kind):
+        return pa.dictionary(pa.int32(), kind.value_type)
+    return kind
+
+
+def _typed(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """A batch cast to ``schema`` (:func:`_target`) — batch by batch, so a 10M-row id column is
+    never held as text whole."""
+    columns = []
+    for column, field in zip(batch.columns, schema):
+        if column.type != field.type:
+            column = pc.dictionary_encode(column) if pa.types.is_dictionary(field.type) and not pa.types.is_dictionary(column.type) else column
+            column = column.cast(field.type) if column.type != field.type else column
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _read_all(reader: pa.RecordBatchReader, categorical: Sequence[str]) -> pa.Table:
+    """Every batch of ``reader``, typed (:func:`_typed`) as it arrives."""
+    schema = pa.schema([pa.field(f.name, _target(f, categorical)) for f in reader.schema])
+    return pa.Table.from_batches([_typed(batch, schema) for batch in reader], schema=schema)
+
+
+def read_source(
+    con: Connection,
+    source: SourceTables,
+    table: str,
+    columns: Sequence[str] | None = None,
+    *,
+    time_column: str | None = None,
+    since: pd.Timestamp | None = None,
+    until: pd.Timestamp | None = None,
+    categorical: Sequence[str] = (),
+) -> pd.DataFrame | None:
+    """A table of the database as :func:`churn.data.read.read_table` reads a file: the asked-for
+    columns that exist, the rows in [since, until) of ``time_column``; None without the table."""
+    schema = table_schema(con, source, table)
+    if schema is None:
+        return None
+    cols = [c for c in columns if c in schema.names] if columns is not None else list(schema.names)
+    sql = select_sql(con, source, table, cols, schema, time_column=time_column, since=since, until=until)
+    pool = arrow_pool()
+    try:
+        reader = con.query(sql)
+        arrow = _read_all(reader, categorical)
+    except DataContractError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise DataContractError(f"{con.name}: cannot read {table} ({failure_reason(exc)})") from None
+    booleans = {pa.bool_(): pd.BooleanDtype()}
+    df = arrow.to_pandas(memory_pool=pool, coerce_temporal_nanoseconds=True, types_mapper=booleans.get)
+    del arrow
+    pool.release_unused()
+    for c in categorical:  # numeric ids: categories too, as from a file
+        if c in df.columns and pd.api.types.is_numeric_dtype(df[c].dtype) and not pd.api.types.is_bool_dtype(df[c].dtype):
+            df[c] = df[c].astype("category")
+    return df
+
+
+def source_max(con: Connection, source: SourceTables, table: str, column: str, limit: pd.Timestamp) -> pd.Timestamp | None:
+    """``MAX(column)`` not after ``limit``, computed by the database — or None when the column
+    is not of timestamps or dates there (then the caller reads the column and parses it)."""
+    schema = table_schema(con, source, table)
+    if schema is None or schema.get_field_index(column) < 0 or not _is_time(schema.field(column).type):
+        return None
+    kind = schema.field(column).type
+    sql = f"SELECT MAX({con.quote(column)}) AS latest FROM {relation(con, source, table)} WHERE {con.quote(column)} <= {_literal(limit, kind)}"
+    value = con.query(sql).read_all().column(0)[0].as_py()
+    if value is None:
+        return None
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def read_database(
+    url: str, tables: SourceTables, interaction_columns: Sequence[str] | None, since: pd.Timestamp | None, until: pd.Timestamp | None
+) -> tuple[tuple[pd.DataFrame | None, str], ...]:
+    """The accounts, interactions and attribute history of a database as read (each with its
+    name for messages, ``<database>: interactions``), for the contract to check like files."""
+    with connect(url) as con:
+        accounts = read_source(con, tables, "accounts")
+        if accounts is None:
+            raise DataContractError(f"{con.name}: no accounts table ({_where(tables, 'accounts')}; name it in [source] of churn.toml)")
+        interactions = read_source(
+            con, tables, "interactions", interaction_columns, time_column="occurred_at", since=since, until=until, categorical=CATEGORICAL
+        )
+        history = read_source(con, tables, "attribute_history")
+        return tuple((frame, f"{con.name}, {_where(tables, name)}") for frame, name in ((accounts, "accounts"), (interactions, "interactions"), (history, "attribute_history")))
+
+
+def _where(tables: SourceTables, name: str) -> str:
+    """A table of the source in words: ``table crm.accounts`` or ``the [source] query for accounts``."""
+    if tables.is_query(name):
+        return f"the [source] query for {name}"
+    return f"table {tables.schema + '.' if tables.schema else ''}{getattr(tables, name)}"
