@@ -473,3 +473,28 @@ def print_service(service: "Service", scores: Path, host: str, port: int, *, aut
         console.print(f"Serving run {snapshot.index.run_id} (as of {snapshot.index.as_of}, {len(snapshot.index):,} accounts) from {escape(str(scores))}")
     console.print("Auth: X-API-Key required (CHURN_API_KEY is set)" if auth else "[yellow]Auth: off (set CHURN_API_KEY to require X-API-Key)[/]")
     console.print(f"Pages: http://{host}:{port}/app   API docs: http://{host}:{port}/docs")
+
+
+def print_simulation(record: dict, path: Path | None) -> None:
+    """``churn simulate``: one row per policy, the gate's decisions, where the record went."""
+    console.print(
+        f"{record['accounts']:,} accounts, {record['cycles']} weekly cycles from {record['first_cycle']}, capacity {record['capacity']:,}, "
+        f"seed {record['seed']}, effect {record['effect']}, explore share {record['explore_share']:.0%}, "
+        f"team reaches {record['reach_rate']:.0%}; saved = against the same business with no calls ({record['seconds']:.0f} s)."
+    )
+    view = Table(title="Policies")
+    for col in ("policy", "customers saved", "expected saved", "revenue retained", "calls", "cost", "gate passed"):
+        view.add_column(col, justify="right")
+    for p in record["policies"]:
+        view.add_row(p["policy"], f"{p['customers_saved']:,}", f"{p['expected_saved']:,.1f}", f"{p['revenue_retained']:,.0f}", f"{p['calls']:,}", f"{p['cost']:,.0f}", "yes" if p["gate_switched"] else "no")
+    console.print(view)
+    for p in record["policies"]:
+        for e in p["evaluations"]:
+            console.print(
+                f"  {p['policy']}, after {e['cycle']} cycles: uplift Qini {e['qini']:+.4f} [{e['qini_low']:+.4f}, {e['qini_high']:+.4f}], "
+                f"risk Qini {e['qini_risk']:+.4f}; gate {'passed' if e['gate_passed'] else 'not passed'}"
+            )
+    shares = ", ".join(f"{k} {v:.1%}" for k, v in record["planted_response_shares"].items())
+    console.print(f"Planted responses at the first cycle: {shares}")
+    if path is not None:
+        console.print(f"Wrote [bold]{path}[/]")

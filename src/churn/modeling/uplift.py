@@ -39,7 +39,10 @@ from churn.features.labels import LABEL
 from churn.modeling.model import categorical_columns, model_columns
 
 TREATED, PROPENSITY, WEIGHT = "treated", "propensity", "weight"
-EXPERIMENT_COLUMNS = (TREATED, PROPENSITY, WEIGHT, "cohort", "arm", "churn_probability", "revenue_at_risk", "annual_value")
+#: Cohort-table columns that are the experiment's, not the account's (never model inputs).
+EXPERIMENT_COLUMNS = (
+    TREATED, PROPENSITY, WEIGHT, "cohort", "arm", "run_as_of", "run_id", "horizon_days", "churn_probability", "revenue_at_risk", "annual_value",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ def ipw_weights(treated: np.ndarray, propensity: np.ndarray, base: np.ndarray | 
 
 def feature_columns(rows: pd.DataFrame) -> list[str]:
     """The model columns of a cohort table: the churn model's, without the experiment's own."""
-    return [c for c in model_columns(rows) if c not in EXPERIMENT_COLUMNS]
+    return [c for c in model_columns(rows) if c not in EXPERIMENT_COLUMNS and not c.startswith("_")]
 
 
 def fit_uplift(rows: pd.DataFrame, settings: UpliftSettings = UpliftSettings(), *, use_weights: bool = True) -> UpliftModel:
