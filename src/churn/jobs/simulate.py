@@ -41,7 +41,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -89,6 +89,9 @@ class SimulationConfig:
     pool_sample: int = 4
     #: Churn-model cutoffs kept for retraining (the warm-up ones and the latest matured ones).
     train_cutoffs: int = 6
+    #: The churn model's training settings (one LightGBM thread: policies run one after another
+    #: on a shared machine, and OpenMP threads spinning against other processes cost 10×).
+    train: TrainConfig = TrainConfig(n_jobs=1)
 
     def __post_init__(self) -> None:
         bad = [p for p in self.policies if p not in POLICIES]
@@ -192,7 +195,7 @@ def _prepare(config: SimulationConfig) -> _Shared:
     shares = response_shares(responses(causes[causes["month_start"] == first.normalize()].reset_index(drop=True), config.seed))
     value = 12.0 * data.accounts["mrr"].to_numpy(dtype=float)
     warm = _warm_table(data, spec, definition, first)
-    model, _ = fit_churn_model(warm, spec=spec, definition=definition, config=TrainConfig(seed=config.seed, n_jobs=1))
+    model, _ = fit_churn_model(warm, spec=spec, definition=definition, config=replace(config.train, seed=config.seed))
     return _Shared(data, spec, definition, dates, features, index, hazard, shift, offer, value, plain_churn, warm, model, shares)
 
 
@@ -342,7 +345,7 @@ def _retrain(shared: _Shared, config: SimulationConfig, world: _World, c: int, a
             label = ((churn >= t.value) & (churn < (t + shared.definition.horizon).value)).astype("int8")
             parts.append(shared.features[k].iloc[alive].reset_index(drop=True).assign(**{LABEL: label}))
     rows = pd.concat(parts[-config.train_cutoffs :], ignore_index=True)
-    world.model, _ = fit_churn_model(rows, spec=shared.spec, definition=shared.definition, config=TrainConfig(seed=config.seed, n_jobs=1))
+    world.model, _ = fit_churn_model(rows, spec=shared.spec, definition=shared.definition, config=replace(config.train, seed=config.seed))
     _learn_uplift(config, world, c, as_of)
 
 
