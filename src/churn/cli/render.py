@@ -337,6 +337,8 @@ def print_score_run(result: "ScoreOutputs", label: str, capacity: int) -> None:
     if r.get("later_runs_to_rescore"):
         later = ", ".join(str(x) for x in r["later_runs_to_rescore"])  # type: ignore[union-attr]
         console.print(f"[yellow]Later runs did not know this run's control group: re-score them in date order ({later}).[/]")
+    if r.get("ranking"):
+        console.print(f"Ranked by {r['ranking']}: {escape(str(r.get('ranking_reason', '')))}.")
     console.print(f"Reasons: {r['exact_reasons']:,} exact (TreeSHAP), {r['cheap_reasons']:,} by deviation attribution. {r['value']}.")
     view = Table(title="Top of the list")
     for col in ("rank", "account", "churn %", "revenue at risk", "flag", "main reason"):

@@ -29,6 +29,8 @@ Ranking = Literal["risk", "value", "uplift"]
 POLICY_RANKINGS: tuple[str, ...] = get_args(Ranking)
 #: Risk-list columns this module adds (NaN when no uplift model is available).
 POLICY_COLUMNS = ("uplift", "churn_if_called", "expected_saved_value")
+#: The older names of two rankings (ScoreConfig.rank_by before uplift).
+LEGACY_RANKINGS = {"probability": "risk", "revenue_at_risk": "value"}
 
 
 @dataclass(frozen=True)
