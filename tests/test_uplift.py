@@ -157,3 +157,38 @@ def test_simulate_refuses_an_unknown_policy() -> None:
     result = CliRunner().invoke(app, ["simulate", "--policy", "risk,psychic"])
     assert result.exit_code == 2
     assert "psychic" in result.output and "Traceback" not in result.output
+
+
+def test_uplift_evaluations_are_tracked_in_mlflow(mlflow_root) -> None:  # type: ignore[no-untyped-def]
+    import mlflow
+
+    from churn.modeling.tracking import configure, log_uplift_evaluations
+
+    rows = planted_experiment(0)
+    evaluation = evaluate_uplift(rows, rows["x"].to_numpy(), -rows["x"].to_numpy(), capacity=100, settings=UpliftSettings(n_bootstrap=5))
+    configure(mlflow_root)
+    run_id = log_uplift_evaluations([{"cycle": 8, **evaluation, "gate_passed": True}], root=mlflow_root, params={"seed": 0}, run_name="t")
+    run = mlflow.get_run(run_id)
+    assert run.data.metrics["qini"] == pytest.approx(evaluation["qini"])
+    assert run.data.metrics["gate_passed"] == 1.0
+
+
+def test_risk_list_says_which_ranking_and_carries_the_effect(trained, latest_features) -> None:  # type: ignore[no-untyped-def]
+    from churn.config import ScoreConfig
+    from churn.outreach.score import build_risk_list
+
+    config = ScoreConfig(capacity=50, max_exact_reasons=0)
+    plain, notes = build_risk_list(latest_features, trained.model, config=config)
+    assert notes["ranking"] == "value" and "no uplift model" in str(notes["ranking_reason"])
+    assert plain[["uplift", "churn_if_called", "expected_saved_value"]].isna().all().all()
+
+    p = trained.model.predict_proba(latest_features)
+    effect = pd.DataFrame({"uplift": np.where(np.arange(len(p)) % 2 == 0, -0.05, 0.3 * p)})
+    risk, notes = build_risk_list(latest_features, trained.model, config=config, uplift=effect, gate=(True, "uplift ranking: the gate passed"))
+    assert notes["ranking"] == "uplift" and notes["ranking_reason"] == "uplift ranking: the gate passed"
+    flagged = risk[risk["outreach"] | risk["control"]]
+    assert len(flagged) == 50 and (flagged["uplift"] > 0).all()
+    assert np.allclose(risk["churn_if_called"], (risk["churn_probability"] - risk["uplift"]).clip(0, 1))
+    assert np.allclose(risk["expected_saved_value"], risk["uplift"] * risk["annual_value"])
+    _, notes = build_risk_list(latest_features, trained.model, config=config, uplift=effect, gate=(False, "the interval includes zero"))
+    assert notes["ranking"] == "value"

@@ -477,7 +477,7 @@ def print_service(service: "Service", scores: Path, host: str, port: int, *, aut
     console.print(f"Pages: http://{host}:{port}/app   API docs: http://{host}:{port}/docs")
 
 
-def print_simulation(record: dict, path: Path | None) -> None:
+def print_simulation(record: dict, path: Path | None, tracked: list[str] | None = None) -> None:
     """``churn simulate``: one row per policy, the gate's decisions, where the record went."""
     console.print(
         f"{record['accounts']:,} accounts, {record['cycles']} weekly cycles from {record['first_cycle']}, capacity {record['capacity']:,}, "
@@ -500,3 +500,5 @@ def print_simulation(record: dict, path: Path | None) -> None:
     console.print(f"Planted responses at the first cycle: {shares}")
     if path is not None:
         console.print(f"Wrote [bold]{path}[/]")
+    if tracked:
+        console.print(f"MLflow runs (uplift evaluations): {', '.join(tracked)}")

@@ -42,10 +42,11 @@ def simulate(
     effect: Annotated[Effect, typer.Option(help="planted responses, one homogeneous effect, or none (calls change nothing).")] = Effect.planted,  # type: ignore[valid-type,attr-defined]
     retrain_every: Annotated[int, typer.Option(min=1, help="Retrain the churn and uplift models every N cycles.")] = 4,
     out: Annotated[Optional[Path], typer.Option(help="Folder for simulation.json.")] = None,
+    track: Annotated[bool, typer.Option("--track", help="Log each policy's uplift evaluations to MLflow (experiment churn-uplift, in ./mlflow.db unless MLFLOW_TRACKING_URI).")] = False,
 ) -> None:
     """Run the weekly job in a closed loop on a business that responds to calls, per policy:
     customers saved (against the same business with no calls), revenue retained, calls, cost."""
-    from churn.jobs.simulate import SimulationConfig, write_simulation
+    from churn.jobs.simulate import SimulationConfig, track_simulation, write_simulation
     from churn.jobs.simulate import simulate as run_simulation
 
     config = SimulationConfig(
@@ -55,4 +56,5 @@ def simulate(
     with console.status("Simulating…") as status:
         record = run_simulation(config, progress=lambda msg: status.update(msg))
     path = write_simulation(record, out) if out is not None else None
-    render.print_simulation(record, path)
+    tracked = track_simulation(record, Path.cwd()) if track else []
+    render.print_simulation(record, path, tracked)

@@ -388,3 +388,16 @@ def _summary(shared: _Shared, config: SimulationConfig, world: _World) -> dict[s
 def write_simulation(record: dict[str, object], out_dir: Path) -> Path:
     """``simulation.json`` in ``out_dir`` (atomically)."""
     return Path(write_text(f"{out_dir}/simulation.json", json.dumps(record, indent=2, default=str)))
+
+
+def track_simulation(record: dict[str, object], root: Path) -> list[str]:
+    """Log each policy's uplift evaluations to MLflow (experiment ``churn-uplift``); the run ids."""
+    from churn.modeling.tracking import configure, log_uplift_evaluations
+
+    configure(root)
+    params = {k: record[k] for k in ("accounts", "cycles", "capacity", "seed", "effect", "explore_share", "retrain_every", "reach_rate")}
+    return [
+        log_uplift_evaluations(p["evaluations"], root=root, params={**params, "policy": p["policy"]}, run_name=f"simulate-{p['policy']}-seed{record['seed']}")
+        for p in record["policies"]  # type: ignore[attr-defined]
+        if p["evaluations"]
+    ]
