@@ -25,6 +25,7 @@ TOY_RUNS: dict[str, tuple[list[str], str]] = {
     "serve.py": (["--accounts", "300", "--rows", "500", "--runs", "2", "--requests", "8", "--score-requests", "4"], "POST /score"),
     "quality.py": (["--part", "all", "--splits", "1", "--seeds", "1", "--accounts", "400"], "after: weekly cutoffs"),
     "spark.py": (["--accounts", "150", "--buckets", "2"], "same result                True"),
+    "uplift.py": (["--accounts", "600", "--cycles", "3", "--capacity", "20", "--seeds", "1"], "Qini of the learned uplift model"),
 }
 
 
