@@ -30,6 +30,7 @@ TOY_RUNS: dict[str, tuple[list[str], str]] = {
     "spark.py": (["--accounts", "150", "--buckets", "2"], "same result                True"),
     "survival.py": (["--seeds", "1", "--accounts", "300", "--months", "20"], "12-month calibration gap"),
     "database.py": (["--accounts", "200", "--months", "24", "--runs", "1"], "PostgreSQL output equals the Parquet output: True"),
+    "uplift.py": (["--accounts", "600", "--cycles", "3", "--capacity", "20", "--seeds", "1"], "Qini of the learned uplift model"),
 }
 
 

@@ -189,9 +189,11 @@ class ProfitConfig:
     value_column: str = "mrr"
 
 
-#: What orders the risk list: expected revenue lost (probability × annual value), or probability.
-RankBy = Literal["revenue_at_risk", "probability"]
-RANKINGS: tuple[str, ...] = get_args(RankBy)
+#: What orders the risk list: ``risk`` (probability), ``value`` (probability × value) or ``uplift``
+#: (the expected value of a call, churn.outreach.policy); ``probability`` and ``revenue_at_risk``
+#: are the older names of risk and value. The CLI offers the first three (RANKINGS).
+RankBy = Literal["risk", "value", "uplift", "probability", "revenue_at_risk"]
+RANKINGS: tuple[str, ...] = get_args(RankBy)[:3]
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,8 @@ class ScoreConfig:
     #: Probability thresholds: >= high → "high", >= medium → "medium", else "low".
     high_threshold: float = 0.25
     medium_threshold: float = 0.10
-    rank_by: RankBy = "revenue_at_risk"
+    #: None: value (risk × value) until the uplift gate passes, then uplift (churn.outreach.policy.choose_ranking).
+    rank_by: RankBy | None = None
     #: Column holding monthly value; annual value = 12 × this. Missing → value 1 per account.
     value_column: str = "mrr"
     #: Annual discount rate of the remaining value (``--discount-rate``): money a year from now is

@@ -359,7 +359,9 @@ def score(
     ] = False,
     capacity: Annotated[int, typer.Option(min=0, help="How many accounts the team can contact.")] = 200,
     control_share: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of flagged accounts held out, not contacted.")] = 0.1,
-    rank_by: Annotated[RankBy, typer.Option(help="What orders the list.")] = RankBy.revenue_at_risk,
+    rank_by: Annotated[
+        Optional[RankBy], typer.Option(help="risk, value (risk × value) or uplift (expected value of a call). Default: value until the uplift gate passes.")
+    ] = None,
     high: Annotated[float, typer.Option(help="Probability from which an account is high risk.")] = 0.25,
     medium: Annotated[float, typer.Option(help="Probability from which an account is medium risk.")] = 0.10,
     max_exact_reasons: Annotated[int, typer.Option(min=0, help="Exact TreeSHAP reasons for at most this many accounts.")] = 100_000,
@@ -392,7 +394,7 @@ def score(
 
     score_config = ScoreConfig(
         capacity=capacity, control_share=control_share, seed=seed, high_threshold=high, medium_threshold=medium,
-        rank_by=rank_by.value, max_exact_reasons=max_exact_reasons, discount_rate=discount_rate,  # type: ignore[arg-type]
+        rank_by=rank_by.value if rank_by else None, max_exact_reasons=max_exact_reasons, discount_rate=discount_rate,  # type: ignore[arg-type]
     )  # fmt: skip
     settings = data_settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end, model_name=model_name)
     _quiet_mlflow()

@@ -358,6 +358,8 @@ def print_score_run(result: "ScoreOutputs", label: str, capacity: int) -> None:
     if r.get("later_runs_to_rescore"):
         later = ", ".join(str(x) for x in r["later_runs_to_rescore"])  # type: ignore[union-attr]
         console.print(f"[yellow]Later runs did not know this run's control group: re-score them in date order ({later}).[/]")
+    if r.get("ranking"):
+        console.print(f"Ranked by {r['ranking']}: {escape(str(r.get('ranking_reason', '')))}.")
     console.print(f"Reasons: {r['exact_reasons']:,} exact (TreeSHAP), {r['cheap_reasons']:,} by deviation attribution. {r['value']}.")
     view = Table(title="Top of the list")
     for col in ("rank", "account", "churn %", "revenue at risk", "flag", "main reason"):
@@ -494,3 +496,30 @@ def print_service(service: "Service", scores: Path, host: str, port: int, *, aut
         console.print(f"Serving run {snapshot.index.run_id} (as of {snapshot.index.as_of}, {len(snapshot.index):,} accounts) from {escape(str(scores))}")
     console.print("Auth: X-API-Key required (CHURN_API_KEY is set)" if auth else "[yellow]Auth: off (set CHURN_API_KEY to require X-API-Key)[/]")
     console.print(f"Pages: http://{host}:{port}/app   API docs: http://{host}:{port}/docs")
+
+
+def print_simulation(record: dict, path: Path | None, tracked: list[str] | None = None) -> None:
+    """``churn simulate``: one row per policy, the gate's decisions, where the record went."""
+    console.print(
+        f"{record['accounts']:,} accounts, {record['cycles']} weekly cycles from {record['first_cycle']}, capacity {record['capacity']:,}, "
+        f"seed {record['seed']}, effect {record['effect']}, explore share {record['explore_share']:.0%}, "
+        f"team reaches {record['reach_rate']:.0%}; saved = against the same business with no calls ({record['seconds']:.0f} s)."
+    )
+    view = Table(title="Policies")
+    for col in ("policy", "customers saved", "expected saved", "revenue retained", "calls", "cost", "gate passed"):
+        view.add_column(col, justify="right")
+    for p in record["policies"]:
+        view.add_row(p["policy"], f"{p['customers_saved']:,}", f"{p['expected_saved']:,.1f}", f"{p['revenue_retained']:,.0f}", f"{p['calls']:,}", f"{p['cost']:,.0f}", "yes" if p["gate_switched"] else "no")
+    console.print(view)
+    for p in record["policies"]:
+        for e in p["evaluations"]:
+            console.print(
+                f"  {p['policy']}, after {e['cycle']} cycles: uplift Qini {e['qini']:+.4f} [{e['qini_low']:+.4f}, {e['qini_high']:+.4f}], "
+                f"risk Qini {e['qini_risk']:+.4f}; gate {'passed' if e['gate_passed'] else 'not passed'}"
+            )
+    shares = ", ".join(f"{k} {v:.1%}" for k, v in record["planted_response_shares"].items())
+    console.print(f"Planted responses at the first cycle: {shares}")
+    if path is not None:
+        console.print(f"Wrote [bold]{path}[/]")
+    if tracked:
+        console.print(f"MLflow runs (uplift evaluations): {', '.join(tracked)}")

@@ -329,3 +329,25 @@ def list_versions(model_name: str = MODEL_NAME) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=["version", "created", "aliases", "precision_at_capacity", "decision", "run_id"]).sort_values("version", ascending=False)
+
+
+UPLIFT_METRICS = ("qini", "auuc", "uplift_at_capacity", "qini_risk", "qini_difference")
+
+
+def log_uplift_evaluations(evaluations: list[dict[str, object]], *, root: Path, params: dict[str, object], run_name: str, model_name: str = MODEL_NAME) -> str:
+    """One MLflow run in the experiment ``NAME-uplift``: each held-out evaluation of the uplift
+    model (step = the cycle it was made at) — Qini, AUUC, uplift at capacity, the risk ranking's
+    Qini and the difference, each with its interval bounds, and whether the gate passed — and
+    the evaluations with their Qini curves as ``uplift_evaluations.json``. Returns the run id."""
+    with mlflow.start_run(experiment_id=_experiment_id(root, f"{model_name}-uplift"), run_name=run_name) as run:
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        for e in evaluations:
+            step = int(e["cycle"])  # type: ignore[call-overload]
+            for name in UPLIFT_METRICS:
+                for suffix in ("", "_low", "_high"):
+                    value = float(e[f"{name}{suffix}"])  # type: ignore[arg-type]
+                    if np.isfinite(value):
+                        mlflow.log_metric(f"{name}{suffix}", value, step=step)
+            mlflow.log_metric("gate_passed", float(bool(e["gate_passed"])), step=step)
+        mlflow.log_dict({"evaluations": evaluations}, "uplift_evaluations.json")
+    return run.info.run_id

@@ -18,6 +18,8 @@ the playbook's (:mod:`churn.outreach.playbook`) for the lead reason's driver fam
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -27,6 +29,7 @@ from churn.modeling.model import ChurnModel
 from churn.modeling.survival import SURVIVAL_COLUMNS, survival_columns, value_if_kept
 from churn.outreach.experiment import assign_controls
 from churn.outreach.playbook import Playbook, default_playbook
+from churn.outreach.policy import LEGACY_RANKINGS, callable_capacity, choose_ranking, policy_columns, policy_ranks
 from churn.outreach.reasons import explain
 
 RISK_LIST_COLUMNS = [
@@ -56,6 +59,10 @@ RISK_LIST_COLUMNS = [
     "change",
     "reasons_changed",
     "assigned_as_of",
+    # whom to call (churn.outreach.policy): NaN without an uplift model
+    "uplift",
+    "churn_if_called",
+    "expected_saved_value",
 ]
 
 CONTROL_ACTION = "Do not contact (control group)"
@@ -100,8 +107,9 @@ def pass_through(account_ids: pd.Series, accounts: pd.DataFrame | None) -> dict[
 
 
 def rank_accounts(frame: pd.DataFrame, config: ScoreConfig) -> np.ndarray:
-    """1 = first to call. Ties broken by probability, then account id, so ranks are stable."""
-    key = "revenue_at_risk" if config.rank_by == "revenue_at_risk" else "churn_probability"
+    """1 = first to call, by risk or risk × value (the risk list uses :func:`churn.outreach.policy.policy_ranks`,
+    which orders the same way and adds uplift). Ties broken by probability, then account id, so ranks are stable."""
+    key = "churn_probability" if config.rank_by in ("probability", "risk") else "revenue_at_risk"
     order = np.lexsort((frame["account_id"].to_numpy(), -frame["churn_probability"].to_numpy(), -frame[key].to_numpy()))
     ranks = np.empty(len(frame), dtype=np.int64)
     ranks[order] = np.arange(1, len(frame) + 1)
@@ -180,13 +188,17 @@ def build_risk_list(
     probabilities: np.ndarray | None = None,
     prior: pd.DataFrame | None = None,
     playbook: Playbook | None = None,
+    uplift: pd.DataFrame | None = None,
+    gate: tuple[bool, str] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, object]]:
     """Score every account in ``features``; returns the risk list (sorted by rank) and notes.
 
     ``probabilities`` (aligned with ``features``) skips the prediction, e.g. when a cluster
     has already scored the rows. ``prior``: earlier runs' assignments still active at this
     date (:func:`churn.outreach.experiment.active_assignments`), so control groups persist.
-    ``playbook`` maps the lead reason's driver family to the action (default: the shipped one)."""
+    ``playbook`` maps the lead reason's driver family to the action (default: the shipped one).
+    ``uplift``: an uplift model's predictions aligned with ``features`` and ``gate`` its held-out
+    verdict (:mod:`churn.outreach.policy`); the notes say which ranking was used and why."""
     p = model.predict_proba(features) if probabilities is None else np.asarray(probabilities, dtype=float)
     value, value_note = annual_value(features, accounts, config)
     frame = pd.DataFrame(
@@ -203,8 +215,11 @@ def build_risk_list(
     for col, values in pass_through(frame["account_id"], accounts).items():
         frame[col] = values
     frame, value_note = with_survival(frame, features, model, config, value_note)
-    frame["rank"] = rank_accounts(frame, config)
-    frame = frame.join(assign_outreach(frame, config, prior))
+    frame = frame.join(policy_columns(frame, uplift))
+    ranking, ranking_reason = choose_ranking(LEGACY_RANKINGS.get(config.rank_by, config.rank_by) if config.rank_by else None, gate)  # type: ignore[arg-type]
+    frame["rank"], callable_ = policy_ranks(frame, ranking)
+    held = frame["account_id"].isin(prior.loc[prior["arm"] == "control", "account_id"]).to_numpy() if prior is not None and len(prior) else np.zeros(len(frame), dtype=bool)
+    frame = frame.join(assign_outreach(frame, replace(config, capacity=callable_capacity(config.capacity, callable_, held)), prior))
 
     # exact reasons: flagged accounts first, then the high band, best ranks first, bounded
     priority = (frame["outreach"] | frame["control"]).to_numpy() * 2 + (frame["risk_band"] == "high").to_numpy()
@@ -232,6 +247,8 @@ def build_risk_list(
         "playbook": book.source,
         "control_share": config.control_share,
         "capacity": config.capacity,
+        "ranking": ranking,
+        "ranking_reason": ranking_reason,
     }
     return frame, notes
 

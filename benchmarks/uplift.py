@@ -1,0 +1,116 @@
+"""Whom to call, in the closed loop: does ranking by the effect of a call beat ranking by risk?
+
+Runs ``churn simulate``'s job (:func:`churn.jobs.simulate.simulate`) on several seeds:
+
+1. the responding business (planted responses): risk, value (risk × value) and uplift at equal
+   capacity — customers saved, uplift / risk (goal ≥ 1.3×), revenue retained uplift vs value;
+2. homogeneous effects (every account responds alike): uplift − risk customers saved, with a
+   t interval over the seeds (uplift should be no worse);
+3. the plain business (calls change nothing): does the gate ever switch to uplift? (must not);
+4. the learned uplift model's Qini on held-out cohorts, with its bootstrap interval, after 8,
+   16 and the last cycle (uplift policy, planted responses).
+
+Issue size: ``--accounts 20000 --cycles 26 --seeds 3``. Toy size (tests/test_benchmarks.py):
+``--accounts 600 --cycles 3 --capacity 20 --seeds 1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from scipy import stats
+
+from churn.jobs.simulate import SimulationConfig, simulate
+
+
+def by_policy(record: dict) -> dict[str, dict]:
+    return {p["policy"]: p for p in record["policies"]}
+
+
+def t_interval(values: list[float]) -> tuple[float, float, float]:
+    """Mean and 95 % t interval over seeds (NaN width with one seed)."""
+    a = np.asarray(values, dtype=float)
+    if len(a) < 2:
+        return float(a.mean()), float("nan"), float("nan")
+    half = stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / np.sqrt(len(a))
+    return float(a.mean()), float(a.mean() - half), float(a.mean() + half)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=20_000)
+    parser.add_argument("--cycles", type=int, default=26)
+    parser.add_argument("--capacity", type=int, default=300)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--explore-share", type=float, default=0.1)
+    parser.add_argument("--retrain-every", type=int, default=4)
+    parser.add_argument("--part", default="planted,homogeneous,none", help="Which parts to run (comma-separated): planted (1 and 4), homogeneous (2), none (3).")
+    args = parser.parse_args()
+    parts = set(args.part.split(","))
+    seeds = list(range(1, args.seeds + 1))
+    common = {"accounts": args.accounts, "cycles": args.cycles, "capacity": args.capacity, "explore_share": args.explore_share, "retrain_every": args.retrain_every}
+    started = time.monotonic()
+
+    if "planted" in parts:
+        planted_part(seeds, common, args)
+    if "homogeneous" in parts:
+        homogeneous_part(seeds, common)
+    if "none" in parts:
+        no_effect_part(seeds, common)
+    print(f"Qini of the learned uplift model: done in {time.monotonic() - started:.0f} s")
+
+
+def planted_part(seeds: list[int], common: dict, args: argparse.Namespace) -> None:
+    print(f"1. responding business, {args.accounts:,} accounts × {args.cycles} weekly cycles, capacity {args.capacity}, explore {args.explore_share:.0%}")
+    planted, ratios = {}, []
+    for s in seeds:  # printed seed by seed: a long run shows its figures as they come
+        planted[s] = rec = simulate(SimulationConfig(policies=("risk", "value", "uplift"), seed=s, effect="planted", **common))  # type: ignore[arg-type]
+        p = by_policy(rec)
+        ratio = p["uplift"]["customers_saved"] / p["risk"]["customers_saved"] if p["risk"]["customers_saved"] > 0 else float("nan")
+        ratios.append(ratio)
+        print(
+            f"   seed {s}: saved risk {p['risk']['customers_saved']:>5}  value {p['value']['customers_saved']:>5}  uplift {p['uplift']['customers_saved']:>5}"
+            f"  (uplift/risk {ratio:.2f}×; expected saved {p['risk']['expected_saved']:.0f} / {p['value']['expected_saved']:.0f} / {p['uplift']['expected_saved']:.0f})"
+            f"  revenue retained value {p['value']['revenue_retained']:>10,.0f}  uplift {p['uplift']['revenue_retained']:>10,.0f}"
+            f"  calls {p['uplift']['calls']:,} vs {p['risk']['calls']:,}",
+            flush=True,
+        )
+    total = {k: sum(by_policy(r)[k]["customers_saved"] for r in planted.values()) for k in ("risk", "value", "uplift")}
+    print(f"   all seeds: uplift/risk customers saved {total['uplift'] / max(total['risk'], 1):.2f}× (goal ≥ 1.30×; per seed {', '.join(f'{r:.2f}' for r in ratios)})")
+    rev = [by_policy(r)["uplift"]["revenue_retained"] - by_policy(r)["value"]["revenue_retained"] for r in planted.values()]
+    print(f"   revenue retained uplift − value per seed: {', '.join(f'{x:+,.0f}' for x in rev)} (goal ≥ 0 on every seed)")
+
+    print("4. Qini of the learned uplift model on held-out cohorts (uplift policy, planted responses)")
+    for s, rec in planted.items():
+        evals = {e["cycle"]: e for e in by_policy(rec)["uplift"]["evaluations"]}
+        shown = [c for c in (8, 16, args.cycles) if c in evals]
+        text = "; ".join(
+            f"after {c}: {evals[c]['qini']:+.4f} [{evals[c]['qini_low']:+.4f}, {evals[c]['qini_high']:+.4f}] vs risk {evals[c]['qini_risk']:+.4f}, gate {'on' if evals[c]['gate_passed'] else 'off'}"
+            for c in shown
+        )
+        print(f"   seed {s}: {text or 'no matured cohorts yet'}")
+
+
+def homogeneous_part(seeds: list[int], common: dict) -> None:
+    print("2. homogeneous effect (every reached call shifts the churn logit by −0.6)")
+    diffs = []
+    for s in seeds:
+        h = by_policy(simulate(SimulationConfig(policies=("risk", "uplift"), seed=s, effect="homogeneous", **common)))  # type: ignore[arg-type]
+        diffs.append(h["uplift"]["customers_saved"] - h["risk"]["customers_saved"])
+        print(f"   seed {s}: saved risk {h['risk']['customers_saved']:>5}  uplift {h['uplift']['customers_saved']:>5}", flush=True)
+    mean, low, high = t_interval(diffs)
+    print(f"   uplift − risk customers saved: mean {mean:+.1f}, 95 % t interval over seeds [{low:+.1f}, {high:+.1f}] (no worse: the interval reaches 0 or above)")
+
+
+def no_effect_part(seeds: list[int], common: dict) -> None:
+    print("3. plain business (calls change nothing): does the gate switch to uplift?")
+    for s in seeds:
+        rec = by_policy(simulate(SimulationConfig(policies=("uplift",), seed=s, effect="none", **common)))["uplift"]  # type: ignore[arg-type]
+        passes = [e["cycle"] for e in rec["evaluations"] if e["gate_passed"]]
+        print(f"   seed {s}: {len(rec['evaluations'])} gate evaluations, switched: {'yes, at cycles ' + str(passes) if passes else 'never'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
