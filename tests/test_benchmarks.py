@@ -25,6 +25,10 @@ TOY_RUNS: dict[str, tuple[list[str], str]] = {
     "serve.py": (["--accounts", "300", "--rows", "500", "--runs", "2", "--requests", "8", "--score-requests", "4"], "POST /score"),
     "quality.py": (["--part", "all", "--splits", "1", "--seeds", "1", "--accounts", "400"], "after: weekly cutoffs"),
     "spark.py": (["--accounts", "150", "--buckets", "2"], "same result                True"),
+    "attack.py": (
+        ["--accounts", "300", "--train-accounts", "300", "--body-mb", "4", "--events", "20", "--string-mb", "0.25", "--logins", "20", "--max-interactions", "50", "--max-body-mb", "1"],
+        "server peak RSS",
+    ),
 }
 
 
