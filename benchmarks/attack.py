@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import secrets
-import select
 import socket
 import subprocess
 import sys
@@ -74,25 +73,38 @@ class PeakRss:
 
 def raw_post(port: int, path: str, headers: dict[str, str], pieces: Iterator[bytes], *, chunked: bool, deadline: float) -> tuple[int, int]:
     """POST over a bare socket, sending ``pieces`` until the server answers (or the pieces or
-    the time run out): (status, bytes of body sent before the answer)."""
+    the time run out): (status, bytes of body sent before the answer). A thread waits for the
+    answer from the start, so it is read even when the server closes the connection while
+    this side is still sending (a reset would otherwise discard it)."""
     head = f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     head += "Transfer-Encoding: chunked\r\n\r\n" if chunked else "\r\n"
+    answer: list[bytes] = []
     sent = 0
-    with socket.create_connection((HOST, port), timeout=30) as sock:
-        sock.sendall(head.encode())
-        for piece in pieces:
-            if select.select([sock], [], [], 0)[0] or time.monotonic() > deadline:
-                break  # the server has answered: stop sending
+    with socket.create_connection((HOST, port), timeout=60) as sock:
+
+        def read() -> None:
             try:
+                answer.append(sock.recv(4096))
+            except OSError:
+                answer.append(b"")
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            sock.sendall(head.encode())
+            for piece in pieces:
+                if answer or time.monotonic() > deadline:
+                    break  # the server has answered: stop sending
                 sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n" if chunked else piece)
-            except (BrokenPipeError, ConnectionResetError):
-                break
-            sent += len(piece)
-        else:
-            if chunked:
-                sock.sendall(b"0\r\n\r\n")
-        answer = sock.recv(4096)
-    return (int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/") else 0), sent
+                sent += len(piece)
+            else:
+                if chunked:
+                    sock.sendall(b"0\r\n\r\n")
+        except OSError:  # the server closed the connection after answering
+            pass
+        reader.join(timeout=60)
+    first = answer[0] if answer else b""
+    return (int(first.split(b" ", 2)[1]) if first.startswith(b"HTTP/") else 0), sent
 
 
 def event(string: str) -> dict[str, object]:
@@ -204,7 +216,11 @@ def main() -> None:
         finally:
             rss.stop()
             process.terminate()
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         ok = True
         print(f"{'attack':<52} {'designed':<18} {'answers':<22} note")
         for name, expected, statuses, note in results:
