@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from churn.config import ChurnDefinition, FeatureConfig
-from churn.serve.auth import authorised, session_token
+from churn.serve.auth import Sessions, authorised
 from churn.serve.contacts import ContactIndex, recent_contacts
 from churn.serve.index import Query, RunIndex, align_history
 from churn.serve.model import ServingModel, UnresolvedDefinition
@@ -149,20 +149,16 @@ def test_run_summaries() -> None:
 
 
 def test_auth_helpers() -> None:
-    import hashlib
-    import hmac
-
-    token = session_token("k")
-    # an HMAC-SHA256 keyed by the API key: only who holds the key can mint it, and one key's
-    # session is no other key's; the same key always gives the same session (restarts keep logins)
-    assert token == hmac.new(b"k", b"churn-serve-session", hashlib.sha256).hexdigest() == session_token("k")
-    assert session_token("k2") != token and not authorised("k2", [(b"cookie", f"churn_session={token}".encode())])
-    assert not authorised("k", [(b"x-api-key", token.encode())])  # the cookie's value is useless as an API key
+    # the API takes the key in its header only: a cookie, even a valid session's, never opens it
+    cookie = Sessions("k", 3600).issue("ana")[1]
+    assert not authorised("k", [(b"cookie", f"churn_session={cookie}".encode())])
+    assert not authorised("k", [(b"x-api-key", cookie.encode())])  # the cookie's value is useless as an API key
     assert authorised("k", [(b"x-api-key", b"k")])
     assert not authorised("k", [(b"x-api-key", b"K")])
-    assert authorised("k", [(b"cookie", f"a=1; churn_session={token}".encode())])
-    assert not authorised("k", [(b"cookie", b"churn_session=k")])  # the key itself is not a session
     assert not authorised("k", [])
+    # a session is signed with a secret derived from the key: another key's service refuses it
+    assert Sessions("k", 3600).read(cookie).name == "ana"
+    assert Sessions("k2", 3600).read(cookie) is None and Sessions("k", 3600).read("k") is None
     assert safe_next("/app?band=high") == "/app?band=high"
     for evil in ("https://evil.example", "//evil.example/app", "/\\evil", "/docs", None):
         assert safe_next(evil) == "/app"

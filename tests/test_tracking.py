@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -35,7 +36,11 @@ def _contract(data) -> ContractData:  # type: ignore[no-untyped-def]
 
 
 def test_run_registry_alias_and_bundle(trained, latest_features, mlflow_root: Path) -> None:  # type: ignore[no-untyped-def]
-    run_id, version = log_training_run(trained, root=mlflow_root, data_fingerprint={"accounts": 1})
+    # a feature named after a user's column "=cmd": the logged CSV must not run it as a formula
+    formula = trained.leakage.head(1).assign(feature="=cmd|' /C calc'!A0")
+    run_id, version = log_training_run(replace(trained, leakage=pd.concat([trained.leakage, formula], ignore_index=True)), root=mlflow_root, data_fingerprint={"accounts": 1})
+    sentinel = mlflow.artifacts.load_text(f"runs:/{run_id}/leakage_sentinel.csv")
+    assert "'=cmd|" in sentinel and not any(cell.startswith("=") for line in sentinel.splitlines() for cell in line.split(","))
     assert str(mlflow_root / "mlflow.db") in mlflow.get_tracking_uri()
     run = MlflowClient().get_run(run_id)
     for name in ("model", "logistic"):  # the evaluation's numbers, as logged (quality itself: test_train)
@@ -150,3 +155,13 @@ def test_unknown_model_reference_is_a_clear_error(mlflow_root: Path) -> None:
         load_model("nowhere.joblib")
     with pytest.raises(ValueError, match="cannot load model"):
         load_model("models:/churn@champion")
+
+
+def test_csv_artifacts_are_spreadsheet_safe() -> None:
+    """What MLflow's CSV artifacts go through (csv_text): text cells and row labels that a
+    spreadsheet would run get a leading apostrophe; numbers and plain text are untouched."""
+    from churn.data.io import csv_text
+
+    frame = pd.DataFrame({"feature": ["=cmd", "+1", "tenure_days"], "auc": [-0.5, 0.61, 0.7]}, index=pd.Index(["@x", "model", "-y"], name="row"))
+    assert csv_text(frame) == "feature,auc\n'=cmd,-0.5\n'+1,0.61\ntenure_days,0.7\n"
+    assert csv_text(frame, index=True).splitlines() == ["row,feature,auc", "'@x,'=cmd,-0.5", "model,'+1,0.61", "'-y,tenure_days,0.7"]

@@ -89,9 +89,9 @@ def spreadsheet_safe(values: pd.Series) -> pd.Series:
     return text.where(~risky, "'" + text) if risky.any() else values
 
 
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    """CSV with ISO-8601 timestamps including their offset (spreadsheet- and parser-friendly),
-    and text cells that cannot run as spreadsheet formulas."""
+def _csv_ready(df: pd.DataFrame) -> pd.DataFrame:
+    """ISO-8601 timestamps including their offset (spreadsheet- and parser-friendly), and text
+    cells that cannot run as spreadsheet formulas."""
     out = df.copy()
     for col in out.columns:
         dtype = out[col].dtype
@@ -99,4 +99,18 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
             out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%S%z")
         elif isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dtype) or dtype == object:
             out[col] = spreadsheet_safe(out[col])
-    out.to_csv(path, index=False, encoding="utf-8")
+    return out
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    _csv_ready(df).to_csv(path, index=False, encoding="utf-8")
+
+
+def csv_text(df: pd.DataFrame, *, index: bool = False) -> str:
+    """The same spreadsheet-safe CSV as a written table, as text (for MLflow's ``log_text``:
+    feature names come from the user's columns, and a column named ``=cmd`` must not run).
+    With ``index``, the row labels are written first, escaped as any text cell."""
+    out = _csv_ready(df)
+    if index:
+        out.index = pd.Index(spreadsheet_safe(pd.Series(df.index.astype("str"), dtype=object)), name=df.index.name)
+    return out.to_csv(index=index)

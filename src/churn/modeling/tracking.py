@@ -26,7 +26,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from churn.config import DEFAULT_MODEL_NAME, ProfitConfig
-from churn.data.io import atomic_path
+from churn.data.io import atomic_path, csv_text
 from churn.modeling.evaluate import evaluation_plots
 from churn.modeling.gate import DECISION_METRIC, ChampionView, Decision, judge
 from churn.modeling.model import ChurnModel, IncompatibleBundleError, load_bundle, save_bundle
@@ -167,10 +167,10 @@ def log_training_run(
             )
             mlflow.log_dict({"attributes": model.metadata.get("attributes", [])}, "attributes.json")
             mlflow.log_dict(result.calibration_losses, "calibration_choice.json")
-            mlflow.log_text(result.leakage.to_csv(index=False), "leakage_sentinel.csv")
-            mlflow.log_text(result.evaluation.fold_metrics().to_csv(index=False), "evaluation_folds.csv")
-            mlflow.log_text(model.catalogue().to_csv(index=False), "feature_catalogue.csv")
-            mlflow.log_text(result.metrics.to_csv(), "metrics.csv")
+            mlflow.log_text(csv_text(result.leakage), "leakage_sentinel.csv")  # spreadsheet-safe: feature names are user columns
+            mlflow.log_text(csv_text(result.evaluation.fold_metrics()), "evaluation_folds.csv")
+            mlflow.log_text(csv_text(model.catalogue()), "feature_catalogue.csv")
+            mlflow.log_text(csv_text(result.metrics, index=True), "metrics.csv")
             if result.survival is not None:
                 mlflow.log_dict(result.survival.summary(), "survival_evaluation.json")
             mlflow.log_artifacts(str(tmp_path / "plots"), "plots")
@@ -192,7 +192,7 @@ def _log_trials(trials: pd.DataFrame) -> None:
     """Every hyperparameter trial of the deployed model's tuning, as a nested run."""
     if trials.empty:
         return
-    mlflow.log_text(trials.to_csv(index=False), "tuning_trials.csv")
+    mlflow.log_text(csv_text(trials), "tuning_trials.csv")
     for row in trials.itertuples(index=False):
         record = row._asdict()
         with mlflow.start_run(nested=True, run_name=f"trial {record['number']}"):
@@ -271,7 +271,7 @@ def decide_champion(result: TrainResult, version: str, champion: ChampionView | 
     client.set_model_version_tag(model_name, version, "champion_decision", decision.reason[:4000])
     client.set_model_version_tag(model_name, version, DECISION_METRIC, f"{result.metrics.loc['model', DECISION_METRIC]:.4f}")
     if not decision.comparison.empty:
-        client.log_text(client.get_model_version(model_name, version).run_id, decision.comparison.to_csv(index=False), "champion_comparison.csv")
+        client.log_text(client.get_model_version(model_name, version).run_id, csv_text(decision.comparison), "champion_comparison.csv")
     return decision
 
 

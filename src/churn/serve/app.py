@@ -15,15 +15,18 @@ from fastapi.staticfiles import StaticFiles
 
 from churn import __version__
 from churn.outreach.playbook import load_playbook
-from churn.serve.auth import ApiKeyMiddleware
+from churn.serve.auth import ApiKeyMiddleware, Sessions
 from churn.serve.deps import Service, strict_query
 from churn.serve.errors import install_error_handlers
+from churn.serve.guard import BodyLimitMiddleware
 from churn.serve.latest import LatestRun
 from churn.serve.metrics import Metrics, MetricsMiddleware
 from churn.serve.model import ServingModel, load_serving_model
 from churn.serve.routers import accounts, health, pages, runs, scoring
+from churn.serve.schemas import document_limits
 from churn.serve.settings import ServeSettings
 from churn.serve.store import ScoresFolder
+from churn.serve.throttle import LoginThrottle
 
 log = logging.getLogger("churn.serve")
 
@@ -36,7 +39,9 @@ The weekly churn-risk list as a service.
   `as_of` → the same probability as the weekly run).
 * `GET /runs` — every scoring run; `GET /metrics` — Prometheus text.
 
-When the service has an API key, send it in the `X-API-Key` header (everything except `/health`).
+When the service has an API key, send it in the `X-API-Key` header (everything except `/health`);
+the pages' sign-in session is never accepted here. Request bodies, rows per request, text
+lengths and attributes per account are limited (413 or 422; the limits are in this schema).
 Every error has the shape `{"error": {"status", "error", "message", "details"}}`.
 """
 
@@ -74,13 +79,30 @@ def create_app(settings: ServeSettings, *, model: ServingModel | None = None) ->
     app = FastAPI(title="churn", version=__version__, description=DESCRIPTION)
     app.state.service = service
     app.state.templates = pages.make_environment()
+    app.state.sessions = Sessions(settings.api_key, settings.session_seconds, behind_tls_proxy=settings.behind_tls_proxy)
+    app.state.login_throttle = LoginThrottle(settings.login_failures, settings.login_window_seconds)
     app.include_router(health.public, dependencies=strict)
     for router in (health.router, accounts.router, scoring.router, runs.router):
         app.include_router(router, dependencies=secured)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     install_error_handlers(app, pages.page_error)
+    _document_limits(app, settings)
     if settings.api_key:
-        app.add_middleware(ApiKeyMiddleware, key=settings.api_key)
+        app.add_middleware(ApiKeyMiddleware, key=settings.api_key, sessions=app.state.sessions)
+    # before auth: an oversized body is refused unread, whoever sends it; the sign-in form has its own small limit
+    app.add_middleware(BodyLimitMiddleware, limits=settings.limits, per_path={"/app/login": settings.limits.max_form_bytes})
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)  # outermost: counts refused requests too
     return app
+
+
+def _document_limits(app: FastAPI, settings: ServeSettings) -> None:
+    """The OpenAPI schema states this app's limits (``maxItems``, ``maxLength``, …)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema is None:
+            document_limits(build(), settings.limits)  # build() caches the schema it returns
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]

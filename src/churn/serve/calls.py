@@ -6,7 +6,7 @@ the service's secret) of a random per-browser cookie (``churn_csrf``, SameSite=S
 HttpOnly) and of the session cookie when there is one. A POST without the cookie or with a
 token that does not match it is refused (403) and writes nothing.
 
-Who logged the call: the signed-in agent (:func:`churn.serve.identity.session_user`), else
+Who logged the call: the signed-in agent (:func:`churn.serve.auth.session_user`), else
 the name typed in the form (a service without sessions, e.g. open dev mode).
 """
 

@@ -26,7 +26,8 @@ log = logging.getLogger("churn.serve")
 #: Documented on every API route, so the OpenAPI schema tells clients the error shape.
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse, "description": "Missing or wrong X-API-Key (when the service has a key)"},
-    422: {"model": ErrorResponse, "description": "Invalid parameters or body"},
+    413: {"model": ErrorResponse, "description": "Request body over the service's limit (refused before it is read)"},
+    422: {"model": ErrorResponse, "description": "Invalid parameters or body, or more rows, longer text or more attributes than the service's limits"},
     500: {"model": ErrorResponse, "description": "Unexpected server error"},
 }
 
@@ -44,6 +45,8 @@ def error_body(status: int, error: str, message: str, details: list[ErrorDetail]
 
 
 def _code(status: int) -> str:
+    if status == 413:  # the phrase changed with Python 3.13 ("Request Entity Too Large" before): one code on every version
+        return "content_too_large"
     try:
         return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
     except ValueError:

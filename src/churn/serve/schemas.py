@@ -12,9 +12,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, field_validator, model_validator
 
 from churn.config import SURVEY_RANGES
+from churn.serve.limits import REQUEST_LIMITS, RequestLimits
 
 Band = Literal["high", "medium", "low"]
 #: ``key`` ascending or ``-key`` descending.
@@ -32,7 +33,20 @@ def _text_only(value: object) -> object:
 
 
 Timestamp = Annotated[datetime, BeforeValidator(_text_only)]
-Text = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+Text = Annotated[StrictStr, Field(min_length=1)]
+
+
+def _too_long(values: dict[str, object]) -> list[str]:
+    """The names of text values over the service's ``max_string_chars`` (``limits.py``)."""
+    most = REQUEST_LIMITS.get().max_string_chars
+    return [f"{name} is longer than {most} characters" for name, value in values.items() if isinstance(value, str) and len(value) > most]
+
+
+def _at_most(rows: object, name: str, most: int) -> object:
+    """Counted before any row is validated: 500,000 rows are refused without building 500,000 models."""
+    if isinstance(rows, list) and len(rows) > most:
+        raise ValueError(f"at most {most:,} {name} per request (this service's limit), got {len(rows):,}; send them in several requests")
+    return rows
 
 
 # --------------------------------------------------------------------------- errors
@@ -185,6 +199,30 @@ class AccountIn(BaseModel):
     )
     mrr: float | None = Field(None, ge=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _few_keys(cls, row: object) -> object:
+        """At most the contract's 4 columns and ``max_extra_keys`` attributes (``maxProperties``)."""
+        limits = REQUEST_LIMITS.get()
+        if isinstance(row, dict):
+            if len(row) > len(ACCOUNT_COLUMNS) + limits.max_extra_keys:
+                raise ValueError(f"{len(row)} keys; at most {len(ACCOUNT_COLUMNS) + limits.max_extra_keys}: the contract's columns and {limits.max_extra_keys} attributes (this service's limit)")
+            if any(len(key) > limits.max_string_chars for key in row):
+                raise ValueError(f"an attribute name is longer than {limits.max_string_chars} characters")
+        return row
+
+    @model_validator(mode="after")
+    def _short_text(self) -> AccountIn:
+        problems = _too_long({"account_id": self.account_id, **(self.__pydantic_extra__ or {})})
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+ACCOUNT_COLUMNS = ("account_id", "signup_at", "churned_at", "mrr")
+#: The text fields whose length ``max_string_chars`` bounds (documented as ``maxLength``).
+BOUNDED_TEXT = {"AccountIn": ("account_id",), "InteractionIn": ("account_id", "event_type", "channel", "case_id")}
+
 
 class InteractionIn(BaseModel):
     """An interactions row of the input contract."""
@@ -205,11 +243,28 @@ class InteractionIn(BaseModel):
     nps: float | None = Field(None, ge=SURVEY_RANGES["nps"][0], le=SURVEY_RANGES["nps"][1])
     amount: float | None = None
 
+    @model_validator(mode="after")
+    def _bounded(self) -> InteractionIn:
+        problems = _too_long({"account_id": self.account_id, "event_type": self.event_type, "channel": self.channel, "case_id": self.case_id})
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
 
 class ScoreRequest(BaseModel):
     as_of: Timestamp = Field(description="score as of this moment: features use events strictly before it")
-    accounts: list[AccountIn] = Field(min_length=1, max_length=1000)
-    interactions: list[InteractionIn] = Field(default_factory=list, max_length=500_000)
+    accounts: list[AccountIn] = Field(min_length=1, description="at most the service's max_accounts (default 1,000)")
+    interactions: list[InteractionIn] = Field(default_factory=list, description="at most the service's max_interactions (default 100,000)")
+
+    @field_validator("accounts", mode="before")
+    @classmethod
+    def _few_accounts(cls, rows: object) -> object:
+        return _at_most(rows, "accounts", REQUEST_LIMITS.get().max_accounts)
+
+    @field_validator("interactions", mode="before")
+    @classmethod
+    def _few_interactions(cls, rows: object) -> object:
+        return _at_most(rows, "interactions", REQUEST_LIMITS.get().max_interactions)
 
 
 class ScoredAccount(BaseModel):
@@ -229,3 +284,25 @@ class ScoreResponse(BaseModel):
     as_of: str
     model: str
     results: list[ScoredAccount]
+
+
+def document_limits(schema: dict[str, object], limits: RequestLimits) -> None:
+    """Write an app's limits into its OpenAPI schema (in place), so clients, and Schemathesis,
+    see exactly what the validators above enforce: ``maxItems``, ``maxLength``, ``maxProperties``."""
+    models: dict[str, dict[str, object]] = schema["components"]["schemas"]  # type: ignore[index]
+    request = models["ScoreRequest"]["properties"]  # type: ignore[index]
+    request["accounts"]["maxItems"] = limits.max_accounts
+    request["interactions"]["maxItems"] = limits.max_interactions
+    for model, fields in BOUNDED_TEXT.items():
+        properties = models[model]["properties"]  # type: ignore[index]
+        for name in fields:
+            options = properties[name].get("anyOf", [properties[name]])
+            for option in options:
+                if option.get("type") == "string":
+                    option["maxLength"] = limits.max_string_chars
+    account = models["AccountIn"]
+    account["maxProperties"] = len(ACCOUNT_COLUMNS) + limits.max_extra_keys
+    account["propertyNames"] = {"maxLength": limits.max_string_chars}
+    for option in account["additionalProperties"]["anyOf"]:  # type: ignore[index]
+        if option.get("type") == "string":
+            option["maxLength"] = limits.max_string_chars

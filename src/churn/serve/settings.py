@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from churn.config import ScoreConfig
+from churn.serve.limits import RequestLimits
 
 DEFAULT_MODEL = "models:/churn@champion"
 DEFAULT_BUNDLE = Path("models/churn_champion.joblib")
@@ -43,9 +45,43 @@ class ServeSettings:
     max_contacts: int = 20
     #: Bands of on-demand scores when the scoring folder does not say (it does once a run exists).
     score: ScoreConfig = field(default_factory=ScoreConfig)
+    #: Body size, rows, text length and attributes one request may carry (limits.py).
+    limits: RequestLimits = field(default_factory=RequestLimits)
+    #: A page session ends this long after sign-in (seconds).
+    session_seconds: float = 8 * 3600
+    #: Behind a TLS-terminating proxy (``--forwarded-allow-ips``): session cookies are always Secure.
+    behind_tls_proxy: bool = False
+    #: Failed sign-ins allowed per client address in ``login_window_seconds``; then 429.
+    login_failures: int = 5
+    login_window_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if self.history_runs < 1:
             raise ValueError(f"history_runs must be at least 1, got {self.history_runs}")
+        if self.session_seconds <= 0 or self.login_window_seconds <= 0 or self.login_failures < 1:
+            raise ValueError("session_seconds and login_window_seconds must be positive, login_failures at least 1")
         if self.reload_check_seconds < 0:
             raise ValueError(f"reload_check_seconds must be >= 0, got {self.reload_check_seconds}")
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine can reach ``host``: 127.0.0.0/8, ::1 or ``localhost``."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def bind_refusal(host: str, api_key: str | None, insecure_no_auth: bool) -> str | None:
+    """Why ``churn serve`` will not listen on ``host``, in one sentence, or None.
+
+    Without a key every endpoint, ``POST /score`` included, is open to whoever reaches the
+    port; on loopback that is only this machine, anywhere else it must be asked for."""
+    if api_key or insecure_no_auth or is_loopback(host):
+        return None
+    return (
+        f"refusing to listen on {host} without CHURN_API_KEY: every endpoint would be open to anyone who can reach it; "
+        "set CHURN_API_KEY, listen on 127.0.0.1, or pass --insecure-no-auth to serve it open anyway"
+    )

@@ -28,11 +28,10 @@ from starlette.concurrency import run_in_threadpool
 
 from churn.outreach.calls import MAX_AGENT, MAX_NOTE, log_calls
 from churn.outreach.runs import FolderLockedError
-from churn.serve.auth import COOKIE, session_token
+from churn.serve.auth import COOKIE, Sessions, session_user
 from churn.serve.calls import CSRF_COOKIE, LOCK_WAIT_SECONDS, MAX_BODY, OUTCOME_LABELS, CallForm, csrf_for_form, csrf_ok, parse_form, to_call
 from churn.serve.deps import get_service, get_snapshot
 from churn.serve.errors import ApiError
-from churn.serve.identity import session_user
 from churn.serve.index import BANDS
 from churn.serve.index import Query as ListQuery
 from churn.serve.latest import Snapshot
@@ -107,7 +106,7 @@ def trend_chart(history: list[dict[str, object]], thresholds: tuple[float, float
 
 def _render(request: Request, name: str, status: int = 200, **context: object) -> HTMLResponse:
     env: Environment = request.app.state.templates
-    return HTMLResponse(env.get_template(name).render(**context), status_code=status)
+    return HTMLResponse(env.get_template(name).render(user=session_user(request), **context), status_code=status)
 
 
 def _list_url(query: ListQuery, base: str, **changes: object) -> str:
@@ -266,29 +265,67 @@ def safe_next(target: str | None) -> str:
     return "/app"
 
 
-def _login_page(request: Request, next_path: str, message: str | None = None, status: int = 200) -> HTMLResponse:
-    return _render(request, "login.html", status=status, title="Sign in", next=safe_next(next_path), message=message, run=None)
+def _login_page(request: Request, next_path: str, message: str | None = None, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+    needs_key = get_service(request).settings.api_key is not None
+    response = _render(request, "login.html", status=status, title="Sign in", next=safe_next(next_path), message=message, run=None, needs_key=needs_key)
+    response.headers.update(headers or {})
+    return response
 
 
 @router.get("/app/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str = "/app") -> Response:  # noqa: A002 - the query parameter's name
-    if get_service(request).settings.api_key is None:
-        return RedirectResponse(safe_next(next), status_code=303)
     return _login_page(request, next)
+
+
+#: Fields the sign-in form may send (key, name, next): a few more are tolerated, a flood is refused.
+MAX_LOGIN_FIELDS = 10
+
+
+def _login_fields(body: bytes) -> dict[str, list[str]]:
+    """The form's fields; ValueError for more than ``MAX_LOGIN_FIELDS`` (the body itself is
+    bounded by the guard's ``max_form_bytes``)."""
+    return parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=MAX_LOGIN_FIELDS)
 
 
 @router.post("/app/login", response_class=HTMLResponse)
 async def login(request: Request) -> Response:
-    key = get_service(request).settings.api_key
-    form = parse_qs((await request.body()).decode("utf-8", errors="replace"), max_num_fields=10)
+    """Exchange the key (and the agent's name) for a session; failures are throttled per client."""
+    settings = get_service(request).settings
+    throttle = request.app.state.login_throttle
+    client = request.client.host if request.client else "unknown"
+    wait = throttle.retry_after(client)
+    if wait is not None:
+        message = f"Too many failed sign-ins from this address: try again in {wait} s."
+        return _login_page(request, "/app", message, status=429, headers={"Retry-After": str(wait)})
+    try:
+        form = _login_fields(await request.body())
+    except ValueError:
+        raise ApiError(422, "invalid_request", f"the sign-in form has more than {MAX_LOGIN_FIELDS} fields") from None
     target = safe_next((form.get("next") or ["/app"])[0])
-    if key is None:
-        return RedirectResponse(target, status_code=303)
-    sent = (form.get("key") or [""])[0]
-    if not hmac.compare_digest(sent.encode(), key.encode()):
+    name = " ".join((form.get("name") or [""])[0].split()) or "agent"
+    if len(name) > settings.limits.max_string_chars:
+        return _login_page(request, target, f"Names are at most {settings.limits.max_string_chars} characters.", status=422)
+    key = settings.api_key
+    if key is not None and not hmac.compare_digest((form.get("key") or [""])[0].encode(), key.encode()):
+        throttle.failed(client)
         return _login_page(request, target, "That key is not right.", status=401)
+    throttle.succeeded(client)
+    sessions: Sessions = request.app.state.sessions
+    _, cookie = sessions.issue(name)
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(COOKIE, session_token(key), httponly=True, samesite="strict", path="/")
+    response.set_cookie(COOKIE, cookie, max_age=int(sessions.max_age), httponly=True, samesite="lax", secure=sessions.secure(request), path="/")
+    return response
+
+
+@router.post("/app/logout")
+def logout(request: Request) -> RedirectResponse:
+    """End the session: its id is refused from now on, and the browser forgets the cookie."""
+    sessions: Sessions = request.app.state.sessions
+    session = sessions.read(request.cookies.get(COOKIE))
+    if session is not None:
+        sessions.revoke(session)
+    response = RedirectResponse("/app/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=sessions.secure(request))
     return response
 
 
