@@ -11,6 +11,10 @@ model, Cox on the numeric features and Kaplan–Meier per segment. Printed per s
 average: Uno's C-index (τ = 12 months), the integrated Brier score over months 1–12 and the
 mean per-decile gap between predicted and Kaplan–Meier survival at 3 and 12 months, with the
 goals: C-index ≥ Cox + 0.02, IBS below Kaplan–Meier's, 12-month calibration within 2 points.
+Next to the 12-month gap, its noise floor: the mean gap a perfectly calibrated model would show,
+from the standard error of each decile's observed survival (account bootstrap: an account's rows
+at 12 cutoffs share one lapse date, so they are far from 12 independent rows), and the chance
+that a perfectly calibrated model would show gaps this large (χ² of gap / standard error).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import argparse
 import time
 
 import pandas as pd
+from scipy import stats
 
 from churn.config import ChurnDefinition, TrainConfig
 from churn.data.dataend import observed_until
@@ -47,8 +52,10 @@ def one_business(seed: int, accounts: int, months: int, step: int, threads: int)
     print(f"\nseed {seed}: {len(cutoffs)} cutoffs, {result.description}")
     print(result.metrics.round(4).to_string())
     print("12-month survival per decile (hazard model):")
-    print(result.deciles["12m"].round(3).to_string(index=False))
-    return result.metrics.assign(seed=seed)
+    deciles = result.deciles["12m"]
+    print(deciles.round(3).to_string(index=False))
+    chi2 = float(((deciles["gap"] / deciles["se"]) ** 2).sum())
+    return result.metrics.assign(seed=seed, noise_p=stats.chi2.sf(chi2, len(deciles)))
 
 
 def main() -> None:
@@ -62,17 +69,20 @@ def main() -> None:
     start = time.perf_counter()
     frames = [one_business(seed, args.accounts, args.months, args.step, args.threads) for seed in range(args.seeds)]
     allm = pd.concat(frames)
-    mean = allm.groupby(level=0).mean(numeric_only=True).drop(columns="seed")
+    mean = allm.groupby(level=0).mean(numeric_only=True).drop(columns=["seed", "noise_p"])
     print(f"\nmean over {args.seeds} seed(s):")
     print(mean.round(4).to_string())
     per_seed = allm.reset_index(names="model").pivot(index="seed", columns="model")
     c_gain = per_seed["c_index"]["model"] - per_seed["c_index"]["cox"]
     ibs_gain = per_seed["ibs"]["kaplan_meier"] - per_seed["ibs"]["model"]
-    cal = per_seed["calibration_12m"]["model"]
+    cal, noise = per_seed["calibration_12m"]["model"], per_seed["calibration_12m_noise"]["model"]
+    pvalues = per_seed["noise_p"]["model"]
     print("\ngoals, per seed:")
     print(f"C-index − Cox (goal ≥ +0.02):        {' '.join(f'{v:+.4f}' for v in c_gain)}   met on {int((c_gain >= 0.02).sum())} of {len(c_gain)}")
     print(f"IBS: Kaplan–Meier − model (goal > 0): {' '.join(f'{v:+.4f}' for v in ibs_gain)}   met on {int((ibs_gain > 0).sum())} of {len(ibs_gain)}")
     print(f"12-month calibration gap (goal ≤ 0.02): {' '.join(f'{v:.4f}' for v in cal)}   met on {int((cal <= 0.02).sum())} of {len(cal)}")
+    print(f"  its noise floor (a perfect model's gap): {' '.join(f'{v:.4f}' for v in noise)}")
+    print(f"  chance of gaps this large from noise alone (χ², 10 deciles): {' '.join(f'{v:.2f}' for v in pvalues)}")
     print(f"total {time.perf_counter() - start:.0f} s")
 
 

@@ -25,7 +25,7 @@ from churn.modeling.survival import (
     train_time_to_churn,
     value_if_kept,
 )
-from churn.modeling.survival_metrics import CoxModel, brier_scores, integrated_brier, kaplan_meier, uno_c_index
+from churn.modeling.survival_metrics import CoxModel, brier_scores, calibration_by_decile, integrated_brier, kaplan_meier, uno_c_index
 from churn.modeling.train import fit_churn_model
 from churn.outreach.score import build_risk_list
 
@@ -252,3 +252,41 @@ def test_cox_matches_statsmodels_phreg() -> None:
     reference = sm.PHReg(times, x, status=events.astype(int), ties="breslow").fit()
     ours = CoxModel(penalty=0.0).fit(x, times, events)
     assert ours.beta / ours.scale == pytest.approx(reference.params, abs=1e-4)  # type: ignore[operator]
+
+
+# --------------------------------------------------------------------------- the noise of the calibration gap
+
+
+def test_calibration_noise_counts_accounts_not_rows() -> None:
+    """The standard error of a decile's observed survival: on independent rows without
+    censoring it is the binomial √(S(1−S)/n); when every account appears four times (four
+    cutoffs, one lapse date) it stays that of the accounts — four copies are not four times
+    the evidence — and a row bootstrap would halve it. The noise floor is se·√(2/π)."""
+    rng = np.random.default_rng(5)
+    n = 2_000
+    times = rng.exponential(15.0, n)
+    events = np.ones(n, dtype=bool)
+    predicted = np.full(n, 0.5)
+    one = calibration_by_decile(times, events, predicted, 12.0, bins=1, draws=400)
+    s = float(one["observed"].iloc[0])
+    assert abs(float(one["se"].iloc[0]) / np.sqrt(s * (1 - s) / n) - 1) < 0.15
+    assert float(one["noise"].iloc[0]) == pytest.approx(float(one["se"].iloc[0]) * np.sqrt(2 / np.pi))
+    ids = np.arange(n)
+    by_account = calibration_by_decile(times, events, predicted, 12.0, bins=1, groups=ids, draws=400)
+    copies = calibration_by_decile(np.tile(times, 4), np.tile(events, 4), np.tile(predicted, 4), 12.0, bins=1, groups=np.tile(ids, 4), draws=400)
+    assert float(copies["observed"].iloc[0]) == pytest.approx(s)
+    assert float(copies["se"].iloc[0]) == pytest.approx(float(by_account["se"].iloc[0]))
+    as_rows = calibration_by_decile(np.tile(times, 4), np.tile(events, 4), np.tile(predicted, 4), 12.0, bins=1, draws=400)
+    assert float(as_rows["se"].iloc[0]) < 0.6 * float(by_account["se"].iloc[0])
+
+
+def test_weighted_kaplan_meier_equals_copied_rows() -> None:
+    """A row of weight w counts as w copies (the account bootstrap relies on it), with censoring."""
+    times = np.array([1.0, 2.0, 2.0, 3.5, 4.0, 6.0])
+    events = np.array([True, False, True, True, False, True])
+    w = np.array([2, 1, 3, 0, 1, 2])
+    at = np.array([0.5, 2.0, 3.5, 5.0, 7.0])
+    copied = kaplan_meier(np.repeat(times, w), np.repeat(events, w), at)
+    weighted = kaplan_meier(times, events, at, weights=np.column_stack([w, np.ones(len(w))]))
+    np.testing.assert_allclose(weighted[:, 0], copied)
+    np.testing.assert_allclose(weighted[:, 1], kaplan_meier(times, events, at))

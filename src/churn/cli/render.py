@@ -302,7 +302,7 @@ def print_survival(evaluation: "SurvivalEvaluation") -> None:
     for name, row in evaluation.metrics.iterrows():
         view.add_row(
             {"model": "hazard model", "cox": "Cox", "kaplan_meier": "Kaplan–Meier"}.get(str(name), str(name)),
-            f"{row['c_index']:.3f}", f"{row['ibs']:.4f}", f"{row['calibration_3m']:.1%}", f"{row['calibration_12m']:.1%}",
+            f"{row['c_index']:.3f}", f"{row['ibs']:.4f}", f"{row['calibration_3m']:.1%}", f"{row['calibration_12m']:.1%} (noise {row.get('calibration_12m_noise', float('nan')):.1%})",
         )  # fmt: skip
     console.print(view)
 

@@ -258,7 +258,7 @@ class SurvivalEvaluation:
     same rows: ``metrics`` has one row per model (``c_index``: Uno's, τ = 12 months, risk =
     1 − S(12); ``ibs``: integrated Brier score over months 1–12; ``calibration_3m`` /
     ``calibration_12m``: mean gap per decile between predicted and Kaplan–Meier S, in
-    probability points); ``deciles`` the hazard model's per-decile tables at 3 and 12 months."""
+    probability points, and ``calibration_*_noise`` the gap that noise alone gives); ``deciles`` the hazard model's per-decile tables at 3 and 12 months."""
 
     metrics: pd.DataFrame
     deciles: dict[str, pd.DataFrame]
@@ -273,17 +273,24 @@ class SurvivalEvaluation:
         }
 
 
-def judge_curves(months: np.ndarray, event: np.ndarray, curves: dict[str, np.ndarray]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+def judge_curves(
+    months: np.ndarray, event: np.ndarray, curves: dict[str, np.ndarray], groups: np.ndarray | None = None
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """C-index, IBS and calibration of each model's curves (n × 12, S at months 1…12) on the
-    same outcomes; the per-decile tables of the first model."""
+    same outcomes; the per-decile tables of the first model. ``calibration_*_noise``: the mean
+    gap a perfectly calibrated model would still show, from the noise of the deciles' observed
+    survival (account bootstrap over ``groups``, the account of each row)."""
     rows, deciles = {}, {}
     for name, c in curves.items():
-        cal3, cal12 = calibration_by_decile(months, event, c[:, 2], 3.0), calibration_by_decile(months, event, c[:, 11], 12.0)
+        cal3 = calibration_by_decile(months, event, c[:, 2], 3.0, groups=groups)
+        cal12 = calibration_by_decile(months, event, c[:, 11], 12.0, groups=groups)
         rows[name] = {
             "c_index": uno_c_index(months, event, 1.0 - c[:, 11], tau=12.0),
             "ibs": integrated_brier(months, event, c, EVALUATION_GRID),
             "calibration_3m": float(cal3["gap"].mean()),
+            "calibration_3m_noise": float(cal3["noise"].mean()),
             "calibration_12m": float(cal12["gap"].mean()),
+            "calibration_12m_noise": float(cal12["noise"].mean()),
         }
         if not deciles:
             deciles = {"3m": cal3, "12m": cal12}
@@ -319,7 +326,7 @@ def evaluate_survival(
         out["cox"][test] = cox.survival(x[test][:, numeric], EVALUATION_GRID)
         km = SegmentKM.fit(months[train], event[train], None if segments is None else segments[train], EVALUATION_GRID)
         out["kaplan_meier"][test] = km.predict(None if segments is None else segments[test], int(test.sum()))
-    metrics, deciles = judge_curves(months, event, out)
+    metrics, deciles = judge_curves(months, event, out, groups)
     by = "per segment" if segments is not None else "overall"
     description = (
         f"{folds} account folds over {len(x):,} customer rows ({int(event.sum()):,} lapses observed, the rest censored at the end of the data); "

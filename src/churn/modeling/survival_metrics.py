@@ -12,7 +12,9 @@ decide the score:
 * :func:`integrated_brier` — Graf et al. (1999): squared error of S(t) against "still a
   customer at t", IPCW-weighted, averaged over a grid of months;
 * :func:`calibration_by_decile` — predicted S(t) per decile against the Kaplan–Meier S(t) of
-  the decile's accounts (Kaplan–Meier, because the censored cannot be counted as survivors).
+  the decile's accounts (Kaplan–Meier, because the censored cannot be counted as survivors),
+  with the standard error of that observed value (account bootstrap) and the mean gap a
+  perfectly calibrated model would still show from that noise alone.
 
 The yardsticks: :func:`kaplan_meier` per segment (no features at all) and :class:`CoxModel`,
 a proportional-hazards model with a small ridge penalty on the same feature matrix (Breslow
@@ -21,6 +23,7 @@ ties and baseline hazard), written here rather than taken from a GPL package.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,18 +32,25 @@ from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
 
-def kaplan_meier(times: np.ndarray, events: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """S(t) at each point of ``at`` (right-continuous: an event at t counts at t)."""
+def kaplan_meier(times: np.ndarray, events: np.ndarray, at: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """S(t) at each point of ``at`` (right-continuous: an event at t counts at t). ``weights``
+    (rows × ``draws``, or one per row) count a row that many times: the account bootstrap of
+    :func:`calibration_by_decile` reweights rows instead of copying them; the result is then
+    len(at) × draws."""
     times, events = np.asarray(times, dtype=float), np.asarray(events, dtype=bool)
     if not len(times):
         return np.ones(len(np.atleast_1d(at)))
     unique, inverse = np.unique(times, return_inverse=True)
-    deaths = np.bincount(inverse, weights=events.astype(float), minlength=len(unique))
-    leaving = np.bincount(inverse, minlength=len(unique))
-    at_risk = len(times) - np.r_[0, np.cumsum(leaving)[:-1]]
-    curve = np.cumprod(1.0 - deaths / at_risk)
+    w = np.ones((len(times), 1)) if weights is None else np.asarray(weights, dtype=float).reshape(len(times), -1)
+    order = np.argsort(inverse, kind="stable")
+    starts = np.searchsorted(inverse[order], np.arange(len(unique)))
+    deaths = np.add.reduceat(w[order] * events[order, None], starts, axis=0)
+    leaving = np.add.reduceat(w[order], starts, axis=0)
+    at_risk = w.sum(axis=0) - np.vstack([np.zeros((1, w.shape[1])), np.cumsum(leaving, axis=0)[:-1]])
+    curve = np.cumprod(1.0 - np.divide(deaths, at_risk, out=np.zeros_like(deaths), where=at_risk > 0), axis=0)
     idx = np.searchsorted(unique, np.asarray(at, dtype=float), side="right") - 1
-    return np.where(idx >= 0, curve[np.clip(idx, 0, None)], 1.0)
+    out = np.where((idx >= 0)[..., None], curve[np.clip(idx, 0, None)], 1.0)
+    return out[..., 0] if weights is None or np.ndim(weights) == 1 else out
 
 
 def _censoring_left(times: np.ndarray, events: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -113,16 +123,46 @@ def integrated_brier(times: np.ndarray, events: np.ndarray, survival: np.ndarray
     return float(np.sum((scores[1:] + scores[:-1]) / 2 * np.diff(grid)) / (grid[-1] - grid[0]))
 
 
-def calibration_by_decile(times: np.ndarray, events: np.ndarray, predicted: np.ndarray, month: float, bins: int = 10) -> pd.DataFrame:
-    """Per decile of predicted S(month): rows, mean predicted, Kaplan–Meier observed S(month)."""
+#: The chance of |N(0, σ²)| is σ·√(2/π) on average: the mean gap a perfectly calibrated model
+#: still shows when each decile's observed survival carries standard error σ.
+MEAN_ABS_NORMAL = math.sqrt(2.0 / math.pi)
+
+
+def calibration_by_decile(
+    times: np.ndarray,
+    events: np.ndarray,
+    predicted: np.ndarray,
+    month: float,
+    bins: int = 10,
+    *,
+    groups: np.ndarray | None = None,
+    draws: int = 200,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per decile of predicted S(month): rows, mean predicted, Kaplan–Meier observed S(month)
+    (censoring-aware: a censored account is not counted as a survivor), their gap, and ``se``,
+    the standard error of the observed value.
+
+    ``se`` comes from resampling whole accounts (``groups``; each row its own when None): one
+    account's rows at successive cutoffs share its one lapse date, so they are not independent
+    and Greenwood's formula, which treats them as such, would understate the noise. With
+    ``se`` per decile, ``noise`` = se·√(2/π) is the mean gap a perfectly calibrated model would
+    show on these rows — the floor below which a calibration gap says nothing."""
     times, events, predicted = np.asarray(times, dtype=float), np.asarray(events, dtype=bool), np.asarray(predicted, dtype=float)
+    groups = np.arange(len(times)) if groups is None else np.asarray(groups)
     decile = pd.qcut(pd.Series(predicted).rank(method="first"), q=min(bins, len(predicted)), labels=False).to_numpy()
+    rng = np.random.default_rng(seed)
     rows = []
     for d in np.unique(decile):
         m = decile == d
-        rows.append({"decile": int(d) + 1, "rows": int(m.sum()), "predicted": float(predicted[m].mean()), "observed": float(kaplan_meier(times[m], events[m], np.array([month]))[0])})
+        codes, uniques = pd.factorize(groups[m])
+        counts = rng.multinomial(len(uniques), np.full(len(uniques), 1.0 / len(uniques)), size=draws).T  # accounts × draws
+        boot = kaplan_meier(times[m], events[m], np.array([month]), weights=counts[codes])[0]
+        observed = float(kaplan_meier(times[m], events[m], np.array([month]))[0])
+        rows.append({"decile": int(d) + 1, "rows": int(m.sum()), "accounts": len(uniques), "predicted": float(predicted[m].mean()), "observed": observed, "se": float(np.std(boot, ddof=1)) if draws > 1 else float("nan")})
     out = pd.DataFrame(rows)
     out["gap"] = (out["predicted"] - out["observed"]).abs()
+    out["noise"] = out["se"] * MEAN_ABS_NORMAL
     return out
 
 
