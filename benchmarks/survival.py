@@ -47,7 +47,7 @@ def one_business(seed: int, accounts: int, months: int, step: int, threads: int)
     segments = table["segment"].astype("str").to_numpy() if "segment" in table.columns else None
     result = evaluate_survival(
         x, outcome["months"].to_numpy(), outcome["event"].to_numpy(), table["account_id"].to_numpy(), segments,
-        categorical=categorical, config=TrainConfig(n_jobs=threads),
+        categorical=categorical, config=TrainConfig(n_jobs=threads), follow_up=outcome["follow_up"].to_numpy(),
     )  # fmt: skip
     print(f"\nseed {seed}: {len(cutoffs)} cutoffs, {result.description}")
     print(result.metrics.round(4).to_string())

@@ -73,8 +73,10 @@ def time_to_lapse(
 ) -> pd.DataFrame:
     """For each (``account_id``, ``as_of``) of ``rows``: ``months`` until the account lapsed
     (``event`` True) or until the end of the data (``event`` False: censored, still a
-    customer), under the one lapse rule. ``months`` is NaN where the account is not a customer
-    at ``as_of`` (it has no remaining lifetime). Aligned with ``rows``."""
+    customer), under the one lapse rule; ``follow_up``, the months from ``as_of`` to the end of
+    the data (what a row could have been seen for, lapsed or not: :func:`hazard_rows`). Both are
+    NaN where the account is not a customer at ``as_of`` (it has no remaining lifetime). Aligned
+    with ``rows``."""
     definition = definition.resolved(accounts)
     ids = rows["account_id"].astype("str").reset_index(drop=True)
     as_of = pd.Series(rows["as_of"].to_numpy(), dtype="datetime64[ns, UTC]")
@@ -96,14 +98,30 @@ def time_to_lapse(
     event = lapse.notna() & customer
     end = lapse.where(event, data_end)
     months = ((end - as_of) / MONTH).astype(float).where(customer)
-    return pd.DataFrame({"months": months.to_numpy(), "event": event.to_numpy(dtype=bool)})
+    follow_up = ((data_end - as_of) / MONTH).astype(float).where(customer)
+    return pd.DataFrame({"months": months.to_numpy(), "event": event.to_numpy(dtype=bool), "follow_up": follow_up.to_numpy()})
 
 
-def hazard_rows(months: np.ndarray, event: np.ndarray, max_months: int = MAX_MONTHS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def hazard_rows(
+    months: np.ndarray, event: np.ndarray, max_months: int = MAX_MONTHS, follow_up: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The person-period expansion: (source row, month k ≥ 1, lapsed in month k) for every month
     a row was observed at risk. A lapse at ``months`` = d falls in month ⌊d⌋ + 1; a censored row
-    contributes its ⌊d⌋ fully observed months; nothing beyond ``max_months``."""
+    contributes its ⌊d⌋ fully observed months; nothing beyond ``max_months``.
+
+    ``follow_up`` (months from the cutoff to the end of the data, known for every row, lapsed or
+    not) closes each row at its last *whole* month in the data. The month the data ends in is seen
+    only in part: a lapse inside it is seen, a stay through it is not (that row is censored and
+    drops the month), so keeping those lapses would give that month a hazard made of lapses only —
+    every cutoff has such a month, and the pooled hazard would be biased upwards, the more so at
+    long months where few cutoffs are fully observed. A lapse in that month is therefore counted
+    as a row censored at the end of the month before, whatever happened after."""
     months, event = np.asarray(months, dtype=float), np.asarray(event, dtype=bool)
+    if follow_up is not None:
+        follow = np.asarray(follow_up, dtype=float)
+        whole = np.where(np.isfinite(follow), np.floor(follow), np.inf)
+        late = event & (np.floor(months) + 1 > whole)
+        event, months = event & ~late, np.where(late, whole, months)
     known = np.isfinite(months)
     last = np.where(event, np.floor(months) + 1, np.floor(months))
     last = np.where(known, np.clip(last, 0, max_months), 0).astype(np.int64)
@@ -213,19 +231,22 @@ def fit_survival(
     categorical: list[int],
     config: TrainConfig = TrainConfig(),
     survival: SurvivalConfig = SurvivalConfig(),
+    follow_up: np.ndarray | None = None,
 ) -> SurvivalModel:
     """Fit the hazard model on feature matrix ``x`` (one row per account and cutoff; ``groups``:
-    the account ids, so one account's rows are never split between fit and held-out).
+    the account ids, so one account's rows are never split between fit and held-out;
+    ``follow_up``: the months each row could be seen for, :func:`hazard_rows`).
 
     A share of accounts is held out: the booster early-stops on them and the calibrator is
     fitted on their hazards; then the booster is refitted on every row with its trees scaled to
     them, as the churn model is."""
     known = np.isfinite(np.asarray(months, dtype=float))
-    x, months, event, groups = x[known], np.asarray(months)[known], np.asarray(event)[known], np.asarray(groups)[known]
+    follow = np.full(len(known), np.nan) if follow_up is None else np.asarray(follow_up, dtype=float)
+    x, months, event, groups, follow = x[known], np.asarray(months)[known], np.asarray(event)[known], np.asarray(groups)[known], follow[known]
     per_row = np.where(event, np.floor(months) + 1, np.floor(months)).clip(0, survival.max_months)
     keep = _sample(groups, per_row, survival.max_hazard_rows, config.seed)
-    x, months, event, groups = x[keep], months[keep], event[keep], groups[keep]
-    source, period, y = hazard_rows(months, event, survival.max_months)
+    x, months, event, groups, follow = x[keep], months[keep], event[keep], groups[keep], follow[keep]
+    source, period, y = hazard_rows(months, event, survival.max_months, follow)
     if y.sum() == 0 or y.sum() == len(y):
         raise ValueError("the survival model needs both lapses and months survived; these rows have " + ("no lapse" if y.sum() == 0 else "no survivor"))
     xs = np.column_stack([x[source], period.astype(float)])
@@ -308,10 +329,12 @@ def evaluate_survival(
     config: TrainConfig = TrainConfig(),
     survival: SurvivalConfig = SurvivalConfig(),
     folds: int = 3,
+    follow_up: np.ndarray | None = None,
 ) -> SurvivalEvaluation:
     """Account folds: each row's curve comes from models that never saw its account — the hazard
     model, Cox on the numeric features, and Kaplan–Meier per segment — fitted on the other folds."""
     known = np.isfinite(np.asarray(months, dtype=float))
+    follow = (np.full(len(known), np.nan) if follow_up is None else np.asarray(follow_up, dtype=float))[known]
     x, months, event, groups = x[known], np.asarray(months, dtype=float)[known], np.asarray(event, dtype=bool)[known], np.asarray(groups)[known]
     segments = None if segments is None else np.asarray(segments)[known]
     codes, uniques = pd.factorize(groups)
@@ -320,7 +343,9 @@ def evaluate_survival(
     out = {name: np.zeros((len(x), len(EVALUATION_GRID))) for name in ("model", "cox", "kaplan_meier")}
     for k in range(folds):
         test, train = fold == k, fold != k
-        hazard = fit_survival(x[train], months[train], event[train], groups[train], categorical=categorical, config=config, survival=survival)
+        hazard = fit_survival(
+            x[train], months[train], event[train], groups[train], categorical=categorical, config=config, survival=survival, follow_up=follow[train]
+        )  # fmt: skip
         out["model"][test] = hazard.curves(x[test])[:, : len(EVALUATION_GRID)]
         cox = CoxModel().fit(x[train][:, numeric], months[train], event[train])
         out["cox"][test] = cox.survival(x[test][:, numeric], EVALUATION_GRID)
@@ -344,8 +369,9 @@ def train_time_to_churn(
     x, categorical = feature_matrix(table, columns)
     months, event, groups = outcomes["months"].to_numpy(dtype=float), outcomes["event"].to_numpy(dtype=bool), table["account_id"].astype("str").to_numpy()
     segments = table["segment"].astype("str").to_numpy() if "segment" in table.columns else None
-    evaluation = evaluate_survival(x, months, event, groups, segments, categorical=categorical, config=config, survival=survival)
-    model = fit_survival(x, months, event, groups, categorical=categorical, config=config, survival=survival)
+    follow = outcomes["follow_up"].to_numpy(dtype=float) if "follow_up" in outcomes.columns else None
+    evaluation = evaluate_survival(x, months, event, groups, segments, categorical=categorical, config=config, survival=survival, follow_up=follow)
+    model = fit_survival(x, months, event, groups, categorical=categorical, config=config, survival=survival, follow_up=follow)
     model.metadata["evaluation"] = evaluation.summary()
     return evaluation, model
 
