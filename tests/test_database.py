@@ -257,3 +257,21 @@ def test_source_table_of_churn_toml(tmp_path: Path) -> None:
     (tmp_path / "churn.toml").write_text('[source]\nevents = "tickets"\n', encoding="utf-8")
     with pytest.raises(SettingsError, match="unknown key.*events.*in \\[source\\]"):
         load_settings(cwd=tmp_path)
+
+
+def test_postgresql_sends_a_null_float_as_nan_and_nothing_else_changes() -> None:
+    """A float column goes out as ``COALESCE(x, 'NaN') AS x`` (a boolean as 1, 0, -1) on PostgreSQL only (ADBC decodes
+    NULL-heavy floats slower; NaN and NULL are one missing value once read); other columns and
+    other databases are named as they are."""
+    from churn.config import SourceTables
+    from churn.data.database import Connection, _booleans, _quote, select_sql
+
+    schema = pa.schema([("account_id", pa.string()), ("nps", pa.float64()), ("ces", pa.float32()), ("n", pa.int64()), ("resolved", pa.bool_())])
+    cols = ["account_id", "nps", "ces", "n", "resolved"]
+    pg = Connection(lambda sql: None, lambda: None, _quote, "pg", nan_for_null=True)  # type: ignore[arg-type,return-value]
+    other = Connection(lambda sql: None, lambda: None, _quote, "duck")  # type: ignore[arg-type,return-value]
+    sql = select_sql(pg, SourceTables(), "interactions", cols, schema)
+    assert sql.startswith('SELECT "account_id", COALESCE("nps", \'NaN\') AS "nps", COALESCE("ces", \'NaN\') AS "ces", "n", CAST(COALESCE(CAST("resolved"'), sql
+    assert select_sql(other, SourceTables(), "interactions", cols, schema).startswith('SELECT "account_id", "nps", "ces", "n", "resolved" FROM')
+    sent = pa.table({"account_id": ["a", "b", "c"], "resolved": pa.array([1, 0, -1], pa.int16())})
+    assert _booleans(sent, schema).column("resolved").to_pylist() == [True, False, None]

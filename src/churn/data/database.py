@@ -92,8 +92,12 @@ def failure_reason(exc: BaseException) -> str:
 class Connection:
     """One open database: runs a query and gives its rows as an Arrow record batch reader."""
 
-    def __init__(self, run: Callable[[str], pa.RecordBatchReader], close: Callable[[], None], quote: Callable[[str], str], name: str) -> None:
+    def __init__(
+        self, run: Callable[[str], pa.RecordBatchReader], close: Callable[[], None], quote: Callable[[str], str], name: str, *, nan_for_null: bool = False
+    ) -> None:
         self._run, self.close, self.quote, self.name = run, close, quote, name
+        #: Send a NULL float as NaN (PostgreSQL): see :func:`select_sql`.
+        self.nan_for_null = nan_for_null
 
     def query(self, sql: str) -> pa.RecordBatchReader:
         """The rows of ``sql``, batch by batch."""
@@ -164,7 +168,7 @@ def _open(scheme: str, url: str) -> Connection:
             cursor.close()
             con.close()
 
-        return Connection(run, close, _quote, name)
+        return Connection(run, close, _quote, name, nan_for_null=scheme != "sqlite")
     return _sqlalchemy(url, name)
 
 
@@ -234,14 +238,41 @@ def select_sql(
     until: pd.Timestamp | None = None,
 ) -> str:
     """``SELECT <columns> FROM <table> [WHERE <time range>]``: the range is pushed down when the
-    column holds timestamps or dates (text timestamps are filtered after parsing, as in a CSV)."""
-    sql = f"SELECT {', '.join(con.quote(c) for c in columns)} FROM {relation(con, source, table)}"
+    column holds timestamps or dates (text timestamps are filtered after parsing, as in a CSV).
+
+    On PostgreSQL a float column is sent as ``COALESCE(x, 'NaN')``: its mostly-empty optional
+    columns (CSAT, NPS, amounts) decode about a third faster without NULLs in ADBC, and a NULL
+    and a NaN are the same missing value once read (a float column becomes a NumPy float). A
+    boolean is sent as 1, 0 or -1 (NULL) for the same reason and made boolean again after."""
+    sql = f"SELECT {', '.join(_column(con, c, schema) for c in columns)} FROM {relation(con, source, table)}"
     if time_column is None or schema.get_field_index(time_column) < 0 or not _is_time(schema.field(time_column).type):
         return sql
     kind = schema.field(time_column).type
     terms = [f"{con.quote(time_column)} >= {_literal(since, kind)}"] if since is not None else []
     terms += [f"{con.quote(time_column)} < {_literal(until, kind)}"] if until is not None else []
     return sql + (" WHERE " + " AND ".join(terms) if terms else "")
+
+
+def _column(con: Connection, column: str, schema: pa.Schema) -> str:
+    """A column of the SELECT list (a float as ``COALESCE(x, 'NaN') AS x`` where the connection
+    asks for it)."""
+    name = con.quote(column)
+    kind = schema.field(column).type if schema.get_field_index(column) >= 0 else None
+    if con.nan_for_null and kind is not None and pa.types.is_floating(kind):
+        return f"COALESCE({name}, 'NaN') AS {name}"
+    if con.nan_for_null and kind is not None and pa.types.is_boolean(kind):
+        return f"CAST(COALESCE(CAST({name} AS integer), -1) AS smallint) AS {name}"  # NULL: -1 (:func:`_booleans`)
+    return name
+
+
+def _booleans(arrow: pa.Table, schema: pa.Schema) -> pa.Table:
+    """The boolean columns sent as small integers (:func:`_column`: 1, 0, and -1 for NULL) made
+    nullable booleans again."""
+    for i, field in enumerate(arrow.schema):
+        if pa.types.is_int16(field.type) and schema.get_field_index(field.name) >= 0 and pa.types.is_boolean(schema.field(field.name).type):
+            column = arrow.column(i)
+            arrow = arrow.set_column(i, field.name, pc.if_else(pc.equal(column, -1), pa.scalar(None, pa.bool_()), pc.cast(column, pa.bool_())))
+    return arrow
 
 
 def _target(field: pa.Field, categorical: Sequence[str]) -> pa.DataType:
@@ -299,7 +330,7 @@ def read_source(
     pool = arrow_pool()
     try:
         reader = con.query(sql)
-        arrow = _read_all(reader, categorical)
+        arrow = _booleans(_read_all(reader, categorical), schema) if con.nan_for_null else _read_all(reader, categorical)
     except DataContractError:
         raise
     except Exception as exc:  # noqa: BLE001
