@@ -3,6 +3,7 @@ and declines — leaving the contract to name rows and reasons — whenever a ro
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -98,3 +99,37 @@ def test_missing_values_and_time_zones_are_typed_as_the_contract_types_them(trai
     pd.testing.assert_frame_equal(fast[0], slow.accounts, check_like=True)
     pd.testing.assert_frame_equal(fast[1], slow.interactions, check_like=True)
     assert fast[0]["churned_at"].iloc[0] == pd.Timestamp("2024-05-30T12:00:00Z") and fast[0]["plan"].isna().iloc[1]
+
+
+def _prepared_by_hand(model, features: pd.DataFrame) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """What ``prepare`` means, one column at a time: numbers as float64 (text that is not a
+    number → missing), categories as the training categories (unseen → missing)."""
+    out = {}
+    for name in model.feature_names:
+        if name in model.categories:
+            known = features[name].astype("object").where(features[name].isin(model.categories[name]), None)
+            out[name] = pd.Categorical(known, categories=model.categories[name])
+        else:
+            out[name] = pd.to_numeric(features[name], errors="coerce").astype("float64").to_numpy()
+    return pd.DataFrame(out, index=features.index)
+
+
+def test_prepare_and_matrix_for_any_column_layout(trained, latest_features) -> None:  # type: ignore[no-untyped-def]
+    """``prepare`` keeps the last column layout's positions: a table in another layout right
+    after (reordered, indexed by account, numbers as text, an unseen category) is still read by
+    name, and ``matrix`` of a prepared table in another column order is the same matrix."""
+    model = trained.model
+    head = latest_features.head(7)
+    numeric = next(n for n in model.feature_names if n not in model.categories)
+    category = next(iter(model.categories))
+    odd = head.iloc[:, ::-1].set_index("account_id").astype({numeric: "object", category: "object"})
+    odd[numeric] = [str(v) if i % 2 else "not a number" for i, v in enumerate(head[numeric])]
+    odd.iloc[0, odd.columns.get_loc(category)] = "never seen"
+    for frame in (head, odd, head, odd.iloc[:3]):
+        prepared = model.prepare(frame)
+        pd.testing.assert_frame_equal(prepared, _prepared_by_hand(model, frame))
+        matrix = model.matrix(prepared)
+        np.testing.assert_array_equal(model.matrix(prepared.iloc[:, ::-1]), matrix)
+        codes = np.where(prepared[category].cat.codes.to_numpy() >= 0, prepared[category].cat.codes.to_numpy(), np.nan)
+        np.testing.assert_array_equal(matrix[:, model.feature_names.index(category)], codes)
+        np.testing.assert_array_equal(matrix[:, model.feature_names.index(numeric)], prepared[numeric].to_numpy())

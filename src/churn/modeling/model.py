@@ -91,6 +91,7 @@ class ChurnModel:
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
         state.pop("_derived", None)  # recomputed after loading: a bundle holds only the model
+        state.pop("_layout", None)
         return state
 
     def derived(self, key: str, make: Callable[[], T]) -> T:
@@ -110,24 +111,39 @@ class ChurnModel:
                 f"the feature table lacks {len(missing)} column(s) the model needs: {', '.join(missing[:10])}"
                 + (" …" if len(missing) > 10 else "")
             )
-        numeric = [n for n in self.feature_names if n not in self.categories]
-        block = features[numeric]
-        if all(pd.api.types.is_numeric_dtype(t) for t in block.dtypes):
+        numeric = self.derived("numeric_names", lambda: [n for n in self.feature_names if n not in self.categories])
+        block = features.iloc[:, self._numeric_positions(features.columns, numeric)]
+        dtypes = self.derived("category_dtypes", lambda: {n: pd.CategoricalDtype(c) for n, c in self.categories.items()})
+        if not all(pd.api.types.is_numeric_dtype(t) for t in block.dtypes):
+            numbers = {n: pd.to_numeric(block[n], errors="coerce").astype("float64").to_numpy() for n in numeric}
+        else:
             # the usual case (a feature table): one conversion of the whole block, not one per
             # column — per-column conversions dominate scoring a handful of accounts
             values = block.to_numpy(dtype="float64", na_value=np.nan)
-            out = pd.DataFrame(values, columns=numeric, index=features.index)
-        else:
-            out = pd.DataFrame({n: pd.to_numeric(block[n], errors="coerce").astype("float64") for n in numeric}, index=features.index)
-        dtypes = self.derived("category_dtypes", lambda: {n: pd.CategoricalDtype(c) for n, c in self.categories.items()})
+            numbers = {n: values[:, j] for j, n in enumerate(numeric)}
+        if not self.categories:
+            return pd.DataFrame(numbers, index=features.index)
         for name, dtype in dtypes.items():
             col = features[name]
             if col.dtype == dtype:  # the usual case: built with the training categories
-                out[name] = col.array
+                numbers[name] = col.array
                 continue
             codes = np.where(col.notna().to_numpy(), codes_for(col, dtype.categories), -1)  # unseen → missing
-            out[name] = pd.Categorical.from_codes(codes, dtype=dtype)
-        return out[self.feature_names] if self.categories else out
+            numbers[name] = pd.Categorical.from_codes(codes, dtype=dtype)
+        # one DataFrame in the model's column order: inserting each category column and then
+        # reordering is a fixed cost of about a millisecond for a handful of accounts
+        return pd.DataFrame({n: numbers[n] for n in self.feature_names}, index=features.index)
+
+    def _numeric_positions(self, columns: pd.Index, names: list[str]) -> np.ndarray:
+        """Positions of the numeric feature ``names`` in ``columns``, kept for the last column layout seen: every
+        feature table of this model has the same layout, and looking it up is a fixed cost
+        per call."""
+        layout = tuple(columns)
+        kept = self.__dict__.get("_layout")
+        if kept is None or kept[0] != layout:
+            kept = (layout, columns.get_indexer(names))
+            self.__dict__["_layout"] = kept
+        return kept[1]
 
     def matrix(self, prepared: pd.DataFrame) -> np.ndarray:
         """A prepared table (:meth:`prepare`) as the float matrix LightGBM itself makes of a DataFrame
@@ -136,13 +152,15 @@ class ChurnModel:
         a handful of accounts."""
         if not self.categories:
             return prepared.to_numpy(dtype="float64", na_value=np.nan)
-        position = {name: j for j, name in enumerate(self.feature_names)}
+        if list(prepared.columns) != self.feature_names:  # positions below are the model's column order
+            prepared = prepared[self.feature_names]
+        position = self.derived("positions", lambda: {name: j for j, name in enumerate(self.feature_names)})
         out = np.empty((len(prepared), len(self.feature_names)))
-        numeric = [n for n in self.feature_names if n not in self.categories]
-        if numeric:
-            out[:, [position[n] for n in numeric]] = prepared[numeric].to_numpy(dtype="float64", na_value=np.nan)
+        numeric = self.derived("numeric_positions", lambda: np.array([position[n] for n in self.feature_names if n not in self.categories], dtype=np.int64))
+        if len(numeric):
+            out[:, numeric] = prepared.iloc[:, numeric].to_numpy(dtype="float64", na_value=np.nan)
         for name in self.categories:
-            codes = prepared[name].cat.codes.to_numpy()
+            codes = prepared.iloc[:, position[name]].cat.codes.to_numpy()
             out[:, position[name]] = np.where(codes >= 0, codes, np.nan)
         return out
 

@@ -259,10 +259,11 @@ def explain(model: ChurnModel, features: pd.DataFrame, exact_rows: np.ndarray, c
     for kind, todo in ((EXACT, exact), (DEVIATION, rest)):
         for start in range(0, len(todo), config.reason_chunk_rows):
             rows = todo[start : start + config.reason_chunk_rows]
+            chunk = x if len(rows) == n else x.iloc[rows]  # all rows (sorted, distinct): no copy, a fixed cost for a request
             if kind == EXACT:
-                scores = exact_contributions(model, model.matrix(x.iloc[rows]), config.reason_chunk_rows)
+                scores = exact_contributions(model, model.matrix(chunk), config.reason_chunk_rows)
             else:
-                scores = deviation_scores(model, x.iloc[rows], infos, weight)
+                scores = deviation_scores(model, chunk, infos, weight)
             idx, val = order_reasons(scores, usable[rows], drivers, k, groups)
             top_idx[rows, : idx.shape[1]], top_val[rows, : idx.shape[1]] = idx, val
     method[exact] = EXACT

@@ -230,11 +230,12 @@ def _rejections(data_rejects: dict[str, pd.DataFrame]) -> list[RowProblem]:
 
 
 def _prepare_once(model: ChurnModel) -> ChurnModel:
-    """A shallow copy of ``model`` whose ``prepare`` runs once per features frame.
+    """A shallow copy of ``model`` whose ``prepare`` runs once per features frame, and ``matrix``
+    once per prepared table.
 
-    ``predict_proba`` and ``explain`` each prepare the same rows; for a request of a few
-    accounts that preparation is a fixed cost of about a third of the scoring time, so the
-    request's copy keeps the first result (the same object, never modified downstream)."""
+    ``predict_proba`` and ``explain`` each prepare the same rows and make their float matrix;
+    for a request of a few accounts each is a fixed cost of pandas calls, so the request's copy
+    keeps the first result (the same object, never modified downstream)."""
     kept: list[tuple[pd.DataFrame, pd.DataFrame]] = []
 
     def prepare(features: pd.DataFrame) -> pd.DataFrame:
@@ -244,8 +245,18 @@ def _prepare_once(model: ChurnModel) -> ChurnModel:
         kept.append((features, type(model).prepare(model, features)))
         return kept[-1][1]
 
+    matrices: list[tuple[pd.DataFrame, np.ndarray]] = []
+
+    def matrix(prepared: pd.DataFrame) -> np.ndarray:
+        for frame, made in matrices:
+            if frame is prepared:
+                return made
+        matrices.append((prepared, type(model).matrix(model, prepared)))
+        return matrices[-1][1]
+
     clone = copy.copy(model)
     clone.prepare = prepare  # type: ignore[method-assign]
+    clone.matrix = matrix  # type: ignore[method-assign]
     return clone
 
 
