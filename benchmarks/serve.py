@@ -45,7 +45,9 @@ from churn.data.dataend import observed_until
 from churn.data.synthetic import generate
 from churn.features.labels import build_training_table, default_cutoffs
 from churn.features.spec import FeatureSpec
+from churn.modeling.survival import SURVIVAL_COLUMNS
 from churn.outreach.playbook import default_playbook
+from churn.outreach.policy import POLICY_COLUMNS
 from churn.outreach.runs import make_run_id, write_run
 from churn.outreach.score import RISK_LIST_COLUMNS, assign_outreach, rank_accounts, risk_bands, summary_counts
 
@@ -91,6 +93,8 @@ def synthetic_run(n: int, as_of: pd.Timestamp, rng: np.random.Generator, base: n
     frame["probability_change"] = frame["churn_probability"] - frame["previous_probability"]
     frame["change"] = "first run" if base is None else np.where(frame["probability_change"] > 0.02, "risk up", np.where(frame["probability_change"] < -0.02, "risk down", "steady"))
     frame["reasons_changed"] = pd.array([pd.NA] * n, dtype="boolean")
+    for column in (*SURVIVAL_COLUMNS, *POLICY_COLUMNS):  # a model without survival or uplift parts: empty
+        frame[column] = np.nan
     return frame.sort_values("rank").reset_index(drop=True)[RISK_LIST_COLUMNS]
 
 

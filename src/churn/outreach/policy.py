@@ -42,8 +42,14 @@ class CallCosts:
 
 
 def call_value(frame: pd.DataFrame) -> np.ndarray:
-    """The value a saved account keeps: the survival model's ``remaining_value`` when present, else ``annual_value``."""
-    return frame["remaining_value" if "remaining_value" in frame.columns else "annual_value"].to_numpy(dtype=float)
+    """The value a saved account keeps: the survival model's ``remaining_value`` where it has one,
+    else ``annual_value``. The risk list always carries the column, NaN without a survival model
+    (and for an account it could not value), so the fallback is per row, not per column."""
+    annual = frame["annual_value"].to_numpy(dtype=float)
+    if "remaining_value" not in frame.columns:
+        return annual
+    remaining = frame["remaining_value"].to_numpy(dtype=float)
+    return np.where(np.isfinite(remaining), remaining, annual)
 
 
 def policy_columns(frame: pd.DataFrame, predictions: pd.DataFrame | None) -> pd.DataFrame:
@@ -73,7 +79,9 @@ def policy_ranks(frame: pd.DataFrame, ranking: Ranking, costs: CallCosts = CallC
     if ranking == "risk":
         key = p
     elif ranking == "value":
-        key = p * call_value(frame)
+        # the list's own revenue at risk (probability × the value lost if it churns), so the
+        # order a reader sees in that column is the order of the calls
+        key = frame["revenue_at_risk"].to_numpy(dtype=float)
     elif ranking == "uplift":
         uplift = frame["uplift"].to_numpy(dtype=float)
         if np.isnan(uplift).all():
