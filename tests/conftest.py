@@ -14,6 +14,21 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 
+def _pin_xdist_worker_to_one_core() -> None:
+    """`make test` runs one pytest-xdist worker per core. Each worker (and what it starts) keeps to
+    its own core, so LightGBM's OpenMP threads (one per available core) never outnumber the cores
+    and spin against the other worker's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) > 1:
+        os.sched_setaffinity(0, {cores[int(worker[2:]) % len(cores)]})
+
+
+_pin_xdist_worker_to_one_core()
+
+
 @pytest.fixture(scope="session")
 def small_business() -> GeneratedData:
     """1,500 accounts over 18 months: big enough for planted effects to show, fast to make."""
