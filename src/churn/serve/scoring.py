@@ -20,9 +20,10 @@ both passes together take about 0.3 ms of CPU for one row (the benchmark's model
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -39,6 +40,8 @@ from churn.outreach.playbook import DEFAULT_FAMILY
 from churn.outreach.reasons import explain, split_reasons
 from churn.outreach.score import risk_bands
 from churn.serve.model import ServingModel
+
+T = TypeVar("T")
 
 #: Every column of the input contract's interactions table exists in a request (empty when not
 #: sent), as in a batch file, so an account without events scores like one in the batch.
@@ -229,6 +232,21 @@ def _rejections(data_rejects: dict[str, pd.DataFrame]) -> list[RowProblem]:
     return problems
 
 
+def _once_per_object(compute: Callable[[pd.DataFrame], T]) -> Callable[[pd.DataFrame], T]:
+    """``compute`` remembered by the identity of its argument (frames are not hashable, and an
+    equal-but-other frame must be computed anew)."""
+    kept: list[tuple[pd.DataFrame, T]] = []
+
+    def once(frame: pd.DataFrame) -> T:
+        for seen, result in kept:
+            if seen is frame:
+                return result
+        kept.append((frame, compute(frame)))
+        return kept[-1][1]
+
+    return once
+
+
 def _prepare_once(model: ChurnModel) -> ChurnModel:
     """A shallow copy of ``model`` whose ``prepare`` runs once per features frame, and ``matrix``
     once per prepared table.
@@ -236,24 +254,8 @@ def _prepare_once(model: ChurnModel) -> ChurnModel:
     ``predict_proba`` and ``explain`` each prepare the same rows and make their float matrix;
     for a request of a few accounts each is a fixed cost of pandas calls, so the request's copy
     keeps the first result (the same object, never modified downstream)."""
-    kept: list[tuple[pd.DataFrame, pd.DataFrame]] = []
-
-    def prepare(features: pd.DataFrame) -> pd.DataFrame:
-        for frame, prepared in kept:
-            if frame is features:
-                return prepared
-        kept.append((features, type(model).prepare(model, features)))
-        return kept[-1][1]
-
-    matrices: list[tuple[pd.DataFrame, np.ndarray]] = []
-
-    def matrix(prepared: pd.DataFrame) -> np.ndarray:
-        for frame, made in matrices:
-            if frame is prepared:
-                return made
-        matrices.append((prepared, type(model).matrix(model, prepared)))
-        return matrices[-1][1]
-
+    prepare = _once_per_object(lambda features: type(model).prepare(model, features))
+    matrix = _once_per_object(lambda prepared: type(model).matrix(model, prepared))
     clone = copy.copy(model)
     clone.prepare = prepare  # type: ignore[method-assign]
     clone.matrix = matrix  # type: ignore[method-assign]
