@@ -193,7 +193,8 @@ def realized_chart(expected: list[dict]) -> str | None:
     done = frame[frame["matured"].astype(bool)]
     if len(done):
         mid = 100 * done["realized_flagged_rate"].astype(float)
-        err = [mid - 100 * done["realized_low"].astype(float), 100 * done["realized_high"].astype(float) - mid]
+        # clipped at 0: a control group with no churner has a lower bound a rounding error above 0 %
+        err = [(mid - 100 * done["realized_low"].astype(float)).clip(lower=0), (100 * done["realized_high"].astype(float) - mid).clip(lower=0)]
         ax.errorbar(done["as_of"], mid, yerr=err, fmt="s", capsize=4, color="#c44e52", label="realized (control group, 95 % CI)")
     ax.set(ylabel="Churn among flagged accounts, %", title="Expected vs. realized churn of each list")
     ax.set_ylim(bottom=0)
