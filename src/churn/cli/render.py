@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from churn.jobs.outcomes import ContactLog, ListOutcomes, Retention
     from churn.jobs.tables import FeatureTable
     from churn.jobs.training import Backtest, TrainingRun, TrainingTable
+    from churn.jobs.uplift import UpliftResult
     from churn.jobs.weekly import ScoreOutputs
     from churn.modeling.survival import SurvivalEvaluation
     from churn.modeling.train import TrainResult
@@ -523,3 +524,33 @@ def print_simulation(record: dict, path: Path | None, tracked: list[str] | None 
         console.print(f"Wrote [bold]{path}[/]")
     if tracked:
         console.print(f"MLflow runs (uplift evaluations): {', '.join(tracked)}")
+
+
+def print_uplift_training(result: UpliftResult) -> None:
+    """``churn uplift``: the cohorts it learned from, the held-out evaluation, the gate, the bundle."""
+    m, e = result.matured, result.evaluation
+    rows = m.rows
+    called = int(rows["treated"].astype(bool).sum())
+    console.print(
+        f"Matured cohorts by {m.data_end:%Y-%m-%d}: {result.fitted_cohorts + result.held_out_cohorts} ({m.analysis}): "
+        f"{len(rows):,} accounts, {called:,} called, {len(rows) - called:,} held out; features recomputed at each run's date."
+    )
+    if m.pending:
+        console.print(f"{len(m.pending)} later run(s) not matured yet (outcome window still open).")
+    if m.dropped:
+        console.print(f"[yellow]{sum(m.dropped.values()):,} assigned account(s) not customers at their run's date in this data were left out.[/]")
+
+    def span(name: str, spec: str = "+.4f") -> str:
+        return f"{e[name]:{spec}} [{e[f'{name}_low']:{spec}}, {e[f'{name}_high']:{spec}}]"
+
+    console.print(f"Held out: the latest {result.held_out_cohorts} cohort(s), {e['rows']:,} accounts (fitted on the {result.fitted_cohorts} before them).")
+    console.print(f"  Qini, uplift ranking {span('qini')}; risk ranking {span('qini_risk')}; difference {span('qini_difference')} (95 % bootstrap)")
+    console.print(f"  AUUC {span('auuc')}; uplift in the top {e['capacity']:,} {span('uplift_at_capacity')}")
+    passed, reason = result.gate
+    console.print(f"Gate {'[green]passed[/]' if passed else 'not passed'}: {escape(reason)}")
+    console.print(
+        f"Wrote [bold]{result.path}[/] (the churn model with its uplift model): `churn score --model {result.path}` ranks by "
+        f"{'uplift' if passed else 'risk × value'} by default; --rank-by uplift uses it either way."
+    )
+    if result.run_id:
+        console.print(f"MLflow run (uplift evaluation): {result.run_id}")

@@ -25,6 +25,7 @@ from churn.data.io import write_table, write_text
 from churn.data.population import lapsed
 from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
 from churn.features.build import build_features
+from churn.jobs.uplift import evaluation_document, stored_gate
 from churn.modeling.model import ChurnModel, ModelMismatchError, check_inputs, input_mismatch, model_settings
 from churn.modeling.tracking import champion_uri, configure, fingerprint, load_model
 from churn.monitoring.run import Monitoring, monitor_folder, monitor_run, read_monitoring
@@ -35,7 +36,7 @@ from churn.outreach.playbook import load_playbook
 from churn.outreach.report import render, write_report
 from churn.outreach.runs import make_run_id, previous_run
 from churn.outreach.score import build_risk_list, lapsed_list, summary_counts
-from churn.outreach.whom import read_uplift_evaluation
+from churn.outreach.whom import UPLIFT_EVALUATION_FILE, read_uplift_evaluation
 from churn.spark import spark_features, spark_score, to_pandas_features
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -163,9 +164,11 @@ def _score_run(
     mismatch = _scorable(features, as_of, model, model_label, allow_mismatch=allow_model_mismatch)
     previous = previous_run(out_dir, as_of)
     prior = prior_assignments(out_dir, as_of, definition)
+    effects = model.uplift.predict(features) if model.uplift is not None else None  # `churn uplift` put one in the bundle
     risk, notes = build_risk_list(
-        features, model, config=config, accounts=accounts, previous=previous, probabilities=probabilities, prior=prior, playbook=playbook
-    )
+        features, model, config=config, accounts=accounts, previous=previous, probabilities=probabilities, prior=prior, playbook=playbook,
+        uplift=effects, gate=stored_gate(model),
+    )  # fmt: skip
     winback = None if gone is None else lapsed_list(gone, accounts, data.attribute_history, as_of, config)
 
     scored_at = pd.Timestamp.now(tz="UTC")
@@ -195,6 +198,9 @@ def _score_run(
     paths = runs.write_risk_list(run_folder, risk)
     if winback is not None and definition.kind == "inactivity":
         paths["lapsed"] = write_table(winback, run_folder / "lapsed", "csv")
+    whom = evaluation_document(model, str(notes["ranking"]), str(notes["ranking_reason"]))
+    if whom is not None:
+        paths["uplift_evaluation"] = write_text(run_folder / UPLIFT_EVALUATION_FILE, json.dumps(whom, default=str, indent=1))
     retention, past = _retention_and_outcomes(
         out_dir, run_folder, paths, data=data, definition=definition, as_of=as_of, events_on_cluster=spark is not None, uplift=uplift
     )

@@ -49,6 +49,13 @@ class SurvivalCurves(Protocol):
     def curves(self, x: np.ndarray) -> np.ndarray: ...
 
 
+class UpliftEffects(Protocol):
+    """What scoring needs of an uplift model (:mod:`churn.modeling.uplift`): per feature row,
+    ``uplift`` (and ``churn_if_called``, ``churn_if_not_called``)."""
+
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame: ...
+
+
 class MissingFeaturesError(ValueError):
     """The feature table lacks columns the model was trained on."""
 
@@ -73,6 +80,9 @@ class ChurnModel:
     #: The time-to-churn model fitted beside it (``churn train --survival``); None otherwise,
     #: and in bundles written before it existed (the class default answers for them).
     survival: SurvivalCurves | None = None
+    #: The effect of a call learned from a scoring folder's matured cohorts (``churn uplift``);
+    #: its held-out evaluation and gate in ``metadata["uplift"]``. None otherwise (and in older bundles).
+    uplift: UpliftEffects | None = None
 
     @property
     def spec(self) -> FeatureSpec:
