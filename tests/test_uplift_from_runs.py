@@ -126,6 +126,28 @@ def test_not_enough_matured_experiment_is_one_clear_sentence(folder) -> None:  #
     assert f"{WEEKS - 2} more run(s) mature" in message and "2023-11-15" in message
 
 
+def test_per_protocol_keeps_the_reached_outreach_accounts_and_the_controls_not_reached(folder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from churn.jobs.outcomes import record_contacts
+
+    root, model, learned = folder
+    itt = learned.matured.rows
+    first = itt[itt["cohort"] == 0]
+    called = first.loc[first["arm"] == "outreach", "account_id"].tolist()
+    control = first.loc[first["arm"] == "control", "account_id"].tolist()
+    day = f"{FIRST + pd.Timedelta(days=2):%Y-%m-%d}"
+    log = pd.DataFrame({"account_id": called[:30] + control[:3], "contacted_at": day, "outcome": ["reached"] * 20 + ["no answer"] * 10 + ["reached"] * 3})
+    log.to_csv(tmp_path / "calls.csv", index=False)
+    scores = tmp_path / "scores"
+    shutil.copytree(root / "scores", scores, symlinks=True)
+    record_contacts(tmp_path / "calls.csv", scores)
+    contract = load(root / "raw", interaction_columns=OPTIONAL_INTERACTION_COLUMNS)
+    pp = matured_cohorts(contract, scores, model, data_end=learned.matured.data_end, analysis="per-protocol").rows
+    mine = pp[pp["cohort"] == 0]
+    assert sorted(mine.loc[mine["treated"], "account_id"]) == sorted(called[:20])
+    assert sorted(mine.loc[~mine["treated"], "account_id"]) == sorted(control[3:])
+    assert len(pp[pp["cohort"] > 0]) == int((itt["cohort"] > 0).sum() - (itt[itt["cohort"] > 0]["treated"]).sum())  # nobody else reached
+
+
 def test_churn_uplift_command_tracks_the_evaluation_and_refuses_clearly(folder, mlflow_root: Path) -> None:  # type: ignore[no-untyped-def]
     import mlflow
 

@@ -112,7 +112,8 @@ class MaturedCohorts:
 def propensities(assigned: pd.DataFrame) -> np.ndarray:
     """Per newly assigned row, the probability it was assigned to be called: the run drew
     ``round(share × newly flagged)`` controls one per block of consecutive ranks, so each newly
-    flagged account was held out with probability controls / newly flagged."""
+    flagged account was held out with probability 1 / its block's size — controls / newly
+    flagged when the blocks are equal, and block sizes differ by at most one account."""
     called = (assigned["arm"] == "outreach").to_numpy()
     return np.full(len(assigned), called.mean() if len(called) else np.nan)
 
