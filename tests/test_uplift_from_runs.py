@@ -106,6 +106,8 @@ def test_plain_business_the_gate_does_not_switch_and_the_run_says_why(folder, tm
     assert doc["ranking"] == "value" and doc["gate_passed"] is False and len(doc["qini_curve"]["share"]) == 20
     page = out.paths["report"].read_text()
     assert 'id="qini-chart"' in page and 'id="whom-ranking"' in page and 'id="whom-missing"' not in page
+    with pytest.raises(ValueError, match="`churn uplift`"):
+        score_run(root / "raw", as_of=at, model=model, model_label="test", out_dir=tmp_path / "plain", config=ScoreConfig(**{**SCORING.__dict__, "rank_by": "uplift"}))
     asked = score_run(root / "raw", as_of=at, model=bundle, model_label="test", out_dir=scores, config=ScoreConfig(**{**SCORING.__dict__, "rank_by": "uplift"}))
     assert asked.record["ranking"] == "uplift" and asked.record["ranking_reason"] == "--rank-by uplift was asked for"
     flagged = asked.risk[asked.risk["outreach"] & (asked.risk["assigned_as_of"] == asked.risk["as_of"])]

@@ -85,7 +85,10 @@ def policy_ranks(frame: pd.DataFrame, ranking: Ranking, costs: CallCosts = CallC
     elif ranking == "uplift":
         uplift = frame["uplift"].to_numpy(dtype=float)
         if np.isnan(uplift).all():
-            raise ValueError("ranking by uplift needs an uplift model: none has been trained on matured cohorts yet")
+            raise ValueError(
+                "ranking by uplift needs an uplift model: this model carries none — learn one from the scoring folder's matured runs "
+                "with `churn uplift`, then score with the bundle it writes (--model)"
+            )
         ok = ~(uplift < 0) & ~np.isnan(uplift)
         key = np.where(ok, net_call_value(frame, costs), -np.inf)
     else:
