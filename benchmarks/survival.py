@@ -2,6 +2,7 @@
 
     python benchmarks/survival.py                   # 3 seeds × 4,000 accounts × 36 months
     python benchmarks/survival.py --seeds 1 --accounts 300 --months 20
+    python benchmarks/survival.py --first-seed 100  # three other businesses
 
 Each business runs 36 months; the cutoffs are every second month start from month 12 to the
 latest mature one, so the earliest have two years of follow-up and the latest a few weeks (the
@@ -61,13 +62,14 @@ def one_business(seed: int, accounts: int, months: int, step: int, threads: int)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="businesses are seeds first-seed … first-seed + seeds − 1 (another range: businesses not looked at while developing)")
     parser.add_argument("--accounts", type=int, default=4_000)
     parser.add_argument("--months", type=int, default=36)
     parser.add_argument("--step", type=int, default=2, help="months between cutoffs")
     parser.add_argument("--threads", type=int, default=1, help="LightGBM threads (1: the machine is shared)")
     args = parser.parse_args()
     start = time.perf_counter()
-    frames = [one_business(seed, args.accounts, args.months, args.step, args.threads) for seed in range(args.seeds)]
+    frames = [one_business(seed, args.accounts, args.months, args.step, args.threads) for seed in range(args.first_seed, args.first_seed + args.seeds)]
     allm = pd.concat(frames)
     mean = allm.groupby(level=0).mean(numeric_only=True).drop(columns=["seed", "noise_p"])
     print(f"\nmean over {args.seeds} seed(s):")
