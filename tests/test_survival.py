@@ -16,6 +16,8 @@ from churn.features.spec import FeatureSpec
 from churn.modeling.model import load_bundle, model_columns, save_bundle
 from churn.modeling.survival import (
     MONTH,
+    CurveCalibrator,
+    HazardCalibrator,
     SurvivalConfig,
     feature_matrix,
     hazard_rows,
@@ -312,3 +314,39 @@ def test_hazard_rows_drop_the_lapses_of_the_month_the_data_ends_in() -> None:
     assert lapsed.mean() == pytest.approx(hazard, rel=0.04)
     late = period >= 9  # few cutoffs reach these months: where the bias was largest
     assert lapsed[late].mean() == pytest.approx(hazard, rel=0.12)
+
+
+# --------------------------------------------------------------------------- calibration of hazards and curves
+
+
+def test_hazard_calibration_bends_the_riskiest_hazards_with_the_month() -> None:
+    """Raw hazards right at every month for most accounts, but from month 6 the riskiest ones'
+    true hazard saturates at 6 % (their risk has faded since the cutoff): the calibrated hazard
+    follows in that tail at month 9 and stays right in the bulk. A Platt slope per log-month,
+    linear in logit(h) (the earlier calibrator), cannot bend only the tail."""
+    rng = np.random.default_rng(4)
+    p = 1.0 / (1.0 + np.exp(-rng.normal(-3.5, 0.8, 60_000)))
+    month = rng.integers(1, 13, len(p)).astype(float)
+    truth = np.where(month >= 6, np.minimum(p, 0.06), p)
+    calibrator = HazardCalibrator().fit(p, month, (rng.random(len(p)) < truth).astype(int))
+    tail, bulk = np.quantile(p, [0.97, 0.99]), np.quantile(p, [0.3, 0.6])
+    assert calibrator.transform(tail, np.full(2, 9.0)).mean() == pytest.approx(0.06, abs=0.02)  # the earlier calibrator: 0.09 on three seeds
+    assert calibrator.transform(bulk, np.full(2, 9.0)) == pytest.approx(bulk, rel=0.12)
+    assert calibrator.transform(tail[:1], np.ones(1))[0] == pytest.approx(tail[0], rel=0.25)  # month 1: no saturation
+
+
+def test_curve_calibration_recovers_survival_under_censoring() -> None:
+    """Two groups whose predicted curves are off in opposite directions (the risky one too
+    pessimistic), each row censored at its own end of data: calibrated S(12) equals the true one
+    per group. The censored are not survivors, and dropping them would overcount lapses: the
+    rows still seen at m are weighted by 1 / the chance of being seen that long (IPCW)."""
+    rng = np.random.default_rng(3)
+    risky = rng.random(12_000) < 0.3
+    hazard = np.where(risky, 0.08, 0.02)
+    lapse, end = rng.exponential(-1.0 / np.log(1.0 - hazard)), rng.uniform(2.0, 30.0, len(hazard))
+    grid = np.arange(1, 13)
+    predicted = np.where(risky[:, None], 0.905**grid, 0.982**grid)
+    curves = CurveCalibrator.fit(predicted, np.minimum(lapse, end), lapse <= end).transform(predicted)
+    assert curves[risky, 11].mean() == pytest.approx(0.92**12, abs=0.02)
+    assert curves[~risky, 11].mean() == pytest.approx(0.98**12, abs=0.02)
+    assert (np.diff(curves, axis=1) <= 0).all()
