@@ -353,6 +353,8 @@ def fit_survival(
     codes, uniques = pd.factorize(groups)
     fold = np.random.default_rng(config.seed + 1).integers(0, survival.calibration_folds, len(uniques))[codes]
     oof, oof_rows, bests = _cross_fit(x, xs, y, source, fold, categorical=categorical, config=config, survival=survival)
+    if not bests:
+        raise ValueError(f"the survival model needs accounts in at least two of its {survival.calibration_folds} calibration folds; these rows have {len(uniques)} account(s)")
     seen = np.isfinite(oof)
     calibrator = HazardCalibrator().fit(oof[seen], period[seen], y[seen])
     rows_seen = np.isfinite(oof_rows).all(axis=1)
@@ -417,6 +419,47 @@ def judge_curves(
     return pd.DataFrame.from_dict(rows, orient="index"), deciles
 
 
+def time_slice(as_of: np.ndarray, follow_up: np.ndarray, horizon: float = 12.0) -> pd.Timestamp | None:
+    """The test cutoff of the time-sliced evaluation: the latest cutoff whose rows are followed
+    for ``horizon`` months (so survival that far out is observed) and that has an earlier
+    cutoff to train on; None when there is none (fewer than ``horizon`` months of follow-up
+    beyond the second cutoff)."""
+    longest = pd.Series(np.asarray(follow_up, dtype=float)).groupby(pd.Series(pd.to_datetime(as_of, utc=True))).max()
+    fits = [c for c in longest.index[longest.to_numpy() >= horizon] if c > longest.index.min()]
+    return max(fits) if fits else None
+
+
+def censor_at(months: np.ndarray, event: np.ndarray, as_of: np.ndarray, cutoff: pd.Timestamp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Outcomes as they were known at ``cutoff`` (for rows of earlier cutoffs): a lapse after it
+    is not yet seen, so the row is censored there. Returns months, event and follow-up."""
+    to_cutoff = ((cutoff - pd.Series(pd.to_datetime(as_of, utc=True))) / MONTH).to_numpy(dtype=float)
+    months, event = np.asarray(months, dtype=float), np.asarray(event, dtype=bool)
+    return np.minimum(months, to_cutoff), event & (months <= to_cutoff), to_cutoff
+
+
+def _splits(
+    groups: np.ndarray, months: np.ndarray, event: np.ndarray, follow: np.ndarray, as_of: np.ndarray | None, folds: int, seed: int
+) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]], str]:
+    """(train mask, test mask, and the training rows' months, event, follow-up) per fold, and
+    what they are: one later time slice when ``as_of`` allows it, else account folds."""
+    cutoff = None if as_of is None else time_slice(as_of, follow)
+    if cutoff is not None:
+        stamps = pd.to_datetime(as_of, utc=True)
+        train, test = np.asarray(stamps < cutoff), np.asarray(stamps == cutoff)
+        m, e, f = censor_at(months[train], event[train], np.asarray(as_of)[train], cutoff)
+        n_cuts = len(pd.unique(stamps[train]))
+        text = (
+            f"trained on {n_cuts} earlier cutoffs ({int(train.sum()):,} customer rows, outcomes censored at the test cutoff: nothing after it is used), "
+            f"tested on the {int(test.sum()):,} customers at {cutoff:%Y-%m-%d} ({int(event[test].sum()):,} lapses observed, the rest censored at the end of the data)"
+        )
+        return [(train, test, m, e, f)], text
+    codes, uniques = pd.factorize(groups)
+    fold = np.random.default_rng(seed).integers(0, folds, len(uniques))[codes]
+    out = [(fold != k, fold == k, months[fold != k], event[fold != k], follow[fold != k]) for k in range(folds)]
+    why = "" if as_of is None else " (no cutoff has 12 months of follow-up and an earlier cutoff, so no later time slice can be judged)"
+    return out, f"{folds} account folds over {len(months):,} customer rows ({int(event.sum()):,} lapses observed, the rest censored at the end of the data){why}"
+
+
 def evaluate_survival(
     x: np.ndarray,
     months: np.ndarray,
@@ -429,47 +472,46 @@ def evaluate_survival(
     survival: SurvivalConfig = SurvivalConfig(),
     folds: int = 3,
     follow_up: np.ndarray | None = None,
+    as_of: np.ndarray | None = None,
 ) -> SurvivalEvaluation:
-    """Account folds: each row's curve comes from models that never saw its account — the hazard
-    model, Cox on the numeric features, and Kaplan–Meier per segment — fitted on the other folds."""
+    """The hazard model, Cox on the numeric features and Kaplan–Meier per segment, fitted on the
+    same training rows and judged on the same test rows. With ``as_of`` (each row's cutoff) and
+    a cutoff followed for 12 months that has earlier ones: trained on the earlier cutoffs with
+    their outcomes as known at it, tested on its customers — what a model deployed then would
+    have scored. Otherwise (or without ``as_of``) account folds: each row's curve comes from
+    models that never saw its account."""
     known = np.isfinite(np.asarray(months, dtype=float))
     follow = (np.full(len(known), np.nan) if follow_up is None else np.asarray(follow_up, dtype=float))[known]
     x, months, event, groups = x[known], np.asarray(months, dtype=float)[known], np.asarray(event, dtype=bool)[known], np.asarray(groups)[known]
     segments = None if segments is None else np.asarray(segments)[known]
-    codes, uniques = pd.factorize(groups)
-    fold = np.random.default_rng(config.seed + 2).integers(0, folds, len(uniques))[codes]
+    splits, text = _splits(groups, months, event, follow, None if as_of is None else np.asarray(as_of)[known], folds, config.seed + 2)
     numeric = [j for j in range(x.shape[1]) if j not in set(categorical)]
-    out = {name: np.zeros((len(x), len(EVALUATION_GRID))) for name in ("model", "cox", "kaplan_meier")}
-    for k in range(folds):
-        test, train = fold == k, fold != k
-        hazard = fit_survival(
-            x[train], months[train], event[train], groups[train], categorical=categorical, config=config, survival=survival, follow_up=follow[train]
-        )  # fmt: skip
+    out = {name: np.full((len(x), len(EVALUATION_GRID)), np.nan) for name in ("model", "cox", "kaplan_meier")}
+    for train, test, m, e, f in splits:
+        hazard = fit_survival(x[train], m, e, groups[train], categorical=categorical, config=config, survival=survival, follow_up=f)
         out["model"][test] = hazard.curves(x[test])[:, : len(EVALUATION_GRID)]
-        cox = CoxModel().fit(x[train][:, numeric], months[train], event[train])
-        out["cox"][test] = cox.survival(x[test][:, numeric], EVALUATION_GRID)
-        km = SegmentKM.fit(months[train], event[train], None if segments is None else segments[train], EVALUATION_GRID)
+        out["cox"][test] = CoxModel().fit(x[train][:, numeric], m, e).survival(x[test][:, numeric], EVALUATION_GRID)
+        km = SegmentKM.fit(m, e, None if segments is None else segments[train], EVALUATION_GRID)
         out["kaplan_meier"][test] = km.predict(None if segments is None else segments[test], int(test.sum()))
-    metrics, deciles = judge_curves(months, event, out, groups)
+    tested = np.isfinite(out["model"][:, 0])
+    metrics, deciles = judge_curves(months[tested], event[tested], {k: v[tested] for k, v in out.items()}, groups[tested])
     by = "per segment" if segments is not None else "overall"
-    description = (
-        f"{folds} account folds over {len(x):,} customer rows ({int(event.sum()):,} lapses observed, the rest censored at the end of the data); "
-        f"Cox on the {len(numeric)} numeric features, Kaplan–Meier {by}"
-    )
-    return SurvivalEvaluation(metrics, deciles, description)
+    return SurvivalEvaluation(metrics, deciles, f"{text}; Cox on the {len(numeric)} numeric features, Kaplan–Meier {by}")
 
 
 def train_time_to_churn(
     table: pd.DataFrame, outcomes: pd.DataFrame, columns: list[str], *, config: TrainConfig = TrainConfig(), survival: SurvivalConfig = SurvivalConfig()
 ) -> tuple[SurvivalEvaluation, SurvivalModel]:
-    """Evaluate the hazard model against Cox and Kaplan–Meier (account folds), then fit the
-    deployed one on every mature row, as the churn model is. ``outcomes`` (:func:`time_to_lapse`)
+    """Evaluate the hazard model against Cox and Kaplan–Meier (on a later time slice when the
+    cutoffs allow one, else account folds: :func:`evaluate_survival`), then fit the deployed one
+    on every mature row, as the churn model is. ``outcomes`` (:func:`time_to_lapse`)
     is aligned with ``table``; ``columns`` are the churn model's, so both read one matrix."""
     x, categorical = feature_matrix(table, columns)
     months, event, groups = outcomes["months"].to_numpy(dtype=float), outcomes["event"].to_numpy(dtype=bool), table["account_id"].astype("str").to_numpy()
     segments = table["segment"].astype("str").to_numpy() if "segment" in table.columns else None
     follow = outcomes["follow_up"].to_numpy(dtype=float) if "follow_up" in outcomes.columns else None
-    evaluation = evaluate_survival(x, months, event, groups, segments, categorical=categorical, config=config, survival=survival, follow_up=follow)
+    as_of = table["as_of"].to_numpy()
+    evaluation = evaluate_survival(x, months, event, groups, segments, categorical=categorical, config=config, survival=survival, follow_up=follow, as_of=as_of)
     model = fit_survival(x, months, event, groups, categorical=categorical, config=config, survival=survival, follow_up=follow)
     model.metadata["evaluation"] = evaluation.summary()
     return evaluation, model
