@@ -15,12 +15,17 @@ from churn.features.labels import build_training_table
 from churn.features.spec import FeatureSpec
 from churn.modeling.model import load_bundle, model_columns, save_bundle
 from churn.modeling.survival import (
+    MAX_MONTHS,
     MONTH,
+    CurveCalibrator,
+    HazardCalibrator,
     SurvivalConfig,
+    evaluate_survival,
     feature_matrix,
     hazard_rows,
     remaining_value,
     survival_columns,
+    time_slice,
     time_to_lapse,
     train_time_to_churn,
     value_if_kept,
@@ -312,3 +317,85 @@ def test_hazard_rows_drop_the_lapses_of_the_month_the_data_ends_in() -> None:
     assert lapsed.mean() == pytest.approx(hazard, rel=0.04)
     late = period >= 9  # few cutoffs reach these months: where the bias was largest
     assert lapsed[late].mean() == pytest.approx(hazard, rel=0.12)
+
+
+# --------------------------------------------------------------------------- calibration of hazards and curves
+
+
+def test_hazard_calibration_bends_the_riskiest_hazards_with_the_month() -> None:
+    """Raw hazards right at every month for most accounts, but from month 6 the riskiest ones'
+    true hazard saturates at 6 % (their risk has faded since the cutoff): the calibrated hazard
+    follows in that tail at month 9 and stays right in the bulk. A Platt slope per log-month,
+    linear in logit(h) (the earlier calibrator), cannot bend only the tail."""
+    rng = np.random.default_rng(4)
+    p = 1.0 / (1.0 + np.exp(-rng.normal(-3.5, 0.8, 60_000)))
+    month = rng.integers(1, 13, len(p)).astype(float)
+    truth = np.where(month >= 6, np.minimum(p, 0.06), p)
+    calibrator = HazardCalibrator().fit(p, month, (rng.random(len(p)) < truth).astype(int))
+    tail, bulk = np.quantile(p, [0.97, 0.99]), np.quantile(p, [0.3, 0.6])
+    assert calibrator.transform(tail, np.full(2, 9.0)).mean() == pytest.approx(0.06, abs=0.02)  # the earlier calibrator: 0.09 on three seeds
+    assert calibrator.transform(bulk, np.full(2, 9.0)) == pytest.approx(bulk, rel=0.12)
+    assert calibrator.transform(tail[:1], np.ones(1))[0] == pytest.approx(tail[0], rel=0.25)  # month 1: no saturation
+
+
+def test_curve_calibration_recovers_survival_under_censoring() -> None:
+    """Two groups whose predicted curves are off in opposite directions (the risky one too
+    pessimistic), each row censored at its own end of data: calibrated S(12) equals the true one
+    per group. The censored are not survivors, and dropping them would overcount lapses: the
+    rows still seen at m are weighted by 1 / the chance of being seen that long (IPCW)."""
+    rng = np.random.default_rng(3)
+    risky = rng.random(12_000) < 0.3
+    hazard = np.where(risky, 0.08, 0.02)
+    lapse, end = rng.exponential(-1.0 / np.log(1.0 - hazard)), rng.uniform(2.0, 30.0, len(hazard))
+    grid = np.arange(1, 13)
+    predicted = np.where(risky[:, None], 0.905**grid, 0.982**grid)
+    curves = CurveCalibrator.fit(predicted, np.minimum(lapse, end), lapse <= end).transform(predicted)
+    assert curves[risky, 11].mean() == pytest.approx(0.92**12, abs=0.02)
+    assert curves[~risky, 11].mean() == pytest.approx(0.98**12, abs=0.02)
+    assert (np.diff(curves, axis=1) <= 0).all()
+
+
+# --------------------------------------------------------------------------- the time-sliced evaluation
+
+
+def test_time_slice_is_the_latest_cutoff_followed_for_a_year_with_earlier_ones() -> None:
+    as_of = np.array([ts("2023-01-01"), ts("2023-01-01"), ts("2023-06-01"), ts("2024-01-01"), ts("2024-06-01")], dtype=object)
+    follow = np.array([24.0, 24.0, 19.0, 12.0, 7.0])
+    assert time_slice(as_of, follow) == ts("2024-01-01")
+    assert time_slice(as_of[:2], follow[:2]) is None  # one cutoff: nothing earlier to train on
+    assert time_slice(as_of, follow - 6.0) == ts("2023-06-01")
+    assert time_slice(as_of, follow - 8.0) is None  # 2023-06-01 followed for 11 months only
+    assert time_slice(as_of, np.full(5, np.nan)) is None  # no follow-up known: account folds
+
+
+def test_time_sliced_evaluation_never_trains_on_what_happened_after_the_test_cutoff(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Rows of earlier cutoffs reach the models with their outcomes as known at the test
+    cutoff: a lapse after it is censored there; the test cutoff's rows are the only ones judged."""
+    rng = np.random.default_rng(0)
+    cutoffs = [ts("2023-01-01"), ts("2023-07-01"), ts("2024-01-01")]
+    as_of = np.array([c for c in cutoffs for _ in range(200)], dtype=object)
+    end = ts("2025-01-01")
+    follow = np.array([(end - a) / MONTH for a in as_of])
+    lapse = rng.exponential(10.0, len(as_of))
+    months, event = np.minimum(lapse, follow), lapse <= follow
+    seen: dict[str, np.ndarray] = {}
+
+    class Flat:
+        def curves(self, x: np.ndarray) -> np.ndarray:
+            return np.tile(0.95 ** np.arange(1, MAX_MONTHS + 1), (len(x), 1))
+
+    def fake_fit(x, m, e, groups, **kwargs):  # type: ignore[no-untyped-def]
+        seen.update(rows=np.asarray(x)[:, 0], months=m, event=e, follow=kwargs["follow_up"])
+        return Flat()
+
+    monkeypatch.setattr("churn.modeling.survival.fit_survival", fake_fit)
+    x = np.column_stack([np.arange(len(as_of)), rng.normal(size=len(as_of))])
+    evaluation = evaluate_survival(x, months, event, np.arange(len(as_of)).astype(str), None, categorical=[], follow_up=follow, as_of=as_of)
+    assert "tested on the 200 customers at 2024-01-01" in evaluation.description
+    rows = seen["rows"].astype(int)
+    assert set(as_of[rows]) == set(cutoffs[:2])
+    to_cutoff = np.array([(cutoffs[2] - a) / MONTH for a in as_of[rows]])
+    assert (seen["months"] <= to_cutoff + 1e-9).all() and np.allclose(seen["follow"], to_cutoff)
+    late = lapse[rows] > to_cutoff
+    assert late.any() and not seen["event"][late].any() and np.allclose(seen["months"][late], to_cutoff[late])
+    assert (seen["event"][~late] == event[rows][~late]).all()
