@@ -291,22 +291,29 @@ def _target(field: pa.Field, categorical: Sequence[str]) -> pa.DataType:
     return kind
 
 
-def _typed(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+def _typed(batch: pa.RecordBatch, schema: pa.Schema, pool: pa.MemoryPool) -> pa.RecordBatch:
     """A batch cast to ``schema`` (:func:`_target`) — batch by batch, so a 10M-row id column is
-    never held as text whole."""
+    never held as text whole. What it makes goes into ``pool`` (the pool the table is converted
+    and released with), and text columns are copied there too: pandas' str dtype keeps the
+    Arrow array, and one left in the driver's batch memory kept that memory resident after the
+    read (1.4M interactions: 420 → 361 MiB resident after the read, peak of `churn features`
+    0.54 → 0.44 GiB, below the Parquet path's 0.47)."""
     columns = []
     for column, field in zip(batch.columns, schema):
         if column.type != field.type:
-            column = pc.dictionary_encode(column) if pa.types.is_dictionary(field.type) and not pa.types.is_dictionary(column.type) else column
-            column = column.cast(field.type) if column.type != field.type else column
+            if pa.types.is_dictionary(field.type) and not pa.types.is_dictionary(column.type):
+                column = pc.dictionary_encode(column, memory_pool=pool)
+            column = pc.cast(column, field.type, memory_pool=pool) if column.type != field.type else column
+        elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            column = pa.concat_arrays([column], memory_pool=pool)
         columns.append(column)
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
-def _read_all(reader: pa.RecordBatchReader, categorical: Sequence[str]) -> pa.Table:
+def _read_all(reader: pa.RecordBatchReader, categorical: Sequence[str], pool: pa.MemoryPool) -> pa.Table:
     """Every batch of ``reader``, typed (:func:`_typed`) as it arrives."""
     schema = pa.schema([pa.field(f.name, _target(f, categorical)) for f in reader.schema])
-    return pa.Table.from_batches([_typed(batch, schema) for batch in reader], schema=schema)
+    return pa.Table.from_batches([_typed(batch, schema, pool) for batch in reader], schema=schema)
 
 
 def read_source(
@@ -330,7 +337,7 @@ def read_source(
     pool = arrow_pool()
     try:
         reader = con.query(sql)
-        arrow = _booleans(_read_all(reader, categorical), schema) if con.nan_for_null else _read_all(reader, categorical)
+        arrow = _booleans(_read_all(reader, categorical, pool), schema) if con.nan_for_null else _read_all(reader, categorical, pool)
     except DataContractError:
         raise
     except Exception as exc:  # noqa: BLE001
