@@ -368,18 +368,25 @@ def source_max(con: Connection, source: SourceTables, table: str, column: str, l
 
 
 def read_database(
-    url: str, tables: SourceTables, interaction_columns: Sequence[str] | None, since: pd.Timestamp | None, until: pd.Timestamp | None
+    url: str,
+    tables: SourceTables,
+    interaction_columns: Sequence[str] | None,
+    since: pd.Timestamp | None,
+    until: pd.Timestamp | None,
+    *,
+    accounts_too: bool = True,
 ) -> tuple[tuple[pd.DataFrame | None, str], ...]:
     """The accounts, interactions and attribute history of a database as read (each with its
-    name for messages, ``<database>: interactions``), for the contract to check like files."""
+    name for messages, ``<database>: interactions``), for the contract to check like files.
+    ``accounts_too=False``: the interactions only (None for the others, checked already)."""
     with connect(url) as con:
-        accounts = read_source(con, tables, "accounts")
-        if accounts is None:
+        accounts = read_source(con, tables, "accounts") if accounts_too else None
+        if accounts is None and accounts_too:
             raise DataContractError(f"{con.name}: no accounts table ({_where(tables, 'accounts')}; name it in [source] of churn.toml)")
         interactions = read_source(
             con, tables, "interactions", interaction_columns, time_column="occurred_at", since=since, until=until, categorical=CATEGORICAL
         )
-        history = read_source(con, tables, "attribute_history")
+        history = read_source(con, tables, "attribute_history") if accounts_too else None
         return tuple((frame, f"{con.name}, {_where(tables, name)}") for frame, name in ((accounts, "accounts"), (interactions, "interactions"), (history, "attribute_history")))
 
 
