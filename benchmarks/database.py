@@ -8,7 +8,8 @@ hand-written DuckDB SQL reference, on the same business in the same run.
 The business is generated once as a Parquet folder, then loaded into PostgreSQL (ADBC bulk
 ingest, an index on ``interactions.occurred_at`` as a CRM database would have). Without
 ``--pg-url`` a throw-away cluster is started (tests/pg_support.py: initdb + pg_ctl on a free
-port) and removed after. Three whole commands, alternating, each timed with its own peak RSS
+port) and removed after. Three whole commands, each run once untimed (bytecode, page cache),
+then in turn, rotating who goes first, each timed with its own CPU time and peak RSS
 (``wait4``): ``churn features --data DIR``, ``churn features --data postgresql://…`` and
 ``benchmarks/features_duckdb.py``. The PostgreSQL server's own memory is not in the client's
 peak RSS (it is another process). The PostgreSQL and Parquet outputs are then compared.
@@ -17,8 +18,6 @@ peak RSS (it is another process). The PostgreSQL and Parquet outputs are then co
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -28,7 +27,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # features.py beside us; tests/pg_support.py for the cluster
 
-from features import compare, load_average, peer_arguments, run_command  # noqa: E402
+from features import alternate, business, child_env, compare, interaction_count, medians, peak, peer_arguments  # noqa: E402
 
 
 def load_postgres(url: str, data_dir: Path) -> float:
@@ -64,13 +63,8 @@ def main() -> None:
     cluster = bin_dir = None
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        data_dir = args.data
-        if data_dir is None:
-            data_dir = out / "raw"
-            seconds, _, gib = run_command(
-                [sys.executable, "-m", "churn", "generate", "--accounts", str(args.accounts), "--months", str(args.months), "--out", str(data_dir)]
-            )
-            print(f"generated {args.accounts:,} accounts × {args.months} months in {seconds:.0f} s (child process, {gib:.1f} GiB)")
+        data_dir = business(args.data, args.accounts, args.months, out)
+        print(f"interactions: {interaction_count(data_dir):,} in {data_dir}")
         url = args.pg_url
         try:
             if url is None:
@@ -91,23 +85,12 @@ def main() -> None:
                 "postgresql": [sys.executable, "-m", "churn", "features", "--data", url, *config, "--as-of", args.as_of, "--out", str(out / "postgresql.parquet")],
                 "duckdb": [sys.executable, str(HERE / "features_duckdb.py"), "--data", str(data_dir), "--as-of", args.as_of, "--out", str(out / "peer.parquet"), *peer_args],
             }
-            times: dict[str, list[float]] = {name: [] for name in commands}
-            peaks: dict[str, float] = {name: 0.0 for name in commands}
-            print(f"load average before: {load_average()} ({os.cpu_count()} cores)")
-            for i in range(args.runs):
-                order = list(commands.items())
-                for name, cmd in order[i % len(order) :] + order[: i % len(order)]:  # rotate who goes first
-                    seconds, cpu_seconds, gib = run_command(cmd)
-                    times[name].append(seconds)
-                    peaks[name] = max(peaks[name], gib)
-                    print(f"  run {i + 1}: {name:10s} {seconds:6.2f} s  (CPU {cpu_seconds:6.2f} s)  {gib:.2f} GiB")
-            print(f"load average after:  {load_average()}")
-            for name, s in times.items():
-                print(f"{name:10s}  median {statistics.median(s):6.2f} s  (min {min(s):.2f}, max {max(s):.2f}, {len(s)} runs)  peak RSS {peaks[name]:.2f} GiB")
-            median = {name: statistics.median(s) for name, s in times.items()}
-            print(f"ratio Parquet / DuckDB (medians): {median['parquet'] / median['duckdb']:.2f}×  (target ≤ 0.60×)")
-            print(f"ratio PostgreSQL / Parquet (medians): {median['postgresql'] / median['parquet']:.2f}×  (target ≤ 2×)")
-            print(f"peak RSS PostgreSQL / Parquet: {peaks['postgresql'] / peaks['parquet']:.2f}×  (target ≤ 1.20×; the server's own memory not included)")
+            timed = alternate(commands, args.runs, child_env(out / "pycache"))
+            wall, cpu = medians(timed)
+            print(f"ratio Parquet / DuckDB (medians): wall {wall['parquet'] / wall['duckdb']:.2f}×  (target ≤ 0.60×), CPU {cpu['parquet'] / cpu['duckdb']:.2f}×")
+            print(f"ratio PostgreSQL / Parquet (medians): wall {wall['postgresql'] / wall['parquet']:.2f}×  (target ≤ 2×), client CPU {cpu['postgresql'] / cpu['parquet']:.2f}×")
+            ratio = peak(timed["postgresql"]) / peak(timed["parquet"])
+            print(f"peak RSS PostgreSQL / Parquet: {ratio:.2f}×  (target ≤ 1.20×; the server's own memory not included)")
             ours = pd.read_parquet(out / "parquet.parquet")
             same = ours.equals(pd.read_parquet(out / "postgresql.parquet"))
             print(f"PostgreSQL output equals the Parquet output: {same}")

@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from churn.config import DataSettings
+    from churn.data.contract import ContractData
 
 app = typer.Typer(
     help="Churn-risk prediction: validate data, build features, train, score, report.",
@@ -84,11 +85,16 @@ def _quiet_mlflow() -> None:
 
 def _data_end(data: DataLocation, settings: DataSettings) -> pd.Timestamp:
     """The end of the data (and print where it came from)."""
-    from churn.data.dataend import data_end_and_source
+    return _data_end_checked(data, settings)[0]
 
-    end, source = data_end_and_source(data, settings)
+
+def _data_end_checked(data: DataLocation, settings: DataSettings) -> tuple[pd.Timestamp, ContractData | None]:
+    """:func:`_data_end`, and the data loaded to find it (its accounts and history validated)."""
+    from churn.data.dataend import data_end_checked
+
+    end, source, checked = data_end_checked(data, settings)
     render.print_data_end(end, source)
-    return end
+    return end, checked
 
 
 @app.command()
@@ -195,12 +201,12 @@ def features(
     if data is None:
         raise UsageError("give --data DIR (or --describe alone for the full catalogue)")
     settings = data_settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
-    end = _data_end(data, settings)
+    end, checked = _data_end_checked(data, settings)
     cutoff = to_utc(as_of) if as_of else end
     with console.status("Reading the data…") as status:
         result = feature_table(
             data, settings, as_of=cutoff, data_end=end, horizon=horizon, out=None if describe else out, allow_stale=allow_stale_data,
-            start_spark=_spark_starter(engine, spark_master), progress=status.update,
+            start_spark=_spark_starter(engine, spark_master), progress=status.update, checked=checked,
         )  # fmt: skip
     render.print_warning(result.stale_warning)
     if result.contract is not None:

@@ -451,6 +451,23 @@ def validate(
     return ContractData(accounts, interactions, rejects, reports, history, accepted)
 
 
+def validate_interactions(
+    checked: ContractData, interactions_raw: pd.DataFrame | None, *, interactions_file: str, date_format: str | None, now: pd.Timestamp | None, whole_tables: bool
+) -> ContractData:
+    """:func:`validate` for a source whose accounts and attribute history ``checked`` holds,
+    validated a moment ago (the end of the data's last-day load): only the interactions are
+    checked — against those accounts —, the accounts' and history's rejects and reports kept."""
+    now = pd.Timestamp.now(tz="UTC") if now is None else now
+    rejects, reports = {"accounts": checked.rejects["accounts"]}, [checked.reports[0]]
+    interactions, accepted = _check_interactions(
+        interactions_raw, interactions_file, checked.accounts, rejects, reports, date_format=date_format, now=now, whole=whole_tables
+    )
+    if "attribute_history" in checked.rejects:
+        rejects["attribute_history"] = checked.rejects["attribute_history"]
+    reports += [r for r in checked.reports if r.table == "attribute_history"]
+    return ContractData(checked.accounts, interactions, rejects, reports, checked.attribute_history, accepted)
+
+
 def load(
     folder: str | Path,
     *,
@@ -460,29 +477,36 @@ def load(
     date_format: str | None = None,
     now: pd.Timestamp | None = None,
     tables: SourceTables = SourceTables(),
+    checked: ContractData | None = None,
 ) -> ContractData:
     """Read and validate a data folder — or a database (``tables``: where its tables are).
 
     ``interaction_columns`` / ``since`` / ``until`` limit what is read of the (large)
-    interactions table; accounts and attribute history are always read whole.
+    interactions table; accounts and attribute history are always read whole — unless
+    ``checked``, an earlier load of the same source, holds them validated already
+    (:func:`validate_interactions`; the end of the data's last-day load, reused by ``churn features``).
     """
     if interaction_columns is not None:
         interaction_columns = list(dict.fromkeys([*REQUIRED["interactions"], *interaction_columns]))
     read = read_database if is_database(folder) else _read_folder
     (accounts_raw, accounts_file), (interactions_raw, interactions_file), (history_raw, history_file) = read(
-        str(folder) if is_database(folder) else folder, tables, interaction_columns, since, until  # type: ignore[operator]
+        str(folder) if is_database(folder) else folder, tables, interaction_columns, since, until, accounts_too=checked is None  # type: ignore[operator]
     )
-    data = validate(
-        accounts_raw,
-        interactions_raw,
-        history_raw,
-        accounts_file=accounts_file,
-        interactions_file=interactions_file,
-        history_file=history_file,
-        date_format=date_format,
-        now=now,
-        whole_tables=since is None and until is None,
-    )
+    whole = since is None and until is None
+    if checked is not None:
+        data = validate_interactions(checked, interactions_raw, interactions_file=interactions_file, date_format=date_format, now=now, whole_tables=whole)
+    else:
+        data = validate(
+            accounts_raw,  # type: ignore[arg-type]
+            interactions_raw,
+            history_raw,
+            accounts_file=accounts_file,
+            interactions_file=interactions_file,
+            history_file=history_file,
+            date_format=date_format,
+            now=now,
+            whole_tables=whole,
+        )
     if (since is not None or until is not None) and len(data.interactions_read):
         t = data.interactions_read["occurred_at"]
         keep = np.ones(len(t), dtype=bool) if data.interactions_accepted is None else data.interactions_accepted.copy()
@@ -499,9 +523,16 @@ Raw = tuple[pd.DataFrame | None, str]
 
 
 def _read_folder(
-    folder: str | Path, tables: SourceTables, interaction_columns: Sequence[str] | None, since: pd.Timestamp | None, until: pd.Timestamp | None
+    folder: str | Path,
+    tables: SourceTables,
+    interaction_columns: Sequence[str] | None,
+    since: pd.Timestamp | None,
+    until: pd.Timestamp | None,
+    *,
+    accounts_too: bool = True,
 ) -> tuple[Raw, Raw, Raw]:
-    """The three tables of a data folder as read (each with its file, for messages)."""
+    """The three tables of a data folder as read (each with its file, for messages);
+    ``accounts_too=False``: the interactions only (None for the others, checked already)."""
     if not is_folder(folder):  # a local path or a URL (read.py): never Path(folder), which collapses "//"
         raise DataContractError(f"{folder}: no such data folder")
     accounts_path = find_table(folder, "accounts")
@@ -515,7 +546,7 @@ def _read_folder(
             interactions_path, interaction_columns, time_column="occurred_at", since=since, until=until, categorical=CATEGORICAL
         )
     return (
-        (read_table(accounts_path), str(accounts_path)),
+        (read_table(accounts_path) if accounts_too else None, str(accounts_path)),
         (interactions_raw, str(interactions_path or join(folder, "interactions"))),
-        (read_table(history_path) if history_path is not None else None, str(history_path or join(folder, "attribute_history"))),
+        (read_table(history_path) if history_path is not None and accounts_too else None, str(history_path or join(folder, "attribute_history"))),
     )

@@ -291,22 +291,29 @@ def _target(field: pa.Field, categorical: Sequence[str]) -> pa.DataType:
     return kind
 
 
-def _typed(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+def _typed(batch: pa.RecordBatch, schema: pa.Schema, pool: pa.MemoryPool) -> pa.RecordBatch:
     """A batch cast to ``schema`` (:func:`_target`) — batch by batch, so a 10M-row id column is
-    never held as text whole."""
+    never held as text whole. What it makes goes into ``pool`` (the pool the table is converted
+    and released with), and text columns are copied there too: pandas' str dtype keeps the
+    Arrow array, and one left in the driver's batch memory kept that memory resident after the
+    read (1.4M interactions: 420 → 361 MiB resident after the read, peak of `churn features`
+    0.54 → 0.44 GiB, below the Parquet path's 0.47)."""
     columns = []
     for column, field in zip(batch.columns, schema):
         if column.type != field.type:
-            column = pc.dictionary_encode(column) if pa.types.is_dictionary(field.type) and not pa.types.is_dictionary(column.type) else column
-            column = column.cast(field.type) if column.type != field.type else column
+            if pa.types.is_dictionary(field.type) and not pa.types.is_dictionary(column.type):
+                column = pc.dictionary_encode(column, memory_pool=pool)
+            column = pc.cast(column, field.type, memory_pool=pool) if column.type != field.type else column
+        elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            column = pa.concat_arrays([column], memory_pool=pool)
         columns.append(column)
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
-def _read_all(reader: pa.RecordBatchReader, categorical: Sequence[str]) -> pa.Table:
+def _read_all(reader: pa.RecordBatchReader, categorical: Sequence[str], pool: pa.MemoryPool) -> pa.Table:
     """Every batch of ``reader``, typed (:func:`_typed`) as it arrives."""
     schema = pa.schema([pa.field(f.name, _target(f, categorical)) for f in reader.schema])
-    return pa.Table.from_batches([_typed(batch, schema) for batch in reader], schema=schema)
+    return pa.Table.from_batches([_typed(batch, schema, pool) for batch in reader], schema=schema)
 
 
 def read_source(
@@ -330,7 +337,7 @@ def read_source(
     pool = arrow_pool()
     try:
         reader = con.query(sql)
-        arrow = _booleans(_read_all(reader, categorical), schema) if con.nan_for_null else _read_all(reader, categorical)
+        arrow = _booleans(_read_all(reader, categorical, pool), schema) if con.nan_for_null else _read_all(reader, categorical, pool)
     except DataContractError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -361,18 +368,25 @@ def source_max(con: Connection, source: SourceTables, table: str, column: str, l
 
 
 def read_database(
-    url: str, tables: SourceTables, interaction_columns: Sequence[str] | None, since: pd.Timestamp | None, until: pd.Timestamp | None
+    url: str,
+    tables: SourceTables,
+    interaction_columns: Sequence[str] | None,
+    since: pd.Timestamp | None,
+    until: pd.Timestamp | None,
+    *,
+    accounts_too: bool = True,
 ) -> tuple[tuple[pd.DataFrame | None, str], ...]:
     """The accounts, interactions and attribute history of a database as read (each with its
-    name for messages, ``<database>: interactions``), for the contract to check like files."""
+    name for messages, ``<database>: interactions``), for the contract to check like files.
+    ``accounts_too=False``: the interactions only (None for the others, checked already)."""
     with connect(url) as con:
-        accounts = read_source(con, tables, "accounts")
-        if accounts is None:
+        accounts = read_source(con, tables, "accounts") if accounts_too else None
+        if accounts is None and accounts_too:
             raise DataContractError(f"{con.name}: no accounts table ({_where(tables, 'accounts')}; name it in [source] of churn.toml)")
         interactions = read_source(
             con, tables, "interactions", interaction_columns, time_column="occurred_at", since=since, until=until, categorical=CATEGORICAL
         )
-        history = read_source(con, tables, "attribute_history")
+        history = read_source(con, tables, "attribute_history") if accounts_too else None
         return tuple((frame, f"{con.name}, {_where(tables, name)}") for frame, name in ((accounts, "accounts"), (interactions, "interactions"), (history, "attribute_history")))
 
 

@@ -25,7 +25,18 @@ from churn.data.rules import FUTURE_SLACK
 def interactions_end(
     folder: str | Path, *, now: pd.Timestamp | None = None, date_format: str | None = None, tables: SourceTables = SourceTables()
 ) -> pd.Timestamp | None:
-    """The latest timestamp among the *accepted* interactions of a data folder (None without any).
+    """The latest timestamp among the *accepted* interactions of a data folder (None without any):
+    :func:`interactions_end_checked`."""
+    return interactions_end_checked(folder, now=now, date_format=date_format, tables=tables)[0]
+
+
+def interactions_end_checked(
+    folder: str | Path, *, now: pd.Timestamp | None = None, date_format: str | None = None, tables: SourceTables = SourceTables()
+) -> tuple[pd.Timestamp | None, ContractData | None]:
+    """The latest timestamp among the *accepted* interactions of a data folder (None without
+    any), and the last day's data loaded to find it (None: none loaded, or the whole table) —
+    its accounts and attribute history validated, for a later load of the same source to take
+    (``load(checked=…)``).
 
     Cheap first: one column (or Parquet row-group statistics) gives the latest plausible
     timestamp; past the wall clock is ignored (one future-dated row must not make immature
@@ -41,12 +52,12 @@ def interactions_end(
         path = find_table(folder, "interactions")
         candidate = None if path is None else _plausible_max(path, limit, date_format)
     if candidate is None:
-        return None
+        return None, None
     tail = load(folder, since=candidate.floor("D"), date_format=date_format, now=now, tables=tables)
     latest = _accepted_max(tail)
-    if latest is None:  # every row of the last day was rejected: look at the whole table
-        latest = _accepted_max(load(folder, date_format=date_format, now=now, tables=tables))
-    return latest
+    if latest is None:  # every row of the last day was rejected: look at the whole table (not handed on: all of it)
+        return _accepted_max(load(folder, date_format=date_format, now=now, tables=tables)), None
+    return latest, tail
 
 
 def _database_max(url: str, tables: SourceTables, limit: pd.Timestamp, date_format: str | None) -> pd.Timestamp | None:
@@ -116,18 +127,25 @@ def data_end_of(data_dir: str | Path, settings: DataSettings = DataSettings()) -
 
 def data_end_and_source(data_dir: str | Path, settings: DataSettings = DataSettings()) -> tuple[pd.Timestamp, str]:
     """:func:`data_end_of`, and where it came from, in words (for the run's output)."""
+    end, source, _ = data_end_checked(data_dir, settings)
+    return end, source
+
+
+def data_end_checked(data_dir: str | Path, settings: DataSettings = DataSettings()) -> tuple[pd.Timestamp, str, ContractData | None]:
+    """:func:`data_end_and_source`, and the data loaded on the way (None: none was), whose
+    validated accounts and attribute history a later load can take (``load(checked=…)``)."""
     if settings.data_end is not None:
-        return settings.data_end, "given"
-    latest = interactions_end(data_dir, date_format=settings.date_format, tables=settings.source)
+        return settings.data_end, "given", None
+    latest, tail = interactions_end_checked(data_dir, date_format=settings.date_format, tables=settings.source)
     if latest is not None:
-        return day_end(latest), FROM_INTERACTIONS
+        return day_end(latest), FROM_INTERACTIONS, tail
     if is_database(data_dir):
-        return accounts_end(load(data_dir, interaction_columns=[], date_format=settings.date_format, tables=settings.source).accounts), FROM_ACCOUNTS
+        return accounts_end(load(data_dir, interaction_columns=[], date_format=settings.date_format, tables=settings.source).accounts), FROM_ACCOUNTS, None
     path = find_table(data_dir, "accounts")
     accounts = validate(read_table(path), None, date_format=settings.date_format).accounts if path else None
     if accounts is None:
         raise ValueError(f"{data_dir}: no accounts table")
-    return accounts_end(accounts), FROM_ACCOUNTS
+    return accounts_end(accounts), FROM_ACCOUNTS, None
 
 
 FROM_INTERACTIONS = "the day after the latest date of an accepted interaction"

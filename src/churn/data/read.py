@@ -266,7 +266,10 @@ def _read_parquet(
     condition = terms[0] & terms[1] if len(terms) == 2 else terms[0] if terms else None
     pool = arrow_pool()
     try:
-        table = dataset.to_table(columns=columns, filter=condition, memory_pool=pool)
+        if condition is None or time_column is None:
+            table = dataset.to_table(columns=columns, memory_pool=pool)
+        else:
+            table = _read_window(dataset, columns, condition, ds.field(time_column).is_null() | ~condition, pool)
     except (TypeError, ValueError, NotImplementedError):
         # e.g. timestamps stored as text: filter after parsing instead
         table = dataset.to_table(columns=columns, memory_pool=pool)
@@ -278,6 +281,33 @@ def _read_parquet(
     del table
     pool.release_unused()  # the Arrow copy is no longer needed: give its memory back now, not at exit
     return df
+
+
+def _read_window(
+    dataset: "pyarrow.dataset.Dataset", columns: list[str], condition: "pyarrow.dataset.Expression", outside: "pyarrow.dataset.Expression", pool: "pyarrow.MemoryPool"
+) -> "pyarrow.Table":
+    """The rows of ``dataset`` where ``condition`` holds, filtering only the row groups that
+    need it. Row-group statistics sort each group: none of its rows can match (skipped), every
+    row matches (``outside`` — no match or a missing value — provably false: read whole, no
+    filter, no copy), or some may (read and filtered). In an event log written in time order a
+    time window covers most of its row groups whole, so most rows are never filtered — the
+    filter is a copy of every column, a third of the read. Rows come in the dataset's order."""
+    parts = []
+    for fragment in dataset.get_fragments():
+        wanted = [g.id for g in fragment.subset(filter=condition, schema=dataset.schema).row_groups]
+        partial = {g.id for g in fragment.subset(filter=outside, schema=dataset.schema).row_groups}
+        runs: list[tuple[bool, list[int]]] = []  # consecutive row groups of one kind, in file order
+        for g in wanted:
+            if runs and runs[-1][0] == (g in partial):
+                runs[-1][1].append(g)
+            else:
+                runs.append((g in partial, [g]))
+        for filtered, groups in runs:
+            part = fragment.subset(row_group_ids=groups)
+            parts.append(part.to_table(schema=dataset.schema, columns=columns, filter=condition if filtered else None, memory_pool=pool))
+    if not parts:
+        return dataset.to_table(columns=columns, filter=condition, memory_pool=pool)  # an empty table, typed as the dataset reads it
+    return pa.concat_tables(parts, memory_pool=pool)
 
 
 def is_text(arrow_type: "pyarrow.DataType") -> bool:

@@ -34,10 +34,18 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def load_for_features(
-    data: Location, settings: DataSettings, *, since: pd.Timestamp | None = None, until: pd.Timestamp | None = None
+    data: Location,
+    settings: DataSettings,
+    *,
+    since: pd.Timestamp | None = None,
+    until: pd.Timestamp | None = None,
+    checked: ContractData | None = None,
 ) -> ContractData:
-    """Load only what the feature pipeline reads: its columns, and only the needed time range."""
-    return load(data, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since, until=until, date_format=settings.date_format, tables=settings.source)
+    """Load only what the feature pipeline reads: its columns, and only the needed time range
+    (``checked``: the accounts and history validated by an earlier load, taken as they are)."""
+    return load(
+        data, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since, until=until, date_format=settings.date_format, tables=settings.source, checked=checked
+    )
 
 
 def write_frame(frame: pd.DataFrame, out: Path) -> Path:
@@ -77,11 +85,14 @@ def feature_table(
     allow_stale: bool = False,
     start_spark: "Callable[[], SparkSession | None] | None" = None,
     progress: Callable[[str], None] = lambda _: None,
+    checked: ContractData | None = None,
 ) -> FeatureTable:
     """Point-in-time features of every customer at ``as_of``, written to ``out`` (None: not
     written — ``--describe`` only wants the spec). Refuses an ``as_of`` after ``data_end``
     unless ``allow_stale`` — before ``start_spark`` (the Spark engine; None: in process) is
-    called, so a stale date never waits for a cluster."""
+    called, so a stale date never waits for a cluster. ``checked``: the data the end of the
+    data was found from (:func:`churn.data.dataend.data_end_checked`), whose validated
+    accounts and attribute history the in-process load takes instead of checking them again."""
     stale = check_freshness(as_of, data_end, allow_stale=allow_stale).get("warning")
     if start_spark is not None:
         progress("Starting Spark…")
@@ -94,7 +105,7 @@ def feature_table(
         return FeatureTable(spec, decisions, as_of, path, stale_warning=stale)  # type: ignore[arg-type]
     lookback = pd.Timedelta(days=max(fconfig.lookback_days, horizon))
     progress("Reading the data…")
-    contract = load_for_features(data, settings, since=as_of - lookback, until=as_of)
+    contract = load_for_features(data, settings, since=as_of - lookback, until=as_of, checked=checked)
     spec, decisions = learn_spec(contract, cutoffs=[as_of], data_end=data_end, settings=settings, config=fconfig)
     if out is None:
         return FeatureTable(spec, decisions, as_of, None, contract=contract, stale_warning=stale)
