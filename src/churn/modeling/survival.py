@@ -380,11 +380,13 @@ class SurvivalEvaluation:
     same rows: ``metrics`` has one row per model (``c_index``: Uno's, τ = 12 months, risk =
     1 − S(12); ``ibs``: integrated Brier score over months 1–12; ``calibration_3m`` /
     ``calibration_12m``: mean gap per decile between predicted and Kaplan–Meier S, in
-    probability points, and ``calibration_*_noise`` the gap that noise alone gives); ``deciles`` the hazard model's per-decile tables at 3 and 12 months."""
+    probability points, and ``calibration_*_noise`` the gap that noise alone gives); ``deciles`` the hazard model's per-decile tables at 3 and 12 months;
+    ``curves`` its S(1 … 12) per row given (NaN where not tested), for diagnostics (not saved)."""
 
     metrics: pd.DataFrame
     deciles: dict[str, pd.DataFrame]
     description: str
+    curves: np.ndarray | None = None
 
     def summary(self) -> dict[str, object]:
         """JSON-friendly, kept in the model's metadata."""
@@ -496,7 +498,9 @@ def evaluate_survival(
     tested = np.isfinite(out["model"][:, 0])
     metrics, deciles = judge_curves(months[tested], event[tested], {k: v[tested] for k, v in out.items()}, groups[tested])
     by = "per segment" if segments is not None else "overall"
-    return SurvivalEvaluation(metrics, deciles, f"{text}; Cox on the {len(numeric)} numeric features, Kaplan–Meier {by}")
+    given = np.full((len(known), len(EVALUATION_GRID)), np.nan)
+    given[known] = out["model"]
+    return SurvivalEvaluation(metrics, deciles, f"{text}; Cox on the {len(numeric)} numeric features, Kaplan–Meier {by}", given)
 
 
 def train_time_to_churn(
