@@ -57,7 +57,19 @@ from churn.features.labels import LABEL, label_accounts
 from churn.features.spec import FeatureSpec
 from churn.modeling.model import ChurnModel
 from churn.modeling.train import fit_churn_model
-from churn.modeling.uplift import PROPENSITY, TREATED, WEIGHT, UpliftModel, UpliftSettings, evaluate_uplift, fit_uplift, uplift_gate
+from churn.modeling.uplift import (
+    PROPENSITY,
+    TREATED,
+    WEIGHT,
+    UpliftModel,
+    UpliftSettings,
+    evaluate_uplift,
+    fit_uplift,
+    ipw_weights,
+    qini_coefficient,
+    qini_curve,
+    uplift_gate,
+)  # fmt: skip
 from churn.outreach.experiment import active_assignments, assign_controls
 from churn.outreach.policy import CallCosts, callable_capacity, choose_ranking, policy_columns, policy_ranks
 from churn.outreach.score import annual_value
@@ -224,7 +236,7 @@ def _run_policy(shared: _Shared, config: SimulationConfig, policy: str, say: Cal
         _cycle(shared, config, world, c, as_of)
     end = shared.dates[-1] + WEEK
     if policy != "random":
-        _learn_uplift(config, world, len(shared.dates), end)
+        _learn_uplift(config, world, len(shared.dates), end, shared.warm)
     return world
 
 
@@ -314,6 +326,10 @@ def _cohort_rows(shared, config, c, as_of, frame, alive, flags, new, explored, p
     out = pd.concat([features, exp.reset_index(drop=True)], axis=1)
     out["_acc"] = shared.index[c][alive[rows]]
     out["_start"] = as_of.value
+    # the planted truth, for the diagnostics only (never a model input: "_" columns are not features)
+    h, shift = shared.hazard[c][alive[rows]], shared.shift[c][alive[rows]]
+    out["_true_uplift"] = config.reach_rate * (window_churn(h, 0.0, config.horizon_days) - window_churn(h, shift, config.horizon_days))
+    out["_explored"] = explored[rows]
     return out
 
 
@@ -346,12 +362,13 @@ def _retrain(shared: _Shared, config: SimulationConfig, world: _World, c: int, a
             parts.append(shared.features[k].iloc[alive].reset_index(drop=True).assign(**{LABEL: label}))
     rows = pd.concat(parts[-config.train_cutoffs :], ignore_index=True)
     world.model, _ = fit_churn_model(rows, spec=shared.spec, definition=shared.definition, config=replace(config.train, seed=config.seed))
-    _learn_uplift(config, world, c, as_of)
+    _learn_uplift(config, world, c, as_of, shared.warm)
 
 
-def _learn_uplift(config: SimulationConfig, world: _World, c: int, as_of: pd.Timestamp) -> None:
+def _learn_uplift(config: SimulationConfig, world: _World, c: int, as_of: pd.Timestamp, baseline: pd.DataFrame | None = None) -> None:
     """Fit the uplift model on the earlier matured cohorts, evaluate it on the later ones (the
-    gate), then refit it on them all for the next cycles."""
+    gate), then refit it on them all for the next cycles. ``baseline``: the warm-up cutoffs
+    (before any call; the X-learner's model of churn without a call learns from them too)."""
     horizon = pd.Timedelta(days=config.horizon_days)
     rows = _matured(world, as_of, horizon)
     if rows.empty or rows["cohort"].nunique() < 2 or rows[TREATED].all() or not rows[TREATED].any():
@@ -363,11 +380,34 @@ def _learn_uplift(config: SimulationConfig, world: _World, c: int, as_of: pd.Tim
     settings = UpliftSettings(seed=config.seed)
     if fit_rows[TREATED].nunique() < 2:
         return
-    model = fit_uplift(fit_rows, settings)
-    evaluation = evaluate_uplift(test, model.predict(test)["uplift"].to_numpy(), test["churn_probability"].to_numpy(), capacity=config.capacity, settings=settings)
+    model = fit_uplift(fit_rows, settings, baseline=baseline)
+    estimate = model.predict(test)["uplift"].to_numpy()
+    evaluation = evaluate_uplift(test, estimate, test["churn_probability"].to_numpy(), capacity=config.capacity, settings=settings)
     world.gate = uplift_gate(evaluation)
-    world.evaluations.append({"cycle": c, "matured_cohorts": len(cohorts), "held_out_cohorts": int(len(cohorts) - len(set(fit_rows["cohort"]))), **evaluation, "gate_passed": world.gate[0], "gate_reason": world.gate[1]})
-    world.uplift = fit_uplift(rows, settings)
+    world.evaluations.append({
+        "cycle": c, "matured_cohorts": len(cohorts), "held_out_cohorts": int(len(cohorts) - len(set(fit_rows["cohort"]))), **evaluation,
+        "gate_passed": world.gate[0], "gate_reason": world.gate[1], "diagnostics": _diagnostics(fit_rows, test, estimate),
+    })  # fmt: skip
+    world.uplift = fit_uplift(rows, settings, baseline=baseline)
+
+
+def _diagnostics(fit_rows: pd.DataFrame, test: pd.DataFrame, estimate: np.ndarray) -> dict[str, float]:
+    """What only a simulation can say: how the estimated effect on the held-out rows tracks the
+    planted one (Spearman correlation, and the risk score's for comparison), the Qini the planted
+    effect itself scores on those rows (the ceiling the evaluation's noise allows), and the rows
+    each arm of the fit had."""
+    truth = test["_true_uplift"].to_numpy(dtype=float)
+    t, y = test[TREATED].to_numpy(dtype=bool), test[LABEL].to_numpy(dtype=float)
+    w = ipw_weights(t, test[PROPENSITY].to_numpy(), test[WEIGHT].to_numpy(dtype=float))
+    rank = lambda a: pd.Series(a).rank().to_numpy()  # noqa: E731
+    corr = lambda a, b: float(np.corrcoef(rank(a), rank(b))[0, 1]) if np.std(a) > 0 and np.std(b) > 0 else float("nan")  # noqa: E731
+    treated, explored = fit_rows[TREATED].to_numpy(dtype=bool), fit_rows["_explored"].to_numpy(dtype=bool)
+    return {
+        "true_effect_correlation": corr(estimate, truth), "risk_true_effect_correlation": corr(test["churn_probability"].to_numpy(), truth),
+        "qini_planted": qini_coefficient(qini_curve(truth, t, y, w)), "fit_called": int((treated & ~explored).sum()),
+        "fit_explored": int(explored.sum()), "fit_control": int((fit_rows["arm"] == "control").sum()), "fit_pool": int((fit_rows["arm"] == "none").sum()),
+        "fit_control_churned": int(fit_rows.loc[(fit_rows["arm"] == "control").to_numpy(), LABEL].sum()), "fit_explored_churned": int(fit_rows.loc[explored, LABEL].sum()),
+    }  # fmt: skip
 
 
 def _summary(shared: _Shared, config: SimulationConfig, world: _World) -> dict[str, object]:
