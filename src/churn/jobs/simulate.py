@@ -23,8 +23,10 @@ and, for each policy, runs ``cycles`` weekly cycles on it:
 5. **retrain** every ``retrain_every`` cycles (4: monthly, as a weekly scoring job with a
    monthly retrain would): the churn model with :func:`churn.modeling.train.fit_churn_model`
    on the warm-up cutoffs plus the matured monthly cutoffs of this world (labels as churned
-   there, calls included), and the uplift model on the matured cohorts, its evaluation on the
-   later held-out cohorts and the gate (:func:`churn.modeling.uplift.uplift_gate`).
+   there, calls included), and the uplift model on the matured cohorts (the warm-up cutoffs,
+   before any call, join its no-call model), its evaluation on the later held-out cohorts and
+   the gate (:func:`churn.modeling.uplift.uplift_gate`). Each evaluation also records what only
+   a simulation knows (``diagnostics``): how the estimated effect ranks against the planted one.
 
 What it simplifies, on purpose: the business's *events* are the plain generator's; only who
 churns changes. A saved account is counted as retained for the rest of the run and is not
