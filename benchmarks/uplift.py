@@ -2,15 +2,21 @@
 
 Runs ``churn simulate``'s job (:func:`churn.jobs.simulate.simulate`) on several seeds:
 
-1. the responding business (planted responses): risk, value (risk × value) and uplift at equal
-   capacity — customers saved, uplift / risk (goal ≥ 1.3×), revenue retained uplift vs value;
+1. the responding business (planted responses: the riskiest often already decided, Ascarza 2018):
+   risk, value (risk × value) and uplift at equal capacity — customers saved, uplift / risk (goal
+   ≥ 1.3×), revenue retained uplift vs value; and what only a simulation can say: how the learned
+   effect tracks the planted one (Spearman, against the risk score's) on the held-out cohorts;
 2. homogeneous effects (every account responds alike): uplift − risk customers saved, with a
    t interval over the seeds (uplift should be no worse);
 3. the plain business (calls change nothing): does the gate ever switch to uplift? (must not);
 4. the learned uplift model's Qini on held-out cohorts, with its bootstrap interval, after 8,
-   16 and the last cycle (uplift policy, planted responses).
+   16 and the last cycle (uplift policy, planted responses), beside the Qini the planted effect
+   itself scores on the same rows (what the evaluation's noise allows);
+5. the aligned business (risk and response agree, the first planted world): the same three
+   policies, and whether the gate switched (it should not; if it does, uplift must not lose).
 
-Issue size: ``--accounts 20000 --cycles 26 --seeds 3``. Toy size (tests/test_benchmarks.py):
+Issue size: ``--accounts 20000 --cycles 26 --seeds 3``; ``--first-seed`` picks seeds not used
+while developing. Toy size (tests/test_benchmarks.py):
 ``--accounts 600 --cycles 3 --capacity 20 --seeds 1``.
 """
 
@@ -44,12 +50,13 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=26)
     parser.add_argument("--capacity", type=int, default=300)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--explore-share", type=float, default=0.1)
     parser.add_argument("--retrain-every", type=int, default=4)
-    parser.add_argument("--part", default="planted,homogeneous,none", help="Which parts to run (comma-separated): planted (1 and 4), homogeneous (2), none (3).")
+    parser.add_argument("--part", default="planted,homogeneous,none,aligned", help="Which parts to run (comma-separated): planted (1 and 4), homogeneous (2), none (3), aligned (5).")
     args = parser.parse_args()
     parts = set(args.part.split(","))
-    seeds = list(range(1, args.seeds + 1))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     common = {"accounts": args.accounts, "cycles": args.cycles, "capacity": args.capacity, "explore_share": args.explore_share, "retrain_every": args.retrain_every}
     started = time.monotonic()
 
@@ -59,6 +66,8 @@ def main() -> None:
         homogeneous_part(seeds, common)
     if "none" in parts:
         no_effect_part(seeds, common)
+    if "aligned" in parts:
+        aligned_part(seeds, common)
     print(f"Qini of the learned uplift model: done in {time.monotonic() - started:.0f} s")
 
 
@@ -87,21 +96,36 @@ def planted_part(seeds: list[int], common: dict, args: argparse.Namespace) -> No
         evals = {e["cycle"]: e for e in by_policy(rec)["uplift"]["evaluations"]}
         shown = [c for c in (8, 16, args.cycles) if c in evals]
         text = "; ".join(
-            f"after {c}: {evals[c]['qini']:+.4f} [{evals[c]['qini_low']:+.4f}, {evals[c]['qini_high']:+.4f}] vs risk {evals[c]['qini_risk']:+.4f}, gate {'on' if evals[c]['gate_passed'] else 'off'}"
+            f"after {c}: {evals[c]['qini']:+.4f} [{evals[c]['qini_low']:+.4f}, {evals[c]['qini_high']:+.4f}] vs risk {evals[c]['qini_risk']:+.4f}"
+            f" (planted effect {evals[c]['diagnostics']['qini_planted']:+.4f}), gate {'on' if evals[c]['gate_passed'] else 'off'}"
             for c in shown
         )
         print(f"   seed {s}: {text or 'no matured cohorts yet'}")
+        for c in shown:
+            d = evals[c]["diagnostics"]
+            print(
+                f"      after {c}: Spearman with the planted effect: learned {d['true_effect_correlation']:+.2f}, risk score {d['risk_true_effect_correlation']:+.2f};"
+                f" fitted on {d['fit_called']} called, {d['fit_control']} controls ({d['fit_control_churned']} churned),"
+                f" {d['fit_explored']} explored ({d['fit_explored_churned']} churned), {d['fit_pool']} not called below the cut"
+            )
 
 
 def homogeneous_part(seeds: list[int], common: dict) -> None:
     print("2. homogeneous effect (every reached call shifts the churn logit by −0.6)")
-    diffs = []
+    diffs, revenue = [], []
     for s in seeds:
-        h = by_policy(simulate(SimulationConfig(policies=("risk", "uplift"), seed=s, effect="homogeneous", **common)))  # type: ignore[arg-type]
+        h = by_policy(simulate(SimulationConfig(policies=("risk", "value", "uplift"), seed=s, effect="homogeneous", **common)))  # type: ignore[arg-type]
         diffs.append(h["uplift"]["customers_saved"] - h["risk"]["customers_saved"])
-        print(f"   seed {s}: saved risk {h['risk']['customers_saved']:>5}  uplift {h['uplift']['customers_saved']:>5}", flush=True)
+        revenue.append(h["uplift"]["revenue_retained"] - h["value"]["revenue_retained"])
+        print(
+            f"   seed {s}: saved risk {h['risk']['customers_saved']:>5}  value {h['value']['customers_saved']:>5}  uplift {h['uplift']['customers_saved']:>5}"
+            f"  revenue retained risk {h['risk']['revenue_retained']:>10,.0f}  value {h['value']['revenue_retained']:>10,.0f}  uplift {h['uplift']['revenue_retained']:>10,.0f}",
+            flush=True,
+        )
     mean, low, high = t_interval(diffs)
     print(f"   uplift − risk customers saved: mean {mean:+.1f}, 95 % t interval over seeds [{low:+.1f}, {high:+.1f}] (no worse: the interval reaches 0 or above)")
+    mean, low, high = t_interval(revenue)
+    print(f"   uplift − value revenue retained: mean {mean:+,.0f}, 95 % t interval over seeds [{low:+,.0f}, {high:+,.0f}]")
 
 
 def no_effect_part(seeds: list[int], common: dict) -> None:
@@ -110,6 +134,19 @@ def no_effect_part(seeds: list[int], common: dict) -> None:
         rec = by_policy(simulate(SimulationConfig(policies=("uplift",), seed=s, effect="none", **common)))["uplift"]  # type: ignore[arg-type]
         passes = [e["cycle"] for e in rec["evaluations"] if e["gate_passed"]]
         print(f"   seed {s}: {len(rec['evaluations'])} gate evaluations, switched: {'yes, at cycles ' + str(passes) if passes else 'never'}", flush=True)
+
+
+def aligned_part(seeds: list[int], common: dict) -> None:
+    print("5. aligned business (risk and response agree): does the gate keep risk, and does uplift lose?")
+    for s in seeds:
+        p = by_policy(simulate(SimulationConfig(policies=("risk", "value", "uplift"), seed=s, effect="aligned", **common)))  # type: ignore[arg-type]
+        passes = [e["cycle"] for e in p["uplift"]["evaluations"] if e["gate_passed"]]
+        print(
+            f"   seed {s}: saved risk {p['risk']['customers_saved']:>5}  value {p['value']['customers_saved']:>5}  uplift {p['uplift']['customers_saved']:>5}"
+            f"  revenue value {p['value']['revenue_retained']:>10,.0f}  uplift {p['uplift']['revenue_retained']:>10,.0f}"
+            f"  gate switched: {'yes, at cycles ' + str(passes) if passes else 'never'}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

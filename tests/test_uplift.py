@@ -192,3 +192,51 @@ def test_risk_list_says_which_ranking_and_carries_the_effect(trained, latest_fea
     assert np.allclose(risk["expected_saved_value"], risk["uplift"] * risk["annual_value"])
     _, notes = build_risk_list(latest_features, trained.model, config=config, uplift=effect, gate=(False, "the interval includes zero"))
     assert notes["ranking"] == "value"
+
+
+# --------------------------------------------------------------------------- the planted worlds
+
+
+def test_planted_world_puts_non_responders_at_the_top_of_risk_and_aligned_does_not() -> None:
+    """The issue's premise (Ascarza 2018): among the riskiest accounts most are already decided;
+    the strongest responders sit lower. The aligned world is the opposite (risk is right there)."""
+    from churn.data.responding import logit_shift, responses, window_churn
+    from churn.data.synthetic import generate
+
+    data = generate(2_500, start="2023-01-01", months=9, seed=11)
+    month = data.causes[data.causes["month_start"] == data.causes["month_start"].max()].reset_index(drop=True)
+    top = month["hazard"].to_numpy() >= np.quantile(month["hazard"], 0.9)
+    h = month["hazard"].to_numpy()
+    for effect, top_responds in (("planted", False), ("aligned", True)):
+        shift = logit_shift(responses(month, 11, effect), effect)  # type: ignore[arg-type]
+        gain = window_churn(h, 0.0, 30) - window_churn(h, shift, 30)
+        responders = float((shift[top] <= -1.0).mean())  # a callback or an offer: the strong responders
+        assert (responders > 0.5) == top_responds, f"{effect}: {responders:.0%} of the top risk decile respond strongly"
+        k = int(0.03 * len(h))  # the simulation's capacity: 300 calls a week among ~10,000 customers
+        by_risk, best = gain[np.argsort(-h)[:k]].mean(), np.sort(gain)[::-1][:k].mean()
+        assert (by_risk > 0.5 * best) == top_responds, f"{effect}: calling the riskiest 3 % saves {by_risk:.3f} each, the best 3 % {best:.3f}"
+
+
+def test_x_learner_recovers_the_sign_with_arms_unbalanced_both_ways() -> None:
+    """As in the closed loop: nearly all called at the top of the list (a tenth held out),
+    a few explored calls below it. The X-learner (the default) still finds helped vs dogs on
+    both sides of the cut — the helped accounts, and the dogs below the helped; ``baseline`` rows
+    (before any call) join the no-call model only."""
+    rows = planted_experiment(7, n=8_000)
+    rng = np.random.default_rng(7)
+    top = rows["x"].to_numpy() > 0.5
+    p = np.where(top, 0.9, 0.05)
+    treated = rng.random(len(rows)) < p
+    base, shift = np.where(rows["x"] > 0, 0.25, 0.10), np.where(rows["x"] > 0, -0.15, 0.075)
+    rows = rows.assign(**{TREATED: treated, PROPENSITY: p, LABEL: (rng.random(len(rows)) < base + treated * shift).astype("int8")})
+    before = planted_experiment(8, n=4_000, effect=0.0).drop(columns=[TREATED, PROPENSITY])
+    model = fit_uplift(rows, UpliftSettings(learner="x"), baseline=before)
+    assert model.metadata["learner"] == "x" and model.metadata["baseline_rows"] == 4_000
+    fresh = planted_experiment(107)
+    uplift = model.predict(fresh)["uplift"].to_numpy()
+    x = fresh["x"].to_numpy()
+    top_, helped, dogs = (uplift[r].mean() for r in (x > 0.5, (x > 0) & (x <= 0.5), x <= 0))  # planted +0.15, +0.15, −0.075
+    assert top_ > 0.05 and helped > 0.05, f"helped accounts: {top_:+.3f} at the top, {helped:+.3f} below the cut"
+    assert dogs < helped - 0.05, f"the dogs below the cut ({dogs:+.3f}) must rank below the helped ({helped:+.3f})"
+    t_model = fit_uplift(rows, UpliftSettings(learner="t"))
+    assert t_model.effect_models is None and t_model.metadata["learner"] == "t"

@@ -18,7 +18,7 @@ from churn.cli.options import UsageError, _choices, friendly_errors
 from churn.cli.render import console
 
 POLICY_NAMES = ("risk", "value", "uplift", "random")
-Effect = _choices("Effect", ("planted", "homogeneous", "none"), "What a reached call does to an account's churn.")
+Effect = _choices("Effect", ("planted", "aligned", "homogeneous", "none"), "What a reached call does to an account's churn.")
 
 
 def parse_policies(text: str) -> tuple[str, ...]:
@@ -39,7 +39,7 @@ def simulate(
     accounts: Annotated[int, typer.Option(min=100, help="Accounts in the synthetic business.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same simulation).")] = 7,
     explore_share: Annotated[float, typer.Option(min=0.0, max=0.99, help="Share of the calls sent to random accounts below the cut.")] = 0.0,
-    effect: Annotated[Effect, typer.Option(help="planted responses, one homogeneous effect, or none (calls change nothing).")] = Effect.planted,  # type: ignore[valid-type,attr-defined]
+    effect: Annotated[Effect, typer.Option(help="planted responses (the highest risk often already decided), aligned (risk and response agree), one homogeneous effect, or none (calls change nothing).")] = Effect.planted,  # type: ignore[valid-type,attr-defined]
     retrain_every: Annotated[int, typer.Option(min=1, help="Retrain the churn and uplift models every N cycles.")] = 4,
     out: Annotated[Optional[Path], typer.Option(help="Folder for simulation.json.")] = None,
     track: Annotated[bool, typer.Option("--track", help="Log each policy's uplift evaluations to MLflow (experiment churn-uplift, in ./mlflow.db unless MLFLOW_TRACKING_URI).")] = False,

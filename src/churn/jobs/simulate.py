@@ -23,8 +23,10 @@ and, for each policy, runs ``cycles`` weekly cycles on it:
 5. **retrain** every ``retrain_every`` cycles (4: monthly, as a weekly scoring job with a
    monthly retrain would): the churn model with :func:`churn.modeling.train.fit_churn_model`
    on the warm-up cutoffs plus the matured monthly cutoffs of this world (labels as churned
-   there, calls included), and the uplift model on the matured cohorts, its evaluation on the
-   later held-out cohorts and the gate (:func:`churn.modeling.uplift.uplift_gate`).
+   there, calls included), and the uplift model on the matured cohorts (the warm-up cutoffs,
+   before any call, join its no-call model), its evaluation on the later held-out cohorts and
+   the gate (:func:`churn.modeling.uplift.uplift_gate`). Each evaluation also records what only
+   a simulation knows (``diagnostics``): how the estimated effect ranks against the planted one.
 
 What it simplifies, on purpose: the business's *events* are the plain generator's; only who
 churns changes. A saved account is counted as retained for the rest of the run and is not
@@ -57,7 +59,19 @@ from churn.features.labels import LABEL, label_accounts
 from churn.features.spec import FeatureSpec
 from churn.modeling.model import ChurnModel
 from churn.modeling.train import fit_churn_model
-from churn.modeling.uplift import PROPENSITY, TREATED, WEIGHT, UpliftModel, UpliftSettings, evaluate_uplift, fit_uplift, uplift_gate
+from churn.modeling.uplift import (
+    PROPENSITY,
+    TREATED,
+    WEIGHT,
+    UpliftModel,
+    UpliftSettings,
+    evaluate_uplift,
+    fit_uplift,
+    ipw_weights,
+    qini_coefficient,
+    qini_curve,
+    uplift_gate,
+)  # fmt: skip
 from churn.outreach.experiment import active_assignments, assign_controls
 from churn.outreach.policy import CallCosts, callable_capacity, choose_ranking, policy_columns, policy_ranks
 from churn.outreach.score import annual_value
@@ -190,9 +204,9 @@ def _prepare(config: SimulationConfig) -> _Shared:
         known = rows["hazard"].notna().to_numpy()
         filled = rows.assign(hazard=rows["hazard"].fillna(float(month["hazard"].median())), dominant_cause=rows["dominant_cause"].astype("str").where(known, "monthly_contract"))
         hazard.append(filled["hazard"].to_numpy(dtype=float))
-        shift.append(logit_shift(responses(filled.reset_index(), config.seed), config.effect))
+        shift.append(logit_shift(responses(filled.reset_index(), config.seed, config.effect), config.effect))
         offer.append((rows["price_rise"].fillna(0.0) > 0).to_numpy())
-    shares = response_shares(responses(causes[causes["month_start"] == first.normalize()].reset_index(drop=True), config.seed))
+    shares = response_shares(responses(causes[causes["month_start"] == first.normalize()].reset_index(drop=True), config.seed, config.effect))
     value = 12.0 * data.accounts["mrr"].to_numpy(dtype=float)
     warm = _warm_table(data, spec, definition, first)
     model, _ = fit_churn_model(warm, spec=spec, definition=definition, config=replace(config.train, seed=config.seed))
@@ -224,7 +238,7 @@ def _run_policy(shared: _Shared, config: SimulationConfig, policy: str, say: Cal
         _cycle(shared, config, world, c, as_of)
     end = shared.dates[-1] + WEEK
     if policy != "random":
-        _learn_uplift(config, world, len(shared.dates), end)
+        _learn_uplift(config, world, len(shared.dates), end, shared.warm)
     return world
 
 
@@ -314,6 +328,10 @@ def _cohort_rows(shared, config, c, as_of, frame, alive, flags, new, explored, p
     out = pd.concat([features, exp.reset_index(drop=True)], axis=1)
     out["_acc"] = shared.index[c][alive[rows]]
     out["_start"] = as_of.value
+    # the planted truth, for the diagnostics only (never a model input: "_" columns are not features)
+    h, shift = shared.hazard[c][alive[rows]], shared.shift[c][alive[rows]]
+    out["_true_uplift"] = config.reach_rate * (window_churn(h, 0.0, config.horizon_days) - window_churn(h, shift, config.horizon_days))
+    out["_explored"] = explored[rows]
     return out
 
 
@@ -346,12 +364,13 @@ def _retrain(shared: _Shared, config: SimulationConfig, world: _World, c: int, a
             parts.append(shared.features[k].iloc[alive].reset_index(drop=True).assign(**{LABEL: label}))
     rows = pd.concat(parts[-config.train_cutoffs :], ignore_index=True)
     world.model, _ = fit_churn_model(rows, spec=shared.spec, definition=shared.definition, config=replace(config.train, seed=config.seed))
-    _learn_uplift(config, world, c, as_of)
+    _learn_uplift(config, world, c, as_of, shared.warm)
 
 
-def _learn_uplift(config: SimulationConfig, world: _World, c: int, as_of: pd.Timestamp) -> None:
+def _learn_uplift(config: SimulationConfig, world: _World, c: int, as_of: pd.Timestamp, baseline: pd.DataFrame | None = None) -> None:
     """Fit the uplift model on the earlier matured cohorts, evaluate it on the later ones (the
-    gate), then refit it on them all for the next cycles."""
+    gate), then refit it on them all for the next cycles. ``baseline``: the warm-up cutoffs
+    (before any call; the X-learner's model of churn without a call learns from them too)."""
     horizon = pd.Timedelta(days=config.horizon_days)
     rows = _matured(world, as_of, horizon)
     if rows.empty or rows["cohort"].nunique() < 2 or rows[TREATED].all() or not rows[TREATED].any():
@@ -363,11 +382,34 @@ def _learn_uplift(config: SimulationConfig, world: _World, c: int, as_of: pd.Tim
     settings = UpliftSettings(seed=config.seed)
     if fit_rows[TREATED].nunique() < 2:
         return
-    model = fit_uplift(fit_rows, settings)
-    evaluation = evaluate_uplift(test, model.predict(test)["uplift"].to_numpy(), test["churn_probability"].to_numpy(), capacity=config.capacity, settings=settings)
+    model = fit_uplift(fit_rows, settings, baseline=baseline)
+    estimate = model.predict(test)["uplift"].to_numpy()
+    evaluation = evaluate_uplift(test, estimate, test["churn_probability"].to_numpy(), capacity=config.capacity, settings=settings)
     world.gate = uplift_gate(evaluation)
-    world.evaluations.append({"cycle": c, "matured_cohorts": len(cohorts), "held_out_cohorts": int(len(cohorts) - len(set(fit_rows["cohort"]))), **evaluation, "gate_passed": world.gate[0], "gate_reason": world.gate[1]})
-    world.uplift = fit_uplift(rows, settings)
+    world.evaluations.append({
+        "cycle": c, "matured_cohorts": len(cohorts), "held_out_cohorts": int(len(cohorts) - len(set(fit_rows["cohort"]))), **evaluation,
+        "gate_passed": world.gate[0], "gate_reason": world.gate[1], "diagnostics": _diagnostics(fit_rows, test, estimate),
+    })  # fmt: skip
+    world.uplift = fit_uplift(rows, settings, baseline=baseline)
+
+
+def _diagnostics(fit_rows: pd.DataFrame, test: pd.DataFrame, estimate: np.ndarray) -> dict[str, float]:
+    """What only a simulation can say: how the estimated effect on the held-out rows tracks the
+    planted one (Spearman correlation, and the risk score's for comparison), the Qini the planted
+    effect itself scores on those rows (the ceiling the evaluation's noise allows), and the rows
+    each arm of the fit had."""
+    truth = test["_true_uplift"].to_numpy(dtype=float)
+    t, y = test[TREATED].to_numpy(dtype=bool), test[LABEL].to_numpy(dtype=float)
+    w = ipw_weights(t, test[PROPENSITY].to_numpy(), test[WEIGHT].to_numpy(dtype=float))
+    rank = lambda a: pd.Series(a).rank().to_numpy()  # noqa: E731
+    corr = lambda a, b: float(np.corrcoef(rank(a), rank(b))[0, 1]) if np.std(a) > 0 and np.std(b) > 0 else float("nan")  # noqa: E731
+    treated, explored = fit_rows[TREATED].to_numpy(dtype=bool), fit_rows["_explored"].to_numpy(dtype=bool)
+    return {
+        "true_effect_correlation": corr(estimate, truth), "risk_true_effect_correlation": corr(test["churn_probability"].to_numpy(), truth),
+        "qini_planted": qini_coefficient(qini_curve(truth, t, y, w)), "fit_called": int((treated & ~explored).sum()),
+        "fit_explored": int(explored.sum()), "fit_control": int((fit_rows["arm"] == "control").sum()), "fit_pool": int((fit_rows["arm"] == "none").sum()),
+        "fit_control_churned": int(fit_rows.loc[(fit_rows["arm"] == "control").to_numpy(), LABEL].sum()), "fit_explored_churned": int(fit_rows.loc[explored, LABEL].sum()),
+    }  # fmt: skip
 
 
 def _summary(shared: _Shared, config: SimulationConfig, world: _World) -> dict[str, object]:
