@@ -25,6 +25,9 @@ training cutoffs' rows in the same decile (the past, as the model saw it), and t
 12-month survival in the training period (months before the test cutoff) and after the test
 cutoff. If the past's own Kaplan–Meier misses by as much as the model, and the planted survival
 moved between the periods, the gap is drift in the generated world, not a fault of the model.
+And per decile of the model's own 12-month survival, the planted truth's gap to the observed
+(the calibration a perfect model would score on these very rows: the floor) and the model's
+distance to the truth (its error without the test side's noise).
 """
 
 from __future__ import annotations
@@ -80,7 +83,32 @@ def _s12(hazard: np.ndarray) -> float:
         return float(np.prod(1.0 - np.nanmean(hazard, axis=0)))
 
 
-DRIFT_COLUMNS = ["gap_model", "gap_past_km", "planted_shift", "planted_lower_then", "overall_past_km", "overall_observed"]
+DRIFT_COLUMNS = ["gap_model", "gap_past_km", "planted_shift", "planted_lower_then", "overall_past_km", "overall_observed", "gap_truth", "model_vs_truth", "model_minus_truth"]
+
+
+def truth_floor(hazard: np.ndarray, months: np.ndarray, event: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """The calibration measure the planted truth itself scores on the test rows: per decile of
+    the model's 12-month survival (as the calibration table), the planted survival (1 − mean
+    planted hazard of the rows still customers, month by month) against the observed one. No
+    model can expect a smaller gap on these rows, and the model's distance to the truth is its
+    error without the test side's noise (what is left is the training side's noise, drift or a
+    fault: the account-bootstrap floor counts only the test side)."""
+    decile = pd.qcut(pd.Series(predicted).rank(method="first"), 10, labels=False).to_numpy()
+    t = pd.DataFrame([
+        {"decile": d + 1, "model": float(predicted[decile == d].mean()), "planted": _s12(hazard[decile == d]),
+         "observed": float(kaplan_meier(months[decile == d], event[decile == d], np.array([12.0]))[0])}
+        for d in range(10)
+    ])  # fmt: skip
+    floor = {
+        "gap_truth": float((t["planted"] - t["observed"]).abs().mean()),
+        "model_vs_truth": float((t["model"] - t["planted"]).abs().mean()),
+        "model_minus_truth": float((t["model"] - t["planted"]).mean()),
+    }
+    print("12-month survival per decile of the model (as the calibration table) with the planted truth:")
+    print(t.round(3).to_string(index=False))
+    print(f"mean gap to the observed: model {float((t['model'] - t['observed']).abs().mean()):.4f}, planted truth {floor['gap_truth']:.4f} (the floor on these rows); "
+          f"model − planted truth: {floor['model_vs_truth']:.4f} mean gap, {floor['model_minus_truth']:+.4f} on average")  # fmt: skip
+    return floor
 
 
 def world_drift(causes: pd.DataFrame, table: pd.DataFrame, outcome: pd.DataFrame, curves: np.ndarray) -> dict[str, float]:
@@ -127,6 +155,8 @@ def world_drift(causes: pd.DataFrame, table: pd.DataFrame, outcome: pd.DataFrame
         "overall_past_km": float(kaplan_meier(m, e, np.array([12.0]))[0]),
         "overall_observed": float(kaplan_meier(months[test], event[test].astype(bool), np.array([12.0]))[0]),
     }
+    tested = test & np.isfinite(curves[:, 11])
+    drift |= truth_floor(hazard[tested], months[tested], event[tested].astype(bool), curves[tested, 11])
     print(
         f"mean gap to the observed, per planted decile: model {drift['gap_model']:.4f}, Kaplan–Meier of the training cutoffs {drift['gap_past_km']:.4f}; "
         f"planted survival, training period vs after the test cutoff: {drift['planted_shift']:.4f} apart (lower then in {drift['planted_lower_then']} of 10); "
@@ -171,6 +201,10 @@ def main() -> None:
         print(f"  past Kaplan–Meier − observed:              {' '.join(f'{v:.4f}' for v in per_seed['gap_past_km']['model'])}")
         print(f"  planted survival, training period − now:   {' '.join(f'{v:.4f}' for v in per_seed['planted_shift']['model'])}   lower then in {' / '.join(str(int(v)) for v in per_seed['planted_lower_then']['model'])} of 10 deciles")
         print(f"  all rows, past Kaplan–Meier − observed:    {' '.join(f'{v:+.4f}' for v in per_seed['overall_past_km']['model'] - per_seed['overall_observed']['model'])}")
+        print("per decile of the model, against the planted truth (ground truth the product never sees)")
+        print(f"  planted truth − observed (the floor):      {' '.join(f'{v:.4f}' for v in per_seed['gap_truth']['model'])}")
+        print(f"  model − planted truth, mean gap:           {' '.join(f'{v:.4f}' for v in per_seed['model_vs_truth']['model'])}")
+        print(f"  model − planted truth, on average:         {' '.join(f'{v:+.4f}' for v in per_seed['model_minus_truth']['model'])}")
     print(f"total {time.perf_counter() - start:.0f} s")
 
 

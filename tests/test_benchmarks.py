@@ -28,7 +28,7 @@ TOY_RUNS: dict[str, tuple[list[str], str]] = {
     "serve.py": (["--accounts", "300", "--rows", "500", "--runs", "2", "--requests", "8", "--score-requests", "4", "--load-seconds", "1"], "server peak RSS"),
     "quality.py": (["--part", "all", "--splits", "1", "--seeds", "1", "--accounts", "400"], "after: weekly cutoffs"),
     "spark.py": (["--accounts", "150", "--buckets", "2"], "same result                True"),
-    "survival.py": (["--seeds", "1", "--accounts", "300", "--months", "30", "--split", "time"], "all rows, past Kaplan–Meier − observed"),
+    "survival.py": (["--seeds", "1", "--accounts", "300", "--months", "30", "--split", "time"], "model − planted truth, on average"),
     "database.py": (["--accounts", "200", "--months", "24", "--runs", "1"], "PostgreSQL output equals the Parquet output: True"),
     "uplift.py": (["--accounts", "600", "--cycles", "3", "--capacity", "20", "--seeds", "1"], "Qini of the learned uplift model"),
     "attack.py": (
