@@ -275,3 +275,13 @@ def test_postgresql_sends_a_null_float_as_nan_and_nothing_else_changes() -> None
     assert select_sql(other, SourceTables(), "interactions", cols, schema).startswith('SELECT "account_id", "nps", "ces", "n", "resolved" FROM')
     sent = pa.table({"account_id": ["a", "b", "c"], "resolved": pa.array([1, 0, -1], pa.int16())})
     assert _booleans(sent, schema).column("resolved").to_pylist() == [True, False, None]
+
+
+@pytest.mark.parametrize("command", ["train", "score", "features"])
+def test_help_shows_the_settings_tables_it_names(command: str) -> None:
+    """Rich reads ``[source]`` in a help text as markup and drops it: the help would say
+    "tables in  of churn.toml". The brackets must be escaped to reach the user."""
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert "[source] of churn.toml" in result.output
+    assert "[tool.churn] in ./pyproject.toml" in result.output

@@ -97,11 +97,11 @@ def out_table_option(value: Optional[str]) -> Optional[str]:
 
 #: A data folder: a local path, or a URL of any filesystem fsspec reads (s3://, gs://, file://, …).
 DataLocation = str
-DATA_HELP = "Folder with accounts and interactions (Parquet or CSV): a local path or a URL (s3://, gs://, file://, …); or a database: postgresql://, duckdb:///, sqlite:/// (tables in [source] of churn.toml)."
+DATA_HELP = "Folder with accounts and interactions (Parquet or CSV): a local path or a URL (s3://, gs://, file://, …); or a database: postgresql://, duckdb:///, sqlite:/// (tables in \\[source] of churn.toml)."
 DataOpt = Annotated[DataLocation, typer.Option("--data", help=DATA_HELP, callback=data_location, metavar="DIR|URL")]
 ConfigOpt = Annotated[
     Optional[Path],
-    typer.Option("--config", help="Settings file (TOML). Also read: DATA/churn.toml, ./churn.toml, [tool.churn] in ./pyproject.toml."),
+    typer.Option("--config", help="Settings file (TOML). Also read: DATA/churn.toml, ./churn.toml, \\[tool.churn] in ./pyproject.toml."),
 ]
 DateFormatOpt = Annotated[
     Optional[str], typer.Option(
