@@ -4,12 +4,14 @@
 One tiny generated business, a few bad rows planted in it (so the rejects are compared too),
 written as a Parquet folder and loaded into each database. From every source: the training
 table ``churn train`` fits on (``churn dataset``, the same function), the rejects, and a
-score with one shared model — so the suite trains no extra model.
+score with one shared model. Then ``churn train`` itself from Parquet, PostgreSQL and DuckDB,
+each source scored with the model trained from it.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import re
 import socket
 from pathlib import Path
@@ -285,3 +287,50 @@ def test_help_shows_the_settings_tables_it_names(command: str) -> None:
     assert result.exit_code == 0, result.output
     assert "[source] of churn.toml" in result.output
     assert "[tool.churn] in ./pyproject.toml" in result.output
+
+
+@pytest.fixture(scope="module")
+def trained_per_source(sources, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """``churn train`` from the Parquet folder, from PostgreSQL and from the DuckDB file, into
+    one MLflow store (versions 1, 2, 3 of one registered model), then ``churn score`` of each
+    source with the model trained from it."""
+    from churn.modeling.model import save_bundle
+    from churn.modeling.tracking import load_model
+
+    root = tmp_path_factory.mktemp("trained")
+    mp = pytest.MonkeyPatch()
+    mp.chdir(root)
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    out: dict[str, str] = {}
+    try:
+        for version, name in enumerate(("parquet", "postgresql", "duckdb"), start=1):
+            data, config = sources[name]
+            out[name] = _invoke("train", "--data", data, "--config", str(config), *CUTOFFS, "--as-of", AS_OF, "--models-dir", f"models_{name}")
+            save_bundle(load_model(f"models:/churn/{version}")[0], root / f"{name}.joblib")
+            _invoke("score", "--data", data, "--config", str(config), "--as-of", AS_OF, "--model", f"{name}.joblib", "--out", f"scores_{name}")
+        yield root, out
+    finally:
+        mp.undo()
+
+
+def _evaluation(output: str) -> list[str]:
+    """What ``churn train`` printed about its table and evaluation, up to the MLflow run
+    (the registry version and the champion decision differ from one training to the next)."""
+    lines = [line for line in output.splitlines() if "--data" not in line]
+    return lines[: next(i for i, line in enumerate(lines) if "egistered model" in line or line.startswith(("Created version", "MLflow run")))]
+
+
+@pytest.mark.parametrize("name", ["postgresql", "duckdb"])
+def test_train_and_score_from_a_database_equal_parquet(trained_per_source, name: str) -> None:  # type: ignore[no-untyped-def]
+    """The whole of ``churn train`` from the database: the same evaluation printed, and a model
+    that gives the same probabilities and ranks, on the same accepted rows, as the one trained
+    from Parquet."""
+    root, printed = trained_per_source
+    expected = _evaluation(printed["parquet"])
+    assert len(expected) > 5 and _evaluation(printed[name]) == expected
+    risk, parquet = _risk_list(root, name), _risk_list(root, "parquet")
+    assert len(risk) > 100
+    pd.testing.assert_series_equal(risk["churn_probability"], parquet["churn_probability"], rtol=0, atol=1e-12)
+    pd.testing.assert_series_equal(risk["rank"], parquet["rank"])
+    accepted = [json.loads((root / f"scores_{n}" / "run.json").read_text(encoding="utf-8"))["record"]["data_fingerprint"] for n in (name, "parquet")]
+    assert accepted[0] == accepted[1]  # the same rows accepted (the rejects themselves: test_a_database_gives_what_parquet_gives)
