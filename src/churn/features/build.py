@@ -26,7 +26,7 @@ import pandas as pd
 
 from churn.config import ChurnDefinition, DataSettings, FeatureConfig
 from churn.data.attributes import AttributeDecision, attributes_at, plan_attributes
-from churn.data.frames import category_dtype, codes_for
+from churn.data.frames import assemble_frame, category_dtype, codes_for
 from churn.data.population import is_customer
 from churn.features.events import Events
 from churn.features.registry import Feature, registry
@@ -161,10 +161,8 @@ def build_features(
         dtype = category_dtype(cats)
         codes = codes_for(acc[col].where(acc[col].notna(), None), dtype.categories) if col in acc.columns else np.full(len(acc), -1)
         columns[col] = pd.Categorical.from_codes(codes, dtype=dtype)
-    # one DataFrame in the final column order: no concat and no reordering copy (a fixed cost
-    # that dominates a request of one account)
     ids = {"account_id": acc["account_id"].to_numpy(), "as_of": pd.Series(as_of, index=acc.index).astype("datetime64[ns, UTC]")}
-    return pd.DataFrame({**ids, **{f.name: columns[f.name] for f in features}}, index=acc.index)
+    return assemble_frame({**ids, **{f.name: columns[f.name] for f in features}}, acc.index)
 
 
 def feature_columns(features: pd.DataFrame) -> list[str]:
