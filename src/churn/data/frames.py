@@ -75,19 +75,22 @@ def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def assemble_frame(columns: Mapping[str, object], index: pd.Index) -> pd.DataFrame:
-    """One DataFrame of ``columns`` in their order, the float columns written straight into one
-    2-D block (the layout pandas would consolidate them into) and the few others inserted at
-    their places. A DataFrame built from a dict of a hundred columns checks and copies each
-    one, a fixed cost that dominated scoring one account (a feature table, a model's prepared rows)."""
+    """One DataFrame of ``columns`` in their order: every column's slot in one 2-D float block
+    (the layout pandas would consolidate the float columns into), the float columns written
+    straight in and the few others set in their slots. A DataFrame built from a dict of a
+    hundred columns checks and copies each one, and inserting columns rebuilds the column
+    index each time: fixed costs that dominated scoring one account (a feature table, a
+    model's prepared rows)."""
     names = list(columns)
-    floats = [j for j, n in enumerate(names) if isinstance(columns[n], np.ndarray) and columns[n].dtype == np.float64]  # type: ignore[union-attr]
-    block = np.empty((len(floats), len(index)), dtype="float64")  # column-major, as pandas keeps a block
-    for row, j in enumerate(floats):
-        block[row] = columns[names[j]]  # type: ignore[assignment]
-    frame = pd.DataFrame(block.T, columns=[names[j] for j in floats], index=index, copy=False)
-    chosen = set(floats)
-    for j, name in enumerate(names):  # ascending positions: each lands where the dict had it
-        if j not in chosen:
-            frame.insert(j, name, columns[name])
+    block = np.full((len(names), len(index)), np.nan)  # column-major, as pandas keeps a block
+    others = []
+    for j, name in enumerate(names):
+        value = columns[name]
+        if isinstance(value, np.ndarray) and value.dtype == np.float64:
+            block[j] = value
+        else:
+            others.append(j)
+    frame = pd.DataFrame(block.T, columns=names, index=index, copy=False)
+    for j in others:
+        frame.isetitem(j, columns[names[j]])
     return frame
-

@@ -105,7 +105,8 @@ class ChurnModel:
 
     def prepare(self, features: pd.DataFrame) -> pd.DataFrame:
         """Select and type the model's columns; categories become the training categories."""
-        missing = [c for c in self.feature_names if c not in features.columns]
+        present = set(features.columns.tolist())  # one set, not a hundred index lookups
+        missing = [c for c in self.feature_names if c not in present]
         if missing:
             raise MissingFeaturesError(
                 f"the feature table lacks {len(missing)} column(s) the model needs: {', '.join(missing[:10])}"
@@ -114,7 +115,7 @@ class ChurnModel:
         numeric = self.derived("numeric_names", lambda: [n for n in self.feature_names if n not in self.categories])
         block = features.iloc[:, self._numeric_positions(features.columns, numeric)]
         dtypes = self.derived("category_dtypes", lambda: {n: pd.CategoricalDtype(c) for n, c in self.categories.items()})
-        if not all(pd.api.types.is_numeric_dtype(t) for t in block.dtypes):
+        if not all(pd.api.types.is_numeric_dtype(t) for t in set(block.dtypes.tolist())):  # each distinct type once
             numbers = {n: pd.to_numeric(block[n], errors="coerce").astype("float64").to_numpy() for n in numeric}
         else:
             # the usual case (a feature table): one conversion of the whole block, not one per
