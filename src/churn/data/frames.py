@@ -19,11 +19,30 @@ def category_dtype(categories: tuple[str, ...]) -> pd.CategoricalDtype:
 def codes_for(values: pd.Series | np.ndarray, categories: pd.Index | list[str]) -> np.ndarray:
     """Position of each value in ``categories`` (−1 where absent or missing), without
     building per-row strings when ``values`` is already categorical."""
+    dtype = getattr(values, "dtype", None)
+    if isinstance(dtype, pd.StringDtype) and len(values) <= SMALL_ROWS:
+        return _small_codes(values, categories)
     index = pd.Index(categories)
-    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+    if isinstance(dtype, pd.CategoricalDtype):
         mapping = np.append(index.get_indexer(values.cat.categories.astype("str")), -1)
         return mapping[values.cat.codes.to_numpy()]  # code −1 (missing) picks the appended −1
     return index.get_indexer(pd.Index(values).astype("str"))
+
+
+#: Up to this many values, text is coded by a dict lookup per value: building pandas indexes
+#: is a fixed cost that dominates a request of a few accounts (a few of these per column).
+SMALL_ROWS = 4096
+
+
+def _small_codes(values: pd.Series | np.ndarray, categories: pd.Index | list[str]) -> np.ndarray:
+    """:func:`codes_for` of text values (a pandas ``str`` column) by dict lookup: the same
+    codes — exact text equality, missing → −1, a repeated category is an error as in pandas."""
+    labels = list(categories)
+    lookup = {label: i for i, label in enumerate(labels) if isinstance(label, str)}
+    if len(lookup) != len(labels):  # a repeated or non-text category: pandas decides (or refuses)
+        return pd.Index(categories).get_indexer(pd.Index(values).astype("str"))
+    items = values.tolist()
+    return np.array([lookup.get(v, -1) if isinstance(v, str) else -1 for v in items], dtype=np.intp)
 
 
 def text_counts(values: pd.Series) -> pd.Series:

@@ -159,7 +159,8 @@ def build_features(
     for col, cats in spec.categorical_attributes:
         # values unseen when the spec was learned become missing, as LightGBM would treat them
         dtype = category_dtype(cats)
-        codes = codes_for(acc[col].where(acc[col].notna(), None), dtype.categories) if col in acc.columns else np.full(len(acc), -1)
+        values = acc[col] if col not in acc.columns or isinstance(acc[col].dtype, pd.StringDtype) else acc[col].where(acc[col].notna(), None)  # text: missing is missing already
+        codes = codes_for(values, dtype.categories) if col in acc.columns else np.full(len(acc), -1)
         columns[col] = pd.Categorical.from_codes(codes, dtype=dtype)
     ids = {"account_id": acc["account_id"].to_numpy(), "as_of": pd.Series(as_of, index=acc.index).astype("datetime64[ns, UTC]")}
     return assemble_frame({**ids, **{f.name: columns[f.name] for f in features}}, acc.index)
