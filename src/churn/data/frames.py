@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 from typing import Any, Mapping
 
 import numpy as np
@@ -41,8 +42,8 @@ def _small_codes(values: pd.Series | np.ndarray, categories: pd.Index | list[str
     lookup = {label: i for i, label in enumerate(labels) if isinstance(label, str)}
     if len(lookup) != len(labels):  # a repeated or non-text category: pandas decides (or refuses)
         return pd.Index(categories).get_indexer(pd.Index(values).astype("str"))
-    items = values.tolist()
-    return np.array([lookup.get(v, -1) if isinstance(v, str) else -1 for v in items], dtype=np.intp)
+    items = values.tolist()  # text, or a missing marker that no text category equals
+    return np.fromiter(map(lookup.get, items, itertools.repeat(-1, len(items))), dtype=np.intp, count=len(items))
 
 
 def text_counts(values: pd.Series) -> pd.Series:

@@ -118,7 +118,9 @@ def active_accounts(
     """Accounts that are customers at ``as_of`` (:func:`churn.data.population.is_customer`), sorted by id."""
     out = accounts.loc[is_customer(accounts, interactions, as_of, definition or ChurnDefinition(), rows=rows)].copy()
     out["account_id"] = out["account_id"].astype("str")
-    return out.sort_values("account_id", kind="stable").reset_index(drop=True)
+    if len(out) > 1 and not out["account_id"].is_monotonic_increasing:  # sorting sorted rows is a fixed cost per request
+        out = out.sort_values("account_id", kind="stable")
+    return out.reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- entry point
