@@ -360,10 +360,11 @@ def score_payload(
     features = build_features(
         data.accounts, data.interactions, as_of=as_of, spec=serving.spec, config=serving.feature_config, definition=definition
     )
-    ids = data.accounts["account_id"].astype("str")
-    inactive = ~ids.isin(features["account_id"])
+    ids = data.accounts["account_id"].astype("str").tolist()
+    customers = set(features["account_id"].tolist())  # a few ids: a set, not pandas' isin
+    inactive = np.array([i not in customers for i in ids], dtype=bool)
     if inactive.any():
-        problems = _not_customers(data.accounts, data.interactions, as_of, definition, np.flatnonzero(inactive.to_numpy()))
+        problems = _not_customers(data.accounts, data.interactions, as_of, definition, np.flatnonzero(inactive))
         raise InvalidPayload(
             f"{len(problems)} account(s) not customers at as_of under the model's churn definition "
             f"({definition.kind} churn, {definition.horizon_days}-day horizon)",
@@ -392,4 +393,4 @@ def score_payload(
         }
         for i, account in enumerate(features["account_id"].tolist())
     }
-    return pd.DataFrame.from_records([scored[a] for a in ids.tolist()], columns=SCORED_COLUMNS)
+    return pd.DataFrame.from_records([scored[a] for a in ids], columns=SCORED_COLUMNS)
