@@ -313,6 +313,13 @@ class ScoredAccount(BaseModel):
     reason_method: str
     suggested_action: str
     action_wording: str
+    # time to churn, as on the weekly list (a model trained with --survival; null otherwise)
+    survival_1m: float | None = Field(None, description="chance it is still a customer 1 month after as_of")
+    survival_3m: float | None = None
+    survival_6m: float | None = None
+    survival_12m: float | None = None
+    expected_months_24: float | None = Field(None, description="expected months, of the next 24, it is still a customer at the end of")
+    remaining_value: float | None = Field(None, description="Σ survival × monthly value over 24 months, discounted (the scoring folder's discount rate)")
 
 
 class ScoreResponse(BaseModel):
