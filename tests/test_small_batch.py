@@ -7,6 +7,8 @@ replace — same codes, same values, dtypes, column order and index.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -61,3 +63,18 @@ def test_assembled_frame_equals_the_dict_construction(rows: int) -> None:
     got = assemble_frame(columns, index)
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
     assert list(got.columns) == list(columns)
+
+
+def test_the_matrix_kept_by_prepare_is_the_frames_bit_for_bit(trained, latest_features) -> None:  # type: ignore[no-untyped-def]
+    """For a few rows ``prepare`` keeps the float matrix it made the frame of; it must be exactly
+    what :meth:`ChurnModel.matrix` takes out of the frame (another object: no kept matrix)."""
+    model = copy.copy(trained.model)
+    few = latest_features.head(500)
+    unseen = few.head(4).astype({"plan": "str"}).assign(plan=["a plan never seen", None, "a plan never seen", None])  # → missing
+    for rows in (few, few.head(1), few.iloc[:0], few.astype({"plan": "str"}).head(3), unseen):
+        prepared = model.prepare(rows)
+        assert model.__dict__["_small_matrix"][0] is prepared  # the kept path is the one tested
+        kept, again = model.matrix(prepared), model.matrix(prepared.copy())
+        assert kept.shape == again.shape and np.array_equal(kept.view(np.int64), again.view(np.int64))
+    many = pd.concat([latest_features] * (SMALL_ROWS // len(latest_features) + 1), ignore_index=True)
+    assert model.__dict__["_small_matrix"][0] is not model.prepare(many)  # a large table: nothing kept
