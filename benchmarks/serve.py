@@ -259,7 +259,10 @@ def main() -> None:
 
         port = free_port()
         command = [sys.executable, "-m", "churn", "serve", "--scores", str(folder / "scores"), "--model", str(bundle), "--port", str(port), "--no-access-log"]
-        env = {**os.environ, "CHURN_API_KEY": ""}
+        # the server runs in the temporary folder: a relative PYTHONPATH (PYTHONPATH=src) must not
+        # fall through to whichever churn is installed
+        path = os.pathsep.join(str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
+        env = {**os.environ, "CHURN_API_KEY": "", **({"PYTHONPATH": path} if path else {})}
         t = time.perf_counter()
         server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp)
         base = f"http://127.0.0.1:{port}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 from typing import Any, Mapping
 
 import numpy as np
@@ -19,11 +20,30 @@ def category_dtype(categories: tuple[str, ...]) -> pd.CategoricalDtype:
 def codes_for(values: pd.Series | np.ndarray, categories: pd.Index | list[str]) -> np.ndarray:
     """Position of each value in ``categories`` (−1 where absent or missing), without
     building per-row strings when ``values`` is already categorical."""
+    dtype = getattr(values, "dtype", None)
+    if isinstance(dtype, pd.StringDtype) and len(values) <= SMALL_ROWS:
+        return _small_codes(values, categories)
     index = pd.Index(categories)
-    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+    if isinstance(dtype, pd.CategoricalDtype):
         mapping = np.append(index.get_indexer(values.cat.categories.astype("str")), -1)
         return mapping[values.cat.codes.to_numpy()]  # code −1 (missing) picks the appended −1
     return index.get_indexer(pd.Index(values).astype("str"))
+
+
+#: Up to this many values, text is coded by a dict lookup per value: building pandas indexes
+#: is a fixed cost that dominates a request of a few accounts (a few of these per column).
+SMALL_ROWS = 4096
+
+
+def _small_codes(values: pd.Series | np.ndarray, categories: pd.Index | list[str]) -> np.ndarray:
+    """:func:`codes_for` of text values (a pandas ``str`` column) by dict lookup: the same
+    codes — exact text equality, missing → −1, a repeated category is an error as in pandas."""
+    labels = list(categories)
+    lookup = {label: i for i, label in enumerate(labels) if isinstance(label, str)}
+    if len(lookup) != len(labels):  # a repeated or non-text category: pandas decides (or refuses)
+        return pd.Index(categories).get_indexer(pd.Index(values).astype("str"))
+    items = values.tolist()  # text, or a missing marker that no text category equals
+    return np.fromiter(map(lookup.get, items, itertools.repeat(-1, len(items))), dtype=np.intp, count=len(items))
 
 
 def text_counts(values: pd.Series) -> pd.Series:
@@ -72,3 +92,25 @@ def to_json_safe(obj: Any) -> Any:
 
 def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return to_json_safe(frame.to_dict(orient="records"))  # type: ignore[no-any-return]
+
+
+def assemble_frame(columns: Mapping[str, object], index: pd.Index) -> pd.DataFrame:
+    """One DataFrame of ``columns`` in their order: every column's slot in one 2-D float block
+    (the layout pandas would consolidate the float columns into), the float columns written
+    straight in and the few others set in their slots. A DataFrame built from a dict of a
+    hundred columns checks and copies each one, and inserting columns rebuilds the column
+    index each time: fixed costs that dominated scoring one account (a feature table, a
+    model's prepared rows)."""
+    names = list(columns)
+    block = np.full((len(names), len(index)), np.nan)  # column-major, as pandas keeps a block
+    others = []
+    for j, name in enumerate(names):
+        value = columns[name]
+        if isinstance(value, np.ndarray) and value.dtype == np.float64:
+            block[j] = value
+        else:
+            others.append(j)
+    frame = pd.DataFrame(block.T, columns=names, index=index, copy=False)
+    for j in others:
+        frame.isetitem(j, columns[names[j]])
+    return frame

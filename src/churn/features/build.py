@@ -26,7 +26,7 @@ import pandas as pd
 
 from churn.config import ChurnDefinition, DataSettings, FeatureConfig
 from churn.data.attributes import AttributeDecision, attributes_at, plan_attributes
-from churn.data.frames import category_dtype, codes_for
+from churn.data.frames import assemble_frame, category_dtype, codes_for
 from churn.data.population import is_customer
 from churn.features.events import Events
 from churn.features.registry import Feature, registry
@@ -118,7 +118,9 @@ def active_accounts(
     """Accounts that are customers at ``as_of`` (:func:`churn.data.population.is_customer`), sorted by id."""
     out = accounts.loc[is_customer(accounts, interactions, as_of, definition or ChurnDefinition(), rows=rows)].copy()
     out["account_id"] = out["account_id"].astype("str")
-    return out.sort_values("account_id", kind="stable").reset_index(drop=True)
+    if len(out) > 1 and not out["account_id"].is_monotonic_increasing:  # sorting sorted rows is a fixed cost per request
+        out = out.sort_values("account_id", kind="stable")
+    return out.reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -159,12 +161,11 @@ def build_features(
     for col, cats in spec.categorical_attributes:
         # values unseen when the spec was learned become missing, as LightGBM would treat them
         dtype = category_dtype(cats)
-        codes = codes_for(acc[col].where(acc[col].notna(), None), dtype.categories) if col in acc.columns else np.full(len(acc), -1)
+        values = acc[col] if col not in acc.columns or isinstance(acc[col].dtype, pd.StringDtype) else acc[col].where(acc[col].notna(), None)  # text: missing is missing already
+        codes = codes_for(values, dtype.categories) if col in acc.columns else np.full(len(acc), -1)
         columns[col] = pd.Categorical.from_codes(codes, dtype=dtype)
-    # one DataFrame in the final column order: no concat and no reordering copy (a fixed cost
-    # that dominates a request of one account)
     ids = {"account_id": acc["account_id"].to_numpy(), "as_of": pd.Series(as_of, index=acc.index).astype("datetime64[ns, UTC]")}
-    return pd.DataFrame({**ids, **{f.name: columns[f.name] for f in features}}, index=acc.index)
+    return assemble_frame({**ids, **{f.name: columns[f.name] for f in features}}, acc.index)
 
 
 def feature_columns(features: pd.DataFrame) -> list[str]:

@@ -404,6 +404,7 @@ class Support(Subset):
         self.repeat = same_acc_prev & (gap_days < config.repeat_window_days)
 
         self.channel = ev.channel[rows] if ev.channel is not None else None  # integer codes
+        self.channels_known = ev.channels
         self.is_async = self._channel_in(ev, ASYNC_CHANNELS)
         self.assisted = self._channel_in(ev, ASSISTED_CHANNELS)
         self.first_of_case = self.unresolved_last = self.switched = np.zeros(n, bool)
@@ -452,8 +453,9 @@ class Support(Subset):
 
     def distinct_channels(self) -> np.ndarray:
         known = self.in90 & (self.channel >= 0)  # type: ignore[operator]
-        pairs = pd.DataFrame({"code": self.code[known], "ch": self.channel[known]}).drop_duplicates()  # type: ignore[index]
-        return np.bincount(pairs["code"].to_numpy(), minlength=self.n_accounts).astype(float)
+        n_channels = max(len(self.channels_known), 1)
+        pairs = np.unique(self.code[known] * n_channels + self.channel[known])  # type: ignore[index]  # each (account, channel) once
+        return np.bincount(pairs // n_channels, minlength=self.n_accounts).astype(float)
 
 
 class Rhythm:

@@ -238,7 +238,17 @@ def attribute_text(name: str, *, categorical: bool) -> str:
 
 def registry(spec: "FeatureSpec", config: FeatureConfig = FeatureConfig()) -> list[Feature]:
     """Every feature :func:`churn.features.build.build_features` produces for ``spec``, in column order."""
-    return list(_registry(spec, config))
+    global _last
+    last = _last
+    if last is not None and last[0] is spec and last[1] is config:  # the service's one spec: no hashing a hundred names per request
+        return list(last[2])
+    features = _registry(spec, config)
+    _last = (spec, config, features)
+    return list(features)
+
+
+#: The last (spec, config, registry) asked for, by identity (replaced whole: safe across threads).
+_last: tuple["FeatureSpec", FeatureConfig, tuple[Feature, ...]] | None = None
 
 
 @functools.lru_cache(maxsize=64)

@@ -29,7 +29,7 @@ from churn.modeling.calibration import Calibrator
 
 if TYPE_CHECKING:  # pragma: no cover
     from churn.data.contract import ContractData
-from churn.data.frames import codes_for
+from churn.data.frames import SMALL_ROWS, assemble_frame, codes_for
 from churn.data.read import DataContractError
 from churn.features.registry import Feature, Unit
 
@@ -102,6 +102,7 @@ class ChurnModel:
         state = dict(self.__dict__)
         state.pop("_derived", None)  # recomputed after loading: a bundle holds only the model
         state.pop("_layout", None)
+        state.pop("_small_matrix", None)
         return state
 
     def derived(self, key: str, make: Callable[[], T]) -> T:
@@ -115,7 +116,8 @@ class ChurnModel:
 
     def prepare(self, features: pd.DataFrame) -> pd.DataFrame:
         """Select and type the model's columns; categories become the training categories."""
-        missing = [c for c in self.feature_names if c not in features.columns]
+        present = set(features.columns.tolist())  # one set, not a hundred index lookups
+        missing = [c for c in self.feature_names if c not in present]
         if missing:
             raise MissingFeaturesError(
                 f"the feature table lacks {len(missing)} column(s) the model needs: {', '.join(missing[:10])}"
@@ -124,7 +126,7 @@ class ChurnModel:
         numeric = self.derived("numeric_names", lambda: [n for n in self.feature_names if n not in self.categories])
         block = features.iloc[:, self._numeric_positions(features.columns, numeric)]
         dtypes = self.derived("category_dtypes", lambda: {n: pd.CategoricalDtype(c) for n, c in self.categories.items()})
-        if not all(pd.api.types.is_numeric_dtype(t) for t in block.dtypes):
+        if not all(pd.api.types.is_numeric_dtype(t) for t in set(block.dtypes.tolist())):  # each distinct type once
             numbers = {n: pd.to_numeric(block[n], errors="coerce").astype("float64").to_numpy() for n in numeric}
         else:
             # the usual case (a feature table): one conversion of the whole block, not one per
@@ -132,7 +134,7 @@ class ChurnModel:
             values = block.to_numpy(dtype="float64", na_value=np.nan)
             numbers = {n: values[:, j] for j, n in enumerate(numeric)}
         if not self.categories:
-            return pd.DataFrame(numbers, index=features.index)
+            return self._keep_matrix(assemble_frame(numbers, features.index), numbers)
         for name, dtype in dtypes.items():
             col = features[name]
             if col.dtype == dtype:  # the usual case: built with the training categories
@@ -140,9 +142,24 @@ class ChurnModel:
                 continue
             codes = np.where(col.notna().to_numpy(), codes_for(col, dtype.categories), -1)  # unseen → missing
             numbers[name] = pd.Categorical.from_codes(codes, dtype=dtype)
-        # one DataFrame in the model's column order: inserting each category column and then
-        # reordering is a fixed cost of about a millisecond for a handful of accounts
-        return pd.DataFrame({n: numbers[n] for n in self.feature_names}, index=features.index)
+        # one DataFrame in the model's column order, the numbers as one block: a fixed cost of about
+        # a millisecond for a handful of accounts otherwise
+        return self._keep_matrix(assemble_frame({n: numbers[n] for n in self.feature_names}, features.index), numbers)
+
+    def _keep_matrix(self, prepared: pd.DataFrame, numbers: dict[str, object]) -> pd.DataFrame:
+        """For a few rows, :meth:`matrix` of ``prepared`` made now from the arrays it was built of
+        (the same numbers and codes) and kept for it by identity: taking them back out of the
+        frame is a fixed cost per request. Large tables are left to :meth:`matrix` (no copy kept)."""
+        if len(prepared) <= SMALL_ROWS:
+            out = np.empty((len(prepared), len(self.feature_names)))
+            for j, name in enumerate(self.feature_names):
+                value = numbers[name]
+                if isinstance(value, pd.Categorical):
+                    out[:, j] = np.where(value.codes >= 0, value.codes, np.nan)
+                else:
+                    out[:, j] = value  # type: ignore[assignment]
+            self.__dict__["_small_matrix"] = (prepared, out)
+        return prepared
 
     def _numeric_positions(self, columns: pd.Index, names: list[str]) -> np.ndarray:
         """Positions of the numeric feature ``names`` in ``columns``, kept for the last column layout seen: every
@@ -160,6 +177,9 @@ class ChurnModel:
         (categories as their codes, missing → NaN), so predictions and contributions are the
         same numbers without LightGBM's per-call pandas conversion — the larger part of scoring
         a handful of accounts."""
+        kept = self.__dict__.get("_small_matrix")
+        if kept is not None and kept[0] is prepared:  # made by prepare() from the same arrays
+            return kept[1].copy()
         if not self.categories:
             return prepared.to_numpy(dtype="float64", na_value=np.nan)
         if list(prepared.columns) != self.feature_names:  # positions below are the model's column order

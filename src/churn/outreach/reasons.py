@@ -191,7 +191,8 @@ def reason_texts(x: pd.DataFrame, column_idx: np.ndarray, infos: list[Feature], 
     out = np.full(len(column_idx), "", dtype=object)
     for j in np.unique(column_idx[column_idx >= 0]):
         rows = np.flatnonzero(column_idx == j)
-        values = x.iloc[rows, j]
+        column = x.iloc[:, j]  # the column, then its rows: a 2-D lookup checks both keys first
+        values = column if len(rows) == len(column) else column.iloc[rows]
         if isinstance(values.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(values.dtype):
             shown = values.astype("str").to_numpy()
         else:

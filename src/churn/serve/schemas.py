@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, TypeAdapter, field_validator, model_validator
 
 from churn.config import SURVEY_RANGES
 from churn.serve.limits import REQUEST_LIMITS, RequestLimits
@@ -25,10 +25,13 @@ Sort = Literal[
 ]  # fmt: skip
 
 
+TEXT_ONLY = "expected an ISO 8601 date or date-time as text"
+
+
 def _text_only(value: object) -> object:
     """Timestamps come as text: a bare number would silently be read as seconds since 1970."""
     if not isinstance(value, str):
-        raise ValueError("expected an ISO 8601 date or date-time as text")
+        raise ValueError(TEXT_ONLY)
     return value
 
 
@@ -225,12 +228,16 @@ BOUNDED_TEXT = {"AccountIn": ("account_id",), "InteractionIn": ("account_id", "e
 
 
 class InteractionIn(BaseModel):
-    """An interactions row of the input contract."""
+    """An interactions row of the input contract. A request carries thousands: ``ScoreRequest``
+    screens them in one pass (``occurred_at`` is text, text within ``max_string_chars``) — a
+    Python validator per row cost more than all the rest of validating a request — and
+    validates a list that fails the screen with :class:`CheckedInteraction`, which names each
+    row's problems."""
 
     model_config = ConfigDict(extra="forbid")
 
     account_id: Text
-    occurred_at: Timestamp
+    occurred_at: datetime
     event_type: Text
     channel: StrictStr | None = None
     case_id: StrictStr | None = None
@@ -243,12 +250,37 @@ class InteractionIn(BaseModel):
     nps: float | None = Field(None, ge=SURVEY_RANGES["nps"][0], le=SURVEY_RANGES["nps"][1])
     amount: float | None = None
 
+
+class CheckedInteraction(InteractionIn):
+    """:class:`InteractionIn` with the screen's checks per row, for the errors of a list that failed it."""
+
+    occurred_at: Timestamp
+
     @model_validator(mode="after")
-    def _bounded(self) -> InteractionIn:
+    def _bounded(self) -> CheckedInteraction:
         problems = _too_long({"account_id": self.account_id, "event_type": self.event_type, "channel": self.channel, "case_id": self.case_id})
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+_CHECKED_INTERACTIONS = TypeAdapter(list[CheckedInteraction])
+
+
+def _screened(rows: list[object]) -> bool:
+    """Whether every interaction row (a JSON object) has its ``occurred_at`` as text and its
+    text values together within ``max_string_chars`` (then each is): one cheap pass, no call
+    per row. False sends the list through :class:`CheckedInteraction`, which decides."""
+    most = REQUEST_LIMITS.get().max_string_chars
+    try:
+        for row in rows:
+            if type(row) is dict:
+                get = row.get
+                if type(get("occurred_at")) is not str or len(get("account_id", "")) + len(get("event_type", "")) + len(get("channel") or "") + len(get("case_id") or "") > most:
+                    return False
+    except TypeError:  # a value without a length (a number): the row's validation names it
+        return False
+    return True
 
 
 class ScoreRequest(BaseModel):
@@ -264,7 +296,10 @@ class ScoreRequest(BaseModel):
     @field_validator("interactions", mode="before")
     @classmethod
     def _few_interactions(cls, rows: object) -> object:
-        return _at_most(rows, "interactions", REQUEST_LIMITS.get().max_interactions)
+        rows = _at_most(rows, "interactions", REQUEST_LIMITS.get().max_interactions)
+        if isinstance(rows, list) and not _screened(rows):
+            _CHECKED_INTERACTIONS.validate_python(rows)  # raises naming every row's problems
+        return rows
 
 
 class ScoredAccount(BaseModel):
@@ -278,6 +313,13 @@ class ScoredAccount(BaseModel):
     reason_method: str
     suggested_action: str
     action_wording: str
+    # time to churn, as on the weekly list (a model trained with --survival; null otherwise)
+    survival_1m: float | None = Field(None, description="chance it is still a customer 1 month after as_of")
+    survival_3m: float | None = None
+    survival_6m: float | None = None
+    survival_12m: float | None = None
+    expected_months_24: float | None = Field(None, description="expected months, of the next 24, it is still a customer at the end of")
+    remaining_value: float | None = Field(None, description="Σ survival × monthly value over 24 months, discounted (the scoring folder's discount rate)")
 
 
 class ScoreResponse(BaseModel):

@@ -36,9 +36,10 @@ from churn.data.read import DataContractError
 from churn.data.rules import FLAGS, FUTURE_SLACK, NUMBERS, OPTIONAL_INTERACTION_COLUMNS, SCREEN, TEXT, ColumnScreen
 from churn.features.build import build_features
 from churn.modeling.model import ChurnModel, MissingInputError, check_inputs
+from churn.modeling.survival import SURVIVAL_COLUMNS, survival_columns
 from churn.outreach.playbook import DEFAULT_FAMILY
 from churn.outreach.reasons import explain, split_reasons
-from churn.outreach.score import risk_bands
+from churn.outreach.score import annual_value, risk_bands
 from churn.serve.model import ServingModel
 
 T = TypeVar("T")
@@ -332,6 +333,16 @@ SCORED_COLUMNS = [
 ]  # fmt: skip
 
 
+def _survival(model: ChurnModel, features: pd.DataFrame, accounts: pd.DataFrame, config: ScoreConfig) -> list[dict[str, float]] | None:
+    """The risk list's time-to-churn columns per row of ``features``, computed as ``churn score``
+    computes them (curves, 12 × the value column, the discount rate); None without a survival model."""
+    curves = model.survival_curves(features)
+    if curves is None:
+        return None
+    annual, _ = annual_value(features, accounts, config)
+    return survival_columns(curves, annual / 12.0, config.discount_rate).to_dict("records")  # type: ignore[return-value]
+
+
 def score_payload(
     payload: object, serving: ServingModel, *, config: ScoreConfig = ScoreConfig(), definition: ChurnDefinition | None = None
 ) -> pd.DataFrame:
@@ -343,7 +354,9 @@ def score_payload(
     against its scoring runs). Returns one row per requested account, in request order:
     ``account_id``, ``churn_probability``, ``risk_band``, ``reasons`` (list of sentences),
     ``reason_features``, ``reason_drivers``, ``reason_contributions`` (lists), ``reason_method``,
-    ``suggested_action`` and ``action_wording`` (from the playbook).
+    ``suggested_action`` and ``action_wording`` (from the playbook); with a survival model
+    (``churn train --survival``) also :data:`churn.modeling.survival.SURVIVAL_COLUMNS`, as the
+    weekly list has them.
 
     Raises :class:`InvalidPayload` naming each row the data contract rejects, each account
     that is not a customer at ``as_of`` and each column the model needs but the data lacks;
@@ -360,10 +373,11 @@ def score_payload(
     features = build_features(
         data.accounts, data.interactions, as_of=as_of, spec=serving.spec, config=serving.feature_config, definition=definition
     )
-    ids = data.accounts["account_id"].astype("str")
-    inactive = ~ids.isin(features["account_id"])
+    ids = data.accounts["account_id"].astype("str").tolist()
+    customers = set(features["account_id"].tolist())  # a few ids: a set, not pandas' isin
+    inactive = np.array([i not in customers for i in ids], dtype=bool)
     if inactive.any():
-        problems = _not_customers(data.accounts, data.interactions, as_of, definition, np.flatnonzero(inactive.to_numpy()))
+        problems = _not_customers(data.accounts, data.interactions, as_of, definition, np.flatnonzero(inactive))
         raise InvalidPayload(
             f"{len(problems)} account(s) not customers at as_of under the model's churn definition "
             f"({definition.kind} churn, {definition.horizon_days}-day horizon)",
@@ -379,6 +393,7 @@ def score_payload(
     actions = [a.title if a is not None else None for a in chosen]
     wordings = [a.wording if a is not None else None for a in chosen]
     bands = risk_bands(p, config)
+    survival = _survival(model, features, data.accounts, config)
     scored = {
         account: {
             "account_id": account,
@@ -389,7 +404,8 @@ def score_payload(
             "suggested_action": actions[i],
             "action_wording": wordings[i],
             **split_reasons(reasons.features[i], reasons.drivers[i], reasons.contributions[i]),
+            **(survival[i] if survival is not None else {}),
         }
         for i, account in enumerate(features["account_id"].tolist())
     }
-    return pd.DataFrame.from_records([scored[a] for a in ids.tolist()], columns=SCORED_COLUMNS)
+    return pd.DataFrame.from_records([scored[a] for a in ids], columns=SCORED_COLUMNS + (SURVIVAL_COLUMNS if survival is not None else []))
