@@ -246,3 +246,11 @@ def test_serve_refuses_an_open_non_loopback_address(tmp_path: Path, monkeypatch:
     assert runs[-1]["proxy_headers"] is True and runs[-1]["forwarded_allow_ips"] == "10.0.0.1"
     served = runs[-1]["app"].state.service.settings
     assert served.behind_tls_proxy and served.limits.max_body_bytes == 2**20 and served.session_seconds == 7200
+    assert served.limits == replace(RequestLimits(), max_body_bytes=2**20)  # every other limit at its default
+    assert (served.login_failures, served.login_window_seconds) == (5, 60.0)
+    limited = ["--max-accounts", "3", "--max-interactions", "40", "--max-string-chars", "30", "--max-extra-keys", "2", "--login-failures", "9", "--login-window", "120"]
+    assert CliRunner().invoke(app, [*base, *limited]).exit_code == 0
+    served = runs[-1]["app"].state.service.settings
+    assert served.limits == replace(RequestLimits(), max_accounts=3, max_interactions=40, max_string_chars=30, max_extra_keys=2)
+    assert (served.login_failures, served.login_window_seconds) == (9, 120.0)
+    assert runs[-1]["app"].state.login_throttle.failures == 9

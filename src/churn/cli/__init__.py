@@ -5,6 +5,7 @@
 Imports: anything below it; nothing imports the CLI.
 """
 
+from churn.cli import serve as _serve  # noqa: F401  (registers `churn serve` on the app)
 from churn.cli import simulate as _simulate  # noqa: F401  (registers `churn simulate` on the app)
 from churn.cli import uplift as _uplift  # noqa: F401  (registers `churn uplift` on the app)
 from churn.cli.commands import app, run

@@ -8,7 +8,6 @@ options' own few.
 
 from __future__ import annotations
 
-import gc
 import os
 import warnings
 from pathlib import Path
@@ -489,73 +488,6 @@ def _exit_on_verdict(doc: dict, fail_on: Optional[FailOn]) -> None:
     if fails(doc["verdict"], None if fail_on is None else fail_on.value):
         render.print_fail_on(doc["verdict"], fail_on.value, FAIL_EXIT_CODE)  # type: ignore[union-attr]
         raise typer.Exit(FAIL_EXIT_CODE)
-
-
-@app.command()
-@friendly_errors
-def serve(
-    scores: Annotated[Path, typer.Option(help="Scoring folder to serve (churn score --out); a new run there is picked up without a restart.")] = Path("reports/scores"),
-    model: Annotated[
-        Optional[str],
-        typer.Option(help="Model for POST /score: models:/NAME@champion, another models:/ or runs:/ URI, or a .joblib bundle (default: the champion of --model-name)."),
-    ] = None,
-    model_name: ModelNameOpt = None,
-    data: Annotated[Optional[Path], typer.Option("--data", help="Data folder: recent support contacts and surveys on the account pages.")] = None,
-    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
-    history_runs: Annotated[int, typer.Option(min=1, help="Past runs kept in memory for each account's score trend.")] = 12,
-    access_log: Annotated[bool, typer.Option(help="Log every request (method, path, status).")] = True,
-    playbook: Annotated[
-        Optional[Path], typer.Option("--playbook", help="Playbook TOML for POST /score's suggested actions, as for churn score (default: the shipped one).")
-    ] = None,
-    config: ConfigOpt = None,
-    insecure_no_auth: Annotated[bool, typer.Option("--insecure-no-auth", help="Listen on a non-loopback address without CHURN_API_KEY (everything open).")] = False,
-    forwarded_allow_ips: Annotated[
-        Optional[str], typer.Option(help="Behind a TLS proxy: the proxy addresses whose X-Forwarded-For/-Proto are trusted (comma-separated); session cookies become Secure.")
-    ] = None,
-    max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body (MiB); bigger ones get 413 before they are read.")] = 16.0,
-    max_interactions: Annotated[int, typer.Option(min=1, help="Interactions per POST /score.")] = 100_000,
-    session_hours: Annotated[float, typer.Option(min=0.01, help="A page sign-in lasts this long.")] = 8.0,
-) -> None:
-    """Serve the risk list: a REST API for CRMs and web pages for customer-success teams.
-
-    Set CHURN_API_KEY to require the header X-API-Key on every endpoint except /health; without
-    it the service only listens on a loopback address unless --insecure-no-auth is given."""
-    import logging
-
-    import uvicorn
-
-    from churn.modeling.tracking import bundle_path, champion_uri
-    from churn.outreach.playbook import load_playbook
-    from churn.serve.app import create_app
-    from churn.serve.limits import MIB, RequestLimits
-    from churn.serve.settings import DEFAULT_BUNDLE, ServeSettings, bind_refusal
-
-    api_key = os.environ.get("CHURN_API_KEY") or None
-    refusal = bind_refusal(host, api_key, insecure_no_auth)
-    if refusal is not None:
-        render.print_error("Error", refusal)
-        raise typer.Exit(1)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    _quiet_mlflow()
-    if data is not None and not data.is_dir():
-        raise UsageError(f"--data {data}: no such folder")
-    load_playbook(playbook)  # a typo in the playbook fails at start-up, not on the first request
-    limits = RequestLimits(max_body_bytes=max(1, round(max_body_mb * MIB)), max_interactions=max_interactions)
-    name = data_settings(data, config, model_name=model_name).model_name
-    champion = champion_uri(name)  # without --model: the business's champion, or else its exported bundle
-    settings = ServeSettings(
-        scores_dir=scores, model_ref=model or champion, data_dir=data, api_key=api_key, history_runs=history_runs, playbook=playbook,
-        fallback_bundle=bundle_path(DEFAULT_BUNDLE.parent, name), fallback_for=champion,
-        limits=limits, session_seconds=session_hours * 3600, behind_tls_proxy=forwarded_allow_ips is not None,
-    )  # fmt: skip
-    with console.status(f"Loading {settings.model_ref} and indexing the latest run in {scores}…"):
-        api = create_app(settings)
-    render.print_service(api.state.service, scores, host, port, auth=api_key is not None)
-    gc.freeze()  # the loaded model and run index live as long as the process: keep them out of every garbage collection
-    # proxy headers only from the addresses named: otherwise a client could set X-Forwarded-For and dodge the sign-in throttle
-    proxy = {"proxy_headers": True, "forwarded_allow_ips": forwarded_allow_ips} if forwarded_allow_ips else {"proxy_headers": False}
-    uvicorn.run(api, host=host, port=port, access_log=access_log, log_level="info", **proxy)
 
 
 @app.command()
