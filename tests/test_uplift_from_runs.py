@@ -165,6 +165,12 @@ def test_churn_uplift_command_tracks_the_evaluation_and_refuses_clearly(folder, 
     found = mlflow.search_runs(experiment_names=["churn-uplift"])
     assert len(found) == 1 and "metrics.qini_difference_low" in found.columns and found["params.analysis"].iloc[0] == "intention-to-treat"
 
+    assert "Warning: attributes" not in ok.output  # the generated business declares its attributes (static or with history)
+    undeclared = runner.invoke(app, [*args, "--out", str(mlflow_root / "u2.joblib"), "--static-attributes", "", "--attributes-as-of", "2030-01-01"])
+    assert undeclared.exit_code == 0, undeclared.output
+    text = " ".join(undeclared.output.split())
+    assert "Warning: attributes whose value at the earliest run's date the data does not hold" in text, text
+
     early = runner.invoke(app, [*args, "--data-end", "2023-11-10"])
     assert early.exit_code == 2 and "not enough matured experiment" in early.output and "Traceback" not in early.output
     assert "2 matured cohort(s)" in early.output and "at least 3" in early.output

@@ -539,6 +539,11 @@ def print_uplift_training(result: UpliftResult) -> None:
         console.print(f"{len(m.pending)} later run(s) not matured yet (outcome window still open).")
     if m.dropped:
         console.print(f"[yellow]{sum(m.dropped.values()):,} assigned account(s) not customers at their run's date in this data were left out.[/]")
+    if result.attributes_unknown:
+        console.print(
+            "[yellow]Warning:[/] attributes whose value at the earliest run's date the data does not hold (read from a later export; "
+            "declare never-changing ones with --static-attributes, or give attribute_history): " + escape("; ".join(result.attributes_unknown))
+        )
 
     def span(name: str, spec: str = "+.4f") -> str:
         return f"{e[name]:{spec}} [{e[f'{name}_low']:{spec}}, {e[f'{name}_high']:{spec}}]"

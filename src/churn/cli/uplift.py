@@ -15,7 +15,18 @@ import typer
 
 from churn.cli import render
 from churn.cli.commands import _quiet_mlflow, app
-from churn.cli.options import ConfigOpt, DataEndOpt, DataOpt, DateFormatOpt, ModelNameOpt, _choices, data_settings, friendly_errors
+from churn.cli.options import (
+    AttributesAsOfOpt,
+    ConfigOpt,
+    DataEndOpt,
+    DataOpt,
+    DateFormatOpt,
+    ModelNameOpt,
+    StaticOpt,
+    _choices,
+    data_settings,
+    friendly_errors,
+)
 from churn.cli.render import console
 
 Analysis = _choices("Analysis", ("intention-to-treat", "per-protocol"), "Who counts as called.")
@@ -39,6 +50,8 @@ def uplift(
     seed: Annotated[int, typer.Option(help="Seed of the fit and of the bootstrap.")] = 7,
     config: ConfigOpt = None,
     date_format: DateFormatOpt = None,
+    static_attributes: StaticOpt = None,
+    attributes_as_of: AttributesAsOfOpt = None,
     data_end: DataEndOpt = None,
     model_name: ModelNameOpt = None,
 ) -> None:
@@ -48,7 +61,9 @@ def uplift(
     from churn.modeling.tracking import champion_uri
     from churn.modeling.uplift import UpliftSettings
 
-    settings = data_settings(data, config, date_format=date_format, data_end=data_end, model_name=model_name)
+    settings = data_settings(
+        data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end, model_name=model_name
+    )
     training = UpliftTraining(
         analysis=analysis.value, min_cohorts=min_cohorts, min_per_arm=min_per_arm, capacity=capacity, settings=UpliftSettings(seed=seed),  # type: ignore[attr-defined]
     )  # fmt: skip

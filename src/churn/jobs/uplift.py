@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from churn.config import DataSettings
+from churn.data.attributes import unknown_at
 from churn.data.contract import ContractData, load
 from churn.data.dataend import loaded_data_end
 from churn.data.io import atomic_path
@@ -216,6 +217,9 @@ class UpliftResult:
     held_out_cohorts: int
     path: Path | None = None
     run_id: str | None = None
+    #: The model's attributes whose value at the earliest run's date the data does not hold
+    #: (read from a later export, not static, no history), each with why.
+    attributes_unknown: tuple[str, ...] = ()
 
 
 def qini_curves(rows: pd.DataFrame, uplift: np.ndarray, risk: np.ndarray, points: int = CURVE_POINTS) -> dict[str, list[float]]:
@@ -315,13 +319,21 @@ def uplift_from_scores(
     contract = load(data, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since, date_format=settings.date_format, tables=settings.source)
     check_inputs(model, contract, str(data))
     end, _ = loaded_data_end(contract, settings)
+    # the cohorts' features are recomputed at past dates: an attribute read from a later export
+    # is the classic leak of a backfill, so say which ones (as a past-dated churn score does)
+    names = [*model.spec.numeric_attributes, *(c for c, _ in model.spec.categorical_attributes)]
+    first = pd.Timestamp(history["as_of"].min())
+    unknown = unknown_at(names, contract.accounts, contract.attribute_history, as_of=first, settings=settings, export_date=end)
     progress("Recomputing the features at each matured run's date…")
     matured = matured_cohorts(contract, scores, model, data_end=end, analysis=training.analysis)
     progress("Fitting and judging the uplift model…")
     result = learn_uplift(model, matured, training)
     path = save_uplift_bundle(result.model, out)
     run_id = _track(result, root, model_label) if root is not None else None
-    return UpliftResult(result.model, result.evaluation, result.gate, matured, result.fitted_cohorts, result.held_out_cohorts, path, run_id)
+    return UpliftResult(
+        result.model, result.evaluation, result.gate, matured, result.fitted_cohorts, result.held_out_cohorts, path, run_id,
+        attributes_unknown=tuple(f"{d.name}: {d.reason}" for d in unknown),
+    )  # fmt: skip
 
 
 def _track(result: UpliftResult, root: Path, model_label: str) -> str:
