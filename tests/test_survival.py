@@ -399,3 +399,18 @@ def test_time_sliced_evaluation_never_trains_on_what_happened_after_the_test_cut
     late = lapse[rows] > to_cutoff
     assert late.any() and not seen["event"][late].any() and np.allclose(seen["months"][late], to_cutoff[late])
     assert (seen["event"][~late] == event[rows][~late]).all()
+
+
+def test_censor_at_sees_only_lapses_strictly_before_the_cutoff() -> None:
+    """The time slice's training outcomes as known at the test cutoff: a lapse one second
+    before it is seen, one exactly at it is not (as at the end of the data)."""
+    from churn.modeling.survival import censor_at
+
+    cutoff = pd.Timestamp("2024-01-01", tz="UTC")
+    as_of = np.array(["2023-07-01"] * 3, dtype="datetime64[ns]")
+    lapse = pd.to_datetime(["2023-12-31 23:59:59", "2024-01-01 00:00:00", "2024-03-01 00:00:00"], utc=True)
+    months = ((lapse - pd.Timestamp("2023-07-01", tz="UTC")) / MONTH).to_numpy(dtype=float)
+    censored, event, follow = censor_at(months, np.ones(3, dtype=bool), as_of, cutoff)
+    assert event.tolist() == [True, False, False]
+    assert np.allclose(follow, (cutoff - pd.Timestamp("2023-07-01", tz="UTC")) / MONTH)
+    assert censored[0] == months[0] and np.allclose(censored[1:], follow[1:])

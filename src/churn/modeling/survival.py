@@ -432,11 +432,12 @@ def time_slice(as_of: np.ndarray, follow_up: np.ndarray, horizon: float = 12.0) 
 
 
 def censor_at(months: np.ndarray, event: np.ndarray, as_of: np.ndarray, cutoff: pd.Timestamp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Outcomes as they were known at ``cutoff`` (for rows of earlier cutoffs): a lapse after it
-    is not yet seen, so the row is censored there. Returns months, event and follow-up."""
+    """Outcomes as they were known at ``cutoff`` (for rows of earlier cutoffs): a lapse at or
+    after it is not yet seen — as at the end of the data, only what happened strictly before
+    counts — so the row is censored there. Returns months, event and follow-up."""
     to_cutoff = ((cutoff - pd.Series(pd.to_datetime(as_of, utc=True))) / MONTH).to_numpy(dtype=float)
     months, event = np.asarray(months, dtype=float), np.asarray(event, dtype=bool)
-    return np.minimum(months, to_cutoff), event & (months <= to_cutoff), to_cutoff
+    return np.minimum(months, to_cutoff), event & (months < to_cutoff), to_cutoff
 
 
 def _splits(
