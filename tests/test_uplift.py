@@ -219,7 +219,7 @@ def test_planted_world_puts_non_responders_at_the_top_of_risk_and_aligned_does_n
 
 def test_x_learner_recovers_the_sign_with_arms_unbalanced_both_ways() -> None:
     """As in the closed loop: nearly all called at the top of the list (a tenth held out),
-    a few explored calls below it. The X-learner (the default) still finds helped vs dogs on
+    a few explored calls below it. The X-learner (an option; the T-learner is the default) still finds helped vs dogs on
     both sides of the cut — the helped accounts, and the dogs below the helped; ``baseline`` rows
     (before any call) join the no-call model only."""
     rows = planted_experiment(7, n=8_000)

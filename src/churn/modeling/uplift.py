@@ -162,7 +162,7 @@ def fit_uplift(
     base = rows[WEIGHT].to_numpy(dtype=float) if WEIGHT in rows.columns else None
     x, y = rows[columns], rows[LABEL].to_numpy(dtype=int)
     metadata: dict[str, object] = {"rows": len(rows), "treated": int(treated.sum()), "weighted": use_weights, "learner": settings.learner}
-    if settings.learner == "t":  # IPW-weighted outcome models, as before
+    if settings.learner == "t":  # IPW-weighted outcome models (the shared settings carry reg_lambda 1.0 since the X-learner came)
         w = ipw_weights(treated, rows[PROPENSITY].to_numpy(), base) if use_weights else (np.ones(len(rows)) if base is None else base)
     else:  # conditional means: no weights
         w = np.ones(len(rows))
