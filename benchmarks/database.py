@@ -27,7 +27,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # features.py beside us; tests/pg_support.py for the cluster
 
-from features import alternate, business, child_env, compare, interaction_count, medians, peak, peer_arguments  # noqa: E402
+from features import alternate, business, business_arguments, child_env, compare, interaction_count, medians, peak, peer_arguments  # noqa: E402
 
 
 def load_postgres(url: str, data_dir: Path) -> float:
@@ -52,11 +52,7 @@ def load_postgres(url: str, data_dir: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, help="data folder (default: generate one)")
-    parser.add_argument("--accounts", type=int, default=100_000)
-    parser.add_argument("--months", type=int, default=24)
-    parser.add_argument("--as-of", default="2024-12-01")
-    parser.add_argument("--runs", type=int, default=3, help="timed runs per side (median reported)")
+    business_arguments(parser)
     parser.add_argument("--pg-url", help="an existing PostgreSQL database to load and read (default: a throw-away cluster)")
     args = parser.parse_args()
     as_of = pd.Timestamp(args.as_of, tz="UTC")

@@ -69,6 +69,15 @@ def business(data: Path | None, accounts: int, months: int, out: Path) -> Path:
     return target
 
 
+def business_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a benchmark timed on one business: which (or what to generate) and how often."""
+    parser.add_argument("--data", type=Path, help="data folder (default: generate one)")
+    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--months", type=int, default=24)
+    parser.add_argument("--as-of", default="2024-12-01")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per side (median reported)")
+
+
 def interaction_count(data_dir: Path) -> int:
     """Rows of the interactions table (every row, before the time window and the contract)."""
     import pyarrow.dataset as ds
@@ -198,11 +207,7 @@ def in_process(data_dir: Path, as_of: pd.Timestamp, cutoffs: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, help="data folder (default: generate one)")
-    parser.add_argument("--accounts", type=int, default=100_000)
-    parser.add_argument("--months", type=int, default=24)
-    parser.add_argument("--as-of", default="2024-12-01")
-    parser.add_argument("--runs", type=int, default=3, help="timed runs per side (median reported)")
+    business_arguments(parser)
     parser.add_argument("--compare-with", type=Path, help="an earlier version's output of the same command, to check ours is unchanged")
     parser.add_argument("--in-process", action="store_true", help="also time the stages in one process and a 12-cutoff training table")
     parser.add_argument("--cutoffs", default="2024-01-01:2024-12-01:1M")
