@@ -195,12 +195,7 @@ def _score_run(
         "later_runs_to_rescore": stale_later_runs(out_dir, as_of, definition.horizon, risk),
     }
     run_folder = runs.run_dir(out_dir, str(record["run_id"]))
-    paths = runs.write_risk_list(run_folder, risk)
-    if winback is not None and definition.kind == "inactivity":
-        paths["lapsed"] = write_table(winback, run_folder / "lapsed", "csv")
-    whom = evaluation_document(model, str(notes["ranking"]), str(notes["ranking_reason"]))
-    if whom is not None:
-        paths["uplift_evaluation"] = write_text(run_folder / UPLIFT_EVALUATION_FILE, json.dumps(whom, default=str, indent=1))
+    paths = _write_lists(run_folder, risk, winback if definition.kind == "inactivity" else None, model, notes)
     retention, past = _retention_and_outcomes(
         out_dir, run_folder, paths, data=data, definition=definition, as_of=as_of, events_on_cluster=spark is not None, uplift=uplift
     )
@@ -221,6 +216,18 @@ def _score_run(
     paths["report"] = _write_report(run_folder, context, risk, retention, past.outcomes, past.uplift)
     record = runs.publish_run(out_dir, record)
     return ScoreOutputs(risk, record, paths, past.outcomes, past.uplift, monitoring)
+
+
+def _write_lists(run_folder: Path, risk: pd.DataFrame, winback: pd.DataFrame | None, model: ChurnModel, notes: dict[str, object]) -> dict[str, Path]:
+    """The run's lists: the risk list, the win-back list (inactivity churn) and, with an uplift
+    model in the bundle, the evaluation the report's "Whom to call" section reads."""
+    paths = runs.write_risk_list(run_folder, risk)
+    if winback is not None:
+        paths["lapsed"] = write_table(winback, run_folder / "lapsed", "csv")
+    whom = evaluation_document(model, str(notes["ranking"]), str(notes["ranking_reason"]))
+    if whom is not None:
+        paths["uplift_evaluation"] = write_text(run_folder / UPLIFT_EVALUATION_FILE, json.dumps(whom, default=str, indent=1))
+    return paths
 
 
 def _attributes_unknown(model: ChurnModel, data: ContractData, as_of: pd.Timestamp, settings: DataSettings, data_end: pd.Timestamp) -> list[str] | None:
