@@ -414,3 +414,33 @@ def test_censor_at_sees_only_lapses_strictly_before_the_cutoff() -> None:
     assert event.tolist() == [True, False, False]
     assert np.allclose(follow, (cutoff - pd.Timestamp("2023-07-01", tz="UTC")) / MONTH)
     assert censored[0] == months[0] and np.allclose(censored[1:], follow[1:])
+
+
+def test_a_time_slice_with_too_few_lapses_falls_back_to_account_folds(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A later cutoff followed for a year exists, but the earlier cutoffs' outcomes as known at
+    it hold almost no lapse: the evaluation says so and judges on account folds instead of
+    failing to fit (or reporting a C-index over a handful of lapses)."""
+    rng = np.random.default_rng(1)
+    cutoffs = [ts("2023-01-01"), ts("2023-07-01"), ts("2024-01-01")]
+    as_of = np.array([c for c in cutoffs for _ in range(200)], dtype=object)
+    end = ts("2025-06-01")
+    follow = np.array([(end - a) / MONTH for a in as_of])
+    lapse = np.where(as_of == cutoffs[2], rng.exponential(10.0, len(as_of)), 13.0 + rng.exponential(3.0, len(as_of)))  # early cutoffs lapse only after 2024-01
+    lapse[:3] = 2.0  # three lapses seen before the test cutoff: too few to train on
+    months, event = np.minimum(lapse, follow), lapse <= follow
+    calls: list[int] = []
+
+    class Flat:
+        def curves(self, x: np.ndarray) -> np.ndarray:
+            return np.tile(0.95 ** np.arange(1, MAX_MONTHS + 1), (len(x), 1))
+
+    def fake_fit(x, m, e, groups, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(len(x))
+        return Flat()
+
+    monkeypatch.setattr("churn.modeling.survival.fit_survival", fake_fit)
+    x = np.column_stack([np.arange(len(as_of)), rng.normal(size=len(as_of))])
+    evaluation = evaluate_survival(x, months, event, np.arange(len(as_of)).astype(str), None, categorical=[], follow_up=follow, as_of=as_of)
+    assert "3 account folds" in evaluation.description
+    assert "later time slice at 2024-01-01 would train on 3 lapses" in evaluation.description
+    assert len(calls) == 3 and sum(calls) == 2 * len(as_of)  # every row tested once, trained twice

@@ -421,6 +421,12 @@ def judge_curves(
     return pd.DataFrame.from_dict(rows, orient="index"), deciles
 
 
+#: Lapses the later time slice needs on each side — in its training rows as known at the test
+#: cutoff, and among the tested customers — before it is used; with fewer, the model cannot be
+#: fitted or its C-index is noise, so the evaluation falls back to account folds.
+MIN_SLICE_LAPSES = 10
+
+
 def time_slice(as_of: np.ndarray, follow_up: np.ndarray, horizon: float = 12.0) -> pd.Timestamp | None:
     """The test cutoff of the time-sliced evaluation: the latest cutoff whose rows are followed
     for ``horizon`` months (so survival that far out is observed) and that has an earlier
@@ -446,20 +452,26 @@ def _splits(
     """(train mask, test mask, and the training rows' months, event, follow-up) per fold, and
     what they are: one later time slice when ``as_of`` allows it, else account folds."""
     cutoff = None if as_of is None else time_slice(as_of, follow)
+    why = "" if as_of is None else " (no cutoff has 12 months of follow-up and an earlier cutoff, so no later time slice can be judged)"
     if cutoff is not None:
         stamps = pd.to_datetime(as_of, utc=True)
         train, test = np.asarray(stamps < cutoff), np.asarray(stamps == cutoff)
         m, e, f = censor_at(months[train], event[train], np.asarray(as_of)[train], cutoff)
-        n_cuts = len(pd.unique(stamps[train]))
-        text = (
-            f"trained on {n_cuts} earlier cutoffs ({int(train.sum()):,} customer rows, outcomes censored at the test cutoff: nothing after it is used), "
-            f"tested on the {int(test.sum()):,} customers at {cutoff:%Y-%m-%d} ({int(event[test].sum()):,} lapses observed, the rest censored at the end of the data)"
+        seen_in_training, seen_in_test = int(e.sum()), int(event[test].sum())
+        if min(seen_in_training, seen_in_test) >= MIN_SLICE_LAPSES:
+            n_cuts = len(pd.unique(stamps[train]))
+            text = (
+                f"trained on {n_cuts} earlier cutoffs ({int(train.sum()):,} customer rows, outcomes censored at the test cutoff: nothing after it is used), "
+                f"tested on the {int(test.sum()):,} customers at {cutoff:%Y-%m-%d} ({seen_in_test:,} lapses observed, the rest censored at the end of the data)"
+            )
+            return [(train, test, m, e, f)], text
+        why = (
+            f" (the later time slice at {cutoff:%Y-%m-%d} would train on {seen_in_training:,} lapses seen before it and be judged on {seen_in_test:,}; "
+            f"it needs at least {MIN_SLICE_LAPSES} on each side)"
         )
-        return [(train, test, m, e, f)], text
     codes, uniques = pd.factorize(groups)
     fold = np.random.default_rng(seed).integers(0, folds, len(uniques))[codes]
     out = [(fold != k, fold == k, months[fold != k], event[fold != k], follow[fold != k]) for k in range(folds)]
-    why = "" if as_of is None else " (no cutoff has 12 months of follow-up and an earlier cutoff, so no later time slice can be judged)"
     return out, f"{folds} account folds over {len(months):,} customer rows ({int(event.sum()):,} lapses observed, the rest censored at the end of the data){why}"
 
 
