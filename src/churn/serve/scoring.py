@@ -143,9 +143,9 @@ def _utc_ns(values: list[datetime | None]) -> pd.Series | None:
 
 def _numbers(values: list[object], rule: ColumnScreen | None) -> np.ndarray | None:
     """Floats (None → NaN); None when a value is not finite or breaks ``rule`` (the contract names it)."""
-    out = np.array([np.nan if v is None else v for v in values], dtype="float64")
-    present = np.array([v is not None for v in values], dtype=bool)
-    if not np.isfinite(out[present]).all():
+    out = np.array(values, dtype="float64")  # numpy makes None NaN
+    present = np.isfinite(out)
+    if int(present.sum()) + values.count(None) != len(values):  # a value sent, but not finite
         return None
     if rule is not None and ((rule.min_value is not None and (out[present] < rule.min_value).any()) or (rule.max_value is not None and (out[present] > rule.max_value).any())):
         return None
@@ -222,7 +222,7 @@ def request_tables(payload: object, now: pd.Timestamp) -> tuple[pd.DataFrame, pd
             inter[col] = _numbers(values, SCREEN["interactions"].get(col))
     if any(v is None for v in inter.values()):
         return None
-    return pd.DataFrame(acc), pd.DataFrame(inter)
+    return pd.DataFrame(acc, copy=False), pd.DataFrame(inter, copy=False)  # the columns are this request's own
 
 
 def _rejections(data_rejects: dict[str, pd.DataFrame]) -> list[RowProblem]:
