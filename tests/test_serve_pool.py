@@ -4,6 +4,7 @@ requests it held a 503 and the pool comes back, and shutdown leaves no process b
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, replace
@@ -77,30 +78,40 @@ def _alive(pid: int) -> bool:
     return status.exists() and "zombie" not in status.read_text()
 
 
-def bodies(tiny: Tiny) -> dict[str, tuple[dict, int]]:  # type: ignore[type-arg]
-    """Requests and the status each must get: scores, rows the contract rejects, schema errors."""
+def requests(tiny: Tiny) -> dict[str, tuple[dict, int]]:  # type: ignore[type-arg]
+    """``client.post`` arguments and the status each must get: scores, rows the contract rejects,
+    bodies that fail the schema or are not JSON at all."""
     ids = tiny.customers
     base = tiny.body(ids[:1])
     unknown = {**base, "interactions": [dict(r) for r in base["interactions"]]}
     unknown["interactions"][1]["account_id"] = "SOMEONE-ELSE"
+    as_json = {"content-type": "application/json"}
     return {
-        "six accounts": (tiny.body(ids), 200),
-        "a month earlier": (tiny.body(ids[1:3], tiny.as_of - pd.Timedelta(days=30)), 200),
-        "unknown account": (unknown, 422),
-        "not a customer": ({**base, "as_of": "2020-01-01"}, 422),
-        "schema: ces out of range": ({**base, "interactions": [{**base["interactions"][0], "ces": 9}]}, 422),
-        "schema: as_of a number": ({**base, "as_of": 20240101}, 422),
-        "schema: no accounts": ({**base, "accounts": []}, 422),
+        "six accounts": ({"json": tiny.body(ids)}, 200),
+        "a month earlier": ({"json": tiny.body(ids[1:3], tiny.as_of - pd.Timedelta(days=30))}, 200),
+        "unknown account": ({"json": unknown}, 422),
+        "not a customer": ({"json": {**base, "as_of": "2020-01-01"}}, 422),
+        "schema: ces out of range": ({"json": {**base, "interactions": [{**base["interactions"][0], "ces": 9}]}}, 422),
+        "schema: as_of a number": ({"json": {**base, "as_of": 20240101}}, 422),
+        "schema: no accounts": ({"json": {**base, "accounts": []}}, 422),
+        "schema: a list": ({"json": [base]}, 422),
+        "not JSON": ({"content": b'{"as_of": "2024-01-01", "accounts": [', "headers": as_json}, 422),
+        "not UTF-8": ({"content": b'{"as_of": "\xff\xfe"}', "headers": as_json}, 400),
+        "text/plain": ({"content": json.dumps(base).encode(), "headers": {"content-type": "text/plain"}}, 422),
+        "vendor +json": ({"content": json.dumps(base).encode(), "headers": {"content-type": "application/vnd.crm+json; charset=utf-8"}}, 200),
+        "no content type": ({"content": json.dumps(base).encode()}, 422),
+        "empty": ({"content": b"", "headers": as_json}, 422),
     }
 
 
 def test_a_worker_answers_exactly_as_the_server_process(in_process: TestClient, pooled: TestClient, tiny: Tiny) -> None:
     pool = pooled.app.state.service.pool  # type: ignore[attr-defined]
     assert pool is not None and len(pool.pids()) == 1 and os.getpid() not in pool.pids()
-    for name, (body, status) in bodies(tiny).items():
-        here, there = in_process.post("/score", json=body), pooled.post("/score", json=body)
+    for name, (kwargs, status) in requests(tiny).items():
+        here, there = in_process.post("/score", **kwargs), pooled.post("/score", **kwargs)
         assert (here.status_code, there.status_code) == (status, status), (name, here.text, there.text)
         assert there.json() == here.json(), name  # the scores exactly, the error details one for one
+    assert pooled.get("/openapi.json").json() == in_process.get("/openapi.json").json()
 
 
 def test_a_worker_that_dies_costs_its_requests_a_503_and_the_pool_comes_back(pooled: TestClient, tiny: Tiny) -> None:

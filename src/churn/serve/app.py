@@ -87,7 +87,9 @@ def create_app(settings: ServeSettings, *, model: ServingModel | None = None) ->
     app.state.sessions = Sessions(settings.api_key, settings.session_seconds, behind_tls_proxy=settings.behind_tls_proxy)
     app.state.login_throttle = LoginThrottle(settings.login_failures, settings.login_window_seconds)
     app.include_router(health.public, dependencies=strict)
-    for router in (health.router, accounts.router, scoring.router, runs.router):
+    # with scoring processes their route comes first and answers POST /score; the in-process one documents it
+    pooled = (scoring.pooled_router,) if service.pool is not None else ()
+    for router in (health.router, accounts.router, *pooled, scoring.router, runs.router):
         app.include_router(router, dependencies=secured)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")

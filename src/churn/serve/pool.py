@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import copyreg
+import email.message
 import io
 import json
 import logging
@@ -38,12 +39,13 @@ import traceback
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from enum import Enum
 from types import MappingProxyType
 
 from pydantic import ValidationError
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
-from churn.config import ChurnDefinition, ScoreConfig
+from churn.config import ChurnDefinition, ScoreConfig, to_utc
 from churn.serve.limits import REQUEST_LIMITS, RequestLimits
 from churn.serve.model import ServingModel
 from churn.serve.schemas import ScoreRequest
@@ -69,6 +71,7 @@ def default_workers() -> int:
 @dataclass(frozen=True)
 class Scored:
     rows: list[dict[str, object]]
+    as_of: str  # the request's as_of, as the response gives it
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,11 @@ class InvalidRequest:
     """The body failed the request schema: pydantic's errors as (loc, msg, type), loc without ``body``."""
 
     errors: list[tuple[tuple[object, ...], str, str]]
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """The body is not readable JSON text (e.g. not UTF-8): FastAPI answers 400."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +99,7 @@ class Failed:
     traceback: str
 
 
-Outcome = Scored | InvalidRequest | RejectedRows | Failed
+Outcome = Scored | InvalidRequest | Unreadable | RejectedRows | Failed
 
 
 class ScoringUnavailable(RuntimeError):
@@ -148,23 +156,50 @@ def _ready(pause: float = 0.0) -> int:
     return os.getpid()
 
 
-def parse_body(body: bytes) -> ScoreRequest | InvalidRequest:
-    """The body as FastAPI validates it in the server (``json.loads``, then the model in Python mode)."""
+class BodyKind(str, Enum):
+    """How FastAPI reads a body, decided by its ``content-type`` (``body_kind``)."""
+
+    JSON = "json"  # parsed as JSON, then validated
+    RAW = "raw"  # validated as bytes (which fails: the body must be a JSON object)
+
+
+def body_kind(content_type: str | None) -> BodyKind:
+    """FastAPI's rule (strict content type): JSON for ``application/json`` or ``application/*+json``, raw bytes otherwise."""
+    if not content_type:
+        return BodyKind.RAW
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return BodyKind.JSON if message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json")) else BodyKind.RAW
+
+
+def parse_body(body: bytes, kind: BodyKind) -> ScoreRequest | InvalidRequest | Unreadable:
+    """The body as FastAPI reads and validates a route's single body model: JSON decoded (a decode
+    error is a 422 ``json_invalid`` at its position, other failures a 400), then the model
+    validated in Python mode from attributes."""
+    value: object = body
+    if kind is BodyKind.JSON:
+        try:
+            value = json.loads(body)
+        except json.JSONDecodeError as exc:
+            return InvalidRequest([((exc.pos,), "JSON decode error", "json_invalid")])
+        except Exception:  # noqa: BLE001 — e.g. not UTF-8: FastAPI's 400
+            return Unreadable()
     try:
-        return ScoreRequest.model_validate(json.loads(body))
+        return ScoreRequest.model_validate(value, from_attributes=True)
     except ValidationError as exc:
         return InvalidRequest([(tuple(e["loc"]), str(e["msg"]), str(e["type"])) for e in exc.errors()])
 
 
-def score_in_worker(body: bytes, config: ScoreConfig, definition: ChurnDefinition) -> Outcome:
+def score_in_worker(body: bytes, kind: BodyKind, config: ScoreConfig, definition: ChurnDefinition) -> Outcome:
     """Validate and score one request in a worker; every outcome a plain value."""
     assert _SERVING is not None, "not a scoring worker"
     try:
-        request = parse_body(body)
-        if isinstance(request, InvalidRequest):
+        request = parse_body(body, kind)
+        if not isinstance(request, ScoreRequest):
             return request
         scored = score_payload(request, _SERVING, config=config, definition=definition)
-        return Scored(scored.to_dict("records"))
+        return Scored(scored.to_dict("records"), to_utc(request.as_of).isoformat())
     except InvalidPayload as exc:
         return RejectedRows(str(exc), list(exc.problems))
     except Exception:  # noqa: BLE001 — reported to the server, which logs it and answers 500
@@ -210,11 +245,11 @@ class ScoringPool:
         executor = self._executor
         return sorted(executor._processes) if executor is not None else []  # noqa: SLF001 — no public accessor
 
-    def _submit(self, body: bytes, config: ScoreConfig, definition: ChurnDefinition) -> tuple[ProcessPoolExecutor, Future[Outcome]]:
+    def _submit(self, body: bytes, kind: BodyKind, config: ScoreConfig, definition: ChurnDefinition) -> tuple[ProcessPoolExecutor, Future[Outcome]]:
         for attempt in range(2):
             executor = self._running()
             try:
-                return executor, executor.submit(score_in_worker, body, config, definition)
+                return executor, executor.submit(score_in_worker, body, kind, config, definition)
             except (BrokenProcessPool, RuntimeError):  # broken between requests, or just replaced: never reached a worker
                 if attempt:
                     raise ScoringUnavailable("the scoring processes cannot start; see the service log") from None
@@ -233,9 +268,9 @@ class ScoringPool:
         for _ in range(self.workers):  # start loading the model now, not on the next request
             self._executor.submit(_ready)
 
-    async def score(self, body: bytes, config: ScoreConfig, definition: ChurnDefinition) -> Outcome:
-        """Score ``body`` in a worker; :class:`ScoringUnavailable` if the worker died meanwhile."""
-        executor, future = self._submit(body, config, definition)
+    async def score(self, body: bytes, kind: BodyKind, config: ScoreConfig, definition: ChurnDefinition) -> Outcome:
+        """Validate and score ``body`` in a worker; :class:`ScoringUnavailable` if the worker died meanwhile."""
+        executor, future = self._submit(body, kind, config, definition)
         try:
             return await asyncio.wrap_future(future)
         except BrokenProcessPool:
