@@ -7,9 +7,9 @@ concurrent clients queued behind each other on one core, and every GET waited fo
 behind them. So the server sends each ``POST /score`` body to a pool of worker processes
 (:class:`ScoringPool`): each loaded the model once when it started, validates the body and
 scores it with exactly the code of in-process scoring (:func:`score_payload`), on one thread
-(no oversubscription: a worker per core is the parallelism), at a slightly lower priority than
-the server (the server's event loop answers GETs first). The server awaits the result, so its
-event loop keeps answering other requests meanwhile.
+(no oversubscription: a worker per core is the parallelism). The server awaits the result, so
+its event loop keeps answering other requests meanwhile. (Workers at a lower priority than the
+server were tried: on a machine shared with other jobs they starved — 20 scores/s against 30.)
 
 What crosses the process boundary is small and plain: the request's raw bytes, the frozen
 ``ScoreConfig`` and ``ChurnDefinition`` the server resolved against its runs, and back plain
@@ -53,9 +53,6 @@ from churn.serve.scoring import InvalidPayload, RowProblem, score_payload
 
 log = logging.getLogger("churn.serve")
 
-#: Workers run this much nicer than the server: when the cores are all busy, the server's event
-#: loop (every GET, sign-in and the hand-off of scores) gets the CPU first.
-WORKER_NICENESS = 5
 #: Native thread pools each worker may use (LightGBM's OpenMP, BLAS): one, the workers are the parallelism.
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -142,7 +139,6 @@ def _start_worker(model: bytes, limits: RequestLimits, parent: int) -> None:
     for name in _THREAD_VARIABLES:  # before the model's unpickling imports LightGBM
         os.environ[name] = "1"
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the server stops the pool
-    os.nice(WORKER_NICENESS)
     _SERVING = pickle.loads(model)  # noqa: S301 — bytes pickled by this service's own process
     _LIMITS.append(threadpool_limits(limits=1))
     REQUEST_LIMITS.set(limits)  # the worker's calls run in this thread, in this context
