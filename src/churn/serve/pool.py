@@ -2,7 +2,7 @@
 
 ``churn serve`` is one process: sessions, the sign-in throttle, the run index and every GET
 live there, in memory, so nothing about them needs shared storage. Scoring one request costs
-~15 ms of CPU (pandas, LightGBM) under the GIL; run in the server's thread pool, eight
+~20 ms of CPU (validation, pandas, LightGBM) under the GIL; run in the server's thread pool, eight
 concurrent clients queued behind each other on one core, and every GET waited for the GIL
 behind them. So the server sends each ``POST /score`` body to a pool of worker processes
 (:class:`ScoringPool`): each loaded the model once when it started, validates the body and
@@ -224,7 +224,8 @@ class ScoringPool:
         return ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker, initargs=self._initargs)
 
     def start(self, timeout: float = 300.0) -> list[int]:
-        """Start the workers and wait until each has loaded the model; their process ids."""
+        """Start the workers and wait until they answer (each loads the model as it starts); the
+        ids of those that answered."""
         executor = self._running()
         return sorted({f.result(timeout=timeout) for f in [executor.submit(_ready, 0.1) for _ in range(self.workers * 2)]})
 
