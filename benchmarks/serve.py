@@ -19,14 +19,17 @@
    ``--load-seconds`` (default 60), each alternating ``GET /accounts/{id}`` (a random account) and
    ``POST /score`` (the same account as above):   (goal: no 5xx; GET p99 ≤ 20 ms, POST p99 ≤ 100 ms)
 
-Prints start-up time, server memory, p50/p99 per request type with the server's CPU time per
-request (robust to other jobs on the machine, which inflate wall-clock latency), and the goals;
-under load, the status codes per route, p50/p99 per route and the server's peak memory (VmHWM).
+Prints start-up time, server memory, p50/p99 per request type with the CPU time per request of
+the server and its scoring workers (robust to other jobs on the machine, which inflate
+wall-clock latency), and the goals; under load, the status codes per route, p50/p99 per route,
+the CPU the clients and the server used (the clients share the machine: their share is CPU the
+server did not have) and the server's peak memory (VmHWM, the front process and each worker).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import subprocess
@@ -163,14 +166,37 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def timed(client: httpx.Client, requests: list[tuple[str, str, dict | None]], pid: int, warmup: int = 30) -> tuple[np.ndarray, float]:
-    """Latency of each request in ms (after ``warmup`` untimed ones) and the server's CPU ms
-    per timed request; every answer must be 200."""
+def children(pid: int) -> list[int]:
+    """The server's child processes (its scoring workers), from /proc."""
     out = []
-    cpu = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of the server and its scoring workers (a worker that has exited no longer counts)."""
+    total = cpu_seconds(pid)
+    for child in children(pid):
+        try:
+            total += cpu_seconds(child)
+        except OSError:
+            pass
+    return total
+
+
+def timed(client: httpx.Client, requests: list[tuple[str, str, dict | None]], pid: int, warmup: int = 30) -> tuple[np.ndarray, float, float]:
+    """Latency of each request in ms (after ``warmup`` untimed ones), and the CPU ms per timed
+    request of the server and its scoring workers together and of the server process alone;
+    every answer must be 200."""
+    out = []
+    cpu = front = 0.0
     for i, (method, url, body) in enumerate(requests):  # bounded: len(requests)
         if i == warmup:
-            cpu = cpu_seconds(pid)
+            cpu, front = tree_cpu_seconds(pid), cpu_seconds(pid)
         start = time.perf_counter()
         response = client.request(method, url, json=body)
         elapsed = (time.perf_counter() - start) * 1e3
@@ -178,11 +204,12 @@ def timed(client: httpx.Client, requests: list[tuple[str, str, dict | None]], pi
             raise SystemExit(f"{method} {url} → {response.status_code}: {response.text[:300]}")
         if i >= warmup:
             out.append(elapsed)
-    return np.array(out), (cpu_seconds(pid) - cpu) * 1e3 / max(len(out), 1)
+    n = max(len(out), 1)
+    return np.array(out), (tree_cpu_seconds(pid) - cpu) * 1e3 / n, (cpu_seconds(pid) - front) * 1e3 / n
 
 
 def peak_rss_gib(pid: int) -> float:
-    """The server's peak resident memory since it started (VmHWM)."""
+    """A process's peak resident memory since it started (VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024**2
@@ -193,7 +220,13 @@ def under_load(base: str, ids: np.ndarray, body: dict[str, object], clients: int
     """``clients`` threads, one connection each, alternating a GET of a random account and a
     POST /score until ``seconds`` have passed: per route, the latencies (ms) and the count of
     each status code (a transport error counts as status 0). Bounded by time; no request is
-    started after the deadline."""
+    started after the deadline.
+
+    The clients run on the server's machine, so their CPU is taken from the server's: the body
+    is encoded to JSON once, not by httpx on every POST (a 200 kB body costs the client a few
+    ms of CPU each time), and the caller prints the clients' own CPU share."""
+    content = json.dumps(body).encode()
+    headers = {"content-type": "application/json"}
     routes = ("GET /accounts/{id}", "POST /score")
     results: dict[str, tuple[list[float], dict[int, int]]] = {r: ([], {}) for r in routes}
     lock = threading.Lock()
@@ -211,7 +244,7 @@ def under_load(base: str, ids: np.ndarray, body: dict[str, object], clients: int
                     if route == routes[0]:
                         status = client.get(f"/accounts/{ids[rng.integers(0, len(ids))]}").status_code
                     else:
-                        status = client.post("/score", json=body).status_code
+                        status = client.post("/score", content=content, headers=headers).status_code
                 except httpx.TransportError:
                     status = 0
                 elapsed = (time.perf_counter() - start) * 1e3
@@ -227,9 +260,12 @@ def under_load(base: str, ids: np.ndarray, body: dict[str, object], clients: int
     return results
 
 
-def report(name: str, result: tuple[np.ndarray, float], goal: str) -> None:
-    ms, cpu = result
-    print(f"{name:<50} p50 {np.percentile(ms, 50):7.2f} ms  p99 {np.percentile(ms, 99):7.2f} ms  server CPU {cpu:6.2f} ms/request  ({len(ms):,})  goal: {goal}")
+def report(name: str, result: tuple[np.ndarray, float, float], goal: str) -> None:
+    ms, cpu, front = result
+    print(
+        f"{name:<50} p50 {np.percentile(ms, 50):7.2f} ms  p99 {np.percentile(ms, 99):7.2f} ms  server CPU {cpu:6.2f} ms/request "
+        f"(server process {front:5.2f})  ({len(ms):,})  goal: {goal}"
+    )
 
 
 def main() -> None:
@@ -242,6 +278,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients in the load phase")
     parser.add_argument("--load-seconds", type=float, default=60.0, help="length of the load phase (0: skip it)")
     parser.add_argument("--model", type=Path, default=None, help="a .joblib bundle trained on generated data (default: train one)")
+    parser.add_argument("--score-workers", type=int, default=None, help="churn serve --score-workers (default: the server's default)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="churn-serve-bench-") as tmp:
@@ -259,6 +296,8 @@ def main() -> None:
 
         port = free_port()
         command = [sys.executable, "-m", "churn", "serve", "--scores", str(folder / "scores"), "--model", str(bundle), "--port", str(port), "--no-access-log"]
+        if args.score_workers is not None:
+            command += ["--score-workers", str(args.score_workers)]
         # the server runs in the temporary folder: a relative PYTHONPATH (PYTHONPATH=src) must not
         # fall through to whichever churn is installed
         path = os.pathsep.join(str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
@@ -279,7 +318,11 @@ def main() -> None:
                     time.sleep(0.5)
                 else:
                     raise SystemExit("churn serve did not become ready")
-                print(f"churn serve ready in {time.perf_counter() - t:.1f} s (loads the model, indexes the latest run and {args.runs - 1} past runs); server RSS {rss_gib(server.pid):.2f} GiB")
+                workers = children(server.pid)
+                print(
+                    f"churn serve ready in {time.perf_counter() - t:.1f} s (loads the model, indexes the latest run and {args.runs - 1} past runs); "
+                    f"server RSS {rss_gib(server.pid):.2f} GiB; {len(workers)} child process(es) (scoring workers, multiprocessing's tracker)"
+                )
 
                 rng = np.random.default_rng(1)
                 ids = risk["account_id"].to_numpy()[rng.integers(0, len(risk), args.requests + 30)]
@@ -297,7 +340,16 @@ def main() -> None:
                 print(f"server RSS after the run: {rss_gib(server.pid):.2f} GiB")
             if args.load_seconds > 0:
                 print(f"\nunder load: {args.clients} concurrent clients for {args.load_seconds:g} s, each alternating GET /accounts/{{id}} and POST /score")
+                wall, mine, theirs, front = time.perf_counter(), time.process_time(), tree_cpu_seconds(server.pid), cpu_seconds(server.pid)
                 loaded = under_load(base, risk["account_id"].to_numpy(), body, args.clients, args.load_seconds)
+                wall, mine = time.perf_counter() - wall, time.process_time() - mine
+                theirs, front = tree_cpu_seconds(server.pid) - theirs, cpu_seconds(server.pid) - front
+                cores = os.cpu_count() or 1
+                print(
+                    f"CPU over the load phase ({wall:.1f} s × {cores} cores): the {args.clients} clients (this process) {mine:.1f} s "
+                    f"({mine / wall / cores:.0%} of the machine), churn serve {theirs:.1f} s ({theirs / wall / cores:.0%}; its own process {front:.1f} s, "
+                    f"scoring workers {theirs - front:.1f} s); load average {os.getloadavg()[0]:.1f}"
+                )
                 goals = {"GET /accounts/{id}": "p99 ≤ 20 ms", "POST /score": "p99 ≤ 100 ms"}
                 for route, (ms, codes) in loaded.items():
                     counts = ", ".join(f"{code or 'transport error'}: {n:,}" for code, n in sorted(codes.items()))
@@ -306,7 +358,8 @@ def main() -> None:
                         f"{route:<20} {len(ms):,} requests ({len(ms) / args.load_seconds:.0f}/s)  p50 {np.percentile(ms, 50):7.2f} ms  "
                         f"p99 {np.percentile(ms, 99):7.2f} ms  status {{{counts}}}  5xx/errors: {fives}  goal: no 5xx, {goals[route]}"
                     )
-            print(f"server peak RSS (VmHWM) over the whole run: {peak_rss_gib(server.pid):.2f} GiB")
+            workers = ", ".join(f"{peak_rss_gib(pid):.2f}" for pid in children(server.pid))
+            print(f"server peak RSS (VmHWM) over the whole run: {peak_rss_gib(server.pid):.2f} GiB" + (f"; its child processes' {workers} GiB" if workers else ""))
         finally:
             server.terminate()
             try:

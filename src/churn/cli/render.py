@@ -489,7 +489,8 @@ def print_service(service: "Service", scores: Path, host: str, port: int, *, aut
     if service.model is None:  # the reason is in the log line above
         console.print("[yellow]POST /score answers 503 and /ready stays false; the risk lists are served.[/]")
     else:
-        console.print(f"Model: {escape(service.model.label)}")
+        workers = f"scored in {service.pool.workers} worker process(es)" if service.pool is not None else "scored in the server process"
+        console.print(f"Model: {escape(service.model.label)} (POST /score {workers})")
     snapshot = service.latest.current()
     if snapshot is None:
         console.print(f"[yellow]{escape(str(scores))} holds no scoring run yet: the service waits for `churn score --out {escape(str(scores))}`.[/]")

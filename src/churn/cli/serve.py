@@ -52,6 +52,10 @@ def serve(
     login_failures: Annotated[int, typer.Option(min=1, help="Wrong sign-ins a client may make within --login-window before 429.")] = 5,
     login_window: Annotated[float, typer.Option(min=1.0, help="Seconds over which a client's wrong sign-ins are counted.")] = 60.0,
     session_hours: Annotated[float, typer.Option(min=0.01, help="A page sign-in lasts this long.")] = 8.0,
+    score_workers: Annotated[
+        Optional[int],
+        typer.Option(min=0, help="Processes scoring POST /score, each with the model loaded, so GETs are answered meanwhile (default: one per core, at most 2; 0: score in the server process)."),
+    ] = None,
 ) -> None:
     """Serve the risk list: a REST API for CRMs and web pages for customer-success teams.
 
@@ -65,6 +69,7 @@ def serve(
     from churn.outreach.playbook import load_playbook
     from churn.serve.app import create_app
     from churn.serve.limits import MIB, RequestLimits
+    from churn.serve.pool import default_workers
     from churn.serve.settings import DEFAULT_BUNDLE, ServeSettings, bind_refusal
 
     api_key = os.environ.get("CHURN_API_KEY") or None
@@ -87,6 +92,7 @@ def serve(
         scores_dir=scores, model_ref=model or champion, data_dir=data, api_key=api_key, history_runs=history_runs, playbook=playbook,
         fallback_bundle=bundle_path(DEFAULT_BUNDLE.parent, name), fallback_for=champion,
         limits=limits, session_seconds=session_hours * 3600, login_failures=login_failures, login_window_seconds=login_window, behind_tls_proxy=forwarded_allow_ips is not None,
+        score_workers=default_workers() if score_workers is None else score_workers,
     )  # fmt: skip
     with console.status(f"Loading {settings.model_ref} and indexing the latest run in {scores}…"):
         api = create_app(settings)

@@ -8,6 +8,8 @@ as many apps as they like over temporary folders.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.security import APIKeyHeader
@@ -22,6 +24,7 @@ from churn.serve.guard import BodyLimitMiddleware
 from churn.serve.latest import LatestRun
 from churn.serve.metrics import Metrics, MetricsMiddleware
 from churn.serve.model import ServingModel, load_serving_model
+from churn.serve.pool import ScoringPool
 from churn.serve.routers import accounts, health, pages, runs, scoring
 from churn.serve.schemas import document_limits
 from churn.serve.settings import ServeSettings
@@ -73,16 +76,20 @@ def create_app(settings: ServeSettings, *, model: ServingModel | None = None) ->
     if model is not None:
         service.metrics.model.info({"model": model.label, "version": model.version or ""})
     service.latest.reload()  # the first run is indexed before the first request
+    if model is not None and settings.score_workers:
+        service.pool = ScoringPool(model, settings.score_workers, settings.limits)
 
     strict = [Depends(strict_query)]
     secured = [*strict, Depends(API_KEY_HEADER)] if settings.api_key else strict  # the key: documents the header in OpenAPI
-    app = FastAPI(title="churn", version=__version__, description=DESCRIPTION)
+    app = FastAPI(title="churn", version=__version__, description=DESCRIPTION, lifespan=_lifespan)
     app.state.service = service
     app.state.templates = pages.make_environment()
     app.state.sessions = Sessions(settings.api_key, settings.session_seconds, behind_tls_proxy=settings.behind_tls_proxy)
     app.state.login_throttle = LoginThrottle(settings.login_failures, settings.login_window_seconds)
     app.include_router(health.public, dependencies=strict)
-    for router in (health.router, accounts.router, scoring.router, runs.router):
+    # with scoring processes their route comes first and answers POST /score; the in-process one documents it
+    pooled = (scoring.pooled_router,) if service.pool is not None else ()
+    for router in (health.router, accounts.router, *pooled, scoring.router, runs.router):
         app.include_router(router, dependencies=secured)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
@@ -94,6 +101,21 @@ def create_app(settings: ServeSettings, *, model: ServingModel | None = None) ->
     app.add_middleware(BodyLimitMiddleware, limits=settings.limits, per_path={"/app/login": settings.limits.max_form_bytes})
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)  # outermost: counts refused requests too
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Scoring processes start (each loads the model) before the first request and stop, all
+    of them, when the server does."""
+    pool: ScoringPool | None = app.state.service.pool
+    if pool is not None:
+        pool.start()
+        log.info("%d scoring process(es) started (pids %s)", pool.workers, ", ".join(map(str, pool.pids())))
+    try:
+        yield
+    finally:
+        if pool is not None:
+            pool.close()
 
 
 def _document_limits(app: FastAPI, settings: ServeSettings) -> None:

@@ -10,6 +10,7 @@ from churn.serve.errors import ApiError
 from churn.serve.latest import LatestRun, Snapshot
 from churn.serve.metrics import Metrics
 from churn.serve.model import ServingModel
+from churn.serve.pool import ScoringPool
 from churn.serve.schemas import ErrorDetail
 from churn.serve.settings import ServeSettings
 
@@ -24,6 +25,8 @@ class Service:
     model: ServingModel | None = None
     model_problem: str | None = None  # why there is no model
     model_note: str | None = None  # e.g. which fallback was loaded
+    #: Scoring processes for POST /score (``settings.score_workers``); None scores in this process.
+    pool: ScoringPool | None = None
 
 
 def get_service(request: Request) -> Service:

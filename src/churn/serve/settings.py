@@ -54,12 +54,16 @@ class ServeSettings:
     #: Failed sign-ins allowed per client address in ``login_window_seconds``; then 429.
     login_failures: int = 5
     login_window_seconds: float = 60.0
+    #: Processes scoring POST /score (``serve/pool.py``); 0 scores in the server process.
+    score_workers: int = 0
 
     def __post_init__(self) -> None:
         if self.history_runs < 1:
             raise ValueError(f"history_runs must be at least 1, got {self.history_runs}")
         if self.session_seconds <= 0 or self.login_window_seconds <= 0 or self.login_failures < 1:
             raise ValueError("session_seconds and login_window_seconds must be positive, login_failures at least 1")
+        if self.score_workers < 0:
+            raise ValueError(f"score_workers must be >= 0, got {self.score_workers}")
         if self.reload_check_seconds < 0:
             raise ValueError(f"reload_check_seconds must be >= 0, got {self.reload_check_seconds}")
 

@@ -1,0 +1,284 @@
+"""Scoring processes for ``POST /score``: the CPU-heavy part of a request off the server process.
+
+``churn serve`` is one process: sessions, the sign-in throttle, the run index and every GET
+live there, in memory, so nothing about them needs shared storage. Scoring one request costs
+~20 ms of CPU (validation, pandas, LightGBM) under the GIL; run in the server's thread pool, eight
+concurrent clients queued behind each other on one core, and every GET waited for the GIL
+behind them. So the server sends each ``POST /score`` body to a pool of worker processes
+(:class:`ScoringPool`): each loaded the model once when it started, validates the body and
+scores it with exactly the code of in-process scoring (:func:`score_payload`), on one thread
+(no oversubscription: a worker per core is the parallelism). The server awaits the result, so
+its event loop keeps answering other requests meanwhile. (Workers at a lower priority than the
+server were tried: on a machine shared with other jobs they starved — 20 scores/s against 30.)
+
+What crosses the process boundary is small and plain: the request's raw bytes, the frozen
+``ScoreConfig`` and ``ChurnDefinition`` the server resolved against its runs, and back plain
+rows, or the validation errors / rejected rows as tuples. Exceptions never cross it: one that
+fails to unpickle would break the whole pool.
+
+A worker that dies (killed, out of memory, a crash in native code) fails the requests it held
+with :class:`ScoringUnavailable` (503); the pool is replaced by a new one at once, and the
+next request is scored by it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copyreg
+import email.message
+import io
+import json
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import threading
+import time
+import traceback
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from enum import Enum
+from types import MappingProxyType
+
+from pydantic import ValidationError
+from threadpoolctl import ThreadpoolController, threadpool_limits
+
+from churn.config import ChurnDefinition, ScoreConfig, to_utc
+from churn.serve.limits import REQUEST_LIMITS, RequestLimits
+from churn.serve.model import ServingModel
+from churn.serve.schemas import ScoreRequest
+from churn.serve.scoring import InvalidPayload, RowProblem, score_payload
+
+log = logging.getLogger("churn.serve")
+
+#: Native thread pools each worker may use (LightGBM's OpenMP, BLAS): one, the workers are the parallelism.
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def default_workers() -> int:
+    """Scoring processes for this machine: one per core, at most two (the server itself needs a core's share)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+# --------------------------------------------------------------------------- outcomes (plain, picklable)
+
+
+@dataclass(frozen=True)
+class Scored:
+    rows: list[dict[str, object]]
+    as_of: str  # the request's as_of, as the response gives it
+
+
+@dataclass(frozen=True)
+class InvalidRequest:
+    """The body failed the request schema: pydantic's errors as (loc, msg, type), loc without ``body``."""
+
+    errors: list[tuple[tuple[object, ...], str, str]]
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """The body is not readable JSON text (e.g. not UTF-8): FastAPI answers 400."""
+
+
+@dataclass(frozen=True)
+class RejectedRows:
+    message: str
+    problems: list[RowProblem]
+
+
+@dataclass(frozen=True)
+class Failed:
+    """An unexpected error in the worker, with its traceback for the server's log."""
+
+    traceback: str
+
+
+Outcome = Scored | InvalidRequest | Unreadable | RejectedRows | Failed
+
+
+class ScoringUnavailable(RuntimeError):
+    """The scoring process holding the request stopped (the pool is being replaced)."""
+
+
+# --------------------------------------------------------------------------- the worker side
+
+_SERVING: ServingModel | None = None
+_LIMITS: list[object] = []  # keeps the thread-pool limits alive for the worker's life
+
+
+def _read_only(mapping: dict[object, object]) -> MappingProxyType[object, object]:
+    return MappingProxyType(mapping)
+
+
+def _pickled(serving: ServingModel) -> bytes:
+    """``serving`` pickled: its thread-pool controller (native handles) and read-only mappings rebuilt in the worker."""
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = {
+        **copyreg.dispatch_table,
+        ThreadpoolController: lambda _: (ThreadpoolController, ()),
+        MappingProxyType: lambda proxy: (_read_only, (dict(proxy),)),  # the playbook's read-only tables
+    }
+    pickler.dump(serving)
+    return buffer.getvalue()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose server died without shutting the pool down (SIGKILL) leaves too."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
+def _start_worker(model: bytes, limits: RequestLimits, parent: int) -> None:
+    """Initializer of each worker: one native thread, the model loaded once, the app's limits."""
+    global _SERVING
+    for name in _THREAD_VARIABLES:  # before the model's unpickling imports LightGBM
+        os.environ[name] = "1"
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the server stops the pool
+    _SERVING = pickle.loads(model)  # noqa: S301 — bytes pickled by this service's own process
+    _LIMITS.append(threadpool_limits(limits=1))
+    REQUEST_LIMITS.set(limits)  # the worker's calls run in this thread, in this context
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _ready(pause: float = 0.0) -> int:
+    """A worker's pid once it has loaded the model (``pause``: let the other workers take the next calls)."""
+    assert _SERVING is not None
+    time.sleep(pause)
+    return os.getpid()
+
+
+class BodyKind(str, Enum):
+    """How FastAPI reads a body, decided by its ``content-type`` (``body_kind``)."""
+
+    JSON = "json"  # parsed as JSON, then validated
+    RAW = "raw"  # validated as bytes (which fails: the body must be a JSON object)
+
+
+def body_kind(content_type: str | None) -> BodyKind:
+    """FastAPI's rule (strict content type): JSON for ``application/json`` or ``application/*+json``, raw bytes otherwise."""
+    if not content_type:
+        return BodyKind.RAW
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return BodyKind.JSON if message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json")) else BodyKind.RAW
+
+
+def parse_body(body: bytes, kind: BodyKind) -> ScoreRequest | InvalidRequest | Unreadable:
+    """The body as FastAPI reads and validates a route's single body model: JSON decoded (a decode
+    error is a 422 ``json_invalid`` at its position, other failures a 400), then the model
+    validated in Python mode from attributes."""
+    value: object = body
+    if kind is BodyKind.JSON:
+        try:
+            value = json.loads(body)
+        except json.JSONDecodeError as exc:
+            return InvalidRequest([((exc.pos,), "JSON decode error", "json_invalid")])
+        except Exception:  # noqa: BLE001 — e.g. not UTF-8: FastAPI's 400
+            return Unreadable()
+    try:
+        return ScoreRequest.model_validate(value, from_attributes=True)
+    except ValidationError as exc:
+        return InvalidRequest([(tuple(e["loc"]), str(e["msg"]), str(e["type"])) for e in exc.errors()])
+
+
+def score_in_worker(body: bytes, kind: BodyKind, config: ScoreConfig, definition: ChurnDefinition) -> Outcome:
+    """Validate and score one request in a worker; every outcome a plain value."""
+    assert _SERVING is not None, "not a scoring worker"
+    try:
+        request = parse_body(body, kind)
+        if not isinstance(request, ScoreRequest):
+            return request
+        scored = score_payload(request, _SERVING, config=config, definition=definition)
+        return Scored(scored.to_dict("records"), to_utc(request.as_of).isoformat())
+    except InvalidPayload as exc:
+        return RejectedRows(str(exc), list(exc.problems))
+    except Exception:  # noqa: BLE001 — reported to the server, which logs it and answers 500
+        return Failed(traceback.format_exc())
+
+
+# --------------------------------------------------------------------------- the server side
+
+
+class ScoringPool:
+    """``workers`` scoring processes over one model; replaced as a whole when one dies."""
+
+    def __init__(self, serving: ServingModel, workers: int, limits: RequestLimits) -> None:
+        if workers < 1:
+            raise ValueError(f"a scoring pool needs at least one worker, got {workers}")
+        self.workers = workers
+        self._initargs = (_pickled(serving), limits, os.getpid())
+        self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = None
+        self._closed = False
+        self.restarts = 0
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        # spawn, not fork: the server has threads and an initialised OpenMP runtime, which a fork copies half-way
+        context = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker, initargs=self._initargs)
+
+    def start(self, timeout: float = 300.0) -> list[int]:
+        """Start the workers and wait until they answer (each loads the model as it starts); the
+        ids of those that answered."""
+        executor = self._running()
+        return sorted({f.result(timeout=timeout) for f in [executor.submit(_ready, 0.1) for _ in range(self.workers * 2)]})
+
+    def _running(self) -> ProcessPoolExecutor:
+        """The executor, created on first use (its processes start with the first call)."""
+        with self._lock:
+            if self._closed:
+                raise ScoringUnavailable("the scoring processes are stopped (the service is shutting down)")
+            if self._executor is None:
+                self._executor = self._new_executor()
+            return self._executor
+
+    def pids(self) -> list[int]:
+        executor = self._executor
+        return sorted(executor._processes) if executor is not None else []  # noqa: SLF001 — no public accessor
+
+    def _submit(self, body: bytes, kind: BodyKind, config: ScoreConfig, definition: ChurnDefinition) -> tuple[ProcessPoolExecutor, Future[Outcome]]:
+        for attempt in range(2):
+            executor = self._running()
+            try:
+                return executor, executor.submit(score_in_worker, body, kind, config, definition)
+            except (BrokenProcessPool, RuntimeError):  # broken between requests, or just replaced: never reached a worker
+                if attempt:
+                    raise ScoringUnavailable("the scoring processes cannot start; see the service log") from None
+                with self._lock:
+                    self._replace(executor)
+        raise AssertionError("unreachable")
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        """A new pool for a broken one (under the lock; once, whoever notices first)."""
+        if self._executor is not broken:
+            return
+        log.error("a scoring process stopped; starting %d new one(s)", self.workers)
+        broken.shutdown(wait=False, cancel_futures=True)
+        self._executor = self._new_executor()
+        self.restarts += 1
+        for _ in range(self.workers):  # start loading the model now, not on the next request
+            self._executor.submit(_ready)
+
+    async def score(self, body: bytes, kind: BodyKind, config: ScoreConfig, definition: ChurnDefinition) -> Outcome:
+        """Validate and score ``body`` in a worker; :class:`ScoringUnavailable` if the worker died meanwhile."""
+        executor, future = self._submit(body, kind, config, definition)
+        try:
+            return await asyncio.wrap_future(future)
+        except BrokenProcessPool:
+            with self._lock:
+                self._replace(executor)
+            raise ScoringUnavailable("the scoring process stopped while scoring this request; a new one is starting, retry shortly") from None
+
+    def close(self) -> None:
+        """Stop every worker and wait for them (no stray processes)."""
+        with self._lock:
+            executor, self._executor, self._closed = self._executor, None, True
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+

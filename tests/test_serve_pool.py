@@ -1,0 +1,141 @@
+"""POST /score in scoring worker processes (``score_workers``): the same answers as scoring in
+the server process — scores, rejected rows, schema errors — a worker that dies costs the
+requests it held a 503 and the pool comes back, and shutdown leaves no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from churn.config import ChurnDefinition, TrainConfig
+from churn.data.dataend import observed_until
+from churn.data.synthetic import GeneratedData, generate
+from churn.features.labels import build_training_table, default_cutoffs
+from churn.features.spec import FeatureSpec
+from churn.modeling.train import fit_churn_model
+from churn.serve.app import create_app
+from churn.serve.model import ServingModel
+from churn.serve.settings import ServeSettings
+from tests.serve_support import request_body
+
+
+@dataclass(frozen=True)
+class Tiny:
+    """A small business and a small model: a worker's start-up (imports, unpickling) stays short."""
+
+    data: GeneratedData
+    serving: ServingModel
+    as_of: pd.Timestamp
+    customers: list[str]
+
+    def body(self, ids: list[str], as_of: pd.Timestamp | None = None) -> dict[str, object]:
+        as_of = as_of if as_of is not None else self.as_of
+        t = self.data.interactions["occurred_at"]
+        rows = self.data.interactions[self.data.interactions["account_id"].isin(ids) & (t < as_of) & (t >= as_of - pd.Timedelta(days=365))]
+        return request_body(self.data.accounts[self.data.accounts["account_id"].isin(ids)], rows, f"{as_of:%Y-%m-%d}")
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Tiny:
+    data = generate(600, months=14, seed=5)
+    spec = FeatureSpec.from_data(data.accounts, data.interactions)
+    definition = ChurnDefinition().resolved(data.accounts)
+    end = observed_until(data.accounts, data.interactions)
+    table = build_training_table(data.accounts, data.interactions, cutoffs=default_cutoffs(end, definition, 4), spec=spec)
+    model, _ = fit_churn_model(table, spec=spec, definition=definition, config=TrainConfig(n_jobs=1, n_estimators=40, calibration_folds=2))
+    as_of = end.normalize()
+    signed = data.accounts.loc[(data.accounts["signup_at"] < as_of - pd.Timedelta(days=200)) & data.accounts["churned_at"].isna(), "account_id"]
+    return Tiny(data, ServingModel.wrap(model, "tiny model"), as_of, signed.head(6).tolist())
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> ServeSettings:
+    return ServeSettings(scores_dir=tmp_path_factory.mktemp("no-runs"), model_ref=None, reload_check_seconds=0, background_reload=False)
+
+
+@pytest.fixture(scope="module")
+def in_process(tiny: Tiny, settings: ServeSettings) -> TestClient:
+    return TestClient(create_app(settings, model=tiny.serving))
+
+
+@pytest.fixture(scope="module")
+def pooled(tiny: Tiny, settings: ServeSettings):  # type: ignore[no-untyped-def]
+    """One worker process, started by the app's lifespan (the ``with``) and stopped after the module."""
+    app = create_app(replace(settings, score_workers=1), model=tiny.serving)
+    with TestClient(app) as client:
+        yield client
+
+
+def _alive(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "zombie" not in status.read_text()
+
+
+def requests(tiny: Tiny) -> dict[str, tuple[dict, int]]:  # type: ignore[type-arg]
+    """``client.post`` arguments and the status each must get: scores, rows the contract rejects,
+    bodies that fail the schema or are not JSON at all."""
+    ids = tiny.customers
+    base = tiny.body(ids[:1])
+    unknown = {**base, "interactions": [dict(r) for r in base["interactions"]]}
+    unknown["interactions"][1]["account_id"] = "SOMEONE-ELSE"
+    as_json = {"content-type": "application/json"}
+    return {
+        "six accounts": ({"json": tiny.body(ids)}, 200),
+        "a month earlier": ({"json": tiny.body(ids[1:3], tiny.as_of - pd.Timedelta(days=30))}, 200),
+        "unknown account": ({"json": unknown}, 422),
+        "not a customer": ({"json": {**base, "as_of": "2020-01-01"}}, 422),
+        "schema: ces out of range": ({"json": {**base, "interactions": [{**base["interactions"][0], "ces": 9}]}}, 422),
+        "schema: as_of a number": ({"json": {**base, "as_of": 20240101}}, 422),
+        "schema: no accounts": ({"json": {**base, "accounts": []}}, 422),
+        "schema: a list": ({"json": [base]}, 422),
+        "not JSON": ({"content": b'{"as_of": "2024-01-01", "accounts": [', "headers": as_json}, 422),
+        "not UTF-8": ({"content": b'{"as_of": "\xff\xfe"}', "headers": as_json}, 400),
+        "text/plain": ({"content": json.dumps(base).encode(), "headers": {"content-type": "text/plain"}}, 422),
+        "vendor +json": ({"content": json.dumps(base).encode(), "headers": {"content-type": "application/vnd.crm+json; charset=utf-8"}}, 200),
+        "no content type": ({"content": json.dumps(base).encode()}, 422),
+        "empty": ({"content": b"", "headers": as_json}, 422),
+    }
+
+
+def test_a_worker_answers_exactly_as_the_server_process(in_process: TestClient, pooled: TestClient, tiny: Tiny) -> None:
+    pool = pooled.app.state.service.pool  # type: ignore[attr-defined]
+    assert pool is not None and len(pool.pids()) == 1 and os.getpid() not in pool.pids()
+    for name, (kwargs, status) in requests(tiny).items():
+        here, there = in_process.post("/score", **kwargs), pooled.post("/score", **kwargs)
+        assert (here.status_code, there.status_code) == (status, status), (name, here.text, there.text)
+        assert there.json() == here.json(), name  # the scores exactly, the error details one for one
+    assert pooled.get("/openapi.json").json() == in_process.get("/openapi.json").json()
+
+
+def test_a_worker_that_dies_costs_its_requests_a_503_and_the_pool_comes_back(pooled: TestClient, tiny: Tiny) -> None:
+    pool = pooled.app.state.service.pool  # type: ignore[attr-defined]
+    body = tiny.body(tiny.customers[:1])
+    before = pool.pids()
+    executor = pool._executor  # noqa: SLF001 — queue a crash ahead of the request on the one worker
+    executor.submit(time.sleep, 1.5)
+    executor.submit(os._exit, 1)
+    response = pooled.post("/score", json=body)
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["error"] == "scoring_unavailable"
+    again = pooled.post("/score", json=body)  # a new worker loads the model and scores
+    assert again.status_code == 200, again.text
+    assert pool.restarts == 1 and pool.pids() != before
+    assert not any(_alive(pid) for pid in before)
+
+
+def test_shutdown_leaves_no_worker_behind(tiny: Tiny, settings: ServeSettings) -> None:
+    app = create_app(replace(settings, score_workers=1), model=tiny.serving)
+    with TestClient(app) as client:
+        assert client.get("/health").status_code == 200
+        pids = app.state.service.pool.pids()
+        assert pids and all(_alive(pid) for pid in pids)
+    assert not any(_alive(pid) for pid in pids)
+    response = client.post("/score", json=tiny.body(tiny.customers[:1]))
+    assert response.status_code == 503 and response.json()["error"]["error"] == "scoring_unavailable"
