@@ -117,6 +117,9 @@ def unpack(batch: pa.RecordBatch, packing: Packing) -> pa.RecordBatch:
     caller's column order."""
     blob = batch.column(PACKED)
     n = len(blob)
+    if n == 0:
+        schema = unpacked_schema(batch.schema, packing)
+        return pa.RecordBatch.from_arrays([pa.array([], type=f.type) if f.name in dict(packing.packed) else batch.column(f.name) for f in schema], schema=schema)
     buffers = blob.buffers()
     offsets = np.frombuffer(buffers[1], dtype=np.int32, count=n + 1, offset=blob.offset * 4).astype(np.int64)
     data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None and len(buffers[2]) else np.zeros(0, np.uint8)
