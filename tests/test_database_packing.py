@@ -1,7 +1,7 @@
 """The PostgreSQL read's two speed-ups change nothing that is read: the optional columns sent
 packed in one field (churn.data.pgpack) give what they give sent one by one, and a time range
 read as two halves at once gives every row once (in the same order, the table being in time
-order, as an event table appended to is).
+order, as an event table appended to is) — also when the server refuses the second connection.
 
 A real PostgreSQL (tests/pg_support.py), one small table with the awkward values: NULL, NaN,
 infinities and -0.0 floats, NULL booleans, empty and non-ASCII text, a row with every optional
@@ -16,7 +16,7 @@ import pytest
 
 from churn.config import SourceTables
 from churn.data import pgpack
-from churn.data.database import connect, read_source, table_schema
+from churn.data.database import Connection, connect, read_source, table_schema
 from tests.pg_support import Cluster, postgres  # noqa: F401 - the session fixture
 
 SINCE, UNTIL = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-01-03", tz="UTC")
@@ -64,11 +64,17 @@ def _literal(value: object) -> str:
     return f"TIMESTAMPTZ '{text}+00'" if text[:2] == "20" and ":" in text else f"'{text}'"
 
 
-def _read(url: str, *, packed: bool, split: bool) -> pd.DataFrame:
+def _refused() -> Connection:
+    raise RuntimeError("FATAL:  sorry, too many clients already")
+
+
+def _read(url: str, *, packed: bool, split: bool | str) -> pd.DataFrame:
     tables = SourceTables(interactions="events")
     with connect(url) as con:
         if not split:
             con.sibling = None
+        elif split == "refused":  # a server at its connection limit: the second half read after the first
+            con.sibling = _refused
         frame = read_source(
             con, tables, "interactions", COLUMNS, time_column="occurred_at", since=SINCE, until=UNTIL, categorical=("account_id", "channel"), dense=DENSE if packed else None
         )
@@ -89,6 +95,6 @@ def test_packed_and_split_reads_equal_the_plain_read(url: str) -> None:
     assert len(plain) == 3 * 6 and plain["occurred_at"].is_monotonic_increasing  # [SINCE, UNTIL): not the rows before or at the end
     assert (plain["occurred_at"] == pd.Timestamp("2024-01-02", tz="UTC")).sum() == 3  # the middle instant: in one half only
     assert plain["note"].isna().sum() == 3 * 3 and (plain["note"] == "").sum() == 3 and plain["resolved"].isna().sum() == 3 * 3
-    for packed, split in ((True, False), (False, True), (True, True)):
+    for packed, split in ((True, False), (False, True), (True, True), (True, "refused")):
         pd.testing.assert_frame_equal(_read(url, packed=packed, split=split), plain, check_exact=True)
     assert np.signbit(plain["wait"]).sum() == 3  # -0.0 kept as -0.0

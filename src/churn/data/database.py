@@ -350,10 +350,14 @@ def _read_split(con: Connection, sqls: Sequence[str], categorical: Sequence[str]
     """The rows of ``sqls``, in that order: the first on ``con``, each other at the same time
     on a connection of its own (PostgreSQL: a server process each, and the driver decodes
     without holding the GIL, so two halves of a window take both cores, the client's decoding
-    and the server's scanning overlapping)."""
+    and the server's scanning overlapping). A second connection refused (a server at its
+    connection limit) costs only the overlap: that part is read on ``con`` after the first."""
 
-    def sibling(sql: str) -> pa.Table:
-        other = con.sibling()  # type: ignore[misc]
+    def sibling(sql: str) -> pa.Table | None:
+        try:
+            other = con.sibling()  # type: ignore[misc]
+        except Exception:  # noqa: BLE001 - any driver's refusal: read it on con instead
+            return None
         try:
             return _read_all(other.query(sql), categorical, pool, packing)
         finally:
@@ -363,8 +367,11 @@ def _read_split(con: Connection, sqls: Sequence[str], categorical: Sequence[str]
         return pa.concat_tables([_read_all(con.query(sql), categorical, pool, packing) for sql in sqls])
     with ThreadPoolExecutor(max_workers=len(sqls) - 1) as threads:
         rest = [threads.submit(sibling, sql) for sql in sqls[1:]]
-        first = _read_all(con.query(sqls[0]), categorical, pool, packing)
-        return pa.concat_tables([first, *(future.result() for future in rest)])
+        tables = [_read_all(con.query(sqls[0]), categorical, pool, packing)]
+        for sql, future in zip(sqls[1:], rest):
+            table = future.result()
+            tables.append(table if table is not None else _read_all(con.query(sql), categorical, pool, packing))
+        return pa.concat_tables(tables)
 
 
 def _frame(held: list[pa.Table], pool: pa.MemoryPool) -> pd.DataFrame:
