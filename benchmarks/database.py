@@ -12,12 +12,14 @@ port) and removed after. Three whole commands, each run once untimed (bytecode, 
 then in turn, rotating who goes first, each timed with its own CPU time and peak RSS
 (``wait4``): ``churn features --data DIR``, ``churn features --data postgresql://…`` and
 ``benchmarks/features_duckdb.py``. The PostgreSQL server's own memory is not in the client's
-peak RSS (it is another process). The PostgreSQL and Parquet outputs are then compared.
+peak RSS (it is another process); its CPU per command is printed (a throw-away cluster's:
+it shares the cores with the client). The PostgreSQL and Parquet outputs are then compared.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -48,6 +50,14 @@ def load_postgres(url: str, data_dir: Path) -> float:
         cur.execute('CREATE INDEX ON "interactions" ("occurred_at")')
         cur.execute("ANALYZE")
     return time.perf_counter() - t
+
+
+def server_cpu(folder: Path) -> float:
+    """CPU seconds a throw-away cluster's server has used so far: its postmaster's own and its
+    ended backends' (reaped children are counted in the postmaster's children time)."""
+    pid = int((folder / "data" / "postmaster.pid").read_text().split()[0])
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime
 
 
 def main() -> None:
@@ -81,8 +91,11 @@ def main() -> None:
                 "postgresql": [sys.executable, "-m", "churn", "features", "--data", url, *config, "--as-of", args.as_of, "--out", str(out / "postgresql.parquet")],
                 "duckdb": [sys.executable, str(HERE / "features_duckdb.py"), "--data", str(data_dir), "--as-of", args.as_of, "--out", str(out / "peer.parquet"), *peer_args],
             }
+            before = server_cpu(cluster.folder) if cluster is not None else None
             timed = alternate(commands, args.runs, child_env(out / "pycache"))
             wall, cpu = medians(timed)
+            if before is not None and cluster is not None:  # the untimed run and the timed ones: each reads the same
+                print(f"PostgreSQL server CPU per `churn features` from PostgreSQL: {(server_cpu(cluster.folder) - before) / (args.runs + 1):.2f} s (mean; shares the cores with the client)")
             print(f"ratio Parquet / DuckDB (medians): wall {wall['parquet'] / wall['duckdb']:.2f}×  (target ≤ 0.60×), CPU {cpu['parquet'] / cpu['duckdb']:.2f}×")
             print(f"ratio PostgreSQL / Parquet (medians): wall {wall['postgresql'] / wall['parquet']:.2f}×  (target ≤ 2×), client CPU {cpu['postgresql'] / cpu['parquet']:.2f}×")
             ratio = peak(timed["postgresql"]) / peak(timed["parquet"])

@@ -190,15 +190,19 @@ def test_the_planted_bad_rows_are_rejected_with_reasons(runs) -> None:  # type: 
 
 def test_a_weekly_score_sends_only_its_columns_and_time_range(runs) -> None:  # type: ignore[no-untyped-def]
     """The SQL PostgreSQL received (its own statement log): the interactions are read with a
-    column list and a time-range predicate; no table is read whole with SELECT *."""
+    column list and a time-range predicate (the lookback in halves, read at once, that meet
+    exactly); no table is read whole with SELECT *."""
     statements = re.findall(r"(?:statement|execute [^:]*): (.*)", str(runs["sql"]))
     reads = [s for s in statements if '"interactions"' in s and "WHERE 1 = 0" not in s and "MAX(" not in s]
     assert reads, statements
     for sql in reads:  # the end-of-data check reads its last day, the score its 365-day lookback
         assert "SELECT *" not in sql and '"account_id", "occurred_at", "event_type"' in sql, sql
         assert re.search(r'WHERE "occurred_at" >= TIMESTAMP WITH TIME ZONE \'[0-9-]+ ', sql), sql
-    window = '"occurred_at" >= TIMESTAMP WITH TIME ZONE \'2022-11-01 00:00:00.000000+00:00\' AND "occurred_at" < TIMESTAMP WITH TIME ZONE \'2023-11-01 '
-    assert any(window in sql for sql in reads), reads
+    stamp = r"TIMESTAMP WITH TIME ZONE '([0-9: .-]+)\+00:00'"
+    ranges = sorted(m.groups() for sql in reads if (m := re.search(rf'"occurred_at" >= {stamp} AND "occurred_at" < {stamp}', sql)))
+    window = [r for r in ranges if r[0] >= "2022-11-01"]  # the score's lookback, read in halves one after the other
+    assert window[0][0] == "2022-11-01 00:00:00.000000" and window[-1][1] == "2023-11-01 00:00:00.000000", reads
+    assert all(a[1] == b[0] for a, b in zip(window, window[1:])), ranges
     assert not [s for s in statements if "SELECT * FROM" in s and "WHERE 1 = 0" not in s]
     end = [s for s in statements if "MAX(" in s]
     assert end and all('FROM "sales"."interactions" WHERE "occurred_at" <=' in s for s in end)
