@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import csv
 import re
+import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Iterator, Sequence, Union
+from typing import IO, TYPE_CHECKING, Callable, Generic, Hashable, Iterator, Sequence, TypeVar, Union
 
 import pandas as pd
 import pyarrow as pa
@@ -308,6 +309,41 @@ def _read_window(
     if not parts:
         return dataset.to_table(columns=columns, filter=condition, memory_pool=pool)  # an empty table, typed as the dataset reads it
     return pa.concat_tables(parts, memory_pool=pool)
+
+
+T = TypeVar("T")
+
+
+class Prefetch(Generic[T]):
+    """A read started in a background thread, taken later by the load that asks for the same
+    thing (``key``). Parquet decoding runs outside the GIL, so a command that has other work
+    first — ``churn features`` finding the end of the data — reads its window meanwhile, on
+    the other core. A load asking for anything else gets None and reads for itself; an error
+    of the read is raised where it is taken, as it would have been there."""
+
+    def __init__(self, key: Hashable, read: Callable[[], T]) -> None:
+        self.key = key
+        self._read = read
+        self._result: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="churn-prefetch", daemon=True)  # daemon: a refused run never waits for it
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._result = self._read()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, raised there
+            self._error = exc
+
+    def take(self, key: Hashable) -> T | None:
+        """The result, when ``key`` is what was read (waiting for it); else None."""
+        if key != self.key:
+            return None
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        result, self._result = self._result, None  # taken once: the frame is not kept alive here
+        return result
 
 
 def is_text(arrow_type: "pyarrow.DataType") -> bool:
