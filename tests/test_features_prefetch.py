@@ -80,3 +80,12 @@ def test_the_foretold_end_of_the_data_is_the_end_found(small_data_dir: Path) -> 
     assert likely_data_end(small_data_dir) == data_end_of(small_data_dir)
     given = pd.Timestamp("2024-02-01", tz="UTC")
     assert likely_data_end(small_data_dir, DataSettings(data_end=given)) == given
+
+
+def test_the_early_read_is_waited_for_at_exit() -> None:
+    """A run that ends before taking the read (a refused stale date) must wait for it: a daemon
+    thread stopped inside pyarrow's conversion left pyarrow's thread pool waiting at exit for
+    ever (seen on 12M interactions: ``churn features --as-of`` a few days after the data hung)."""
+    early = Prefetch("key", lambda: "read")
+    assert not early._thread.daemon
+    assert early.take("key") == "read"

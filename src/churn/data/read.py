@@ -326,7 +326,10 @@ class Prefetch(Generic[T]):
         self._read = read
         self._result: T | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="churn-prefetch", daemon=True)  # daemon: a refused run never waits for it
+        # Not a daemon: a run that ends before taking the read (a refused stale date) waits for
+        # it at exit. A daemon thread would be stopped in pyarrow's conversion, whose tasks need
+        # the interpreter, while pyarrow's thread pool waits for them at exit: a hang.
+        self._thread = threading.Thread(target=self._run, name="churn-prefetch")
         self._thread.start()
 
     def _run(self) -> None:
