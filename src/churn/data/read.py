@@ -326,6 +326,7 @@ class Prefetch(Generic[T]):
         self._read = read
         self._result: T | None = None
         self._error: BaseException | None = None
+        self._wanted = True
         # Not a daemon: a run that ends before taking the read (a refused stale date) waits for
         # it at exit. A daemon thread would be stopped in pyarrow's conversion, whose tasks need
         # the interpreter, while pyarrow's thread pool waits for them at exit: a hang.
@@ -334,13 +335,17 @@ class Prefetch(Generic[T]):
 
     def _run(self) -> None:
         try:
-            self._result = self._read()
+            result = self._read()
+            if self._wanted:  # a read no load takes is dropped, not kept alive beside the load's own
+                self._result = result
         except BaseException as exc:  # noqa: BLE001 - handed to the caller, raised there
             self._error = exc
 
     def take(self, key: Hashable) -> T | None:
-        """The result, when ``key`` is what was read (waiting for it); else None."""
+        """The result, when ``key`` is what was read (waiting for it); else None, and the read
+        is dropped (as soon as it ends: a load reading another range must not hold two)."""
         if key != self.key:
+            self._wanted, self._result = False, None
             return None
         self._thread.join()
         if self._error is not None:
