@@ -192,7 +192,7 @@ def features(
 ) -> None:
     """Point-in-time features for every customer at a date (or --describe the catalogue)."""
     from churn.config import FeatureConfig, to_utc
-    from churn.jobs.tables import example_spec, feature_table
+    from churn.jobs.tables import example_spec, feature_table, read_features_window_early
 
     if describe and data is None:
         render.print_catalogue(example_spec(), FeatureConfig())
@@ -200,12 +200,14 @@ def features(
     if data is None:
         raise UsageError("give --data DIR (or --describe alone for the full catalogue)")
     settings = data_settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
+    local = engine == Engine.local and not describe  # read the window while the end of the data is found
+    early = read_features_window_early(data, settings, as_of=to_utc(as_of) if as_of else None, horizon=horizon) if local else None
     end, checked = _data_end_checked(data, settings)
     cutoff = to_utc(as_of) if as_of else end
     with console.status("Reading the data…") as status:
         result = feature_table(
             data, settings, as_of=cutoff, data_end=end, horizon=horizon, out=None if describe else out, allow_stale=allow_stale_data,
-            start_spark=_spark_starter(engine, spark_master), progress=status.update, checked=checked,
+            start_spark=_spark_starter(engine, spark_master), progress=status.update, checked=checked, prefetched=early,
         )  # fmt: skip
     render.print_warning(result.stale_warning)
     if result.contract is not None:

@@ -29,7 +29,7 @@ from churn.data.database import is_database, read_database
 from churn.data.frames import codes_for
 from churn.data.io import write_table
 from churn.data.parse import OUT_OF_RANGE, all_integers, normalise_ids, numbers_if_all_numeric, parse_flags, timestamp_reason, timestamps_in_range
-from churn.data.read import DataContractError, find_table, is_folder, join, read_table
+from churn.data.read import DataContractError, Location, Prefetch, find_table, is_folder, join, read_table
 from churn.data.rules import (
     CATEGORICAL,
     FLAGS,
@@ -478,6 +478,7 @@ def load(
     now: pd.Timestamp | None = None,
     tables: SourceTables = SourceTables(),
     checked: ContractData | None = None,
+    prefetched: "Prefetch[RawInteractions] | None" = None,
 ) -> ContractData:
     """Read and validate a data folder — or a database (``tables``: where its tables are).
 
@@ -485,13 +486,15 @@ def load(
     interactions table; accounts and attribute history are always read whole — unless
     ``checked``, an earlier load of the same source, holds them validated already
     (:func:`validate_interactions`; the end of the data's last-day load, reused by ``churn features``).
+    ``prefetched``: the interactions of a folder being read already (:func:`read_window_early`),
+    taken when it reads these columns of this time range.
     """
-    if interaction_columns is not None:
-        interaction_columns = list(dict.fromkeys([*REQUIRED["interactions"], *interaction_columns]))
-    read = read_database if is_database(folder) else _read_folder
-    (accounts_raw, accounts_file), (interactions_raw, interactions_file), (history_raw, history_file) = read(
-        str(folder) if is_database(folder) else folder, tables, interaction_columns, since, until, accounts_too=checked is None  # type: ignore[operator]
-    )
+    interaction_columns = _interaction_columns(interaction_columns)
+    if is_database(folder):
+        tables_read = read_database(str(folder), tables, interaction_columns, since, until, accounts_too=checked is None)
+    else:
+        tables_read = _read_folder(folder, tables, interaction_columns, since, until, accounts_too=checked is None, prefetched=prefetched)
+    (accounts_raw, accounts_file), (interactions_raw, interactions_file), (history_raw, history_file) = tables_read
     whole = since is None and until is None
     if checked is not None:
         data = validate_interactions(checked, interactions_raw, interactions_file=interactions_file, date_format=date_format, now=now, whole_tables=whole)
@@ -520,6 +523,33 @@ def load(
 
 
 Raw = tuple[pd.DataFrame | None, str]
+#: The interactions table of a folder as read, and where it is (None: the folder has none).
+RawInteractions = tuple[pd.DataFrame | None, "Location | None"]
+
+
+def _interaction_columns(columns: Sequence[str] | None) -> list[str] | None:
+    """The interaction columns to read: the required ones, then ``columns`` (None: all)."""
+    return None if columns is None else list(dict.fromkeys([*REQUIRED["interactions"], *columns]))
+
+
+def _window_key(folder: str | Path, columns: Sequence[str] | None, since: pd.Timestamp | None, until: pd.Timestamp | None) -> tuple[object, ...]:
+    return (str(folder), None if columns is None else tuple(columns), since, until)
+
+
+def _read_interactions(folder: str | Path, columns: Sequence[str] | None, since: pd.Timestamp | None, until: pd.Timestamp | None) -> RawInteractions:
+    path = find_table(folder, "interactions")
+    if path is None:
+        return None, None
+    return read_table(path, columns, time_column="occurred_at", since=since, until=until, categorical=CATEGORICAL), path
+
+
+def read_window_early(
+    folder: str | Path, *, interaction_columns: Sequence[str] | None, since: pd.Timestamp | None, until: pd.Timestamp | None
+) -> "Prefetch[RawInteractions]":
+    """Start reading the interactions a later ``load(folder, interaction_columns=…, since=…,
+    until=…, prefetched=…)`` of a data folder needs, in a background thread (:class:`Prefetch`)."""
+    columns = _interaction_columns(interaction_columns)
+    return Prefetch(_window_key(folder, columns, since, until), lambda: _read_interactions(folder, columns, since, until))
 
 
 def _read_folder(
@@ -530,21 +560,19 @@ def _read_folder(
     until: pd.Timestamp | None,
     *,
     accounts_too: bool = True,
+    prefetched: "Prefetch[RawInteractions] | None" = None,
 ) -> tuple[Raw, Raw, Raw]:
     """The three tables of a data folder as read (each with its file, for messages);
-    ``accounts_too=False``: the interactions only (None for the others, checked already)."""
+    ``accounts_too=False``: the interactions only (None for the others, checked already);
+    ``prefetched``: its interactions, when they are what this asks for."""
     if not is_folder(folder):  # a local path or a URL (read.py): never Path(folder), which collapses "//"
         raise DataContractError(f"{folder}: no such data folder")
     accounts_path = find_table(folder, "accounts")
     if accounts_path is None:
         raise DataContractError(f"{folder}: no accounts table (expected accounts.parquet or accounts.csv)")
-    interactions_path = find_table(folder, "interactions")
     history_path = find_table(folder, "attribute_history")
-    interactions_raw = None
-    if interactions_path is not None:
-        interactions_raw = read_table(
-            interactions_path, interaction_columns, time_column="occurred_at", since=since, until=until, categorical=CATEGORICAL
-        )
+    early = prefetched.take(_window_key(folder, interaction_columns, since, until)) if prefetched is not None else None
+    interactions_raw, interactions_path = early if early is not None else _read_interactions(folder, interaction_columns, since, until)
     return (
         (read_table(accounts_path) if accounts_too else None, str(accounts_path)),
         (interactions_raw, str(interactions_path or join(folder, "interactions"))),

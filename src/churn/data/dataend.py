@@ -60,6 +60,20 @@ def interactions_end_checked(
     return latest, tail
 
 
+def likely_data_end(folder: str | Path, settings: DataSettings = DataSettings()) -> pd.Timestamp | None:
+    """What :func:`data_end_of` will most likely find, from what costs no read of rows:
+    ``settings.data_end``, else the day after the Parquet statistics' latest ``occurred_at``
+    (when not past the wall clock). None when only reading could tell. A guess, for reading
+    ahead: the end of the data is still found from the accepted rows."""
+    if settings.data_end is not None:
+        return settings.data_end
+    path = find_table(folder, "interactions")
+    if path is None or not is_parquet(path):
+        return None
+    latest = parquet_max(path, "occurred_at")
+    return None if latest is None or latest > pd.Timestamp.now(tz="UTC") + FUTURE_SLACK else day_end(latest)
+
+
 def _database_max(url: str, tables: SourceTables, limit: pd.Timestamp, date_format: str | None) -> pd.Timestamp | None:
     """:func:`_plausible_max` of a database: MAX() in SQL when the column holds timestamps, else
     the one column read and parsed."""

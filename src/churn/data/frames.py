@@ -46,23 +46,36 @@ def _small_codes(values: pd.Series | np.ndarray, categories: pd.Index | list[str
     return np.fromiter(map(lookup.get, items, itertools.repeat(-1, len(items))), dtype=np.intp, count=len(items))
 
 
-def text_counts(values: pd.Series) -> pd.Series:
+def text_counts(values: pd.Series, rows: np.ndarray | None = None) -> pd.Series:
     """How often each distinct value occurs, indexed by the value as text, most frequent first
-    (ties by text); missing values are left out. A categorical is counted from its codes,
-    without building a string per row."""
+    (ties by text); missing values are left out. ``rows``: a boolean mask of the rows to count
+    (None: all). A categorical is counted from its codes, without building a string per row
+    (nor a selected copy of the column with its index)."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         codes = values.cat.codes.to_numpy()
+        codes = codes if rows is None else codes[rows]
         counts = pd.Series(np.bincount(codes[codes >= 0], minlength=len(values.cat.categories)), index=values.cat.categories.astype("str"))
         counts = counts[counts > 0].groupby(level=0).sum()  # two categories may read the same as text
     else:
-        counts = values.dropna().astype("str").value_counts()
+        counts = (values if rows is None else values[rows]).dropna().astype("str").value_counts()
     order = np.lexsort((counts.index.to_numpy(dtype=str), -counts.to_numpy()))
     return counts.iloc[order].rename("count").rename_axis(None)
 
 
-def text_values(values: pd.Series) -> list[str]:
-    """The distinct non-missing values as text (a categorical: the categories that occur)."""
-    return list(text_counts(values).index)
+def text_values(values: pd.Series, rows: np.ndarray | None = None) -> list[str]:
+    """The distinct non-missing values as text (a categorical: the categories that occur), at ``rows``."""
+    return list(text_counts(values, rows).index)
+
+
+def earliest(values: pd.Series, rows: np.ndarray | None = None) -> object:
+    """The earliest non-missing value at ``rows`` (a boolean mask; None: all) — ``min()`` of the
+    selected rows, read from the int64 nanoseconds of a UTC timestamp column without selecting
+    a copy of the column and its index first."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype) and values.dtype.unit == "ns" and str(values.dtype.tz) == "UTC":
+        stamps = values.array.asi8 if rows is None else values.array.asi8[rows]
+        stamps = stamps[stamps != np.iinfo(np.int64).min]  # NaT
+        return pd.Timestamp(int(stamps.min()), unit="ns", tz="UTC") if len(stamps) else pd.NaT
+    return (values if rows is None else values[rows]).min()
 
 
 def json_float(x: object) -> float | None:

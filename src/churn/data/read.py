@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import csv
 import re
+import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Iterator, Sequence, Union
+from typing import IO, TYPE_CHECKING, Callable, Generic, Hashable, Iterator, Sequence, TypeVar, Union
 
 import pandas as pd
 import pyarrow as pa
@@ -308,6 +309,49 @@ def _read_window(
     if not parts:
         return dataset.to_table(columns=columns, filter=condition, memory_pool=pool)  # an empty table, typed as the dataset reads it
     return pa.concat_tables(parts, memory_pool=pool)
+
+
+T = TypeVar("T")
+
+
+class Prefetch(Generic[T]):
+    """A read started in a background thread, taken later by the load that asks for the same
+    thing (``key``). Parquet decoding runs outside the GIL, so a command that has other work
+    first — ``churn features`` finding the end of the data — reads its window meanwhile, on
+    the other core. A load asking for anything else gets None and reads for itself; an error
+    of the read is raised where it is taken, as it would have been there."""
+
+    def __init__(self, key: Hashable, read: Callable[[], T]) -> None:
+        self.key = key
+        self._read = read
+        self._result: T | None = None
+        self._error: BaseException | None = None
+        self._wanted = True
+        # Not a daemon: a run that ends before taking the read (a refused stale date) waits for
+        # it at exit. A daemon thread would be stopped in pyarrow's conversion, whose tasks need
+        # the interpreter, while pyarrow's thread pool waits for them at exit: a hang.
+        self._thread = threading.Thread(target=self._run, name="churn-prefetch")
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            result = self._read()
+            if self._wanted:  # a read no load takes is dropped, not kept alive beside the load's own
+                self._result = result
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, raised there
+            self._error = exc
+
+    def take(self, key: Hashable) -> T | None:
+        """The result, when ``key`` is what was read (waiting for it); else None, and the read
+        is dropped (as soon as it ends: a load reading another range must not hold two)."""
+        if key != self.key:
+            self._wanted, self._result = False, None
+            return None
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        result, self._result = self._result, None  # taken once: the frame is not kept alive here
+        return result
 
 
 def is_text(arrow_type: "pyarrow.DataType") -> bool:

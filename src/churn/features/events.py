@@ -96,12 +96,19 @@ class Events:
         in_window = (t < as_of.value) & (t >= start)
         if rows is not None:  # only these rows count (e.g. the data contract's accepted ones)
             in_window &= rows
-        codes = self._codes(interactions["account_id"], account_ids, None if in_window.all() else np.flatnonzero(in_window), len(t))
-        keep = in_window & (codes >= 0)
+        ids = interactions["account_id"]
+        if isinstance(ids.dtype, pd.CategoricalDtype):  # one lookup per category; the rows' small codes picked before they are mapped
+            mapping = np.append(codes_for(ids.cat.categories, account_ids), -1)  # code −1: missing
+            codes = ids.cat.codes.to_numpy()
+            keep = in_window & (mapping >= 0)[codes]
+        else:
+            mapping = None
+            codes = self._codes(ids, account_ids, None if in_window.all() else np.flatnonzero(in_window), len(t))
+            keep = in_window & (codes >= 0)
         self._source = interactions
         #: Which rows of ``interactions`` are events (None: all of them).
         self._keep: np.ndarray | None = None if keep.all() else keep
-        self.code = self._pick(codes).astype(np.int64, copy=False)
+        self.code = (self._pick(codes) if mapping is None else mapping[self._pick(codes)]).astype(np.int64, copy=False)
         stamps = self._pick(t)
         self.age_days = np.subtract(as_of.value, stamps, out=None if stamps is t else stamps) / NS_PER_DAY
         # Integer codes once: comparing 10M strings per family is the slow way.
@@ -118,10 +125,9 @@ class Events:
 
     @staticmethod
     def _codes(values: pd.Series, categories: "pd.Index | list[str]", rows: np.ndarray | None, n: int) -> np.ndarray:
-        """:func:`codes_for` over all ``n`` rows, −1 outside ``rows`` (None: all rows). A
-        categorical is coded whole (one lookup per category, then an integer take); text is
-        looked up only at ``rows``."""
-        if isinstance(values.dtype, pd.CategoricalDtype) or rows is None:
+        """:func:`codes_for` of text ids over all ``n`` rows, −1 outside ``rows`` (None: all
+        rows): looked up only at ``rows`` (a categorical is mapped per category instead)."""
+        if rows is None:
             return codes_for(values, categories)
         out = np.full(n, -1, dtype=np.int64)
         out[rows] = codes_for(values.iloc[rows], categories)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from churn.config import FeatureConfig
 from churn.data.attributes import attribute_columns
-from churn.data.frames import text_counts, text_values
+from churn.data.frames import earliest, text_counts, text_values
 from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
 
 #: The key columns of every feature table.
@@ -88,15 +88,12 @@ class FeatureSpec:
             if history is not None:
                 history = history[(history["valid_from"] < before).to_numpy(dtype=bool, na_value=False)]
 
-        def column(name: str) -> pd.Series:
-            return interactions[name] if rows is None else interactions[name][rows]
-
         present = len(interactions) > 0 and (rows is None or bool(rows.any()))
-        counts = text_counts(column("event_type")) if present else pd.Series(dtype=int)
+        counts = text_counts(interactions["event_type"], rows) if present else pd.Series(dtype=int)
         channels: list[str] = []
         if "channel" in interactions.columns and present:
-            channels = text_values(column("channel"))
-        start = column("occurred_at").min() if present else None
+            channels = text_values(interactions["channel"], rows)
+        start = earliest(interactions["occurred_at"], rows) if present else None
         return cls.from_summary(
             accounts, counts, channels, list(interactions.columns), config, attributes=attributes, history=history, history_start=start
         )

@@ -17,10 +17,11 @@ import pandas as pd
 
 from churn.config import ChurnDefinition, DataSettings, FeatureConfig
 from churn.data.attributes import AttributeDecision, plan_attributes
-from churn.data.contract import ContractData, load, write_rejects
-from churn.data.dataend import check_freshness, loaded_data_end
+from churn.data.contract import ContractData, RawInteractions, load, read_window_early, write_rejects
+from churn.data.database import is_database
+from churn.data.dataend import check_freshness, likely_data_end, loaded_data_end
 from churn.data.io import write_table
-from churn.data.read import DataContractError, Location, delimiter_note, is_url
+from churn.data.read import DataContractError, Location, Prefetch, delimiter_note, is_url
 from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
 from churn.data.synthetic import generate
 from churn.features.build import build_features, learn_spec
@@ -40,12 +41,36 @@ def load_for_features(
     since: pd.Timestamp | None = None,
     until: pd.Timestamp | None = None,
     checked: ContractData | None = None,
+    prefetched: "Prefetch[RawInteractions] | None" = None,
 ) -> ContractData:
     """Load only what the feature pipeline reads: its columns, and only the needed time range
-    (``checked``: the accounts and history validated by an earlier load, taken as they are)."""
+    (``checked``: the accounts and history validated by an earlier load, taken as they are;
+    ``prefetched``: the interactions being read already, :func:`read_features_window_early`)."""
     return load(
-        data, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since, until=until, date_format=settings.date_format, tables=settings.source, checked=checked
-    )
+        data, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since, until=until, date_format=settings.date_format, tables=settings.source,
+        checked=checked, prefetched=prefetched,
+    )  # fmt: skip
+
+
+def features_window(as_of: pd.Timestamp, horizon: int, config: FeatureConfig = FeatureConfig()) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The time range of events the features at ``as_of`` read: the lookback (or the horizon,
+    when longer — who is a customer looks that far back) up to ``as_of``."""
+    return as_of - pd.Timedelta(days=max(config.lookback_days, horizon)), as_of
+
+
+def read_features_window_early(data: Location, settings: DataSettings, *, as_of: pd.Timestamp | None, horizon: int) -> "Prefetch[RawInteractions] | None":
+    """Start reading the interactions :func:`feature_table` will load at ``as_of`` (None: at
+    the end of the data, as the Parquet statistics or ``settings`` foretell it) in a
+    background thread, while the end of the data is found; None for a database, or when the
+    date cannot be foretold cheaply. A wrong guess costs a read, never a wrong table: the
+    load takes the read only for the very range it asks for."""
+    if is_database(data):
+        return None
+    as_of = as_of if as_of is not None else likely_data_end(data, settings)
+    if as_of is None:
+        return None
+    since, until = features_window(as_of, horizon)
+    return read_window_early(data, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since, until=until)
 
 
 def write_frame(frame: pd.DataFrame, out: Path) -> Path:
@@ -86,13 +111,15 @@ def feature_table(
     start_spark: "Callable[[], SparkSession | None] | None" = None,
     progress: Callable[[str], None] = lambda _: None,
     checked: ContractData | None = None,
+    prefetched: "Prefetch[RawInteractions] | None" = None,
 ) -> FeatureTable:
     """Point-in-time features of every customer at ``as_of``, written to ``out`` (None: not
     written — ``--describe`` only wants the spec). Refuses an ``as_of`` after ``data_end``
     unless ``allow_stale`` — before ``start_spark`` (the Spark engine; None: in process) is
     called, so a stale date never waits for a cluster. ``checked``: the data the end of the
     data was found from (:func:`churn.data.dataend.data_end_checked`), whose validated
-    accounts and attribute history the in-process load takes instead of checking them again."""
+    accounts and attribute history the in-process load takes instead of checking them again;
+    ``prefetched``: its interactions being read already (:func:`read_features_window_early`)."""
     stale = check_freshness(as_of, data_end, allow_stale=allow_stale).get("warning")
     if start_spark is not None:
         progress("Starting Spark…")
@@ -103,9 +130,9 @@ def feature_table(
         spec, _, decisions = spark_spec(spark, data, fconfig, cutoffs=[as_of], data_end=data_end, settings=settings)
         path = write_parquet(spark_features(spark, data, as_of=as_of, spec=spec, config=fconfig, definition=definition), out) if out else None
         return FeatureTable(spec, decisions, as_of, path, stale_warning=stale)  # type: ignore[arg-type]
-    lookback = pd.Timedelta(days=max(fconfig.lookback_days, horizon))
+    since, until = features_window(as_of, horizon, fconfig)
     progress("Reading the data…")
-    contract = load_for_features(data, settings, since=as_of - lookback, until=as_of, checked=checked)
+    contract = load_for_features(data, settings, since=since, until=until, checked=checked, prefetched=prefetched)
     spec, decisions = learn_spec(contract, cutoffs=[as_of], data_end=data_end, settings=settings, config=fconfig)
     if out is None:
         return FeatureTable(spec, decisions, as_of, None, contract=contract, stale_warning=stale)
