@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import copyreg
 import email.message
+import gc
 import io
 import json
 import logging
@@ -48,7 +49,7 @@ from threadpoolctl import ThreadpoolController, threadpool_limits
 from churn.config import ChurnDefinition, ScoreConfig, to_utc
 from churn.serve.limits import REQUEST_LIMITS, RequestLimits
 from churn.serve.model import ServingModel
-from churn.serve.schemas import ScoreRequest
+from churn.serve.schemas import ScoreRequest, clean_json_request, json_request_model
 from churn.serve.scoring import InvalidPayload, RowProblem, score_payload
 
 log = logging.getLogger("churn.serve")
@@ -142,6 +143,9 @@ def _start_worker(model: bytes, limits: RequestLimits, parent: int) -> None:
     _SERVING = pickle.loads(model)  # noqa: S301 — bytes pickled by this service's own process
     _LIMITS.append(threadpool_limits(limits=1))
     REQUEST_LIMITS.set(limits)  # the worker's calls run in this thread, in this context
+    json_request_model(limits)  # built now, not on the first request
+    gc.collect()
+    gc.freeze()  # as the server does: the model's objects never cost a full collection (a latency outlier) again
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
@@ -172,9 +176,13 @@ def body_kind(content_type: str | None) -> BodyKind:
 def parse_body(body: bytes, kind: BodyKind) -> ScoreRequest | InvalidRequest | Unreadable:
     """The body as FastAPI reads and validates a route's single body model: JSON decoded (a decode
     error is a 422 ``json_invalid`` at its position, other failures a 400), then the model
-    validated in Python mode from attributes."""
+    validated in Python mode from attributes. A clean body takes a faster way to the same model
+    (:func:`clean_json_request`); any other comes this way, so its errors are unchanged."""
     value: object = body
     if kind is BodyKind.JSON:
+        clean = clean_json_request(body)  # most bodies: validated from the JSON text in one pass
+        if clean is not None:
+            return clean
         try:
             value = json.loads(body)
         except json.JSONDecodeError as exc:
