@@ -6,7 +6,7 @@ live there, in memory, so nothing about them needs shared storage. Scoring one r
 concurrent clients queued behind each other on one core, and every GET waited for the GIL
 behind them. So the server sends each ``POST /score`` body to a pool of worker processes
 (:class:`ScoringPool`): each loaded the model once when it started, validates the body and
-scores it with exactly the code of in-process scoring (:func:`score_payload`), on one thread
+scores it with exactly the code of in-process scoring (:func:`score_records`), on one thread
 (no oversubscription: a worker per core is the parallelism). The server awaits the result, so
 its event loop keeps answering other requests meanwhile. (Workers at a lower priority than the
 server were tried: on a machine shared with other jobs they starved — 20 scores/s against 30.)
@@ -50,7 +50,7 @@ from churn.config import ChurnDefinition, ScoreConfig, to_utc
 from churn.serve.limits import REQUEST_LIMITS, RequestLimits
 from churn.serve.model import ServingModel
 from churn.serve.schemas import ScoreRequest, clean_json_request, json_request_model
-from churn.serve.scoring import InvalidPayload, RowProblem, score_payload
+from churn.serve.scoring import InvalidPayload, RowProblem, score_records
 
 log = logging.getLogger("churn.serve")
 
@@ -202,8 +202,7 @@ def score_in_worker(body: bytes, kind: BodyKind, config: ScoreConfig, definition
         request = parse_body(body, kind)
         if not isinstance(request, ScoreRequest):
             return request
-        scored = score_payload(request, _SERVING, config=config, definition=definition)
-        return Scored(scored.to_dict("records"), to_utc(request.as_of).isoformat())
+        return Scored(score_records(request, _SERVING, config=config, definition=definition), to_utc(request.as_of).isoformat())
     except InvalidPayload as exc:
         return RejectedRows(str(exc), list(exc.problems))
     except Exception:  # noqa: BLE001 — reported to the server, which logs it and answers 500
