@@ -222,7 +222,14 @@ def request_tables(payload: object, now: pd.Timestamp) -> tuple[pd.DataFrame, pd
             inter[col] = _numbers(values, SCREEN["interactions"].get(col))
     if any(v is None for v in inter.values()):
         return None
-    return pd.DataFrame(acc, copy=False), pd.DataFrame(inter, copy=False)  # the columns are this request's own
+    return _table(acc, len(accounts)), _table(inter, len(rows))
+
+
+def _table(columns: dict[str, object], n: int) -> pd.DataFrame:
+    """A frame of this request's own columns, as their arrays: a DataFrame of Series aligns
+    their indexes (a union and a reindex per column), a fixed cost of about a millisecond."""
+    arrays = {name: value.array if isinstance(value, pd.Series) else value for name, value in columns.items()}
+    return pd.DataFrame(arrays, index=pd.RangeIndex(n), copy=False)
 
 
 def _rejections(data_rejects: dict[str, pd.DataFrame]) -> list[RowProblem]:
