@@ -2,7 +2,7 @@
 
 ``churn serve`` is one process: sessions, the sign-in throttle, the run index and every GET
 live there, in memory, so nothing about them needs shared storage. Scoring one request costs
-~20 ms of CPU (validation, pandas, LightGBM) under the GIL; run in the server's thread pool, eight
+~15 ms of CPU (validation, pandas, LightGBM; 12 of them in the worker) under the GIL; run in the server's thread pool, eight
 concurrent clients queued behind each other on one core, and every GET waited for the GIL
 behind them. So the server sends each ``POST /score`` body to a pool of worker processes
 (:class:`ScoringPool`): each loaded the model once when it started, validates the body and
