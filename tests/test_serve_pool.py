@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
 from churn.config import ChurnDefinition, TrainConfig
 from churn.data.dataend import observed_until
@@ -21,7 +22,10 @@ from churn.features.labels import build_training_table, default_cutoffs
 from churn.features.spec import FeatureSpec
 from churn.modeling.train import fit_churn_model
 from churn.serve.app import create_app
+from churn.serve.limits import REQUEST_LIMITS, RequestLimits
 from churn.serve.model import ServingModel
+from churn.serve.pool import BodyKind, InvalidRequest, parse_body
+from churn.serve.schemas import ScoreRequest
 from churn.serve.settings import ServeSettings
 from tests.serve_support import request_body
 
@@ -101,6 +105,12 @@ def requests(tiny: Tiny) -> dict[str, tuple[dict, int]]:  # type: ignore[type-ar
         "vendor +json": ({"content": json.dumps(base).encode(), "headers": {"content-type": "application/vnd.crm+json; charset=utf-8"}}, 200),
         "no content type": ({"content": json.dumps(base).encode()}, 422),
         "empty": ({"content": b"", "headers": as_json}, 422),
+        # bodies the worker's strict JSON validation refuses and the usual way decides
+        "flag and number as text": ({"json": {**base, "interactions": [{**r, "resolved": "true", "wait_seconds": "30"} for r in base["interactions"]]}}, 200),
+        "schema: occurred_at a number": ({"json": {**base, "interactions": [{**base["interactions"][0], "occurred_at": 1700000000}]}}, 422),
+        "schema: a long event type": ({"json": {**base, "interactions": [{**base["interactions"][0], "event_type": "x" * 201}]}}, 422),
+        "schema: a long channel": ({"json": {**base, "interactions": [{**base["interactions"][0], "channel": "x" * 201}]}}, 422),
+        "NaN amount": ({"content": json.dumps({**base, "interactions": [{**base["interactions"][0], "amount": float("nan")}]}).encode(), "headers": as_json}, 200),
     }
 
 
@@ -139,3 +149,26 @@ def test_shutdown_leaves_no_worker_behind(tiny: Tiny, settings: ServeSettings) -
     assert not any(_alive(pid) for pid in pids)
     response = client.post("/score", json=tiny.body(tiny.customers[:1]))
     assert response.status_code == 503 and response.json()["error"]["error"] == "scoring_unavailable"
+
+
+@pytest.mark.parametrize("limits", [RequestLimits(), RequestLimits(max_interactions=3), RequestLimits(max_string_chars=9)])
+def test_the_fast_json_validation_gives_the_usual_model_or_errors(tiny: Tiny, limits: RequestLimits) -> None:
+    """``parse_body`` validates a clean body from the JSON text (``clean_json_request``): the
+    same request model as json.loads + model_validate, and for any other body the same errors."""
+    token = REQUEST_LIMITS.set(limits)
+    try:
+        for name, (kwargs, _) in requests(tiny).items():
+            body = kwargs["content"] if "content" in kwargs else json.dumps(kwargs["json"]).encode()
+            try:
+                usual: object = repr(ScoreRequest.model_validate(json.loads(body), from_attributes=True).model_dump())  # repr: NaN equals NaN
+            except ValidationError as exc:
+                usual = [(tuple(e["loc"]), e["msg"], e["type"]) for e in exc.errors()]
+            except json.JSONDecodeError as exc:
+                usual = [((exc.pos,), "JSON decode error", "json_invalid")]
+            except ValueError:  # not UTF-8
+                usual = "unreadable"
+            got = parse_body(body, BodyKind.JSON)
+            mine = repr(got.model_dump()) if isinstance(got, ScoreRequest) else got.errors if isinstance(got, InvalidRequest) else "unreadable"
+            assert mine == usual, (name, limits)
+    finally:
+        REQUEST_LIMITS.reset(token)

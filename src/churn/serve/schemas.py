@@ -10,9 +10,10 @@ and answered with 422 naming the row.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, TypeAdapter, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, TypeAdapter, ValidationError, create_model, field_validator, model_validator
 
 from churn.config import SURVEY_RANGES
 from churn.serve.limits import REQUEST_LIMITS, RequestLimits
@@ -300,6 +301,53 @@ class ScoreRequest(BaseModel):
         if isinstance(rows, list) and not _screened(rows):
             _CHECKED_INTERACTIONS.validate_python(rows)  # raises naming every row's problems
         return rows
+
+
+class _StrictInteraction(InteractionIn):
+    """:class:`InteractionIn` in strict mode: for :func:`json_request_model`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+@lru_cache(maxsize=8)
+def json_request_model(limits: RequestLimits) -> type[BaseModel]:
+    """A request model for :func:`clean_json_request`: :class:`ScoreRequest`'s rules with this
+    service's limits as pydantic-core constraints (``max_length`` of the lists and of the text
+    values) and the interactions in strict mode, so that pydantic-core validates the JSON text
+    in one pass without a Python call per row or a Python object per JSON value. Strict accepts
+    less than :class:`ScoreRequest` does (``occurred_at`` only as text, numbers only as JSON
+    numbers, flags only as JSON booleans), never more, and the same values."""
+    most = limits.max_string_chars
+    bounded = Annotated[StrictStr, Field(max_length=most)]
+    interaction = create_model(
+        "JsonInteraction",
+        __base__=_StrictInteraction,
+        account_id=(Annotated[StrictStr, Field(min_length=1, max_length=most)], ...),
+        event_type=(Annotated[StrictStr, Field(min_length=1, max_length=most)], ...),
+        channel=(bounded | None, None),
+        case_id=(bounded | None, None),
+    )
+    return create_model(
+        "JsonScoreRequest",
+        as_of=(Timestamp, ...),
+        accounts=(list[AccountIn], Field(min_length=1, max_length=limits.max_accounts)),
+        interactions=(list[interaction], Field(default_factory=list, max_length=limits.max_interactions)),  # type: ignore[valid-type]
+    )
+
+
+def clean_json_request(body: bytes) -> ScoreRequest | None:
+    """``body`` (JSON text) as the :class:`ScoreRequest` that ``json.loads`` and
+    ``ScoreRequest.model_validate`` make of it, when it is clean under the stricter model of
+    :func:`json_request_model`; None otherwise — invalid JSON, a row the strict model refuses, a list
+    over a limit (pydantic-core stops counting at the limit) — and the caller validates the body
+    the usual way, which names the problems exactly as before. Half the CPU of the usual way for
+    a request with a year of events (no Python dict per row, no Python call per row)."""
+    try:
+        fast = json_request_model(REQUEST_LIMITS.get()).model_validate_json(body)
+    except ValidationError:
+        return None
+    values = dict(fast.__dict__)
+    return ScoreRequest.model_construct(_fields_set=set(fast.model_fields_set), **values)
 
 
 class ScoredAccount(BaseModel):
