@@ -251,32 +251,42 @@ def registry(spec: "FeatureSpec", config: FeatureConfig = FeatureConfig()) -> li
 _last: tuple["FeatureSpec", FeatureConfig, tuple[Feature, ...]] | None = None
 
 
+#: How a family declares a feature (``_registry``'s ``add``).
+Add = Callable[..., None]
+#: Units several families share.
+DAYS, PERCENT = Unit("days"), Unit("percent")
+
+
 @functools.lru_cache(maxsize=64)
 def _registry(spec: "FeatureSpec", config: FeatureConfig) -> tuple[Feature, ...]:
     """The registry of one (frozen) spec and config, built once: scoring one account per
-    request must not rebuild a hundred declarations each time."""
+    request must not rebuild a hundred declarations each time. The families are declared in
+    a fixed order, which is the order of the model's columns."""
     out: list[Feature] = []
 
     def add(name: str, family: str, driver: str, text: str, direction: int, unit: Unit = Unit(), compute=None, requires=()) -> None:  # type: ignore[no-untyped-def]
         out.append(Feature(name, family, driver, text, direction, unit, tuple(requires), compute))
 
-    windows = config.windows_days
-    days, pct = Unit("days"), Unit("percent")
-    add("tenure_days", "tenure", "tenure", "a customer for {v}", -1, days, lambda e: e.tenure_days)
+    add("tenure_days", "tenure", "tenure", "a customer for {v}", -1, DAYS, lambda e: e.tenure_days)
+    for family in (_activity, _channels, _support_effort, _voice, _value, _attributes):
+        family(add, spec, config)
+    return tuple(out)
 
-    # ---- activity: recency, frequency, rates and trends per event type
+
+def _activity(add: Add, spec: "FeatureSpec", config: FeatureConfig) -> None:
+    """Recency, frequency, rates and trends per event type."""
     if spec.event_types:
-        add("days_since_last_event", "activity", "usage", "{v} since any activity", 1, days,
+        add("days_since_last_event", "activity", "usage", "{v} since any activity", 1, DAYS,
             lambda e: e.days_since_any())
     multiple_types = len(spec.event_types) > 1
     for j, et in enumerate(spec.event_types):
         d, driver = _event_direction(et, spec), _event_driver(et, spec, config)
         one, many = event_noun(et)
         count = Unit("count", one, many)
-        for w in windows:
+        for w in config.windows_days:
             add(f"n_{et}_{w}d", "activity", driver, f"{{v}} in the last {w} days", d, count,
                 lambda e, j=j, w=w: e.count_type(j, w))
-        add(f"days_since_last_{et}", "activity", driver, f"{{v}} since the last {one}", -d if d else 0, days,
+        add(f"days_since_last_{et}", "activity", driver, f"{{v}} since the last {one}", -d if d else 0, DAYS,
             lambda e, j=j: e.days_since_type(j))
         add(f"trend_{et}", "activity", driver, f"{many} in the last 30 days vs. the 90 before: {{v}}", d, Unit("ratio"),
             lambda e, j=j: (e.count_type(j, 30) + 1.0) / (e.count_type(j, 120, since_days=30) / 3.0 + 1.0))
@@ -285,16 +295,20 @@ def _registry(spec: "FeatureSpec", config: FeatureConfig) -> tuple[Feature, ...]
         if multiple_types:
             # Invoices are sent, not done: their share of all activity rises as use falls, so it
             # is a usage signal (a price review would be the wrong call for an idle account).
-            add(f"share_{et}_90d", "activity", "usage" if driver == "billing" else driver, f"{{v}} of all activity in the last 90 days was {many}", d, pct,
+            add(f"share_{et}_90d", "activity", "usage" if driver == "billing" else driver, f"{{v}} of all activity in the last 90 days was {many}", d, PERCENT,
                 lambda e, j=j: ratio(e.count_type(j, 90), e.count_any(90)))
 
-    # ---- channels
+
+def _channels(add: Add, spec: "FeatureSpec", config: FeatureConfig) -> None:
+    """Contacts per support channel and window."""
     for j, ch in enumerate(spec.channels):
-        for w in windows:
+        for w in config.windows_days:
             add(f"n_channel_{ch}_{w}d", "channel", "support_effort", f"{{v}} on {_label(ch)} in the last {w} days", 0,
                 Unit("count", "contact", "contacts"), lambda e, j=j, w=w: e.count_channel(j, w), ("channel",))
 
-    # ---- support effort
+
+def _support_effort(add: Add, spec: "FeatureSpec", config: FeatureConfig) -> None:
+    """Support effort: cases, repeats, long waits, transfers, channel switches, handle times."""
     if spec.support_event_type:
         long = f"{config.long_wait_seconds / 60:g} minutes"
         times, contacts, cases = Unit("count", "time", "times"), Unit("count", "support contact", "support contacts"), Unit("count", "support case", "support cases")
@@ -332,14 +346,16 @@ def _registry(spec: "FeatureSpec", config: FeatureConfig) -> tuple[Feature, ...]
                 share = lambda e: ratio(e.support.count(e.support.unresolved_last, 90), e.support.count(e.support.first_of_case, 90))  # noqa: E731
             else:
                 share = lambda e: ratio(e.support.count(e.support.unresolved, 90), e.support.count(e.support.resolved_known, 90))  # noqa: E731
-            add("unresolved_share_90d", "effort", "support_effort", "{v} of support problems left unresolved in the last 90 days", 1, pct, share, ("resolved",))
+            add("unresolved_share_90d", "effort", "support_effort", "{v} of support problems left unresolved in the last 90 days", 1, PERCENT, share, ("resolved",))
         if spec.has("channel"):
             add("distinct_channels_90d", "effort", "support_effort", "used {v} for support in the last 90 days", 1, Unit("count", "channel", "channels"),
                 lambda e: e.support.distinct_channels(), ("channel",))
-            add("assisted_share_90d", "effort", "support_effort", "{v} of contacts needed a person rather than self-service in the last 90 days", 0, pct,
+            add("assisted_share_90d", "effort", "support_effort", "{v} of contacts needed a person rather than self-service in the last 90 days", 0, PERCENT,
                 lambda e: ratio(e.support.count(e.support.assisted, 90), e.support.count(None, 90)), ("channel",))
 
-    # ---- voice of the customer
+
+def _voice(add: Add, spec: "FeatureSpec", config: FeatureConfig) -> None:
+    """Voice of the customer: CES, CSAT and NPS answers."""
     for survey, (lo, hi) in SURVEY_RANGES.items():
         if spec.has(survey):
             up = survey.upper()
@@ -354,14 +370,16 @@ def _registry(spec: "FeatureSpec", config: FeatureConfig) -> tuple[Feature, ...]
         add("nps_detractor", "voice", "survey", "the latest NPS answer was a detractor (0–6)", 1, Unit("flag"),
             lambda e: _detractor(e.surveys["nps"].latest(e.surveys["nps"].value)), ("nps",))
     if any(spec.has(s) for s in SURVEY_RANGES):
-        add("days_since_survey", "voice", "survey", "{v} since the last survey answer", 0, days,
+        add("days_since_survey", "voice", "survey", "{v} since the last survey answer", 0, DAYS,
             lambda e: e.any_survey.reduce(e.any_survey.age, np.ones(e.any_survey.n, bool), "min"),
             tuple(s for s in SURVEY_RANGES if spec.has(s)))
 
-    # ---- value and billing
+
+def _value(add: Add, spec: "FeatureSpec", config: FeatureConfig) -> None:
+    """Value and billing, and the purchase rhythm of events with an amount."""
     if spec.has("amount"):
         money = Unit("money")
-        for w in windows:
+        for w in config.windows_days:
             add(f"amount_{w}d", "value", "billing", f"billed or spent {{v}} in the last {w} days", 0, money,
                 lambda e, w=w: e.paid.count(None, w, weights=e.paid.value), ("amount",))
         add("spend_change", "value", "billing", "monthly spend changed by {v} (last 30 days vs. the 90 before)", -1, Unit("change_money"),
@@ -374,19 +392,20 @@ def _registry(spec: "FeatureSpec", config: FeatureConfig) -> tuple[Feature, ...]
         # ---- purchase rhythm (events with an amount: purchases, orders, invoices)
         add("transactions_365d", "rhythm", "usage", "{v} in the last year", -1, Unit("count", "transaction", "transactions"),
             lambda e: e.rhythm.count_365, ("amount",))
-        add("transaction_gap_days", "rhythm", "usage", "usually {v} between transactions (last year)", 1, days,
+        add("transaction_gap_days", "rhythm", "usage", "usually {v} between transactions (last year)", 1, DAYS,
             lambda e: e.rhythm.mean_gap, ("amount",))
         add("transaction_overdue", "rhythm", "usage", "{v} its usual gap since the last transaction", 1, Unit("ratio"),
             lambda e: ratio(e.rhythm.days_since, e.rhythm.mean_gap), ("amount",))
         add("spend_per_transaction_365d", "rhythm", "billing", "spends {v} per transaction on average (last year)", 0, money,
             lambda e: ratio(e.rhythm.spend_365, e.rhythm.count_365), ("amount",))
 
-    # ---- account attributes (values from the attribute history, static, or the export)
+
+def _attributes(add: Add, spec: "FeatureSpec", config: FeatureConfig) -> None:
+    """Account attributes (values from the attribute history, static, or the export)."""
     for col in spec.numeric_attributes:
         add(col, "attribute", attribute_driver(col), attribute_text(col, categorical=False), 0)
     for col, _ in spec.categorical_attributes:
         add(col, "attribute", attribute_driver(col), attribute_text(col, categorical=True), 0, Unit("category"))
-    return tuple(out)
 
 
 def _detractor(latest: np.ndarray) -> np.ndarray:
