@@ -10,7 +10,7 @@ import pytest
 
 from churn.features.labels import LABEL
 from churn.jobs.simulate import _explore
-from churn.modeling.uplift import PROPENSITY, TREATED, UpliftSettings, common_shift, fit_uplift
+from churn.modeling.uplift import PROPENSITY, TREATED, UpliftSettings, common_shift, evaluate_uplift, fit_uplift, uplift_gate
 from churn.outreach.policy import callable_capacity, policy_ranks
 
 SEEDS = (0, 1, 2)
@@ -125,3 +125,15 @@ def test_exploration_by_risk_records_the_probability_it_draws_with(seed: int) ->
     assert draws.sum(axis=1).mean() == pytest.approx(30, abs=1)
     high, low = pool[risk[pool] > 0.2], pool[risk[pool] < 0.1]
     assert draws[:, high].mean() > 2 * draws[:, low].mean()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_an_effect_found_nowhere_is_evaluated_as_the_list_orders_it_by_risk(seed: int) -> None:
+    """Uplift 0 everywhere (no evidence yet): the list orders by risk (ties), so the evaluation
+    must too — its Qini equals the risk ranking's and the gate cannot pass, whatever the rows'
+    order (here: shuffled, with risk unrelated to the row order)."""
+    rows = logit_world(seed, 3_000, -0.6)
+    risk = 1.0 / (1.0 + np.exp(-(-3.0 + 1.2 * rows["x"].to_numpy())))
+    evaluation = evaluate_uplift(rows, np.zeros(len(rows)), risk, capacity=300, settings=UpliftSettings(n_bootstrap=50, seed=seed))
+    assert evaluation["qini"] == pytest.approx(evaluation["qini_risk"])
+    assert evaluation["qini_difference_low"] == pytest.approx(0.0) and not uplift_gate(evaluation)[0]

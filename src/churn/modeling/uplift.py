@@ -339,6 +339,12 @@ def evaluate_uplift(rows: pd.DataFrame, uplift: np.ndarray, risk: np.ndarray, *,
     t = rows[TREATED].to_numpy(dtype=bool)
     y = rows[LABEL].to_numpy(dtype=float)
     w = ipw_weights(t, rows[PROPENSITY].to_numpy(), rows[WEIGHT].to_numpy(dtype=float) if WEIGHT in rows.columns else None)
+    # the uplift ranking as the list orders it: ties in the estimated effect (e.g. no effect
+    # found anywhere) broken by risk (:func:`churn.outreach.policy.policy_ranks`), not by row order
+    order = np.lexsort((-np.asarray(risk, dtype=float), -np.asarray(uplift, dtype=float)))
+    ranked = np.empty(len(order))
+    ranked[order] = -np.arange(len(order), dtype=float)
+    uplift = ranked
     point = _stats(uplift, risk, t, y, w, capacity)
     rng = np.random.default_rng(settings.seed)
     draws = np.array([_stats(uplift[i], risk[i], t[i], y[i], w[i], capacity) for i in (rng.integers(0, len(t), len(t)) for _ in range(settings.n_bootstrap))])
