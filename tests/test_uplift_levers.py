@@ -137,3 +137,11 @@ def test_an_effect_found_nowhere_is_evaluated_as_the_list_orders_it_by_risk(seed
     evaluation = evaluate_uplift(rows, np.zeros(len(rows)), risk, capacity=300, settings=UpliftSettings(n_bootstrap=50, seed=seed))
     assert evaluation["qini"] == pytest.approx(evaluation["qini_risk"])
     assert evaluation["qini_difference_low"] == pytest.approx(0.0) and not uplift_gate(evaluation)[0]
+
+
+def test_a_statistic_undefined_in_every_draw_stays_nan_without_a_warning() -> None:
+    """Every row called: the uplift at capacity has no control to compare with in any bootstrap
+    draw; the evaluation says NaN for it (and its interval) instead of raising a warning."""
+    rows = logit_world(0, 400, -0.6, 1.0)
+    evaluation = evaluate_uplift(rows, np.zeros(len(rows)), rows["x"].to_numpy(), capacity=50, settings=UpliftSettings(n_bootstrap=20))
+    assert np.isnan(evaluation["uplift_at_capacity"]) and np.isnan(evaluation["uplift_at_capacity_low"])

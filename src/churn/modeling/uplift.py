@@ -34,6 +34,7 @@ when that interval lies above zero.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -348,7 +349,9 @@ def evaluate_uplift(rows: pd.DataFrame, uplift: np.ndarray, risk: np.ndarray, *,
     point = _stats(uplift, risk, t, y, w, capacity)
     rng = np.random.default_rng(settings.seed)
     draws = np.array([_stats(uplift[i], risk[i], t[i], y[i], w[i], capacity) for i in (rng.integers(0, len(t), len(t)) for _ in range(settings.n_bootstrap))])
-    lo, hi = np.nanpercentile(draws, [100 * settings.alpha / 2, 100 * (1 - settings.alpha / 2)], axis=0) if len(draws) else (point * np.nan, point * np.nan)
+    with warnings.catch_warnings():  # a statistic NaN in every draw (e.g. no control in the top k) stays NaN, quietly
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanpercentile(draws, [100 * settings.alpha / 2, 100 * (1 - settings.alpha / 2)], axis=0) if len(draws) else (point * np.nan, point * np.nan)
     curve = qini_curve(uplift, t, y, w)
     points = np.linspace(0, len(curve) - 1, 20).astype(int) if len(curve) else np.zeros(0, dtype=int)
     out: dict[str, object] = {"rows": int(len(t)), "treated": int(t.sum()), "capacity": int(capacity)}
