@@ -3,7 +3,8 @@
 Runs ``churn simulate``'s job (:func:`churn.jobs.simulate.simulate`) on several seeds:
 
 1. the responding business (planted responses: the riskiest often already decided, Ascarza 2018):
-   risk, value (risk × value) and uplift at equal capacity — customers saved, uplift / risk (goal
+   risk, value (risk × value) and uplift at equal capacity, and the ceiling: an oracle that ranks
+   by the planted effect × value (what no product can know; same capacity, reach and costs) — customers saved, uplift / risk (goal
    ≥ 1.3×), revenue retained uplift vs value; and what only a simulation can say: how the learned
    effect tracks the planted one (Spearman, against the risk score's) on the held-out cohorts;
 2. homogeneous effects (every account responds alike): uplift − risk customers saved, with a
@@ -75,7 +76,7 @@ def planted_part(seeds: list[int], common: dict, args: argparse.Namespace) -> No
     print(f"1. responding business, {args.accounts:,} accounts × {args.cycles} weekly cycles, capacity {args.capacity}, explore {args.explore_share:.0%}")
     planted, ratios = {}, []
     for s in seeds:  # printed seed by seed: a long run shows its figures as they come
-        planted[s] = rec = simulate(SimulationConfig(policies=("risk", "value", "uplift"), seed=s, effect="planted", **common))  # type: ignore[arg-type]
+        planted[s] = rec = simulate(SimulationConfig(policies=("risk", "value", "uplift", "oracle"), seed=s, effect="planted", **common))  # type: ignore[arg-type]
         p = by_policy(rec)
         ratio = p["uplift"]["customers_saved"] / p["risk"]["customers_saved"] if p["risk"]["customers_saved"] > 0 else float("nan")
         ratios.append(ratio)
@@ -84,6 +85,12 @@ def planted_part(seeds: list[int], common: dict, args: argparse.Namespace) -> No
             f"  (uplift/risk {ratio:.2f}×; expected saved {p['risk']['expected_saved']:.0f} / {p['value']['expected_saved']:.0f} / {p['uplift']['expected_saved']:.0f})"
             f"  revenue retained value {p['value']['revenue_retained']:>10,.0f}  uplift {p['uplift']['revenue_retained']:>10,.0f}"
             f"  calls {p['uplift']['calls']:,} vs {p['risk']['calls']:,}",
+            flush=True,
+        )
+        o = p["oracle"]
+        print(
+            f"      ceiling, the oracle (planted effect × value, same capacity and reach): saved {o['customers_saved']:>5}"
+            f" ({o['customers_saved'] / max(p['risk']['customers_saved'], 1):.2f}× risk; expected {o['expected_saved']:.0f})  revenue retained {o['revenue_retained']:>10,.0f}",
             flush=True,
         )
     total = {k: sum(by_policy(r)[k]["customers_saved"] for r in planted.values()) for k in ("risk", "value", "uplift")}

@@ -8,9 +8,12 @@ and, for each policy, runs ``cycles`` weekly cycles on it:
    policy (``risk``, ``value`` = risk × value, ``uplift`` = the expected value of a call,
    :mod:`churn.outreach.policy`; ``random``); flag the top ``capacity`` and hold out the
    persistent random control group exactly as ``churn score`` does
-   (:func:`churn.outreach.experiment.assign_controls`); with ``explore_share``, that share of
-   the capacity goes to accounts drawn at random below the cut, each row's probability of
-   being called recorded;
+   (:func:`churn.outreach.experiment.assign_controls`; the uplift ranking skips accounts already
+   in outreach, as ``churn score`` does); with ``explore_share``, that share of the capacity
+   goes to accounts drawn at random below the cut in proportion to their churn probability
+   (``explore_by="risk"``: the experiment covers where churn is), each row's probability of
+   being called recorded; the ``oracle`` policy (benchmark only, not ``churn simulate``) ranks
+   by the planted effect × value — the ceiling no learned policy can pass;
 2. **hand the list to the team**: each call reaches the account with probability
    ``reach_rate`` (70 %: no answer, voicemail); a reached account whose recent invoice rose
    is made an offer (its cost counts);
@@ -63,6 +66,7 @@ from churn.modeling.uplift import (
     PROPENSITY,
     TREATED,
     WEIGHT,
+    Learner,
     UpliftModel,
     UpliftSettings,
     evaluate_uplift,
@@ -74,9 +78,9 @@ from churn.modeling.uplift import (
 )  # fmt: skip
 from churn.outreach.experiment import active_assignments, assign_controls
 from churn.outreach.policy import CallCosts, callable_capacity, choose_ranking, policy_columns, policy_ranks
-from churn.outreach.score import annual_value
+from churn.outreach.score import annual_value, in_arm
 
-POLICIES = ("risk", "value", "uplift", "random")
+POLICIES = ("risk", "value", "uplift", "random", "oracle")
 NEVER = np.iinfo(np.int64).max
 WEEK = pd.Timedelta(days=7)
 
@@ -103,6 +107,15 @@ class SimulationConfig:
     pool_sample: int = 4
     #: Churn-model cutoffs kept for retraining (the warm-up ones and the latest matured ones).
     train_cutoffs: int = 6
+    #: The uplift model's learner (:class:`churn.modeling.uplift.UpliftSettings`).
+    learner: Learner = UpliftSettings().learner
+    #: Where exploration calls go below the cut: "risk" draws accounts with probability
+    #: proportional to their churn probability (the experiment covers where churn is), "random"
+    #: uniformly; either way each row's probability of being drawn is recorded.
+    explore_by: str = "risk"
+    #: The uplift ranking skips accounts already in outreach (:func:`churn.outreach.policy.policy_ranks`);
+    #: False re-calls them as risk and value do (for comparison only).
+    skip_in_outreach: bool = True
     #: The churn model's training settings (one LightGBM thread: policies run one after another
     #: on a shared machine, and OpenMP threads spinning against other processes cost 10×).
     train: TrainConfig = TrainConfig(n_jobs=1)
@@ -237,7 +250,7 @@ def _run_policy(shared: _Shared, config: SimulationConfig, policy: str, say: Cal
             say(f"{policy}: cycle {c}: retrained; ranking {world.rankings[-1]['ranking'] if world.rankings else '-'}")
         _cycle(shared, config, world, c, as_of)
     end = shared.dates[-1] + WEEK
-    if policy != "random":
+    if policy not in ("random", "oracle"):
         _learn_uplift(config, world, len(shared.dates), end, shared.warm)
     return world
 
@@ -257,33 +270,65 @@ def _scored(shared: _Shared, world: _World, c: int, as_of: pd.Timestamp) -> tupl
 def _cycle(shared: _Shared, config: SimulationConfig, world: _World, c: int, as_of: pd.Timestamp) -> None:
     """Score, assign, call, apply the calls, record the cohort."""
     frame, alive = _scored(shared, world, c, as_of)
+    cohorts = pd.concat(world.cohorts, ignore_index=True) if world.cohorts else None
+    prior = active_assignments(cohorts[["account_id", "arm", "run_as_of", "horizon_days"]] if cohorts is not None else None, as_of)
     if world.policy == "random":
         ranking, reason = "random", "random order (the baseline)"
         ranks = np.random.default_rng([config.seed, 5, c]).permutation(len(frame)) + 1
         ok = np.ones(len(frame), dtype=bool)
+    elif world.policy == "oracle":
+        ranking, reason = "oracle", "the planted effect × value (the ceiling; only a simulation knows it)"
+        ranks, ok = _oracle_ranks(shared, config, world, c, as_of, frame, alive)
     else:
         requested = world.policy if world.policy != "uplift" or world.uplift is not None else "value"
         ranking, reason = choose_ranking(requested, world.gate)  # type: ignore[arg-type]
         if world.policy == "uplift" and world.uplift is None:
             reason = "uplift asked for, but no uplift model yet: risk × value until cohorts mature"
-        ranks, ok = policy_ranks(frame, ranking)  # type: ignore[arg-type]
+        ranks, ok = policy_ranks(frame, ranking, in_outreach=in_arm(frame, prior, "outreach") if config.skip_in_outreach else None)  # type: ignore[arg-type]
     world.rankings.append({"cycle": c, "ranking": ranking, "ranking_reason": reason, "gate_passed": bool(world.gate and world.gate[0])})
-    cohorts = pd.concat(world.cohorts, ignore_index=True) if world.cohorts else None
-    prior = active_assignments(cohorts[["account_id", "arm", "run_as_of", "horizon_days"]] if cohorts is not None else None, as_of)
     in_prior = frame["account_id"].isin(prior["account_id"]).to_numpy()
-    held = frame["account_id"].isin(prior.loc[prior["arm"] == "control", "account_id"]).to_numpy()
+    held = in_arm(frame, prior, "control")
     n_explore = int(round(config.explore_share * config.capacity))
     capacity = callable_capacity(config.capacity - n_explore, ok, held)
     flags = assign_controls(frame.assign(rank=ranks), prior, as_of=as_of, capacity=capacity, share=config.control_share, seed=config.seed)
     new = (flags["assigned_as_of"] == as_of).to_numpy()
     pool = np.flatnonzero(~flags["outreach"].to_numpy() & ~flags["control"].to_numpy() & ~in_prior & ok)
     rng = np.random.default_rng([config.seed, 4, c])
-    explored = np.zeros(len(frame), dtype=bool)
-    explored[rng.choice(pool, size=min(n_explore, len(pool)), replace=False)] = True
+    explored, p_explore = _explore(frame["churn_probability"].to_numpy(dtype=float), pool, n_explore, config.explore_by, rng)
     called = flags["outreach"].to_numpy() | explored
     _apply_calls(shared, config, world, c, as_of, alive, called)
-    p_explore = min(n_explore, len(pool)) / max(len(pool), 1)
     world.cohorts.append(_cohort_rows(shared, config, c, as_of, frame, alive, flags, new, explored, pool, p_explore, rng))
+
+
+def _explore(risk: np.ndarray, pool: np.ndarray, n: int, by: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Draw ``n`` accounts of ``pool`` to call below the cut; (explored flags, each row's
+    probability of being drawn). "risk": probability ∝ churn probability, each draw
+    independent (Poisson sampling, so the recorded probability is exact: min(1, n·p/Σp));
+    "random": n of the pool uniformly."""
+    explored, prob = np.zeros(len(risk), dtype=bool), np.zeros(len(risk))
+    if not len(pool) or n <= 0:
+        return explored, prob
+    if by == "risk":
+        r = np.clip(risk[pool], 1e-6, None)
+        prob[pool] = np.minimum(1.0, n * r / r.sum())
+        explored[pool] = rng.random(len(pool)) < prob[pool]
+    else:
+        prob[pool] = min(n, len(pool)) / len(pool)
+        explored[rng.choice(pool, size=min(n, len(pool)), replace=False)] = True
+    return explored, prob
+
+
+def _oracle_ranks(shared: _Shared, config: SimulationConfig, world: _World, c: int, as_of: pd.Timestamp, frame: pd.DataFrame, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ceiling: rank by the planted effect of a reached call × value − costs, by the uplift
+    policy's own rule (:func:`churn.outreach.policy.policy_ranks`). An account still under an
+    earlier call's effect gains nothing from another call, and the oracle knows it."""
+    h, shift = shared.hazard[c][alive], shared.shift[c][alive]
+    truth = config.reach_rate * (window_churn(h, 0.0, config.horizon_days) - window_churn(h, shift, config.horizon_days))
+    truth = np.where(world.effect_until[shared.index[c][alive]] > as_of.value, 0.0, truth)
+    known = pd.DataFrame({"uplift": truth, "churn_if_called": np.nan, "churn_if_not_called": np.nan})
+    oracle = frame.drop(columns=["uplift", "churn_if_called", "expected_saved_value"]).assign(**policy_columns(frame, known))
+    ranks, ok = policy_ranks(oracle, "uplift", config.costs)
+    return ranks, ok & (truth > 0)
 
 
 def _apply_calls(shared: _Shared, config: SimulationConfig, world: _World, c: int, as_of: pd.Timestamp, alive: np.ndarray, called: np.ndarray) -> None:
@@ -352,7 +397,7 @@ def _matured(world: _World, as_of: pd.Timestamp, horizon: pd.Timedelta) -> pd.Da
 
 def _retrain(shared: _Shared, config: SimulationConfig, world: _World, c: int, as_of: pd.Timestamp) -> None:
     """The monthly retrain: the churn model on warm-up + matured cutoffs of this world, then the uplift model."""
-    if world.policy == "random":
+    if world.policy in ("random", "oracle"):
         return
     parts = [part for _, part in shared.warm.groupby("as_of", sort=True)]
     for k in range(0, c, config.retrain_every):  # one cutoff a month, as the warm-up's
@@ -379,7 +424,7 @@ def _learn_uplift(config: SimulationConfig, world: _World, c: int, as_of: pd.Tim
     held_out = rows["cohort"].isin(cohorts[-max(1, len(cohorts) // 3) :]).to_numpy()
     fit_rows = rows[~held_out].reset_index(drop=True)
     test = rows[held_out].reset_index(drop=True)
-    settings = UpliftSettings(seed=config.seed)
+    settings = UpliftSettings(seed=config.seed, learner=config.learner)
     if fit_rows[TREATED].nunique() < 2:
         return
     model = fit_uplift(fit_rows, settings, baseline=baseline)

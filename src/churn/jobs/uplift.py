@@ -26,7 +26,7 @@ out one per block of consecutive ranks, so each was called with probability (new
 controls) / newly flagged. The experiment covers only the accounts the list flagged: the
 uplift model learns the effect of a call at the top of the list, not below the cut.
 
-Fit and judge as ``churn train`` does: the T-learner (:func:`churn.modeling.uplift.fit_uplift`)
+Fit and judge as ``churn train`` does: the uplift model (:func:`churn.modeling.uplift.fit_uplift`, the shift learner by default)
 is fitted on the earlier cohorts and evaluated on the later ones held out
 (:func:`churn.modeling.uplift.evaluate_uplift`: Qini, AUUC, uplift at capacity, the risk
 ranking's Qini — the probability each run scored — with bootstrap intervals), the gate decided

@@ -70,10 +70,15 @@ def net_call_value(frame: pd.DataFrame, costs: CallCosts = CallCosts()) -> np.nd
     return frame["expected_saved_value"].to_numpy(dtype=float) - costs.call - costs.offer * offer
 
 
-def policy_ranks(frame: pd.DataFrame, ranking: Ranking, costs: CallCosts = CallCosts()) -> tuple[np.ndarray, np.ndarray]:
+def policy_ranks(
+    frame: pd.DataFrame, ranking: Ranking, costs: CallCosts = CallCosts(), in_outreach: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(rank, callable) per row: 1 = first to call. ``callable`` is False where the estimated
     effect is negative (uplift ranking only): those rows rank last and must not be flagged.
-    Ties broken by probability, then account id, so ranks are stable."""
+    ``in_outreach`` (uplift ranking only): accounts an earlier run already flagged for a call
+    whose horizon is still running; they are not callable either — the uplift model learned the
+    effect of a first call, and the effect of a second one is unknown, so the capacity goes to
+    accounts not yet called. Ties broken by probability, then account id, so ranks are stable."""
     p = frame["churn_probability"].to_numpy(dtype=float)
     ok = np.ones(len(frame), dtype=bool)
     if ranking == "risk":
@@ -90,6 +95,8 @@ def policy_ranks(frame: pd.DataFrame, ranking: Ranking, costs: CallCosts = CallC
                 "with `churn uplift`, then score with the bundle it writes (--model)"
             )
         ok = ~(uplift < 0) & ~np.isnan(uplift)
+        if in_outreach is not None:
+            ok &= ~np.asarray(in_outreach, dtype=bool)
         key = np.where(ok, net_call_value(frame, costs), -np.inf)
     else:
         raise ValueError(f"rank_by must be one of {', '.join(POLICY_RANKINGS)}, got {ranking!r}")

@@ -178,6 +178,14 @@ def with_survival(frame: pd.DataFrame, features: pd.DataFrame, model: ChurnModel
     )
 
 
+def in_arm(frame: pd.DataFrame, prior: pd.DataFrame | None, arm: str) -> np.ndarray:
+    """Per row of ``frame``: is the account in ``arm`` ("outreach" or "control") of an earlier
+    run's assignment still running (``prior``: :func:`churn.outreach.experiment.active_assignments`)?"""
+    if prior is None or not len(prior):
+        return np.zeros(len(frame), dtype=bool)
+    return frame["account_id"].isin(prior.loc[prior["arm"] == arm, "account_id"]).to_numpy()
+
+
 def build_risk_list(
     features: pd.DataFrame,
     model: ChurnModel,
@@ -217,8 +225,8 @@ def build_risk_list(
     frame, value_note = with_survival(frame, features, model, config, value_note)
     frame = frame.join(policy_columns(frame, uplift))
     ranking, ranking_reason = choose_ranking(LEGACY_RANKINGS.get(config.rank_by, config.rank_by) if config.rank_by else None, gate)  # type: ignore[arg-type]
-    frame["rank"], callable_ = policy_ranks(frame, ranking)
-    held = frame["account_id"].isin(prior.loc[prior["arm"] == "control", "account_id"]).to_numpy() if prior is not None and len(prior) else np.zeros(len(frame), dtype=bool)
+    frame["rank"], callable_ = policy_ranks(frame, ranking, in_outreach=in_arm(frame, prior, "outreach"))
+    held = in_arm(frame, prior, "control")
     frame = frame.join(assign_outreach(frame, replace(config, capacity=callable_capacity(config.capacity, callable_, held)), prior))
 
     # exact reasons: flagged accounts first, then the high band, best ranks first, bounded
