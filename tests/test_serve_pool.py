@@ -4,6 +4,7 @@ requests it held a 503 and the pool comes back, and shutdown leaves no process b
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -124,10 +125,22 @@ def test_a_worker_answers_exactly_as_the_server_process(in_process: TestClient, 
     assert pooled.get("/openapi.json").json() == in_process.get("/openapi.json").json()
 
 
-def test_a_worker_that_dies_costs_its_requests_a_503_and_the_pool_comes_back(pooled: TestClient, tiny: Tiny) -> None:
+def test_a_worker_that_dies_costs_its_requests_a_503_and_the_pool_comes_back(pooled: TestClient, tiny: Tiny, monkeypatch: pytest.MonkeyPatch) -> None:
     pool = pooled.app.state.service.pool  # type: ignore[attr-defined]
     body = tiny.body(tiny.customers[:1])
     before = pool.pids()
+    on_event_loop: list[bool] = []
+    replace_pool = pool._replace  # noqa: SLF001
+
+    def watched(broken):  # type: ignore[no-untyped-def]
+        try:
+            asyncio.get_running_loop()
+            on_event_loop.append(True)  # starting workers here would stop every GET meanwhile
+        except RuntimeError:
+            on_event_loop.append(False)
+        replace_pool(broken)
+
+    monkeypatch.setattr(pool, "_replace", watched)
     executor = pool._executor  # noqa: SLF001 — queue a crash ahead of the request on the one worker
     executor.submit(time.sleep, 1.5)
     executor.submit(os._exit, 1)
@@ -138,6 +151,7 @@ def test_a_worker_that_dies_costs_its_requests_a_503_and_the_pool_comes_back(poo
     assert again.status_code == 200, again.text
     assert pool.restarts == 1 and pool.pids() != before
     assert not any(_alive(pid) for pid in before)
+    assert on_event_loop == [False]  # the new pool was started in a thread, not on the event loop
 
 
 def test_shutdown_leaves_no_worker_behind(tiny: Tiny, settings: ServeSettings) -> None:

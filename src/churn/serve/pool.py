@@ -2,9 +2,9 @@
 
 ``churn serve`` is one process: sessions, the sign-in throttle, the run index and every GET
 live there, in memory, so nothing about them needs shared storage. Scoring one request costs
-~15 ms of CPU (validation, pandas, LightGBM; 12 of them in the worker) under the GIL; run in the server's thread pool, eight
-concurrent clients queued behind each other on one core, and every GET waited for the GIL
-behind them. So the server sends each ``POST /score`` body to a pool of worker processes
+16–17 ms of CPU on ``benchmarks/serve.py`` (validation, pandas, LightGBM; about 2 of them in
+the server) under the GIL; run in the server's thread pool, eight concurrent clients queued
+behind each other on one core, and every GET waited for the GIL behind them. So the server sends each ``POST /score`` body to a pool of worker processes
 (:class:`ScoringPool`): each loaded the model once when it started, validates the body and
 scores it with exactly the code of in-process scoring (:func:`score_records`), on one thread
 (no oversubscription: a worker per core is the parallelism). The server awaits the result, so
@@ -16,9 +16,10 @@ What crosses the process boundary is small and plain: the request's raw bytes, t
 rows, or the validation errors / rejected rows as tuples. Exceptions never cross it: one that
 fails to unpickle would break the whole pool.
 
-A worker that dies (killed, out of memory, a crash in native code) fails the requests it held
-with :class:`ScoringUnavailable` (503); the pool is replaced by a new one at once, and the
-next request is scored by it.
+A worker that dies (killed, out of memory, a crash in native code) breaks the whole pool, as
+Python's process pools do: every request in it then fails with :class:`ScoringUnavailable`
+(503); a new pool is started at once (in a thread, not on the event loop), and the next request
+is scored by it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import signal
 import threading
 import time
 import traceback
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from enum import Enum
@@ -137,7 +138,7 @@ def _exit_with_parent(parent: int) -> None:
 def _start_worker(model: bytes, limits: RequestLimits, parent: int) -> None:
     """Initializer of each worker: one native thread, the model loaded once, the app's limits."""
     global _SERVING
-    for name in _THREAD_VARIABLES:  # before the model's unpickling imports LightGBM
+    for name in _THREAD_VARIABLES:  # for native pools started from here on; threadpool_limits below caps those already loaded
         os.environ[name] = "1"
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the server stops the pool
     _SERVING = pickle.loads(model)  # noqa: S301 — bytes pickled by this service's own process
@@ -249,21 +250,13 @@ class ScoringPool:
         executor = self._executor
         return sorted(executor._processes) if executor is not None else []  # noqa: SLF001 — no public accessor
 
-    def _submit(self, body: bytes, kind: BodyKind, config: ScoreConfig, definition: ChurnDefinition) -> tuple[ProcessPoolExecutor, Future[Outcome]]:
-        for attempt in range(2):
-            executor = self._running()
-            try:
-                return executor, executor.submit(score_in_worker, body, kind, config, definition)
-            except (BrokenProcessPool, RuntimeError):  # broken between requests, or just replaced: never reached a worker
-                if attempt:
-                    raise ScoringUnavailable("the scoring processes cannot start; see the service log") from None
-                with self._lock:
-                    self._replace(executor)
-        raise AssertionError("unreachable")
-
     def _replace(self, broken: ProcessPoolExecutor) -> None:
-        """A new pool for a broken one (under the lock; once, whoever notices first)."""
-        if self._executor is not broken:
+        """A new pool for a broken one (once, whoever notices first)."""
+        with self._lock:
+            self._replace_locked(broken)
+
+    def _replace_locked(self, broken: ProcessPoolExecutor) -> None:
+        if self._executor is not broken or self._closed:
             return
         log.error("a scoring process stopped; starting %d new one(s)", self.workers)
         broken.shutdown(wait=False, cancel_futures=True)
@@ -273,14 +266,24 @@ class ScoringPool:
             self._executor.submit(_ready)
 
     async def score(self, body: bytes, kind: BodyKind, config: ScoreConfig, definition: ChurnDefinition) -> Outcome:
-        """Validate and score ``body`` in a worker; :class:`ScoringUnavailable` if the worker died meanwhile."""
-        executor, future = self._submit(body, kind, config, definition)
+        """Validate and score ``body`` in a worker; :class:`ScoringUnavailable` if the workers
+        died meanwhile. Replacing a broken pool runs in a thread: starting a spawned worker
+        writes it the pickled model and waits for it, which must not stop the event loop
+        (every GET and page) for the seconds that takes."""
+        for attempt in range(2):
+            executor = self._running()
+            try:
+                future = executor.submit(score_in_worker, body, kind, config, definition)
+                break
+            except (BrokenProcessPool, RuntimeError):  # broken between requests, or just replaced: never reached a worker
+                if attempt:
+                    raise ScoringUnavailable("the scoring processes cannot start; see the service log") from None
+                await asyncio.to_thread(self._replace, executor)
         try:
             return await asyncio.wrap_future(future)
         except BrokenProcessPool:
-            with self._lock:
-                self._replace(executor)
-            raise ScoringUnavailable("the scoring process stopped while scoring this request; a new one is starting, retry shortly") from None
+            await asyncio.to_thread(self._replace, executor)
+            raise ScoringUnavailable("a scoring process stopped while this request was in the pool; a new pool is starting, retry shortly") from None
 
     def close(self) -> None:
         """Stop every worker and wait for them (no stray processes)."""
