@@ -108,10 +108,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Scoring processes start (each loads the model) before the first request and stop, all
     of them, when the server does."""
     pool: ScoringPool | None = app.state.service.pool
-    if pool is not None:
-        pool.start()
-        log.info("%d scoring process(es) started (pids %s)", pool.workers, ", ".join(map(str, pool.pids())))
     try:
+        if pool is not None:
+            pool.start()
+            log.info("%d scoring process(es) started (pids %s)", pool.workers, ", ".join(map(str, pool.pids())))
         yield
     finally:
         if pool is not None:

@@ -15,6 +15,7 @@ import logging
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from churn.config import ChurnDefinition, ScoreConfig, to_utc
@@ -94,7 +95,8 @@ def score(request: ScoreRequest, service: Service = Depends(get_service), servin
 
 @pooled_router.post("/score", include_in_schema=False, response_model=ScoreResponse)
 async def score_in_a_worker(raw: Request, service: Service = Depends(get_service), serving: ServingModel = Depends(get_model)) -> ScoreResponse:
-    config, definition = _settings(service, serving)
+    # in a thread, as the plain route's are: the first run to appear is indexed by this call
+    config, definition = await run_in_threadpool(_settings, service, serving)
     body = await raw.body()
     if not body:  # FastAPI's answer to a route's missing body
         raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
