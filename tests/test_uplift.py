@@ -18,6 +18,7 @@ from churn.features.labels import LABEL
 from churn.modeling.uplift import PROPENSITY, TREATED, UpliftSettings, evaluate_uplift, fit_uplift, uplift_gate
 from churn.outreach.experiment import assign_controls
 from churn.outreach.policy import callable_capacity, choose_ranking, policy_ranks
+from tests.uplift_support import experiment_rows
 
 SEEDS = (0, 1, 2)
 QUICK = UpliftSettings(n_bootstrap=100)
@@ -34,17 +35,7 @@ def planted_experiment(seed: int, n: int = 4_000, effect: float = 0.15, propensi
     base = np.where(helped, 0.25, 0.10)
     shift = np.where(helped, -effect, effect / 2)
     churned = rng.random(n) < base + treated * shift
-    return pd.DataFrame(
-        {
-            "account_id": [f"A{i}" for i in range(n)],
-            "as_of": pd.Timestamp("2024-01-01", tz="UTC"),
-            "x": x,
-            "noise": rng.normal(size=n),
-            TREATED: treated,
-            PROPENSITY: propensity,
-            LABEL: churned.astype("int8"),
-        }
-    )
+    return experiment_rows(rng, x, treated, propensity, churned)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

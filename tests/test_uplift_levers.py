@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.features.labels import LABEL
 from churn.jobs.simulate import _explore
 from churn.modeling.uplift import PROPENSITY, TREATED, UpliftSettings, common_shift, evaluate_uplift, fit_uplift, uplift_gate
 from churn.outreach.policy import callable_capacity, policy_ranks
+from tests.uplift_support import experiment_rows
 
 SEEDS = (0, 1, 2)
 
@@ -24,17 +24,7 @@ def logit_world(seed: int, n: int, shift: np.ndarray | float, propensity: np.nda
     treated = rng.random(n) < propensity
     z = -3.0 + 1.2 * x + treated * np.asarray(shift, dtype=float)
     churned = rng.random(n) < 1.0 / (1.0 + np.exp(-z))
-    return pd.DataFrame(
-        {
-            "account_id": [f"A{i}" for i in range(n)],
-            "as_of": pd.Timestamp("2024-01-01", tz="UTC"),
-            "x": x,
-            "noise": rng.normal(size=n),
-            TREATED: treated,
-            PROPENSITY: propensity,
-            LABEL: churned.astype("int8"),
-        }
-    )
+    return experiment_rows(rng, x, treated, propensity, churned)
 
 
 def before_any_call(seed: int, n: int = 20_000) -> pd.DataFrame:
