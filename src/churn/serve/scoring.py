@@ -36,7 +36,7 @@ from churn.data.read import DataContractError
 from churn.data.rules import FLAGS, FUTURE_SLACK, NUMBERS, OPTIONAL_INTERACTION_COLUMNS, SCREEN, TEXT, ColumnScreen
 from churn.features.build import build_features
 from churn.modeling.model import ChurnModel, MissingInputError, check_inputs
-from churn.modeling.survival import SURVIVAL_COLUMNS, survival_columns
+from churn.modeling.survival import survival_columns
 from churn.outreach.playbook import DEFAULT_FAMILY
 from churn.outreach.reasons import explain, split_reasons
 from churn.outreach.score import annual_value, risk_bands
@@ -102,7 +102,7 @@ def _typed(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     """Give the contract's number, flag and text columns their types when every value already
     has the right JSON type (the request schema makes sure of it), so the data contract's parsing
     of text — needed for CSV files, a fixed cost per column for a request — is skipped. A column
-    holding anything else (a plain mapping sent to :func:`score_payload`) is left as it is, for
+    holding anything else (a plain mapping sent to :func:`score_records`) is left as it is, for
     the contract to parse and reject row by row."""
     kinds = {col: pd.api.types.infer_dtype(frame[col], skipna=True) for col in frame.columns}
     for cols, kinds_ok, dtype in (
@@ -333,13 +333,6 @@ def _contract_data(payload: object) -> tuple[pd.Timestamp, ContractData]:
     return as_of, data
 
 
-#: The columns :func:`score_payload` returns.
-SCORED_COLUMNS = [
-    "account_id", "churn_probability", "risk_band", "reasons", "reason_method", "suggested_action", "action_wording",
-    "reason_features", "reason_drivers", "reason_contributions",
-]  # fmt: skip
-
-
 def _survival(model: ChurnModel, features: pd.DataFrame, accounts: pd.DataFrame, config: ScoreConfig) -> list[dict[str, float]] | None:
     """The risk list's time-to-churn columns per row of ``features``, computed as ``churn score``
     computes them (curves, 12 × the value column, the discount rate); None without a survival model."""
@@ -348,14 +341,6 @@ def _survival(model: ChurnModel, features: pd.DataFrame, accounts: pd.DataFrame,
         return None
     annual, _ = annual_value(features, accounts, config)
     return survival_columns(curves, annual / 12.0, config.discount_rate).to_dict("records")  # type: ignore[return-value]
-
-
-def score_payload(
-    payload: object, serving: ServingModel, *, config: ScoreConfig = ScoreConfig(), definition: ChurnDefinition | None = None
-) -> pd.DataFrame:
-    """Score the accounts of a request: :func:`score_records` as a table."""
-    records = score_records(payload, serving, config=config, definition=definition)
-    return pd.DataFrame.from_records(records, columns=SCORED_COLUMNS + (SURVIVAL_COLUMNS if serving.model.survival is not None else []))
 
 
 def score_records(

@@ -24,7 +24,7 @@ from churn.serve.errors import ERROR_RESPONSES, ApiError
 from churn.serve.model import ServingModel, UnresolvedDefinition
 from churn.serve.pool import Failed, InvalidRequest, Outcome, RejectedRows, Scored, ScoringUnavailable, Unreadable, body_kind
 from churn.serve.schemas import ErrorDetail, ErrorResponse, ScoredAccount, ScoreRequest, ScoreResponse
-from churn.serve.scoring import InvalidPayload, score_payload
+from churn.serve.scoring import InvalidPayload, score_records
 
 router = APIRouter(tags=["scoring"])
 pooled_router = APIRouter(tags=["scoring"])
@@ -87,7 +87,7 @@ def score(request: ScoreRequest, service: Service = Depends(get_service), servin
     outcome: Outcome
     try:
         with serving.one_thread():
-            outcome = Scored(score_payload(request, serving, config=config, definition=definition).to_dict("records"), to_utc(request.as_of).isoformat())
+            outcome = Scored(score_records(request, serving, config=config, definition=definition), to_utc(request.as_of).isoformat())
     except InvalidPayload as exc:
         outcome = RejectedRows(str(exc), list(exc.problems))
     return _response(outcome, service, serving)
