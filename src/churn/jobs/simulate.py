@@ -318,12 +318,18 @@ def _explore(risk: np.ndarray, pool: np.ndarray, n: int, by: str, rng: np.random
     return explored, prob
 
 
+def _planted_uplift(shared: _Shared, config: SimulationConfig, c: int, rows: np.ndarray) -> np.ndarray:
+    """The planted cut in window churn a call to each of ``rows`` (indices or a mask of cycle
+    ``c``'s accounts) would make: reached with the reach rate, then the planted shift."""
+    h, shift = shared.hazard[c][rows], shared.shift[c][rows]
+    return config.reach_rate * (window_churn(h, 0.0, config.horizon_days) - window_churn(h, shift, config.horizon_days))
+
+
 def _oracle_ranks(shared: _Shared, config: SimulationConfig, world: _World, c: int, as_of: pd.Timestamp, frame: pd.DataFrame, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The ceiling: rank by the planted effect of a reached call × value − costs, by the uplift
     policy's own rule (:func:`churn.outreach.policy.policy_ranks`). An account still under an
     earlier call's effect gains nothing from another call, and the oracle knows it."""
-    h, shift = shared.hazard[c][alive], shared.shift[c][alive]
-    truth = config.reach_rate * (window_churn(h, 0.0, config.horizon_days) - window_churn(h, shift, config.horizon_days))
+    truth = _planted_uplift(shared, config, c, alive)
     truth = np.where(world.effect_until[shared.index[c][alive]] > as_of.value, 0.0, truth)
     known = pd.DataFrame({"uplift": truth, "churn_if_called": np.nan, "churn_if_not_called": np.nan})
     oracle = frame.drop(columns=["uplift", "churn_if_called", "expected_saved_value"]).assign(**policy_columns(frame, known))
@@ -374,8 +380,7 @@ def _cohort_rows(shared, config, c, as_of, frame, alive, flags, new, explored, p
     out["_acc"] = shared.index[c][alive[rows]]
     out["_start"] = as_of.value
     # the planted truth, for the diagnostics only (never a model input: "_" columns are not features)
-    h, shift = shared.hazard[c][alive[rows]], shared.shift[c][alive[rows]]
-    out["_true_uplift"] = config.reach_rate * (window_churn(h, 0.0, config.horizon_days) - window_churn(h, shift, config.horizon_days))
+    out["_true_uplift"] = _planted_uplift(shared, config, c, alive[rows])
     out["_explored"] = explored[rows]
     return out
 
