@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -186,3 +187,47 @@ def test_the_fast_json_validation_gives_the_usual_model_or_errors(tiny: Tiny, li
             assert mine == usual, (name, limits)
     finally:
         REQUEST_LIMITS.reset(token)
+
+
+@pytest.fixture(scope="module")
+def guarded(tiny: Tiny, settings: ServeSettings):  # type: ignore[no-untyped-def]
+    """One worker, a short timeout and room for one request at a time."""
+    app = create_app(replace(settings, score_workers=1, score_timeout_seconds=3.0, score_queue=1), model=tiny.serving)
+    with TestClient(app) as client:
+        yield client
+
+
+def test_a_worker_that_hangs_is_stopped_after_the_timeout_and_the_pool_comes_back(guarded: TestClient, tiny: Tiny) -> None:
+    pool = guarded.app.state.service.pool  # type: ignore[attr-defined]
+    before, restarts = pool.pids(), pool.restarts
+    assert guarded.get("/ready").json()["scoring_processes"] == 1
+    pool._executor.submit(time.sleep, 120)  # noqa: SLF001 — the one worker hangs ahead of the request
+    started = time.monotonic()
+    response = guarded.post("/score", json=tiny.body(tiny.customers[:1]))
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["error"] == "scoring_unavailable" and "within 3 s" in response.json()["error"]["message"]
+    assert 3.0 <= time.monotonic() - started < 60  # answered at the timeout, not when the sleep ends
+    assert pool.restarts == restarts + 1 and not any(_alive(pid) for pid in before)
+    pool.start()  # wait for the new worker to load the model
+    assert guarded.get("/ready").json()["scoring_processes"] == 1
+    again = guarded.post("/score", json=tiny.body(tiny.customers[:1]))
+    assert again.status_code == 200, again.text
+
+
+def test_requests_beyond_the_queue_get_503_busy_with_retry_after_at_once(guarded: TestClient, tiny: Tiny) -> None:
+    pool = guarded.app.state.service.pool  # type: ignore[attr-defined]
+    pool.start()
+    body = tiny.body(tiny.customers[:1])
+    pool._executor.submit(time.sleep, 1.5)  # noqa: SLF001 — the worker is busy: the first request waits in the pool
+    first: list[int] = []
+    waiting = threading.Thread(target=lambda: first.append(guarded.post("/score", json=body).status_code))
+    waiting.start()
+    deadline = time.monotonic() + 10
+    while pool.pending < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pool.pending == 1
+    busy = guarded.post("/score", json=body)
+    assert busy.status_code == 503 and busy.json()["error"]["error"] == "scoring_busy", busy.text
+    assert busy.headers["retry-after"] == "1"
+    waiting.join(30)
+    assert first == [200] and pool.pending == 0  # the queued request was scored; the slot is free again

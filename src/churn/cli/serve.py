@@ -56,6 +56,8 @@ def serve(
         Optional[int],
         typer.Option(min=0, help="Processes scoring POST /score, each with the model loaded, so GETs are answered meanwhile (default: one per core, at most 2; 0: score in the server process)."),
     ] = None,
+    score_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds a POST /score may wait for the scoring processes; past it they are taken as hung, restarted, and the request gets 503.")] = 60.0,
+    score_queue: Annotated[int, typer.Option(min=1, help="POST /score requests the scoring processes hold at once; more get 503 with Retry-After.")] = 32,
 ) -> None:
     """Serve the risk list: a REST API for CRMs and web pages for customer-success teams.
 
@@ -92,7 +94,7 @@ def serve(
         scores_dir=scores, model_ref=model or champion, data_dir=data, api_key=api_key, history_runs=history_runs, playbook=playbook,
         fallback_bundle=bundle_path(DEFAULT_BUNDLE.parent, name), fallback_for=champion,
         limits=limits, session_seconds=session_hours * 3600, login_failures=login_failures, login_window_seconds=login_window, behind_tls_proxy=forwarded_allow_ips is not None,
-        score_workers=default_workers() if score_workers is None else score_workers,
+        score_workers=default_workers() if score_workers is None else score_workers, score_timeout_seconds=score_timeout, score_queue=score_queue,
     )  # fmt: skip
     with console.status(f"Loading {settings.model_ref} and indexing the latest run in {scores}…"):
         api = create_app(settings)

@@ -77,7 +77,7 @@ def create_app(settings: ServeSettings, *, model: ServingModel | None = None) ->
         service.metrics.model.info({"model": model.label, "version": model.version or ""})
     service.latest.reload()  # the first run is indexed before the first request
     if model is not None and settings.score_workers:
-        service.pool = ScoringPool(model, settings.score_workers, settings.limits)
+        service.pool = ScoringPool(model, settings.score_workers, settings.limits, timeout=settings.score_timeout_seconds, max_pending=settings.score_queue)
 
     strict = [Depends(strict_query)]
     secured = [*strict, Depends(API_KEY_HEADER)] if settings.api_key else strict  # the key: documents the header in OpenAPI

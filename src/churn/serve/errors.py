@@ -35,9 +35,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 class ApiError(Exception):
     """An expected failure with its HTTP status, short code and message."""
 
-    def __init__(self, status: int, error: str, message: str, details: list[ErrorDetail] | None = None) -> None:
+    def __init__(self, status: int, error: str, message: str, details: list[ErrorDetail] | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.error, self.message, self.details = status, error, message, details or []
+        self.status, self.error, self.message, self.details, self.headers = status, error, message, details or [], headers
 
 
 def error_body(status: int, error: str, message: str, details: list[ErrorDetail] | None = None) -> dict[str, object]:
@@ -63,7 +63,7 @@ def install_error_handlers(app: FastAPI, render_page_error) -> None:  # type: ig
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:
-        return respond(request, exc.status, exc.error, exc.message, exc.details)
+        return respond(request, exc.status, exc.error, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

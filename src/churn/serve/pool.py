@@ -20,6 +20,13 @@ A worker that dies (killed, out of memory, a crash in native code) breaks the wh
 Python's process pools do: every request in it then fails with :class:`ScoringUnavailable`
 (503); a new pool is started at once (in a thread, not on the event loop), and the next request
 is scored by it.
+
+Two bounds keep a stuck or flooded pool from holding the server: a request not answered within
+``timeout`` seconds of reaching the pool (queueing included) means a worker hangs — which one is
+unknown, as Python's pools do not say — so the workers are killed and the pool replaced, as if
+one had died; and at most ``max_pending`` requests are in the pool at once (each holds its body,
+up to the body limit, in the server and in the call queue), more get :class:`ScoringBusy` (503
+with ``Retry-After``) at once instead of queueing without end.
 """
 
 from __future__ import annotations
@@ -102,7 +109,11 @@ Outcome = Scored | InvalidRequest | Unreadable | RejectedRows | Failed
 
 
 class ScoringUnavailable(RuntimeError):
-    """The scoring process holding the request stopped (the pool is being replaced)."""
+    """The scoring process holding the request stopped or hung (the pool is being replaced)."""
+
+
+class ScoringBusy(ScoringUnavailable):
+    """``max_pending`` requests are already in the scoring processes' hands: retry shortly."""
 
 
 # --------------------------------------------------------------------------- the worker side
@@ -216,10 +227,13 @@ def score_in_worker(body: bytes, kind: BodyKind, config: ScoreConfig, definition
 class ScoringPool:
     """``workers`` scoring processes over one model; replaced as a whole when one dies."""
 
-    def __init__(self, serving: ServingModel, workers: int, limits: RequestLimits) -> None:
+    def __init__(self, serving: ServingModel, workers: int, limits: RequestLimits, *, timeout: float = 60.0, max_pending: int = 32) -> None:
         if workers < 1:
             raise ValueError(f"a scoring pool needs at least one worker, got {workers}")
-        self.workers = workers
+        if timeout <= 0 or max_pending < 1:
+            raise ValueError(f"a scoring pool needs a positive timeout and room for one request, got {timeout} s and {max_pending}")
+        self.workers, self.timeout, self.max_pending = workers, timeout, max_pending
+        self.pending = 0  # requests submitted and not yet answered; changed on the event loop only
         self._initargs = (_pickled(serving), limits, os.getpid())
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
@@ -250,6 +264,24 @@ class ScoringPool:
         executor = self._executor
         return sorted(executor._processes) if executor is not None else []  # noqa: SLF001 — no public accessor
 
+    def alive(self) -> int:
+        """Scoring processes running now (fewer than ``workers`` while a new pool starts)."""
+        executor = self._executor
+        processes = list(executor._processes.values()) if executor is not None else []  # noqa: SLF001
+        return sum(1 for process in processes if process.is_alive())
+
+    def _stop_hung(self, executor: ProcessPoolExecutor) -> None:
+        """Kill the workers of a pool that did not answer in time and start a new one. Which
+        worker hangs is unknown, and killing any one breaks the pool anyway, so all go; the
+        other requests in it get the same 503 as after a crash."""
+        with self._lock:
+            if self._executor is not executor or self._closed:
+                return
+            log.error("no scoring process answered within %.0f s; stopping them", self.timeout)
+            for process in list(executor._processes.values()):  # noqa: SLF001 — no public way to stop a pool's workers
+                process.kill()
+            self._replace_locked(executor)
+
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         """A new pool for a broken one (once, whoever notices first)."""
         with self._lock:
@@ -270,6 +302,15 @@ class ScoringPool:
         died meanwhile. Replacing a broken pool runs in a thread: starting a spawned worker
         writes it the pickled model and waits for it, which must not stop the event loop
         (every GET and page) for the seconds that takes."""
+        if self.pending >= self.max_pending:
+            raise ScoringBusy(f"{self.pending} requests are already waiting for the scoring processes; retry shortly")
+        self.pending += 1
+        try:
+            return await self._score(body, kind, config, definition)
+        finally:
+            self.pending -= 1
+
+    async def _score(self, body: bytes, kind: BodyKind, config: ScoreConfig, definition: ChurnDefinition) -> Outcome:
         for attempt in range(2):
             executor = self._running()
             try:
@@ -280,10 +321,13 @@ class ScoringPool:
                     raise ScoringUnavailable("the scoring processes cannot start; see the service log") from None
                 await asyncio.to_thread(self._replace, executor)
         try:
-            return await asyncio.wrap_future(future)
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
         except BrokenProcessPool:
             await asyncio.to_thread(self._replace, executor)
             raise ScoringUnavailable("a scoring process stopped while this request was in the pool; a new pool is starting, retry shortly") from None
+        except TimeoutError:
+            await asyncio.to_thread(self._stop_hung, executor)
+            raise ScoringUnavailable(f"no scoring process answered within {self.timeout:g} s; they were stopped and a new pool is starting, retry shortly") from None
 
     def close(self) -> None:
         """Stop every worker and wait for them (no stray processes)."""

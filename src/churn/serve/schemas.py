@@ -89,6 +89,8 @@ class Ready(BaseModel):
     ready: bool
     model_loaded: bool
     run_present: bool
+    #: Scoring processes running (``--score-workers``); null when POST /score scores in the server process.
+    scoring_processes: int | None = None
     problems: list[str] = Field(default_factory=list)
 
 

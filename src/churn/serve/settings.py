@@ -56,6 +56,11 @@ class ServeSettings:
     login_window_seconds: float = 60.0
     #: Processes scoring POST /score (``serve/pool.py``); 0 scores in the server process.
     score_workers: int = 0
+    #: A POST /score not answered by the scoring processes within this many seconds (queueing
+    #: included) means one hangs: they are stopped and replaced, the request gets 503.
+    score_timeout_seconds: float = 60.0
+    #: POST /score requests in the scoring processes' hands at once; more get 503 with Retry-After.
+    score_queue: int = 32
 
     def __post_init__(self) -> None:
         if self.history_runs < 1:
@@ -64,6 +69,8 @@ class ServeSettings:
             raise ValueError("session_seconds and login_window_seconds must be positive, login_failures at least 1")
         if self.score_workers < 0:
             raise ValueError(f"score_workers must be >= 0, got {self.score_workers}")
+        if self.score_timeout_seconds <= 0 or self.score_queue < 1:
+            raise ValueError(f"score_timeout_seconds must be positive and score_queue at least 1, got {self.score_timeout_seconds} and {self.score_queue}")
         if self.reload_check_seconds < 0:
             raise ValueError(f"reload_check_seconds must be >= 0, got {self.reload_check_seconds}")
 

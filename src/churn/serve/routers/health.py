@@ -33,7 +33,12 @@ def ready(service: Service = Depends(get_service)) -> Response:
         problems.append(service.model_problem or "no model loaded")
     if snapshot is None:
         problems.append(service.latest.last_error or f"no scoring run in {service.settings.scores_dir} yet")
-    body = Ready(ready=not problems, model_loaded=service.model is not None, run_present=snapshot is not None, problems=problems)
+    running = None
+    if service.pool is not None:
+        running = service.pool.alive()
+        if running < service.pool.workers:
+            problems.append(f"{running} of {service.pool.workers} scoring processes running (a new pool is starting)")
+    body = Ready(ready=not problems, model_loaded=service.model is not None, run_present=snapshot is not None, scoring_processes=running, problems=problems)
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
 

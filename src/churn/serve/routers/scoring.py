@@ -22,7 +22,7 @@ from churn.config import ChurnDefinition, ScoreConfig, to_utc
 from churn.serve.deps import Service, get_model, get_service
 from churn.serve.errors import ERROR_RESPONSES, ApiError
 from churn.serve.model import ServingModel, UnresolvedDefinition
-from churn.serve.pool import Failed, InvalidRequest, Outcome, RejectedRows, Scored, ScoringUnavailable, Unreadable, body_kind
+from churn.serve.pool import Failed, InvalidRequest, Outcome, RejectedRows, Scored, ScoringBusy, ScoringUnavailable, Unreadable, body_kind
 from churn.serve.schemas import ErrorDetail, ErrorResponse, ScoredAccount, ScoreRequest, ScoreResponse
 from churn.serve.scoring import InvalidPayload, score_records
 
@@ -103,6 +103,8 @@ async def score_in_a_worker(raw: Request, service: Service = Depends(get_service
     assert service.pool is not None
     try:
         outcome = await service.pool.score(body, body_kind(raw.headers.get("content-type")), config, definition)
+    except ScoringBusy as exc:
+        raise ApiError(503, "scoring_busy", str(exc), headers={"Retry-After": "1"}) from None
     except ScoringUnavailable as exc:
         raise ApiError(503, "scoring_unavailable", str(exc)) from None
     return _response(outcome, service, serving)
