@@ -316,6 +316,23 @@ def _repeated(keys: np.ndarray) -> np.ndarray:
     return np.isin(keys, np.unique(twice)) if len(twice) else np.zeros(len(keys), dtype=bool)
 
 
+def _repeated_in_runs(stamps: np.ndarray, keys: np.ndarray, longest: int = 16) -> np.ndarray:
+    """:func:`_repeated` of the (stamp, key) pairs of rows sorted by stamp. Equal pairs lie in
+    one run of equal stamps, so when the runs are short (stamps to the second: a handful of
+    rows) each row is compared with the next rows of its run, lag by lag — no sort of a
+    million keys; longer runs (dates without a time) are sorted."""
+    starts = np.flatnonzero(np.r_[True, stamps[1:] != stamps[:-1]])
+    run = int(np.diff(np.r_[starts, len(stamps)]).max())
+    if run > longest:
+        return _repeated((keys * np.uint64(0x100000001B3)) ^ stamps.view(np.uint64))  # the mix of the key and the stamp
+    out = np.zeros(len(keys), dtype=bool)
+    for lag in range(1, run):
+        pair = (stamps[lag:] == stamps[:-lag]) & (keys[lag:] == keys[:-lag])
+        out[lag:] |= pair
+        out[:-lag] |= pair
+    return out
+
+
 def _duplicated_rows(df: pd.DataFrame, key: Sequence[str] = ("account_id", "occurred_at")) -> np.ndarray:
     """Exact duplicates after the first, without comparing every row with every other.
 
@@ -328,18 +345,21 @@ def _duplicated_rows(df: pd.DataFrame, key: Sequence[str] = ("account_id", "occu
     if n < 2:
         return out
     candidates = np.ones(n, dtype=bool)
+    t = None
     if "occurred_at" in key:
         t = _column_key(df["occurred_at"]).view(np.int64)
         if bool(np.all(t[1:] >= t[:-1])):
             same = t[1:] == t[:-1]
             candidates = np.r_[same, False] | np.r_[False, same]
+        else:
+            t = None
     rows = np.flatnonzero(candidates)
     if not len(rows):
         return out
     mixed = np.zeros(len(rows), dtype=np.uint64)
-    for c in key:
+    for c in key if t is None else [c for c in key if c != "occurred_at"]:
         mixed = (mixed * np.uint64(0x100000001B3)) ^ _column_key(df[c], rows)  # FNV-style mix; wraps around
-    rows = rows[_repeated(mixed)]
+    rows = rows[_repeated(mixed) if t is None else _repeated_in_runs(t[rows], mixed)]
     if len(rows):
         out[rows] = df.iloc[rows].duplicated(keep="first").to_numpy()
     return out
