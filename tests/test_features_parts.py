@@ -49,17 +49,36 @@ def test_in_parts_joins_the_slices_in_row_order_computed_in_threads() -> None:
         seen.append(threading.current_thread().name)
         return {"double": rows["x"].to_numpy() * 2, "first": np.full(len(rows), rows["x"].iloc[0])}
 
-    out = in_parts(frame, compute, 3)
+    out, other = in_parts(frame, compute, 3, meanwhile=lambda: threading.current_thread().name)
     np.testing.assert_array_equal(out["double"], np.arange(10.0) * 2)
     np.testing.assert_array_equal(out["first"], [0, 0, 0, 3, 3, 3, 6, 6, 6, 6])
     assert len(seen) == 3 and all(name.startswith("churn-features") for name in seen)
+    assert other == threading.current_thread().name  # meanwhile: in the caller's thread
     seen.clear()
-    np.testing.assert_array_equal(in_parts(frame, compute, 1)["double"], np.arange(10.0) * 2)
-    assert seen == [threading.current_thread().name]  # one part: no thread
-    np.testing.assert_array_equal(in_parts(frame.iloc[:2], compute, 4)["first"], [0, 1])  # more parts than rows: a row each
+    out, other = in_parts(frame, compute, 1)
+    np.testing.assert_array_equal(out["double"], np.arange(10.0) * 2)
+    assert seen == [threading.current_thread().name] and other is None  # one part: no thread
+    np.testing.assert_array_equal(in_parts(frame.iloc[:2], compute, 4)[0]["first"], [0, 1])  # more parts than rows: a row each
 
 
 def test_small_inputs_are_computed_in_one_piece() -> None:
     assert feature_parts(PARALLEL_ROWS - 1) == 1
     assert 1 <= feature_parts(PARALLEL_ROWS) <= 4
     assert feature_parts(10 * PARALLEL_ROWS, limit=1) == 1
+
+
+def test_history_attributes_are_valued_for_the_customers_as_for_all_accounts(read) -> None:  # type: ignore[no-untyped-def]
+    """The attributes at the cutoff are valued for the customers alone (while their events are
+    counted): the values the whole accounts table gets, text and numbers."""
+    from churn.data.attributes import attributes_at
+
+    data, mask = read
+    history = data.attribute_history.assign(tier=np.array(["gold", "silver", None], dtype=object)[np.arange(len(data.attribute_history)) % 3])
+    history["tier"] = history["tier"].astype("str").where(history["tier"].notna())
+    spec = FeatureSpec.from_data(data.accounts, data.interactions_read, rows=mask, history=history)
+    assert {"mrr", "tier"} <= set(spec.history_attributes)
+    table = build_features(data.accounts, data.interactions_read, as_of=AS_OF, spec=spec, history=history, rows=mask, parts=2)
+    valued = attributes_at(data.accounts, history, AS_OF, spec.history_attributes).set_index("account_id").loc[table["account_id"]]
+    assert table["tier"].notna().any() and table["tier"].isna().any()
+    assert table["tier"].astype("object").fillna("-").tolist() == valued["tier"].astype("object").fillna("-").tolist()
+    np.testing.assert_array_equal(table["mrr"].to_numpy(), pd.to_numeric(valued["mrr"]).to_numpy(dtype=float))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,8 @@ from churn.features.spec import ID_COLUMNS, FeatureSpec, unusable_text_attribute
 
 if TYPE_CHECKING:  # pragma: no cover
     from churn.data.contract import ContractData
+
+T = TypeVar("T")
 
 
 
@@ -154,11 +156,20 @@ def build_features(
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware (UTC)")
     spec = spec or FeatureSpec.from_data(accounts, interactions, config, history=history, rows=rows)
-    acc = active_accounts(attributes_at(accounts, history, as_of, spec.history_attributes), interactions, as_of, definition, rows=rows)
     features = registry(spec, config)
-    columns: dict[str, object] = {
-        **in_parts(acc, lambda customers: event_columns(interactions, customers, as_of, spec, config, features, rows=rows), parts)
-    }
+    columns: dict[str, object]
+    if {"signup_at", "churned_at"} & set(spec.history_attributes):  # who is a customer depends on the history
+        acc = active_accounts(attributes_at(accounts, history, as_of, spec.history_attributes), interactions, as_of, definition, rows=rows)
+        columns = {**event_columns(interactions, acc, as_of, spec, config, features, rows=rows)}
+    else:  # the customers' attributes valued while their events are counted (pandas, on the GIL the slices mostly let go of)
+        customers = active_accounts(accounts, interactions, as_of, definition, rows=rows)
+        events, acc = in_parts(
+            customers,
+            lambda part: event_columns(interactions, part, as_of, spec, config, features, rows=rows),
+            parts,
+            meanwhile=lambda: attributes_at(customers, history, as_of, spec.history_attributes),
+        )
+        columns = {**events}
     for col in spec.numeric_attributes:
         columns[col] = pd.to_numeric(acc[col], errors="coerce").to_numpy(dtype="float64") if col in acc.columns else np.nan
     for col, cats in spec.categorical_attributes:
@@ -201,22 +212,26 @@ def feature_parts(n_rows: int, limit: int = 4) -> int:
     return max(1, min(cores, limit))
 
 
-def in_parts(customers: pd.DataFrame, compute: Callable[[pd.DataFrame], Mapping[str, np.ndarray]], parts: int) -> dict[str, np.ndarray]:
+def in_parts(
+    customers: pd.DataFrame, compute: Callable[[pd.DataFrame], Mapping[str, np.ndarray]], parts: int, *, meanwhile: Callable[[], T] = lambda: None
+) -> tuple[dict[str, np.ndarray], T]:
     """``compute`` of ``customers`` cut into ``parts`` consecutive slices of rows, run at once in
-    threads, each column joined back in row order: the columns ``compute`` gives for all rows,
-    for a computation that is per row (per account — the features are, given the spec).
+    threads, each column joined back in row order — the columns ``compute`` gives for all rows,
+    for a computation that is per row (per account: the features are, given the spec) — and
+    what ``meanwhile`` returns, called in this thread while the slices are computed.
 
     NumPy lets go of the GIL inside its array operations, which are most of the features' time,
     so the slices share the cores; each slice reads the whole input once to find its events.
-    One part (or fewer customers than parts) calls ``compute`` once, in this thread."""
+    One part (or fewer customers than parts): ``compute`` once, then ``meanwhile``, in this thread."""
     parts = max(1, min(parts, len(customers)))
     if parts == 1:
-        return dict(compute(customers))
+        return dict(compute(customers)), meanwhile()
     bounds = np.linspace(0, len(customers), parts + 1).astype(int)
-    slices = [customers.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     with ThreadPoolExecutor(parts, thread_name_prefix="churn-features") as pool:
-        results = list(pool.map(compute, slices))
-    return {name: np.concatenate([r[name] for r in results]) for name in results[0]}
+        futures = [pool.submit(compute, customers.iloc[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        other = meanwhile()
+        results = [f.result() for f in futures]
+    return {name: np.concatenate([r[name] for r in results]) for name in results[0]}, other
 
 
 def feature_columns(features: pd.DataFrame) -> list[str]:
