@@ -70,11 +70,15 @@ def text_values(values: pd.Series, rows: np.ndarray | None = None) -> list[str]:
 def earliest(values: pd.Series, rows: np.ndarray | None = None) -> object:
     """The earliest non-missing value at ``rows`` (a boolean mask; None: all) — ``min()`` of the
     selected rows, read from the int64 nanoseconds of a UTC timestamp column without selecting
-    a copy of the column and its index first."""
+    a copy of the column and its index first (nor of the selected stamps: a masked minimum)."""
     if isinstance(values.dtype, pd.DatetimeTZDtype) and values.dtype.unit == "ns" and str(values.dtype.tz) == "UTC":
-        stamps = values.array.asi8 if rows is None else values.array.asi8[rows]
-        stamps = stamps[stamps != np.iinfo(np.int64).min]  # NaT
-        return pd.Timestamp(int(stamps.min()), unit="ns", tz="UTC") if len(stamps) else pd.NaT
+        stamps = values.array.asi8
+        counted = stamps != np.iinfo(np.int64).min  # NaT
+        if rows is not None:
+            counted &= rows
+        if not counted.any():
+            return pd.NaT
+        return pd.Timestamp(int(np.min(stamps, where=counted, initial=np.iinfo(np.int64).max)), unit="ns", tz="UTC")
     return (values if rows is None else values[rows]).min()
 
 
