@@ -409,6 +409,17 @@ def _check_interactions(
     return interactions, accepted
 
 
+def _in_history_order(history: pd.DataFrame) -> bool:
+    """Whether the history is in the order :func:`validate` sorts it to already (by account, then
+    time; an export usually is): checking costs a tenth of sorting 100,000 text ids."""
+    ids, since = history["account_id"], history["valid_from"]
+    if len(history) < 2 or ids.isna().any() or since.isna().any() or not ids.is_monotonic_increasing:
+        return len(history) < 2
+    same = ids.to_numpy()[1:] == ids.to_numpy()[:-1]
+    stamps = since.array.asi8
+    return bool(np.all(~same | (stamps[1:] >= stamps[:-1])))
+
+
 def validate(
     accounts_raw: pd.DataFrame,
     interactions_raw: pd.DataFrame | None,
@@ -466,7 +477,7 @@ def validate(
         if len(history_raw) and len(history) == 0:
             raise DataContractError(f"{history_file}: no usable attribute history — {_all_rejected(report_h)}", {**rejects})
         history["account_id"] = history["account_id"].astype("str")
-        history = history.sort_values(["account_id", "valid_from"], kind="stable").reset_index(drop=True)
+        history = (history if _in_history_order(history) else history.sort_values(["account_id", "valid_from"], kind="stable")).reset_index(drop=True)
         reports.append(report_h)
     return ContractData(accounts, interactions, rejects, reports, history, accepted)
 
