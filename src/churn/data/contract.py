@@ -26,7 +26,7 @@ import pandas as pd
 
 from churn.config import SourceTables
 from churn.data.database import is_database, read_database
-from churn.data.frames import codes_for
+from churn.data.frames import codes_for, repeated, repeated_in_runs
 from churn.data.io import write_table
 from churn.data.parse import OUT_OF_RANGE, all_integers, normalise_ids, numbers_if_all_numeric, parse_flags, timestamp_reason, timestamps_in_range
 from churn.data.read import DataContractError, Location, Prefetch, find_table, is_folder, join, read_table
@@ -309,30 +309,6 @@ def _column_key(values: pd.Series, rows: np.ndarray | None = None) -> np.ndarray
     return pd.util.hash_pandas_object(values if rows is None else values.iloc[rows], index=False, categorize=False).to_numpy()
 
 
-def _repeated(keys: np.ndarray) -> np.ndarray:
-    """True where a value occurs more than once (a sort, cheaper than a hash table on 10M rows)."""
-    ordered = np.sort(keys)
-    twice = ordered[1:][ordered[1:] == ordered[:-1]]
-    return np.isin(keys, np.unique(twice)) if len(twice) else np.zeros(len(keys), dtype=bool)
-
-
-def _repeated_in_runs(stamps: np.ndarray, keys: np.ndarray, longest: int = 16) -> np.ndarray:
-    """:func:`_repeated` of the (stamp, key) pairs of rows sorted by stamp. Equal pairs lie in
-    one run of equal stamps, so when the runs are short (stamps to the second: a handful of
-    rows) each row is compared with the next rows of its run, lag by lag — no sort of a
-    million keys; longer runs (dates without a time) are sorted."""
-    starts = np.flatnonzero(np.r_[True, stamps[1:] != stamps[:-1]])
-    run = int(np.diff(np.r_[starts, len(stamps)]).max())
-    if run > longest:
-        return _repeated((keys * np.uint64(0x100000001B3)) ^ stamps.view(np.uint64))  # the mix of the key and the stamp
-    out = np.zeros(len(keys), dtype=bool)
-    for lag in range(1, run):
-        pair = (stamps[lag:] == stamps[:-lag]) & (keys[lag:] == keys[:-lag])
-        out[lag:] |= pair
-        out[:-lag] |= pair
-    return out
-
-
 def _duplicated_rows(df: pd.DataFrame, key: Sequence[str] = ("account_id", "occurred_at")) -> np.ndarray:
     """Exact duplicates after the first, without comparing every row with every other.
 
@@ -359,7 +335,7 @@ def _duplicated_rows(df: pd.DataFrame, key: Sequence[str] = ("account_id", "occu
     mixed = np.zeros(len(rows), dtype=np.uint64)
     for c in key if t is None else [c for c in key if c != "occurred_at"]:
         mixed = (mixed * np.uint64(0x100000001B3)) ^ _column_key(df[c], rows)  # FNV-style mix; wraps around
-    rows = rows[_repeated(mixed) if t is None else _repeated_in_runs(t[rows], mixed)]
+    rows = rows[repeated(mixed) if t is None else repeated_in_runs(t[rows], mixed)]
     if len(rows):
         out[rows] = df.iloc[rows].duplicated(keep="first").to_numpy()
     return out

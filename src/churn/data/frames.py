@@ -82,6 +82,30 @@ def earliest(values: pd.Series, rows: np.ndarray | None = None) -> object:
     return (values if rows is None else values[rows]).min()
 
 
+def repeated(keys: np.ndarray) -> np.ndarray:
+    """True where a value occurs more than once (a sort, cheaper than a hash table on 10M rows)."""
+    ordered = np.sort(keys)
+    twice = ordered[1:][ordered[1:] == ordered[:-1]]
+    return np.isin(keys, np.unique(twice)) if len(twice) else np.zeros(len(keys), dtype=bool)
+
+
+def repeated_in_runs(stamps: np.ndarray, keys: np.ndarray, longest: int = 16) -> np.ndarray:
+    """:func:`repeated` of the (stamp, key) pairs of rows sorted by stamp. Equal pairs lie in
+    one run of equal stamps, so when the runs are short (stamps to the second: a handful of
+    rows) each row is compared with the next rows of its run, lag by lag — no sort of a
+    million keys; longer runs (dates without a time) are sorted."""
+    starts = np.flatnonzero(np.r_[True, stamps[1:] != stamps[:-1]])
+    run = int(np.diff(np.r_[starts, len(stamps)]).max())
+    if run > longest:
+        return repeated((keys * np.uint64(0x100000001B3)) ^ stamps.view(np.uint64))  # the mix of the key and the stamp
+    out = np.zeros(len(keys), dtype=bool)
+    for lag in range(1, run):
+        pair = (stamps[lag:] == stamps[:-lag]) & (keys[lag:] == keys[:-lag])
+        out[lag:] |= pair
+        out[:-lag] |= pair
+    return out
+
+
 def json_float(x: object) -> float | None:
     """A JSON-safe float: NaN and infinities become None."""
     value = float(x)  # type: ignore[arg-type]
