@@ -43,3 +43,5 @@ def test_the_earliest_at_rows_skips_missing_and_unselected_stamps(column: pd.Dat
     paris = t.dt.tz_convert("Europe/Paris")  # another zone or unit: read as before
     assert earliest(paris, rows) == paris[rows].min()
     assert earliest(t.astype("datetime64[us, UTC]"), rows) == t[rows].min()
+    assert earliest(t, np.zeros(len(t), dtype=bool)) is pd.NaT  # no row selected
+    assert earliest(t.where(t.isna())) is pd.NaT  # every stamp missing

@@ -70,12 +70,40 @@ def text_values(values: pd.Series, rows: np.ndarray | None = None) -> list[str]:
 def earliest(values: pd.Series, rows: np.ndarray | None = None) -> object:
     """The earliest non-missing value at ``rows`` (a boolean mask; None: all) — ``min()`` of the
     selected rows, read from the int64 nanoseconds of a UTC timestamp column without selecting
-    a copy of the column and its index first."""
+    a copy of the column and its index first (nor of the selected stamps: a masked minimum)."""
     if isinstance(values.dtype, pd.DatetimeTZDtype) and values.dtype.unit == "ns" and str(values.dtype.tz) == "UTC":
-        stamps = values.array.asi8 if rows is None else values.array.asi8[rows]
-        stamps = stamps[stamps != np.iinfo(np.int64).min]  # NaT
-        return pd.Timestamp(int(stamps.min()), unit="ns", tz="UTC") if len(stamps) else pd.NaT
+        stamps = values.array.asi8
+        counted = stamps != np.iinfo(np.int64).min  # NaT
+        if rows is not None:
+            counted &= rows
+        if not counted.any():
+            return pd.NaT
+        return pd.Timestamp(int(np.min(stamps, where=counted, initial=np.iinfo(np.int64).max)), unit="ns", tz="UTC")
     return (values if rows is None else values[rows]).min()
+
+
+def repeated(keys: np.ndarray) -> np.ndarray:
+    """True where a value occurs more than once (a sort, cheaper than a hash table on 10M rows)."""
+    ordered = np.sort(keys)
+    twice = ordered[1:][ordered[1:] == ordered[:-1]]
+    return np.isin(keys, np.unique(twice)) if len(twice) else np.zeros(len(keys), dtype=bool)
+
+
+def repeated_in_runs(stamps: np.ndarray, keys: np.ndarray, longest: int = 16) -> np.ndarray:
+    """:func:`repeated` of the (stamp, key) pairs of rows sorted by stamp. Equal pairs lie in
+    one run of equal stamps, so when the runs are short (stamps to the second: a handful of
+    rows) each row is compared with the next rows of its run, lag by lag — no sort of a
+    million keys; longer runs (dates without a time) are sorted."""
+    starts = np.flatnonzero(np.r_[True, stamps[1:] != stamps[:-1]])
+    run = int(np.diff(np.r_[starts, len(stamps)]).max())
+    if run > longest:
+        return repeated((keys * np.uint64(0x100000001B3)) ^ stamps.view(np.uint64))  # the mix of the key and the stamp
+    out = np.zeros(len(keys), dtype=bool)
+    for lag in range(1, run):
+        pair = (stamps[lag:] == stamps[:-lag]) & (keys[lag:] == keys[:-lag])
+        out[lag:] |= pair
+        out[:-lag] |= pair
+    return out
 
 
 def json_float(x: object) -> float | None:

@@ -106,8 +106,11 @@ class Events:
             codes = self._codes(ids, account_ids, None if in_window.all() else np.flatnonzero(in_window), len(t))
             keep = in_window & (codes >= 0)
         self._source = interactions
-        #: Which rows of ``interactions`` are events (None: all of them).
-        self._keep: np.ndarray | None = None if keep.all() else keep
+        #: Positions of the events in ``interactions`` (None: every row is one). Positions, not
+        #: the mask: taking the events of a column by them costs a pass over the events, while
+        #: a mask is read whole at every pick — at a slice of the customers (``in_parts``),
+        #: whose events are scattered over the input, several times the cost.
+        self._rows: np.ndarray | None = None if keep.all() else np.flatnonzero(keep)
         self.code = (self._pick(codes) if mapping is None else mapping[self._pick(codes)]).astype(np.int64, copy=False)
         stamps = self._pick(t)
         self.age_days = np.subtract(as_of.value, stamps, out=None if stamps is t else stamps) / NS_PER_DAY
@@ -140,11 +143,11 @@ class Events:
         if isinstance(values.dtype, pd.CategoricalDtype):
             mapping = np.append(codes_for(values.cat.categories, categories), -1).astype(small)  # code −1: missing
             return mapping[self._pick(values.cat.codes.to_numpy())]
-        return codes_for(values if self._keep is None else values[self._keep], categories).astype(small)
+        return codes_for(values if self._rows is None else values.iloc[self._rows], categories).astype(small)
 
     def _pick(self, values: np.ndarray) -> np.ndarray:
         """A whole-input column at the event rows."""
-        return values if self._keep is None else values[self._keep]  # a mask selects faster than positions
+        return values if self._rows is None else values[self._rows]
 
     def __len__(self) -> int:
         return len(self.code)
@@ -196,12 +199,7 @@ class Events:
         """Input column ``name`` at some of the events (``rows``: positions among them), as the
         column's array: taking from the array costs a fifth of a Series ``iloc``, a fixed cost
         that is most of the time for a request's few rows."""
-        return self._source[name].array.take(rows if self._keep is None else self._positions[rows])
-
-    @cached_property
-    def _positions(self) -> np.ndarray:
-        """Positions of the events in the input."""
-        return np.arange(len(self._source)) if self._keep is None else np.flatnonzero(self._keep)
+        return self._source[name].array.take(rows if self._rows is None else self._rows[rows])
 
     def subset(self, mask: np.ndarray) -> "Subset":
         """The events where ``mask`` holds, for features that need only those."""
@@ -313,10 +311,10 @@ class Events:
 
     def present(self, name: str) -> "Subset":
         """The events where numeric column ``name`` has a value (``.value``: the value) — taken
-        at those rows only, not as a whole column."""
-        full = self._source[name].to_numpy(dtype=float)
-        sub = self.subset(self._pick(~np.isnan(full)))
-        sub.value = full[self._positions[sub.rows]]
+        at the events only, then at those rows."""
+        values = self._pick(self._source[name].to_numpy(dtype=float))
+        sub = self.subset(~np.isnan(values))
+        sub.value = values[sub.rows]
         return sub
 
     @cached_property

@@ -24,7 +24,7 @@ from churn.data.io import write_table
 from churn.data.read import DataContractError, Location, Prefetch, delimiter_note, is_url
 from churn.data.rules import OPTIONAL_INTERACTION_COLUMNS
 from churn.data.synthetic import generate
-from churn.features.build import build_features, learn_spec
+from churn.features.build import build_features, feature_parts, learn_spec
 from churn.features.labels import ImmatureCutoffError, check_mature, parse_cutoffs, schedule_cutoffs
 from churn.features.spec import FeatureSpec
 from churn.spark import spark_features, spark_spec, write_parquet
@@ -146,6 +146,7 @@ def feature_table(
         definition=definition,
         history=contract.attribute_history,
         rows=contract.interactions_accepted,
+        parts=feature_parts(len(contract.interactions_read)),  # the slices of customers computed at once, on the free cores
     )
     return FeatureTable(spec, decisions, as_of, write_frame(table, out), table, contract, stale)
 
