@@ -465,19 +465,38 @@ def read_database(
     until: pd.Timestamp | None,
     *,
     accounts_too: bool = True,
+    early: "tuple[pd.DataFrame | None, str] | None" = None,
 ) -> tuple[tuple[pd.DataFrame | None, str], ...]:
     """The accounts, interactions and attribute history of a database as read (each with its
     name for messages, ``<database>: interactions``), for the contract to check like files.
-    ``accounts_too=False``: the interactions only (None for the others, checked already)."""
+    ``accounts_too=False``: the interactions only (None for the others, checked already);
+    ``early``: the interactions as :func:`read_interactions` read them already."""
+    named = lambda frame, table: (frame, f"{describe(url)}, {_where(tables, table)}")  # noqa: E731
+    if not accounts_too and early is not None:
+        return named(None, "accounts"), early, named(None, "attribute_history")
     with connect(url) as con:
         accounts = read_source(con, tables, "accounts") if accounts_too else None
         if accounts is None and accounts_too:
             raise DataContractError(f"{con.name}: no accounts table ({_where(tables, 'accounts')}; name it in [source] of churn.toml)")
-        interactions = read_source(
-            con, tables, "interactions", interaction_columns, time_column="occurred_at", since=since, until=until, categorical=CATEGORICAL, dense=REQUIRED["interactions"]
-        )
+        interactions = early if early is not None else _interactions(con, tables, interaction_columns, since, until)
         history = read_source(con, tables, "attribute_history") if accounts_too else None
-        return tuple((frame, f"{con.name}, {_where(tables, name)}") for frame, name in ((accounts, "accounts"), (interactions, "interactions"), (history, "attribute_history")))
+        return named(accounts, "accounts"), interactions, named(history, "attribute_history")
+
+
+def read_interactions(
+    url: str, tables: SourceTables, columns: Sequence[str] | None, since: pd.Timestamp | None, until: pd.Timestamp | None
+) -> tuple[pd.DataFrame | None, str]:
+    """The interactions :func:`read_database` reads, alone (on connections of their own: for a
+    read started before the end of the data is found, :func:`churn.data.contract.read_window_early`)."""
+    with connect(url) as con:
+        return _interactions(con, tables, columns, since, until)
+
+
+def _interactions(
+    con: Connection, tables: SourceTables, columns: Sequence[str] | None, since: pd.Timestamp | None, until: pd.Timestamp | None
+) -> tuple[pd.DataFrame | None, str]:
+    frame = read_source(con, tables, "interactions", columns, time_column="occurred_at", since=since, until=until, categorical=CATEGORICAL, dense=REQUIRED["interactions"])
+    return frame, f"{con.name}, {_where(tables, 'interactions')}"
 
 
 def _where(tables: SourceTables, name: str) -> str:
