@@ -339,7 +339,7 @@ def _read_all(reader: pa.RecordBatchReader, categorical: Sequence[str], pool: pa
     """Every batch of ``reader``, unpacked (``packing``) and typed (:func:`_typed`) as it arrives."""
     sent = pgpack.unpacked_schema(reader.schema, packing) if packing is not None else reader.schema
     schema = pa.schema([pa.field(f.name, _target(f, categorical)) for f in sent])
-    batches = (pgpack.unpack(batch, packing) for batch in reader) if packing is not None else iter(reader)
+    batches = (pgpack.unpack(batch, packing, pool) for batch in reader) if packing is not None else iter(reader)
     made = {c for c, _ in packing.packed} if packing is not None else set()
     return pa.Table.from_batches([_typed(batch, schema, pool, made) for batch in batches], schema=schema)
 
