@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from churn.config import SourceTables
-from churn.data.database import is_database, read_database
+from churn.data.database import is_database, read_database, read_interactions
 from churn.data.frames import codes_for, repeated, repeated_in_runs
 from churn.data.io import write_table
 from churn.data.parse import OUT_OF_RANGE, all_integers, normalise_ids, numbers_if_all_numeric, parse_flags, timestamp_reason, timestamps_in_range
@@ -493,12 +493,13 @@ def load(
     interactions table; accounts and attribute history are always read whole — unless
     ``checked``, an earlier load of the same source, holds them validated already
     (:func:`validate_interactions`; the end of the data's last-day load, reused by ``churn features``).
-    ``prefetched``: the interactions of a folder being read already (:func:`read_window_early`),
-    taken when it reads these columns of this time range.
+    ``prefetched``: the interactions being read already (:func:`read_window_early`), taken
+    when it reads these columns of this time range (of these tables, from a database).
     """
     interaction_columns = _interaction_columns(interaction_columns)
     if is_database(folder):
-        tables_read = read_database(str(folder), tables, interaction_columns, since, until, accounts_too=checked is None)
+        early = prefetched.take(_window_key(folder, interaction_columns, since, until, tables)) if prefetched is not None else None
+        tables_read = read_database(str(folder), tables, interaction_columns, since, until, accounts_too=checked is None, early=early)
     else:
         tables_read = _read_folder(folder, tables, interaction_columns, since, until, accounts_too=checked is None, prefetched=prefetched)
     (accounts_raw, accounts_file), (interactions_raw, interactions_file), (history_raw, history_file) = tables_read
@@ -539,8 +540,11 @@ def _interaction_columns(columns: Sequence[str] | None) -> list[str] | None:
     return None if columns is None else list(dict.fromkeys([*REQUIRED["interactions"], *columns]))
 
 
-def _window_key(folder: str | Path, columns: Sequence[str] | None, since: pd.Timestamp | None, until: pd.Timestamp | None) -> tuple[object, ...]:
-    return (str(folder), None if columns is None else tuple(columns), since, until)
+def _window_key(
+    folder: str | Path, columns: Sequence[str] | None, since: pd.Timestamp | None, until: pd.Timestamp | None, tables: SourceTables | None = None
+) -> tuple[object, ...]:
+    """What a read early is of (a database's: of which tables too)."""
+    return (str(folder), None if columns is None else tuple(columns), since, until) + ((tables,) if is_database(folder) else ())
 
 
 def _read_interactions(folder: str | Path, columns: Sequence[str] | None, since: pd.Timestamp | None, until: pd.Timestamp | None) -> RawInteractions:
@@ -551,12 +555,21 @@ def _read_interactions(folder: str | Path, columns: Sequence[str] | None, since:
 
 
 def read_window_early(
-    folder: str | Path, *, interaction_columns: Sequence[str] | None, since: pd.Timestamp | None, until: pd.Timestamp | None
+    folder: str | Path,
+    *,
+    interaction_columns: Sequence[str] | None,
+    since: pd.Timestamp | None,
+    until: pd.Timestamp | None,
+    tables: SourceTables = SourceTables(),
 ) -> "Prefetch[RawInteractions]":
     """Start reading the interactions a later ``load(folder, interaction_columns=…, since=…,
-    until=…, prefetched=…)`` of a data folder needs, in a background thread (:class:`Prefetch`)."""
+    until=…, tables=…, prefetched=…)`` of a data folder or database needs, in a background
+    thread (:class:`Prefetch`; the database driver, too, decodes without holding the GIL)."""
     columns = _interaction_columns(interaction_columns)
-    return Prefetch(_window_key(folder, columns, since, until), lambda: _read_interactions(folder, columns, since, until))
+    key = _window_key(folder, columns, since, until, tables)
+    if is_database(folder):
+        return Prefetch(key, lambda: read_interactions(str(folder), tables, columns, since, until))
+    return Prefetch(key, lambda: _read_interactions(folder, columns, since, until))
 
 
 def _read_folder(

@@ -23,7 +23,7 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Container, Iterator, Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pandas as pd
@@ -35,6 +35,9 @@ from churn.data import pgpack
 from churn.data.io import arrow_pool
 from churn.data.read import DataContractError
 from churn.data.rules import CATEGORICAL, REQUIRED
+
+if TYPE_CHECKING:  # pragma: no cover
+    import adbc_driver_manager.dbapi
 
 #: Rows per Arrow record batch read from a database (DuckDB; ADBC picks its own size).
 BATCH_ROWS = 1 << 18
@@ -168,21 +171,32 @@ def _open(scheme: str, url: str) -> Connection:
             target = path
         else:
             target = "postgresql://" + url.split("://", 1)[1]  # libpq knows postgresql:// and postgres://
-        con = driver.connect(target, autocommit=True)
-        cursor = con.cursor()
-
-        def run(sql: str) -> pa.RecordBatchReader:
-            cursor.execute(sql)
-            return cursor.fetch_record_batch()
-
-        def close() -> None:
-            cursor.close()
-            con.close()
-
-        if scheme == "sqlite":
-            return Connection(run, close, _quote, name)
-        return Connection(run, close, _quote, name, nan_for_null=True, sibling=lambda: _open(scheme, url))
+        return _adbc(driver.connect(target, autocommit=True), name, postgres=scheme != "sqlite")
     return _sqlalchemy(url, name)
+
+
+def _adbc(con: "adbc_driver_manager.dbapi.Connection", name: str, *, postgres: bool) -> Connection:
+    """An ADBC connection as a :class:`Connection` (PostgreSQL: with a sibling — a clone
+    sharing its ADBC database, whose type catalogue is then not loaded again: ~10 ms where a
+    new connection takes ~70)."""
+    cursor = con.cursor()
+
+    def run(sql: str) -> pa.RecordBatchReader:
+        cursor.execute(sql)
+        return cursor.fetch_record_batch()
+
+    def close() -> None:
+        cursor.close()
+        con.close()
+
+    def sibling() -> Connection:
+        other = con.adbc_clone()
+        other.adbc_connection.set_autocommit(True)  # as connect(autocommit=True): no transaction around the reads
+        return _adbc(other, name, postgres=True)
+
+    if not postgres:
+        return Connection(run, close, _quote, name)
+    return Connection(run, close, _quote, name, nan_for_null=True, sibling=sibling)
 
 
 def _sqlalchemy(url: str, name: str) -> Connection:
@@ -313,16 +327,19 @@ def _target(field: pa.Field, categorical: Sequence[str]) -> pa.DataType:
     return kind
 
 
-def _typed(batch: pa.RecordBatch, schema: pa.Schema, pool: pa.MemoryPool) -> pa.RecordBatch:
+def _typed(batch: pa.RecordBatch, schema: pa.Schema, pool: pa.MemoryPool, made: Container[str] = ()) -> pa.RecordBatch:
     """A batch cast to ``schema`` (:func:`_target`) — batch by batch, so a 10M-row id column is
     never held as text whole. What it makes goes into ``pool`` (the pool the table is converted
     and released with), and text columns are copied there too: pandas' str dtype keeps the
     Arrow array, and one left in the driver's batch memory kept that memory resident after the
     read (1.4M interactions: 420 → 361 MiB resident after the read, peak of `churn features`
-    0.54 → 0.44 GiB, below the Parquet path's 0.47)."""
+    0.54 → 0.44 GiB, below the Parquet path's 0.47). The ``made`` columns are ours already
+    (:func:`churn.data.pgpack.unpack` made them, typed): not copied."""
     columns = []
     for column, field in zip(batch.columns, schema):
-        if column.type != field.type:
+        if field.name in made:
+            pass
+        elif column.type != field.type:
             if pa.types.is_dictionary(field.type) and not pa.types.is_dictionary(column.type):
                 column = pc.dictionary_encode(column, memory_pool=pool)
             column = pc.cast(column, field.type, memory_pool=pool) if column.type != field.type else column
@@ -336,8 +353,9 @@ def _read_all(reader: pa.RecordBatchReader, categorical: Sequence[str], pool: pa
     """Every batch of ``reader``, unpacked (``packing``) and typed (:func:`_typed`) as it arrives."""
     sent = pgpack.unpacked_schema(reader.schema, packing) if packing is not None else reader.schema
     schema = pa.schema([pa.field(f.name, _target(f, categorical)) for f in sent])
-    batches = (pgpack.unpack(batch, packing) for batch in reader) if packing is not None else iter(reader)
-    return pa.Table.from_batches([_typed(batch, schema, pool) for batch in batches], schema=schema)
+    batches = (pgpack.unpack(batch, packing, pool) for batch in reader) if packing is not None else iter(reader)
+    made = {c for c, _ in packing.packed} if packing is not None else set()
+    return pa.Table.from_batches([_typed(batch, schema, pool, made) for batch in batches], schema=schema)
 
 
 def _halves(since: pd.Timestamp, until: pd.Timestamp) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
@@ -386,7 +404,8 @@ def _frame(held: list[pa.Table], pool: pa.MemoryPool) -> pd.DataFrame:
     frame: dict[str, pd.Series] = {}
     for name in names:
         column = columns.pop(0)
-        frame[name] = column.to_pandas(memory_pool=pool, coerce_temporal_nanoseconds=True, types_mapper=booleans.get)
+        mapper = booleans.get if pa.types.is_boolean(column.type) else None  # a ChunkedArray given a mapper makes text objects first (0.6 s / 7M rows)
+        frame[name] = column.to_pandas(memory_pool=pool, coerce_temporal_nanoseconds=True, types_mapper=mapper)
         del column
     return pd.DataFrame(frame, copy=False)
 
@@ -415,7 +434,7 @@ def read_source(
     if schema is None:
         return None
     cols = [c for c in columns if c in schema.names] if columns is not None else list(schema.names)
-    packing = pgpack.plan(cols, [c for c in cols if c not in dense], schema) if con.nan_for_null and dense is not None else None
+    packing = pgpack.plan(cols, [c for c in cols if c not in dense], schema, categorical) if con.nan_for_null and dense is not None else None
     split = con.sibling is not None and since is not None and until is not None and _pushed(schema, time_column)
     ranges = _halves(since, until) if split else [(since, until)]  # type: ignore[arg-type]
     sqls = [select_sql(con, source, table, cols, schema, time_column=time_column, since=a, until=b, packing=packing) for a, b in ranges]
@@ -460,19 +479,38 @@ def read_database(
     until: pd.Timestamp | None,
     *,
     accounts_too: bool = True,
+    early: "tuple[pd.DataFrame | None, str] | None" = None,
 ) -> tuple[tuple[pd.DataFrame | None, str], ...]:
     """The accounts, interactions and attribute history of a database as read (each with its
     name for messages, ``<database>: interactions``), for the contract to check like files.
-    ``accounts_too=False``: the interactions only (None for the others, checked already)."""
+    ``accounts_too=False``: the interactions only (None for the others, checked already);
+    ``early``: the interactions as :func:`read_interactions` read them already."""
+    named = lambda frame, table: (frame, f"{describe(url)}, {_where(tables, table)}")  # noqa: E731
+    if not accounts_too and early is not None:
+        return named(None, "accounts"), early, named(None, "attribute_history")
     with connect(url) as con:
         accounts = read_source(con, tables, "accounts") if accounts_too else None
         if accounts is None and accounts_too:
             raise DataContractError(f"{con.name}: no accounts table ({_where(tables, 'accounts')}; name it in [source] of churn.toml)")
-        interactions = read_source(
-            con, tables, "interactions", interaction_columns, time_column="occurred_at", since=since, until=until, categorical=CATEGORICAL, dense=REQUIRED["interactions"]
-        )
+        interactions = early if early is not None else _interactions(con, tables, interaction_columns, since, until)
         history = read_source(con, tables, "attribute_history") if accounts_too else None
-        return tuple((frame, f"{con.name}, {_where(tables, name)}") for frame, name in ((accounts, "accounts"), (interactions, "interactions"), (history, "attribute_history")))
+        return named(accounts, "accounts"), interactions, named(history, "attribute_history")
+
+
+def read_interactions(
+    url: str, tables: SourceTables, columns: Sequence[str] | None, since: pd.Timestamp | None, until: pd.Timestamp | None
+) -> tuple[pd.DataFrame | None, str]:
+    """The interactions :func:`read_database` reads, alone (on connections of their own: for a
+    read started before the end of the data is found, :func:`churn.data.contract.read_window_early`)."""
+    with connect(url) as con:
+        return _interactions(con, tables, columns, since, until)
+
+
+def _interactions(
+    con: Connection, tables: SourceTables, columns: Sequence[str] | None, since: pd.Timestamp | None, until: pd.Timestamp | None
+) -> tuple[pd.DataFrame | None, str]:
+    frame = read_source(con, tables, "interactions", columns, time_column="occurred_at", since=since, until=until, categorical=CATEGORICAL, dense=REQUIRED["interactions"])
+    return frame, f"{con.name}, {_where(tables, 'interactions')}"
 
 
 def _where(tables: SourceTables, name: str) -> str:

@@ -63,10 +63,15 @@ def interactions_end_checked(
 def likely_data_end(folder: str | Path, settings: DataSettings = DataSettings()) -> pd.Timestamp | None:
     """What :func:`data_end_of` will most likely find, from what costs no read of rows:
     ``settings.data_end``, else the day after the Parquet statistics' latest ``occurred_at``
-    (when not past the wall clock). None when only reading could tell. A guess, for reading
-    ahead: the end of the data is still found from the accepted rows."""
+    (when not past the wall clock), or a database's ``MAX(occurred_at)`` (not past it either).
+    None when only reading could tell. A guess, for reading ahead: the end of the data is
+    still found from the accepted rows."""
     if settings.data_end is not None:
         return settings.data_end
+    if is_database(folder):
+        with connect(str(folder)) as con:
+            latest = source_max(con, settings.source, "interactions", "occurred_at", pd.Timestamp.now(tz="UTC") + FUTURE_SLACK)
+        return None if latest is None else day_end(latest)
     path = find_table(folder, "interactions")
     if path is None or not is_parquet(path):
         return None

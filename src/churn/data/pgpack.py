@@ -4,12 +4,18 @@ Why: the ADBC PostgreSQL driver decodes binary ``COPY`` field by field, and a fi
 about as much as a row — a NULL more than a value. The optional interaction columns (channel,
 case id, waits, scores, amounts) are empty on most rows (a login has none of them), so a year
 of events spent most of its decoding on NULLs: 2.08M rows × 13 columns took 1.9 s of client
-CPU, the 3 columns every row has 0.55 s. Sent instead as one field that is NULL when all of
-them are, and otherwise their values' binary forms end to end (``float8send``, ``boolsend``, a
-text's length and UTF-8 bytes), the same rows decode in about a third of the time, and the
-server does less too (fewer send calls). The values are unpacked here with NumPy into the very
-columns the plain query gives (a float NULL as NaN, a boolean as 1, 0 or -1 for NULL — what
-:func:`churn.data.database.select_sql` sends otherwise), so nothing after the read changes.
+CPU, the 3 columns every row has 0.55 s. Sent instead as one field that is empty when all of
+them are NULL, and otherwise a fixed-width head — the fixed-width values' binary forms
+(``float8send``, ``boolsend``) and each text's length — then the texts' UTF-8 bytes, the same
+rows decode in about a third of the time, and the server does less too (fewer send calls).
+
+The values are unpacked here with NumPy and Arrow kernels straight into the columns a Parquet
+read gives (a float NULL as NaN, a nullable boolean, a large string that pandas' str dtype
+holds as it is, a dictionary for an id or channel), written into the read's Arrow pool: the
+heads are cut out by one Arrow kernel and read as one NumPy record array, only the packed
+rows' texts are gathered, and nothing is cast or copied after. (Unpacking with NumPy gathers
+into the types the plain query gives, then casting, took 1.67 s of client CPU for 6.9M rows;
+this takes 0.65 s, and pandas takes the columns without converting the texts.)
 
 Only columns of these PostgreSQL types are packed (the driver's field metadata names the type):
 ``float8``, ``float4``, ``bool``, ``text``, ``varchar``; any other column is sent as it is.
@@ -22,6 +28,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 #: The field the packed columns travel in (not a column a source may have: it is ours).
 PACKED = "churn_packed__"
@@ -39,6 +46,20 @@ class Packing:
     packed: tuple[tuple[str, str], ...]
     #: Every column of the SELECT in the order the caller asked for them.
     columns: tuple[str, ...]
+    #: The packed text columns read dictionary-encoded (ids, channels: few distinct values).
+    dictionary: tuple[str, ...] = ()
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """The packed text columns, in packing order (after every fixed-width one)."""
+        return tuple(c for c, k in self.packed if k in _TEXT)
+
+    @property
+    def head(self) -> np.dtype:
+        """The fixed-width head of a packed value: each fixed-width column's bytes, then each
+        text's length (-1: NULL) — every non-empty value starts with these, at fixed places."""
+        fields = [(c, _FIXED[k][1]) for c, k in self.packed if k in _FIXED] + [(c, ">i4") for c in self.texts]
+        return np.dtype([(f"{i}", kind) for i, (_, kind) in enumerate(fields)])
 
 
 def pg_type(schema: pa.Schema, column: str) -> str | None:
@@ -50,21 +71,24 @@ def pg_type(schema: pa.Schema, column: str) -> str | None:
     return value.decode() if value is not None else None
 
 
-def plan(columns: Sequence[str], candidates: Sequence[str], schema: pa.Schema) -> Packing | None:
+def plan(columns: Sequence[str], candidates: Sequence[str], schema: pa.Schema, dictionary: Sequence[str] = ()) -> Packing | None:
     """The packing of ``candidates`` among ``columns`` (None: fewer than two can be packed,
-    where one field for one column saves nothing)."""
+    where one field for one column saves nothing); its ``dictionary`` text columns are read
+    dictionary-encoded."""
     packable = [(c, t) for c in columns if c in candidates and (t := pg_type(schema, c)) is not None and (t in _FIXED or t in _TEXT)]
     if len(packable) < 2:
         return None
     fixed = [p for p in packable if p[1] in _FIXED]  # fixed widths first: their offsets are known without reading lengths
-    return Packing(tuple(fixed + [p for p in packable if p[1] in _TEXT]), tuple(columns))
+    texts = [p for p in packable if p[1] in _TEXT]
+    return Packing(tuple(fixed + texts), tuple(columns), tuple(c for c, _ in texts if c in dictionary))
 
 
 def packed_sql(packing: Packing, quote: Callable[[str], str]) -> str:
     """The SELECT item of the packed field: empty when every packed column is NULL (an empty
-    value decodes faster than a NULL), else their binary forms end to end (a NULL float as
-    NaN, a NULL boolean as byte 255, a NULL text as length -1)."""
-    parts = []
+    value decodes faster than a NULL), else the head (:attr:`Packing.head`: the fixed-width
+    values' binary forms — a NULL float as NaN, a NULL boolean as byte 255 — and each text's
+    length in bytes, -1 for NULL), then the texts' UTF-8 bytes end to end."""
+    lengths, texts, parts = [], [], []
     for column, kind in packing.packed:
         name = quote(column)
         if kind in ("float8", "float4"):
@@ -73,9 +97,10 @@ def packed_sql(packing: Packing, quote: Callable[[str], str]) -> str:
             parts.append(f"COALESCE(boolsend({name}), '\\xff'::bytea)")
         else:
             text = f"convert_to({name}, 'UTF8')"
-            parts.append(f"COALESCE(int4send(octet_length({text})) || {text}, '\\xffffffff'::bytea)")
+            lengths.append(f"int4send(COALESCE(octet_length({text}), -1))")
+            texts.append(f"COALESCE({text}, '\\x'::bytea)")
     names = ", ".join(quote(c) for c, _ in packing.packed)
-    return f"CASE WHEN num_nonnulls({names}) > 0 THEN {' || '.join(parts)} ELSE '\\x'::bytea END AS {quote(PACKED)}"
+    return f"CASE WHEN num_nonnulls({names}) > 0 THEN {' || '.join(parts + lengths + texts)} ELSE '\\x'::bytea END AS {quote(PACKED)}"
 
 
 def select_items(packing: Packing, item: Callable[[str], str], quote: Callable[[str], str]) -> list[str]:
@@ -84,79 +109,110 @@ def select_items(packing: Packing, item: Callable[[str], str], quote: Callable[[
     return [item(c) for c in packing.columns if c not in packed] + [packed_sql(packing, quote)]
 
 
-def _gather(data: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
-    """``width`` bytes at each of ``starts`` as rows of a (len(starts), width) array."""
-    return data[starts[:, None] + np.arange(width)]
+def _spread(values: np.ndarray, rows: np.ndarray, n: int, fill: object, pool: pa.MemoryPool | None) -> pa.Buffer:
+    """A buffer of ``n`` values, made in ``pool``: ``values`` at ``rows``, ``fill`` elsewhere."""
+    buffer = pa.allocate_buffer(n * values.dtype.itemsize, memory_pool=pool)
+    full = np.frombuffer(buffer, dtype=values.dtype, count=n)
+    full.fill(fill)
+    full[rows] = values
+    return buffer
 
 
-def _text(data: np.ndarray, starts: np.ndarray, rows: np.ndarray, n: int) -> tuple[pa.Array, np.ndarray]:
-    """A text column of ``n`` rows from its length-prefixed values at ``starts`` (one per
-    packed row; ``rows`` their row numbers), and the offsets just past each value."""
-    length = _gather(data, starts, 4).view(">i4").ravel().astype(np.int64)
+def _bits(values: np.ndarray, rows: np.ndarray, n: int) -> tuple[pa.Buffer, int]:
+    """A bitmap of ``n`` bits, set at the ``rows`` whose ``values`` are true; and how many are not."""
+    full = np.zeros(n, dtype=bool)
+    full[rows] = values
+    return pa.py_buffer(np.packbits(full, bitorder="little")), n - int(np.count_nonzero(values))
+
+
+def _text(data: np.ndarray, begin: np.ndarray, length: np.ndarray, rows: np.ndarray, n: int, dictionary: bool, pool: pa.MemoryPool | None) -> pa.Array:
+    """A text column of ``n`` rows from the values at ``begin`` (``length`` bytes, -1: NULL) of
+    the packed ``rows``: dictionary-encoded (its values encoded once, in order of appearance,
+    as a whole column would be), else a large string (what pandas' str dtype holds as it is)."""
     size = np.maximum(length, 0)
-    begin = starts + 4
+    ends = np.cumsum(size)
+    total = int(ends[-1]) if ends.size else 0
+    values = pa.allocate_buffer(total, memory_pool=pool)
+    if total:
+        within = np.arange(total, dtype=np.int64) - np.repeat(ends - size, size)
+        np.take(data, np.repeat(begin, size) + within, out=np.frombuffer(values, dtype=np.uint8, count=total))
+    present = length >= 0
+    validity, nulls = _bits(present, rows, n)
+    if dictionary:
+        if total > np.iinfo(np.int32).max:
+            raise ValueError("a packed text column over 2 GiB in one batch")
+        offsets = np.zeros(len(rows) + 1, dtype=np.int32)
+        offsets[1:] = ends
+        compact = pa.StringArray.from_buffers(len(rows), pa.py_buffer(offsets), values, pa.py_buffer(np.packbits(present, bitorder="little")), int((~present).sum()))
+        compact.validate(full=True)  # valid UTF-8, or an error here rather than later
+        encoded = pc.dictionary_encode(compact, memory_pool=pool)
+        indices = _spread(pc.fill_null(encoded.indices, 0).to_numpy(), rows, n, 0, pool)
+        return pa.DictionaryArray.from_arrays(pa.Array.from_buffers(pa.int32(), n, [validity, indices], nulls), encoded.dictionary)
+    offsets = pa.allocate_buffer((n + 1) * 8, memory_pool=pool)
+    view = np.frombuffer(offsets, dtype=np.int64, count=n + 1)
+    view[0] = 0
     full = np.zeros(n, dtype=np.int64)
     full[rows] = size
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(full, out=offsets[1:])
-    if offsets[-1] > np.iinfo(np.int32).max:
-        raise ValueError("a packed text column over 2 GiB in one batch")
-    within = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1][rows], size)
-    values = data[np.repeat(begin, size) + within]
-    present = np.zeros(n, dtype=bool)
-    present[rows] = length >= 0
-    validity = pa.array(present).buffers()[1]
-    array = pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(values.tobytes()), validity, n - int(present.sum()))
-    array.validate(full=True)  # valid UTF-8 and offsets, or an error here rather than later
-    return array, begin + size
+    np.cumsum(full, out=view[1:])
+    array = pa.LargeStringArray.from_buffers(n, offsets, values, validity, nulls)
+    array.validate(full=True)
+    return array
 
 
-def unpack(batch: pa.RecordBatch, packing: Packing) -> pa.RecordBatch:
-    """``batch`` with its packed field replaced by the packed columns, typed as the plain query
-    types them (float8 → double, float4 → float, bool → int16 1/0/-1, text → string), in the
-    caller's column order."""
+def unpack(batch: pa.RecordBatch, packing: Packing, pool: pa.MemoryPool | None = None) -> pa.RecordBatch:
+    """``batch`` with its packed field replaced by the packed columns, typed as a Parquet read
+    types them (float8 → double with NaN for NULL, float4 → float, bool → nullable bool, text
+    → large string or, a :attr:`Packing.dictionary` one, dictionary), in the caller's order.
+    The columns are made in ``pool`` (the read's): NumPy's own memory, made in a reading thread
+    and held until the whole read is converted, stayed resident in that thread's malloc arena
+    after it (peak RSS of `churn features`, 6.9M rows: +0.1–0.17 GiB)."""
     blob = batch.column(PACKED)
     n = len(blob)
+    schema = unpacked_schema(batch.schema, packing)
     if n == 0:
-        schema = unpacked_schema(batch.schema, packing)
         return pa.RecordBatch.from_arrays([pa.array([], type=f.type) if f.name in dict(packing.packed) else batch.column(f.name) for f in schema], schema=schema)
     buffers = blob.buffers()
     offsets = np.frombuffer(buffers[1], dtype=np.int32, count=n + 1, offset=blob.offset * 4).astype(np.int64)
     data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None and len(buffers[2]) else np.zeros(0, np.uint8)
-    rows = np.flatnonzero(np.diff(offsets) > 0)  # empty: every packed column NULL (a NULL field: the same, if ever sent)
+    sizes = np.diff(offsets)
+    nonempty = sizes > 0  # empty: every packed column NULL (a NULL field: the same, if ever sent)
     if blob.null_count:
-        rows = rows[blob.is_valid().to_numpy(zero_copy_only=False)[rows]]
-    starts = offsets[:-1][rows]
-    fixed = [(c, k) for c, k in packing.packed if k in _FIXED]
-    head = _gather(data, starts, sum(_FIXED[k][0] for _, k in fixed))  # the fixed-width values of a row, one gather
+        nonempty &= blob.is_valid().to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(nonempty)
+    head_type = packing.head
+    if len(rows) and int(sizes[rows].min()) < head_type.itemsize:
+        raise ValueError(f"a packed value shorter than its {head_type.itemsize}-byte head")
+    heads = pc.binary_slice(blob, 0, head_type.itemsize)  # the heads end to end: an empty or NULL value has none
+    head = np.frombuffer(heads.buffers()[2], dtype=head_type, count=len(rows)) if len(rows) else np.zeros(0, head_type)
     out: dict[str, pa.Array] = {}
-    at = 0
-    for column, kind in fixed:
-        width, dtype = _FIXED[kind]
-        raw = np.ascontiguousarray(head[:, at : at + width]).view(dtype).ravel()
+    fixed = [(c, k) for c, k in packing.packed if k in _FIXED]
+    for i, (column, kind) in enumerate(fixed):
+        raw = head[str(i)]
         if kind == "bool":
-            full = np.full(n, -1, dtype=np.int16)
-            full[rows] = raw.astype(np.int8)  # 255 (NULL) → -1
+            validity, nulls = _bits(raw != 255, rows, n)
+            out[column] = pa.Array.from_buffers(pa.bool_(), n, [validity, _bits(raw == 1, rows, n)[0]], nulls)
         else:
-            full = np.full(n, np.nan, dtype=np.float64 if kind == "float8" else np.float32)
-            full[rows] = raw
-        out[column] = pa.array(full)
-        at += width
-    starts = starts + at
-    for column, kind in packing.packed[len(fixed) :]:
-        out[column], starts = _text(data, starts, rows, n)
-    arrays = [out[c] if c in out else batch.column(c) for c in packing.columns]
-    return pa.RecordBatch.from_arrays(arrays, names=list(packing.columns))
+            values = raw.astype(np.float64 if kind == "float8" else np.float32)
+            out[column] = pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), n, [None, _spread(values, rows, n, np.nan, pool)])
+    begin = offsets[:-1][rows] + head_type.itemsize
+    for j, column in enumerate(packing.texts):
+        length = head[str(len(fixed) + j)].astype(np.int64)
+        out[column] = _text(data, begin, length, rows, n, column in packing.dictionary, pool)
+        begin = begin + np.maximum(length, 0)
+    return pa.RecordBatch.from_arrays([out[c] if c in out else batch.column(c) for c in packing.columns], schema=schema)
 
 
 def unpacked_schema(schema: pa.Schema, packing: Packing) -> pa.Schema:
     """The schema of :func:`unpack`'s batches, from the packed query's ``schema``."""
     kinds = dict(packing.packed)
+    types = {"float8": pa.float64(), "float4": pa.float32(), "bool": pa.bool_()}
     fields = []
     for c in packing.columns:
         kind = kinds.get(c)
         if kind is None:
             fields.append(schema.field(c))
+        elif kind in types:
+            fields.append(pa.field(c, types[kind]))
         else:
-            fields.append(pa.field(c, {"float8": pa.float64(), "float4": pa.float32(), "bool": pa.int16()}.get(kind, pa.string())))
+            fields.append(pa.field(c, pa.dictionary(pa.int32(), pa.string()) if c in packing.dictionary else pa.large_string()))
     return pa.schema(fields)

@@ -18,7 +18,6 @@ import pandas as pd
 from churn.config import ChurnDefinition, DataSettings, FeatureConfig
 from churn.data.attributes import AttributeDecision, plan_attributes
 from churn.data.contract import ContractData, RawInteractions, load, read_window_early, write_rejects
-from churn.data.database import is_database
 from churn.data.dataend import check_freshness, likely_data_end, loaded_data_end
 from churn.data.io import write_table
 from churn.data.read import DataContractError, Location, Prefetch, delimiter_note, is_url
@@ -61,16 +60,14 @@ def features_window(as_of: pd.Timestamp, horizon: int, config: FeatureConfig = F
 def read_features_window_early(data: Location, settings: DataSettings, *, as_of: pd.Timestamp | None, horizon: int) -> "Prefetch[RawInteractions] | None":
     """Start reading the interactions :func:`feature_table` will load at ``as_of`` (None: at
     the end of the data, as the Parquet statistics or ``settings`` foretell it) in a
-    background thread, while the end of the data is found; None for a database, or when the
-    date cannot be foretold cheaply. A wrong guess costs a read, never a wrong table: the
-    load takes the read only for the very range it asks for."""
-    if is_database(data):
-        return None
+    background thread, while the end of the data is found; None when the date cannot be
+    foretold cheaply. A wrong guess costs a read, never a wrong table: the load takes the read
+    only for the very range it asks for."""
     as_of = as_of if as_of is not None else likely_data_end(data, settings)
     if as_of is None:
         return None
     since, until = features_window(as_of, horizon)
-    return read_window_early(data, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since, until=until)
+    return read_window_early(data, interaction_columns=OPTIONAL_INTERACTION_COLUMNS, since=since, until=until, tables=settings.source)
 
 
 def write_frame(frame: pd.DataFrame, out: Path) -> Path:
