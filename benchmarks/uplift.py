@@ -95,6 +95,8 @@ def planted_part(seeds: list[int], common: dict, args: argparse.Namespace) -> No
         )
     total = {k: sum(by_policy(r)[k]["customers_saved"] for r in planted.values()) for k in ("risk", "value", "uplift")}
     print(f"   all seeds: uplift/risk customers saved {total['uplift'] / max(total['risk'], 1):.2f}× (goal ≥ 1.30×; per seed {', '.join(f'{r:.2f}' for r in ratios)})")
+    expected = [by_policy(r)["uplift"]["expected_saved"] / max(by_policy(r)["risk"]["expected_saved"], 1e-9) for r in planted.values()]
+    print(f"   expected saved (the planted effect of the calls made, without the outcomes' noise) uplift/risk per seed: {', '.join(f'{r:.2f}' for r in expected)}")
     rev = [by_policy(r)["uplift"]["revenue_retained"] - by_policy(r)["value"]["revenue_retained"] for r in planted.values()]
     print(f"   revenue retained uplift − value per seed: {', '.join(f'{x:+,.0f}' for x in rev)} (goal ≥ 0 on every seed)")
 

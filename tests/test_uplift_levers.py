@@ -135,3 +135,16 @@ def test_a_statistic_undefined_in_every_draw_stays_nan_without_a_warning() -> No
     rows = logit_world(0, 400, -0.6, 1.0)
     evaluation = evaluate_uplift(rows, np.zeros(len(rows)), rows["x"].to_numpy(), capacity=50, settings=UpliftSettings(n_bootstrap=20))
     assert np.isnan(evaluation["uplift_at_capacity"]) and np.isnan(evaluation["uplift_at_capacity_low"])
+
+
+def test_the_uplift_policy_ranks_by_a_model_as_soon_as_a_cohort_has_matured() -> None:
+    """The 30-day window of the first weekly cohort has closed by week 5: the uplift policy
+    refits its model on it then, instead of waiting for the monthly retrain (here none within
+    7 cycles), so weeks 5 and 6 are ranked by uplift; without the weekly refit, by value."""
+    from churn.config import TrainConfig
+    from churn.jobs.simulate import SimulationConfig, simulate
+
+    tiny = {"accounts": 700, "cycles": 7, "capacity": 25, "retrain_every": 8, "explore_share": 0.2, "policies": ("uplift",), "seed": 3,
+            "train": TrainConfig(n_jobs=1, n_estimators=60, early_stopping_rounds=10, calibration_folds=2)}  # fmt: skip
+    rankings = [r["ranking"] for r in simulate(SimulationConfig(**tiny))["policies"][0]["rankings"]]  # type: ignore[arg-type, index]
+    assert rankings[:5] == ["value"] * 5 and rankings[5:] == ["uplift", "uplift"], rankings

@@ -40,7 +40,7 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same simulation).")] = 7,
     explore_share: Annotated[float, typer.Option(min=0.0, max=0.99, help="Share of the calls sent to accounts below the cut, drawn at random in proportion to their churn probability.")] = 0.0,
     effect: Annotated[Effect, typer.Option(help="planted responses (the highest risk often already decided), aligned (risk and response agree), one homogeneous effect, or none (calls change nothing).")] = Effect.planted,  # type: ignore[valid-type,attr-defined]
-    retrain_every: Annotated[int, typer.Option(min=1, help="Retrain the churn and uplift models every N cycles.")] = 4,
+    retrain_every: Annotated[int, typer.Option(min=1, help="Retrain the churn model, and evaluate the uplift model for the gate, every N cycles (the uplift policy refits its uplift model every cycle).")] = 4,
     out: Annotated[Optional[Path], typer.Option(help="Folder for simulation.json.")] = None,
     track: Annotated[bool, typer.Option("--track", help="Log each policy's uplift evaluations to MLflow (experiment churn-uplift, in ./mlflow.db unless MLFLOW_TRACKING_URI).")] = False,
 ) -> None:

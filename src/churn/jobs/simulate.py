@@ -30,6 +30,8 @@ and, for each policy, runs ``cycles`` weekly cycles on it:
    before any call, join its no-call model), its evaluation on the later held-out cohorts and
    the gate (:func:`churn.modeling.uplift.uplift_gate`). Each evaluation also records what only
    a simulation knows (``diagnostics``): how the estimated effect ranks against the planted one.
+   Between retrains the ``uplift`` policy refits its uplift model each week on the cohorts
+   matured so far (``uplift_weekly``), so a learned ranking starts in week 5, not week 8.
 
 What it simplifies, on purpose: the business's *events* are the plain generator's; only who
 churns changes. A saved account is counted as retained for the rest of the run and is not
@@ -109,6 +111,9 @@ class SimulationConfig:
     train_cutoffs: int = 6
     #: The uplift model's learner (:class:`churn.modeling.uplift.UpliftSettings`).
     learner: Learner = UpliftSettings().learner
+    #: The uplift policy refits its uplift model every cycle on the cohorts matured so far (the
+    #: churn model, the evaluation and the gate stay every ``retrain_every`` cycles).
+    uplift_weekly: bool = True
     #: Where exploration calls go below the cut: "risk" draws accounts with probability
     #: proportional to their churn probability (the experiment covers where churn is), "random"
     #: uniformly; either way each row's probability of being drawn is recorded.
@@ -248,6 +253,8 @@ def _run_policy(shared: _Shared, config: SimulationConfig, policy: str, say: Cal
         if c and c % config.retrain_every == 0:
             _retrain(shared, config, world, c, as_of)
             say(f"{policy}: cycle {c}: retrained; ranking {world.rankings[-1]['ranking'] if world.rankings else '-'}")
+        elif c and policy == "uplift" and config.uplift_weekly:
+            _refit_uplift(config, world, as_of, shared.warm)
         _cycle(shared, config, world, c, as_of)
     end = shared.dates[-1] + WEEK
     if policy not in ("random", "oracle"):
@@ -441,6 +448,17 @@ def _learn_uplift(config: SimulationConfig, world: _World, c: int, as_of: pd.Tim
         "gate_passed": world.gate[0], "gate_reason": world.gate[1], "diagnostics": _diagnostics(fit_rows, test, estimate),
     })  # fmt: skip
     world.uplift = fit_uplift(rows, settings, baseline=baseline)
+
+
+def _refit_uplift(config: SimulationConfig, world: _World, as_of: pd.Timestamp, baseline: pd.DataFrame) -> None:
+    """Between the monthly retrains, the uplift policy's model is refitted on every cohort
+    matured so far (no evaluation, no gate: those stay monthly, so the gate is not looked at
+    four times as often). A cohort matures every week; the ranking uses it the week it does,
+    instead of waiting up to four weeks — the first model is ready in week 5, not week 8."""
+    rows = _matured(world, as_of, pd.Timedelta(days=config.horizon_days))
+    if rows.empty or rows[TREATED].nunique() < 2:
+        return
+    world.uplift = fit_uplift(rows, UpliftSettings(seed=config.seed, learner=config.learner), baseline=baseline)
 
 
 def _diagnostics(fit_rows: pd.DataFrame, test: pd.DataFrame, estimate: np.ndarray) -> dict[str, float]:
