@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from churn.config import ChurnDefinition, DataSettings, SettingsError, load_settings
 from churn.data.attributes import attributes_at, plan_attributes
@@ -137,3 +139,29 @@ def test_settings_files_and_overrides(tmp_path) -> None:  # type: ignore[no-unty
     (data / "churn.toml").write_text('date_format = "dd/mm/yyyy"\n')
     with pytest.raises(SettingsError, match="strftime"):
         load_settings(data, cwd=tmp_path)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["A", "B", "C", "D"]), st.integers(0, 9), st.one_of(st.none(), st.floats(1, 99)), st.one_of(st.none(), st.sampled_from(["basic", "pro"]))),
+        max_size=25,
+    ),
+    st.integers(0, 10),
+)
+def test_attributes_at_equals_the_last_row_before_as_of_with_blanks_carried_forward(rows, day) -> None:  # type: ignore[no-untyped-def]
+    """Against a plain reading of the rule, account by account: the latest row strictly before
+    ``as_of``, a blank taken from the account's earlier rows; missing before its first row."""
+    history = pd.DataFrame(rows, columns=["account_id", "day", "mrr", "plan"]).sort_values(["day"], kind="stable")
+    history["valid_from"] = ts("2024-01-01") + pd.to_timedelta(history.pop("day"), unit="D")
+    history["mrr"] = history["mrr"].astype("float64")
+    accounts = pd.DataFrame({"account_id": ["D", "A", "E", "B", "C"], "mrr": 0.0, "plan": "old"})
+    as_of = ts("2024-01-01") + pd.Timedelta(days=day)
+    got = attributes_at(accounts, history, as_of, ["mrr", "plan"]).set_index("account_id")
+    for account in accounts["account_id"]:
+        past = history[(history["account_id"] == account) & (history["valid_from"] < as_of)]
+        for col in ("mrr", "plan"):
+            known = past[col].dropna()
+            want = known.iloc[-1] if len(known) else None
+            value = got.loc[account, col]
+            assert (pd.isna(value) and want is None) or value == want, (account, col, value, want)

@@ -109,13 +109,17 @@ def attributes_at(
     if past.empty:
         values = pd.DataFrame(index=pd.Index([], name="account_id"), columns=history_columns)
     else:
-        filled = past[history_columns].groupby(past["account_id"].to_numpy(), sort=False).ffill()
-        filled.insert(0, "account_id", past["account_id"].to_numpy())
-        values = filled.drop_duplicates("account_id", keep="last").set_index("account_id")
-    ids = accounts["account_id"].astype("str")
+        # the account's rows by number (one hash pass over the text ids, shared by the fill and
+        # the pick of each account's last row; a drop_duplicates on text hashed them again)
+        codes, uniques = pd.factorize(past["account_id"].to_numpy(), use_na_sentinel=False)
+        filled = past[history_columns].groupby(codes, sort=False).ffill()
+        last = pd.Series(np.arange(len(codes))).groupby(codes, sort=False).max().to_numpy()
+        values = filled.iloc[last].set_axis(pd.Index(uniques, name="account_id"))
     out = accounts.copy()
+    # one lookup of every account for all the columns (mapping each column hashed the ids anew)
+    aligned = values.reindex(accounts["account_id"].astype("str").to_numpy()) if len(values) else None
     for col in history_columns:
-        out[col] = ids.map(values[col]).to_numpy() if len(values) else np.nan
+        out[col] = aligned[col].to_numpy() if aligned is not None else np.nan
     return out
 
 
