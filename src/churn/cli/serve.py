@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -18,6 +18,9 @@ from churn.cli import render
 from churn.cli.commands import _quiet_mlflow, app
 from churn.cli.options import ConfigOpt, ModelNameOpt, UsageError, data_settings, friendly_errors
 from churn.cli.render import console
+
+if TYPE_CHECKING:  # the web stack loads only when `churn serve` runs
+    from churn.serve.limits import RequestLimits
 
 
 @app.command()
@@ -70,7 +73,6 @@ def serve(
     from churn.modeling.tracking import bundle_path, champion_uri
     from churn.outreach.playbook import load_playbook
     from churn.serve.app import create_app
-    from churn.serve.limits import MIB, RequestLimits
     from churn.serve.pool import default_workers
     from churn.serve.settings import DEFAULT_BUNDLE, ServeSettings, bind_refusal
 
@@ -84,10 +86,7 @@ def serve(
     if data is not None and not data.is_dir():
         raise UsageError(f"--data {data}: no such folder")
     load_playbook(playbook)  # a typo in the playbook fails at start-up, not on the first request
-    limits = RequestLimits(
-        max_body_bytes=max(1, round(max_body_mb * MIB)), max_accounts=max_accounts, max_interactions=max_interactions,
-        max_string_chars=max_string_chars, max_extra_keys=max_extra_keys,
-    )  # fmt: skip
+    limits = _request_limits(max_body_mb, max_accounts, max_interactions, max_string_chars, max_extra_keys)
     name = data_settings(data, config, model_name=model_name).model_name
     champion = champion_uri(name)  # without --model: the business's champion, or else its exported bundle
     settings = ServeSettings(
@@ -103,3 +102,13 @@ def serve(
     # proxy headers only from the addresses named: otherwise a client could set X-Forwarded-For and dodge the sign-in throttle
     proxy = {"proxy_headers": True, "forwarded_allow_ips": forwarded_allow_ips} if forwarded_allow_ips else {"proxy_headers": False}
     uvicorn.run(api, host=host, port=port, access_log=access_log, log_level="info", **proxy)
+
+
+def _request_limits(max_body_mb: float, max_accounts: int, max_interactions: int, max_string_chars: int, max_extra_keys: int) -> RequestLimits:
+    """The per-request limits from ``churn serve``'s options (the body limit given in MiB)."""
+    from churn.serve.limits import MIB, RequestLimits
+
+    return RequestLimits(
+        max_body_bytes=max(1, round(max_body_mb * MIB)), max_accounts=max_accounts, max_interactions=max_interactions,
+        max_string_chars=max_string_chars, max_extra_keys=max_extra_keys,
+    )  # fmt: skip
