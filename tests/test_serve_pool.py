@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -191,21 +192,40 @@ def test_the_fast_json_validation_gives_the_usual_model_or_errors(tiny: Tiny, li
 
 @pytest.fixture(scope="module")
 def guarded(tiny: Tiny, settings: ServeSettings):  # type: ignore[no-untyped-def]
-    """One worker, a short timeout and room for one request at a time."""
-    app = create_app(replace(settings, score_workers=1, score_timeout_seconds=3.0, score_queue=1), model=tiny.serving)
+    """One worker, a short timeout and room for two requests at a time."""
+    app = create_app(replace(settings, score_workers=1, score_timeout_seconds=3.0, score_queue=2), model=tiny.serving)
     with TestClient(app) as client:
         yield client
 
 
+def _post_in_threads(client: TestClient, body: dict, n: int) -> tuple[list[threading.Thread], list]:  # type: ignore[type-arg]
+    answers: list = []  # type: ignore[type-arg]
+    threads = [threading.Thread(target=lambda: answers.append(client.post("/score", json=body))) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    return threads, answers
+
+
+def _wait_for(condition, seconds: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return bool(condition())
+
+
 def test_a_worker_that_hangs_is_stopped_after_the_timeout_and_the_pool_comes_back(guarded: TestClient, tiny: Tiny) -> None:
     pool = guarded.app.state.service.pool  # type: ignore[attr-defined]
+    pool.start()
     before, restarts = pool.pids(), pool.restarts
     assert guarded.get("/ready").json()["scoring_processes"] == 1
-    pool._executor.submit(time.sleep, 120)  # noqa: SLF001 — the one worker hangs ahead of the request
+    pool._executor.submit(time.sleep, 120)  # noqa: SLF001 — the one worker hangs ahead of the requests
     started = time.monotonic()
-    response = guarded.post("/score", json=tiny.body(tiny.customers[:1]))
-    assert response.status_code == 503, response.text
-    assert response.json()["error"]["error"] == "scoring_unavailable" and "within 3 s" in response.json()["error"]["message"]
+    threads, answers = _post_in_threads(guarded, tiny.body(tiny.customers[:1]), 2)  # one taken by the pool, one queued behind it
+    for thread in threads:
+        thread.join(60)
+    assert [a.status_code for a in answers] == [503, 503], [a.text for a in answers]
+    assert all(a.json()["error"]["error"] == "scoring_unavailable" for a in answers)  # JSON errors, not a bare 500
+    assert any("finished for 3 s" in a.json()["error"]["message"] for a in answers)
     assert 3.0 <= time.monotonic() - started < 60  # answered at the timeout, not when the sleep ends
     assert pool.restarts == restarts + 1 and not any(_alive(pid) for pid in before)
     pool.start()  # wait for the new worker to load the model
@@ -214,20 +234,63 @@ def test_a_worker_that_hangs_is_stopped_after_the_timeout_and_the_pool_comes_bac
     assert again.status_code == 200, again.text
 
 
+def test_a_long_queue_that_moves_is_not_a_hang(guarded: TestClient, tiny: Tiny) -> None:
+    """Five one-second jobs ahead: the request waits longer than the 3 s timeout, but something
+    finishes every second, so it is scored and the pool is left alone."""
+    pool = guarded.app.state.service.pool  # type: ignore[attr-defined]
+    pool.start()
+    restarts = pool.restarts
+    for _ in range(5):
+        pool._executor.submit(time.sleep, 1.0).add_done_callback(pool._finished)  # noqa: SLF001 — as score() tracks its own
+    started = time.monotonic()
+    response = guarded.post("/score", json=tiny.body(tiny.customers[:1]))
+    assert response.status_code == 200, response.text
+    assert time.monotonic() - started > 3.0 and pool.restarts == restarts
+
+
 def test_requests_beyond_the_queue_get_503_busy_with_retry_after_at_once(guarded: TestClient, tiny: Tiny) -> None:
     pool = guarded.app.state.service.pool  # type: ignore[attr-defined]
     pool.start()
     body = tiny.body(tiny.customers[:1])
-    pool._executor.submit(time.sleep, 1.5)  # noqa: SLF001 — the worker is busy: the first request waits in the pool
-    first: list[int] = []
-    waiting = threading.Thread(target=lambda: first.append(guarded.post("/score", json=body).status_code))
-    waiting.start()
-    deadline = time.monotonic() + 10
-    while pool.pending < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert pool.pending == 1
+    pool._executor.submit(time.sleep, 1.5)  # noqa: SLF001 — the worker is busy: the first requests wait in the pool
+    threads, answers = _post_in_threads(guarded, body, 2)
+    assert _wait_for(lambda: pool.pending == 2)
     busy = guarded.post("/score", json=body)
     assert busy.status_code == 503 and busy.json()["error"]["error"] == "scoring_busy", busy.text
     assert busy.headers["retry-after"] == "1"
-    waiting.join(30)
-    assert first == [200] and pool.pending == 0  # the queued request was scored; the slot is free again
+    for thread in threads:
+        thread.join(30)
+    assert [a.status_code for a in answers] == [200, 200] and pool.pending == 0  # the queued requests were scored; the slots are free again
+
+
+def test_ready_replaces_a_pool_that_broke_while_idle(guarded: TestClient) -> None:
+    pool = guarded.app.state.service.pool  # type: ignore[attr-defined]
+    pool.start()
+    restarts, (pid,) = pool.restarts, pool.pids()
+    os.kill(pid, signal.SIGKILL)
+    assert _wait_for(lambda: getattr(pool._executor, "_broken", False))  # noqa: SLF001 — the pool noticed
+    first = guarded.get("/ready").json()
+    assert first["scoring_processes"] == 0 and any("scoring processes running" in p for p in first["problems"])
+    assert _wait_for(lambda: guarded.get("/ready").json()["scoring_processes"] == 1, 60)
+    assert pool.restarts == restarts + 1 and pool.pids() != [pid]
+
+
+def test_requests_queued_behind_a_hang_get_503_not_a_cancellation(tiny: Tiny) -> None:
+    """More requests than the call queue holds: those still waiting in the pool when it is replaced
+    are cancelled by the shutdown; each must still end as :class:`ScoringUnavailable` (a 503)."""
+    from churn.config import ScoreConfig
+    from churn.serve.pool import ScoringPool, ScoringUnavailable
+
+    pool = ScoringPool(tiny.serving, 1, RequestLimits(), timeout=2.0, max_pending=8)
+    try:
+        pool.start()
+        pool._executor.submit(time.sleep, 120)  # noqa: SLF001
+
+        async def many() -> list[object]:
+            calls = [pool.score(b"{}", BodyKind.JSON, ScoreConfig(), ChurnDefinition()) for _ in range(6)]
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+        outcomes = asyncio.run(many())
+        assert all(isinstance(o, ScoringUnavailable) for o in outcomes), [type(o).__name__ for o in outcomes]
+    finally:
+        pool.close()

@@ -59,7 +59,7 @@ def serve(
         Optional[int],
         typer.Option(min=0, help="Processes scoring POST /score, each with the model loaded, so GETs are answered meanwhile (default: one per core, at most 2; 0: score in the server process)."),
     ] = None,
-    score_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds a POST /score may wait for the scoring processes; past it they are taken as hung, restarted, and the request gets 503.")] = 60.0,
+    score_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds without any POST /score finishing in the scoring processes while one waits; past it they are taken as hung, restarted, and the waiting requests get 503.")] = 60.0,
     score_queue: Annotated[int, typer.Option(min=1, help="POST /score requests the scoring processes hold at once; more get 503 with Retry-After.")] = 32,
 ) -> None:
     """Serve the risk list: a REST API for CRMs and web pages for customer-success teams.

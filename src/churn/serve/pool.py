@@ -21,12 +21,15 @@ Python's process pools do: every request in it then fails with :class:`ScoringUn
 (503); a new pool is started at once (in a thread, not on the event loop), and the next request
 is scored by it.
 
-Two bounds keep a stuck or flooded pool from holding the server: a request not answered within
-``timeout`` seconds of reaching the pool (queueing included) means a worker hangs — which one is
+Two bounds keep a stuck or flooded pool from holding the server: when a request has waited
+while no request in the pool finished for ``timeout`` seconds (since it arrived, or since the
+last one finished — a long queue that moves is not a hang), a worker hangs — which one is
 unknown, as Python's pools do not say — so the workers are killed and the pool replaced, as if
 one had died; and at most ``max_pending`` requests are in the pool at once (each holds its body,
 up to the body limit, in the server and in the call queue), more get :class:`ScoringBusy` (503
-with ``Retry-After``) at once instead of queueing without end.
+with ``Retry-After``) at once instead of queueing without end. A pool that broke while no
+request came (a worker killed for memory at night) is replaced when ``/ready`` is asked
+(:meth:`ScoringPool.check`), so a readiness probe brings it back.
 """
 
 from __future__ import annotations
@@ -234,6 +237,7 @@ class ScoringPool:
             raise ValueError(f"a scoring pool needs a positive timeout and room for one request, got {timeout} s and {max_pending}")
         self.workers, self.timeout, self.max_pending = workers, timeout, max_pending
         self.pending = 0  # requests submitted and not yet answered; changed on the event loop only
+        self._last_finished = time.monotonic()  # when a request in the pool last finished (set by the pool's own thread)
         self._initargs = (_pickled(serving), limits, os.getpid())
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
@@ -260,15 +264,32 @@ class ScoringPool:
                 self._executor = self._new_executor()
             return self._executor
 
+    async def _current(self) -> ProcessPoolExecutor:
+        """:meth:`_running` from the event loop: the lock is held for seconds while a new pool
+        starts its workers, and waiting for it there would stop every GET; then in a thread."""
+        if self._lock.acquire(blocking=False):
+            self._lock.release()
+            return self._running()
+        return await asyncio.to_thread(self._running)
+
+    @staticmethod
+    def _processes(executor: ProcessPoolExecutor | None) -> dict[int, multiprocessing.process.BaseProcess]:
+        # no public accessor; a shut-down executor has None there (a restart may be under way in another thread)
+        return dict(getattr(executor, "_processes", None) or {})
+
     def pids(self) -> list[int]:
-        executor = self._executor
-        return sorted(executor._processes) if executor is not None else []  # noqa: SLF001 — no public accessor
+        return sorted(self._processes(self._executor))
 
     def alive(self) -> int:
         """Scoring processes running now (fewer than ``workers`` while a new pool starts)."""
+        return sum(1 for process in self._processes(self._executor).values() if process.is_alive())
+
+    def check(self) -> None:
+        """Start replacing a pool that broke while no request came (in a thread: starting workers
+        takes seconds); a request would otherwise be the only thing to notice it."""
         executor = self._executor
-        processes = list(executor._processes.values()) if executor is not None else []  # noqa: SLF001
-        return sum(1 for process in processes if process.is_alive())
+        if executor is not None and getattr(executor, "_broken", False) and not self._closed:
+            threading.Thread(target=self._replace, args=(executor,), name="churn-pool-restart", daemon=True).start()
 
     def _stop_hung(self, executor: ProcessPoolExecutor) -> None:
         """Kill the workers of a pool that did not answer in time and start a new one. Which
@@ -277,8 +298,8 @@ class ScoringPool:
         with self._lock:
             if self._executor is not executor or self._closed:
                 return
-            log.error("no scoring process answered within %.0f s; stopping them", self.timeout)
-            for process in list(executor._processes.values()):  # noqa: SLF001 — no public way to stop a pool's workers
+            log.error("no scoring request finished for %g s; stopping the scoring processes", self.timeout)
+            for process in self._processes(executor).values():  # no public way to stop a pool's workers
                 process.kill()
             self._replace_locked(executor)
 
@@ -312,7 +333,7 @@ class ScoringPool:
 
     async def _score(self, body: bytes, kind: BodyKind, config: ScoreConfig, definition: ChurnDefinition) -> Outcome:
         for attempt in range(2):
-            executor = self._running()
+            executor = await self._current()
             try:
                 future = executor.submit(score_in_worker, body, kind, config, definition)
                 break
@@ -320,14 +341,34 @@ class ScoringPool:
                 if attempt:
                     raise ScoringUnavailable("the scoring processes cannot start; see the service log") from None
                 await asyncio.to_thread(self._replace, executor)
+        arrived = time.monotonic()
+        future.add_done_callback(self._finished)
+        answer = asyncio.wrap_future(future)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
+            while True:
+                try:
+                    return await asyncio.wait_for(asyncio.shield(answer), max(self._until_hung(arrived), 0.0))
+                except TimeoutError:
+                    if self._until_hung(arrived) <= 0:  # nothing in the pool finished meanwhile: hung
+                        break
         except BrokenProcessPool:
             await asyncio.to_thread(self._replace, executor)
             raise ScoringUnavailable("a scoring process stopped while this request was in the pool; a new pool is starting, retry shortly") from None
-        except TimeoutError:
-            await asyncio.to_thread(self._stop_hung, executor)
-            raise ScoringUnavailable(f"no scoring process answered within {self.timeout:g} s; they were stopped and a new pool is starting, retry shortly") from None
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if future.cancelled() and (task is None or not task.cancelling()):  # the pool was replaced before a worker took it
+                raise ScoringUnavailable("the scoring processes were replaced while this request waited; retry shortly") from None
+            raise
+        await asyncio.to_thread(self._stop_hung, executor)
+        raise ScoringUnavailable(f"no scoring request finished for {self.timeout:g} s; the scoring processes were stopped and a new pool is starting, retry shortly")
+
+    def _finished(self, _future: object) -> None:
+        self._last_finished = time.monotonic()
+
+    def _until_hung(self, arrived: float) -> float:
+        """Seconds left before a request that arrived at ``arrived`` takes the pool as hung: no
+        request finished for ``timeout`` since it arrived or since the last one finished."""
+        return self.timeout - (time.monotonic() - max(self._last_finished, arrived))
 
     def close(self) -> None:
         """Stop every worker and wait for them (no stray processes)."""

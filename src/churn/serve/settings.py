@@ -56,8 +56,8 @@ class ServeSettings:
     login_window_seconds: float = 60.0
     #: Processes scoring POST /score (``serve/pool.py``); 0 scores in the server process.
     score_workers: int = 0
-    #: A POST /score not answered by the scoring processes within this many seconds (queueing
-    #: included) means one hangs: they are stopped and replaced, the request gets 503.
+    #: No POST /score finishing in the scoring processes for this many seconds while one waits
+    #: means one hangs: they are stopped and replaced, the waiting requests get 503.
     score_timeout_seconds: float = 60.0
     #: POST /score requests in the scoring processes' hands at once; more get 503 with Retry-After.
     score_queue: int = 32

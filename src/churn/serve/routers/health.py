@@ -23,7 +23,7 @@ def health() -> Health:
 @router.get(
     "/ready",
     response_model=Ready,
-    summary="A model is loaded and a run is present",
+    summary="A model is loaded, a run is present and the scoring processes run",
     responses={**ERROR_RESPONSES, 503: {"model": Ready, "description": "Not ready yet; `problems` says why"}},
 )
 def ready(service: Service = Depends(get_service)) -> Response:
@@ -35,6 +35,7 @@ def ready(service: Service = Depends(get_service)) -> Response:
         problems.append(service.latest.last_error or f"no scoring run in {service.settings.scores_dir} yet")
     running = None
     if service.pool is not None:
+        service.pool.check()  # a pool that broke while idle is replaced now, not on the next POST /score
         running = service.pool.alive()
         if running < service.pool.workers:
             problems.append(f"{running} of {service.pool.workers} scoring processes running (a new pool is starting)")
