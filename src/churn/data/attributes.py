@@ -111,7 +111,8 @@ def attributes_at(
     else:
         # the account's rows by number (one hash pass over the text ids, shared by the fill and
         # the pick of each account's last row; a drop_duplicates on text hashed them again)
-        codes, uniques = pd.factorize(past["account_id"].to_numpy(), use_na_sentinel=False)
+        past = past[past["account_id"].notna()]  # a row without an account is nobody's
+        codes, uniques = pd.factorize(past["account_id"].to_numpy())
         filled = past[history_columns].groupby(codes, sort=False).ffill()
         last = pd.Series(np.arange(len(codes))).groupby(codes, sort=False).max().to_numpy()
         values = filled.iloc[last].set_axis(pd.Index(uniques, name="account_id"))
