@@ -31,7 +31,8 @@ and, for each policy, runs ``cycles`` weekly cycles on it:
    the gate (:func:`churn.modeling.uplift.uplift_gate`). Each evaluation also records what only
    a simulation knows (``diagnostics``): how the estimated effect ranks against the planted one.
    Between retrains the ``uplift`` policy refits its uplift model each week on the cohorts
-   matured so far (``uplift_weekly``), so a learned ranking starts in week 5, not week 8.
+   matured so far (``uplift_weekly``), so a learned ranking starts the week the first cohort matures
+   (week 5 with a 30-day horizon), not at the next monthly retrain (week 8 with ``retrain_every`` 4).
 
 What it simplifies, on purpose: the business's *events* are the plain generator's; only who
 churns changes. A saved account is counted as retained for the rest of the run and is not
@@ -191,7 +192,7 @@ def simulate(config: SimulationConfig, progress: Callable[[str], None] | None = 
     return {
         "cycles": config.cycles, "seed": config.seed, "accounts": config.accounts, "capacity": config.capacity,
         "explore_share": config.explore_share, "effect": config.effect, "reach_rate": config.reach_rate,
-        "control_share": config.control_share, "retrain_every": config.retrain_every, "costs": asdict(config.costs),
+        "control_share": config.control_share, "retrain_every": config.retrain_every, "uplift_weekly": config.uplift_weekly, "costs": asdict(config.costs),
         "planted_response_shares": shared.shares, "first_cycle": f"{shared.dates[0]:%Y-%m-%d}",
         "policies": results, "seconds": round(time.monotonic() - started, 1),
     }  # fmt: skip
@@ -454,7 +455,8 @@ def _refit_uplift(config: SimulationConfig, world: _World, as_of: pd.Timestamp, 
     """Between the monthly retrains, the uplift policy's model is refitted on every cohort
     matured so far (no evaluation, no gate: those stay monthly, so the gate is not looked at
     four times as often). A cohort matures every week; the ranking uses it the week it does,
-    instead of waiting up to four weeks — the first model is ready in week 5, not week 8."""
+    instead of waiting for the next retrain — with a 30-day horizon and ``retrain_every`` 4 the first
+    model is ready in week 5, not week 8."""
     rows = _matured(world, as_of, pd.Timedelta(days=config.horizon_days))
     if rows.empty or rows[TREATED].nunique() < 2:
         return
