@@ -258,18 +258,23 @@ class ScoringPool:
     def _running(self) -> ProcessPoolExecutor:
         """The executor, created on first use (its processes start with the first call)."""
         with self._lock:
-            if self._closed:
-                raise ScoringUnavailable("the scoring processes are stopped (the service is shutting down)")
-            if self._executor is None:
-                self._executor = self._new_executor()
-            return self._executor
+            return self._running_locked()
+
+    def _running_locked(self) -> ProcessPoolExecutor:
+        if self._closed:
+            raise ScoringUnavailable("the scoring processes are stopped (the service is shutting down)")
+        if self._executor is None:
+            self._executor = self._new_executor()
+        return self._executor
 
     async def _current(self) -> ProcessPoolExecutor:
         """:meth:`_running` from the event loop: the lock is held for seconds while a new pool
         starts its workers, and waiting for it there would stop every GET; then in a thread."""
         if self._lock.acquire(blocking=False):
-            self._lock.release()
-            return self._running()
+            try:
+                return self._running_locked()
+            finally:
+                self._lock.release()
         return await asyncio.to_thread(self._running)
 
     @staticmethod
