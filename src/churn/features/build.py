@@ -157,19 +157,17 @@ def build_features(
         raise ValueError("as_of must be timezone-aware (UTC)")
     spec = spec or FeatureSpec.from_data(accounts, interactions, config, history=history, rows=rows)
     features = registry(spec, config)
-    columns: dict[str, object]
-    if {"signup_at", "churned_at"} & set(spec.history_attributes):  # who is a customer depends on the history
-        acc = active_accounts(attributes_at(accounts, history, as_of, spec.history_attributes), interactions, as_of, definition, rows=rows)
-        columns = {**event_columns(interactions, acc, as_of, spec, config, features, rows=rows)}
-    else:  # the customers' attributes valued while their events are counted (pandas, on the GIL the slices mostly let go of)
-        customers = active_accounts(accounts, interactions, as_of, definition, rows=rows)
-        events, acc = in_parts(
-            customers,
-            lambda part: event_columns(interactions, part, as_of, spec, config, features, rows=rows),
-            parts,
-            meanwhile=lambda: attributes_at(customers, history, as_of, spec.history_attributes),
-        )
-        columns = {**events}
+    # Who is a customer rests on signup_at and churned_at, never history attributes
+    # (attributes.NON_ATTRIBUTE_COLUMNS), so the customers are found first and their attributes
+    # valued while their events are counted (pandas, on the GIL the slices mostly let go of).
+    customers = active_accounts(accounts, interactions, as_of, definition, rows=rows)
+    events, acc = in_parts(
+        customers,
+        lambda part: event_columns(interactions, part, as_of, spec, config, features, rows=rows),
+        parts,
+        meanwhile=lambda: attributes_at(customers, history, as_of, spec.history_attributes),
+    )
+    columns: dict[str, object] = {**events}
     for col in spec.numeric_attributes:
         columns[col] = pd.to_numeric(acc[col], errors="coerce").to_numpy(dtype="float64") if col in acc.columns else np.nan
     for col, cats in spec.categorical_attributes:
