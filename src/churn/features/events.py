@@ -75,6 +75,12 @@ def _flags(values: pd.Series | pd.api.extensions.ExtensionArray) -> tuple[np.nda
     return flags.to_numpy(dtype=bool, na_value=False), ~np.asarray(flags.isna())
 
 
+def _category_map(values: pd.Series, categories: "pd.Index | list[str]") -> np.ndarray:
+    """:func:`codes_for` of a categorical column's categories, indexed by its codes: one lookup
+    per category instead of per row; the last entry (code −1, missing) maps to −1."""
+    return np.append(codes_for(values.cat.categories, categories), -1)
+
+
 class Events:
     """Events of the customers at ``as_of`` inside the lookback, integer-coded, plus each
     customer's tenure and how many of the window's days the data actually covers for it."""
@@ -98,7 +104,7 @@ class Events:
             in_window &= rows
         ids = interactions["account_id"]
         if isinstance(ids.dtype, pd.CategoricalDtype):  # one lookup per category; the rows' small codes picked before they are mapped
-            mapping = np.append(codes_for(ids.cat.categories, account_ids), -1)  # code −1: missing
+            mapping = _category_map(ids, account_ids)
             codes = ids.cat.codes.to_numpy()
             keep = in_window & (mapping >= 0)[codes]
         else:
@@ -141,8 +147,7 @@ class Events:
         (a categorical: its codes are picked before they are mapped)."""
         small = np.int8 if len(categories) < 127 else np.int16 if len(categories) < 32_767 else np.int32
         if isinstance(values.dtype, pd.CategoricalDtype):
-            mapping = np.append(codes_for(values.cat.categories, categories), -1).astype(small)  # code −1: missing
-            return mapping[self._pick(values.cat.codes.to_numpy())]
+            return _category_map(values, categories).astype(small)[self._pick(values.cat.codes.to_numpy())]
         return codes_for(values if self._rows is None else values.iloc[self._rows], categories).astype(small)
 
     def _pick(self, values: np.ndarray) -> np.ndarray:
