@@ -321,14 +321,13 @@ def _duplicated_rows(df: pd.DataFrame, key: Sequence[str] = ("account_id", "occu
     if n < 2:
         return out
     candidates = np.ones(n, dtype=bool)
-    t = None
+    t = None  # the stamps, when the log is in time order (then they are compared run by run)
     if "occurred_at" in key:
-        t = _column_key(df["occurred_at"]).view(np.int64)
-        if bool(np.all(t[1:] >= t[:-1])):
+        stamps = _column_key(df["occurred_at"]).view(np.int64)
+        if bool(np.all(stamps[1:] >= stamps[:-1])):
+            t = stamps
             same = t[1:] == t[:-1]
             candidates = np.r_[same, False] | np.r_[False, same]
-        else:
-            t = None
     rows = np.flatnonzero(candidates)
     if not len(rows):
         return out
