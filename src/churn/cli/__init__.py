@@ -5,6 +5,12 @@
 Imports: anything below it; nothing imports the CLI.
 """
 
+import sys
+
+from churn.cli import early as _early
+
+_early.start(sys.argv)  # first: `churn features` reads ahead while the imports below run
+
 from churn.cli import serve as _serve  # noqa: F401  (registers `churn serve` on the app)
 from churn.cli import simulate as _simulate  # noqa: F401  (registers `churn simulate` on the app)
 from churn.cli import uplift as _uplift  # noqa: F401  (registers `churn uplift` on the app)
