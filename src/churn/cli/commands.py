@@ -8,6 +8,8 @@ options' own few.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import warnings
 from pathlib import Path
@@ -201,6 +203,9 @@ def features(
         return
     if data is None:
         raise UsageError("give --data DIR (or --describe alone for the full catalogue)")
+    # At exit Python collects garbage over every object still alive, more than once: ~0.1 s
+    # after a 10M-event run. Frozen at the last exit hook, they are left to the OS to free.
+    atexit.register(gc.freeze)
     settings = data_settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
     local = engine == Engine.local and not describe  # read the window while the end of the data is found
     now = pd.Timestamp.now(tz="UTC")  # one wall clock for both: a database's MAX(occurred_at) is asked once
