@@ -151,3 +151,12 @@ def test_the_final_garbage_collection_is_left_out_at_exit(small_data_dir: Path, 
     result = CliRunner().invoke(app, ["features", "--data", str(small_data_dir), "--as-of", "2024-03-01", "--out", str(tmp_path / "f.parquet")])
     assert result.exit_code == 0, result.output
     assert gc.freeze in hooks
+
+
+def test_the_command_line_imports_without_collecting_garbage_and_then_freezes_them() -> None:
+    """Importing pandas, typer and rich runs ~180 collections that find nothing to free:
+    churn.cli imports with the collector off, then freezes the modules' objects (out of every
+    later collection's way) and turns it back on."""
+    code = "import gc, churn.cli\nprint(gc.isenabled(), gc.get_freeze_count() > 10_000)\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"]
