@@ -160,3 +160,17 @@ def test_the_command_line_imports_without_collecting_garbage_and_then_freezes_th
     code = "import gc, churn.cli\nprint(gc.isenabled(), gc.get_freeze_count() > 10_000)\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "True"]
+
+
+def test_an_unreadable_file_is_left_to_the_command_to_report(small_data_dir: Path, tmp_path: Path) -> None:
+    """A broken interactions.parquet: no read ahead, no traceback at start-up; the command says
+    which file it cannot read, as without reading ahead."""
+    import shutil
+
+    folder = tmp_path / "raw"
+    shutil.copytree(small_data_dir, folder)
+    (folder / "interactions.parquet").write_bytes(b"not parquet at all")
+    early.start(["churn", "features", "--data", str(folder)])
+    assert readahead._started == []
+    result = CliRunner().invoke(app, ["features", "--data", str(folder), "--out", str(tmp_path / "f.parquet")])
+    assert result.exit_code == 1 and "interactions.parquet: cannot read the file" in result.output, result.output

@@ -46,7 +46,10 @@ def start(argv: Sequence[str]) -> None:
     options = _features_options(argv)
     if options is None:
         return
-    keys = _plan(Path(options["--data"]), options.get("--as-of"), options.get("--horizon"))
+    try:
+        keys = _plan(Path(options["--data"]), options.get("--as-of"), options.get("--horizon"))
+    except Exception:  # noqa: BLE001 - an unreadable file: the command's own read says so, in its words
+        return
     if keys:
         from churn.data import readahead
 
