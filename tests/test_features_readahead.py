@@ -174,3 +174,16 @@ def test_an_unreadable_file_is_left_to_the_command_to_report(small_data_dir: Pat
     assert readahead._started == []
     result = CliRunner().invoke(app, ["features", "--data", str(folder), "--out", str(tmp_path / "f.parquet")])
     assert result.exit_code == 1 and "interactions.parquet: cannot read the file" in result.output, result.output
+
+
+def test_arrow_reads_ahead_on_one_thread_until_the_imports_are_done(small_data_dir: Path) -> None:
+    """While the command line imports, a second Arrow thread would take the importing thread's
+    core: the reads ahead get one, and every core back once the imports are done."""
+    cores = pa.cpu_count()
+    early.start(["churn", "features", "--data", str(small_data_dir)])
+    try:
+        assert pa.cpu_count() == 1
+    finally:
+        early.imports_done()
+        readahead.discard()
+    assert pa.cpu_count() == cores

@@ -24,5 +24,6 @@ try:
 finally:
     gc.freeze()
     gc.enable()
+    _early.imports_done()
 
 __all__ = ["app", "run"]

@@ -16,6 +16,7 @@ checking every read of a ``churn features`` run is taken.
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -54,6 +55,14 @@ def start(argv: Sequence[str]) -> None:
         from churn.data import readahead
 
         readahead.start(keys)
+
+
+def imports_done() -> None:
+    """The command line has imported what it runs on: the reads ahead may use every core."""
+    if "churn.data.readahead" in sys.modules:
+        from churn.data import readahead
+
+        readahead.imports_done()
 
 
 def _features_options(argv: Sequence[str]) -> dict[str, str] | None:

@@ -93,7 +93,29 @@ def start(keys: Sequence[Key]) -> None:
         pass
 
     with _lock:
+        if keys:  # Arrow decodes on one core while the imports have the other
+            if not _cores:
+                _cores.append(pyarrow.cpu_count())
+            pyarrow.set_cpu_count(1)
         _started.extend(_Ahead(key) for key in keys)
+
+
+#: Arrow's thread count before :func:`start` lowered it (empty: not lowered).
+_cores: list[int] = []
+
+
+def imports_done() -> None:
+    """Give Arrow back its threads (:func:`start` left it one while the command line imports:
+    a second thread would take the importing thread's core, not an idle one)."""
+    with _lock:
+        _restore_cores()
+
+
+def _restore_cores() -> None:
+    if _cores:
+        import pyarrow
+
+        pyarrow.set_cpu_count(_cores.pop())
 
 
 def take(key: Key) -> "pyarrow.Table | None":
@@ -107,9 +129,11 @@ def take(key: Key) -> "pyarrow.Table | None":
 
 
 def discard() -> None:
-    """Drop every read ahead not taken (its memory goes as soon as its read ends)."""
+    """Drop every read ahead not taken (its memory goes as soon as its read ends), and give
+    Arrow back its threads if the imports have not."""
     with _lock:
         _started.clear()
+        _restore_cores()
 
 
 def read_file_window(key: Key) -> "pyarrow.Table | None":
