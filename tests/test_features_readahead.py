@@ -54,7 +54,7 @@ def in_line_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @pytest.mark.parametrize("rows_per_group", [7, 40, 1000])
-@pytest.mark.parametrize("since, until", [(SINCE, UNTIL), (SINCE, None), (None, UNTIL), (pd.Timestamp("2030-01-01", tz="UTC"), None)])
+@pytest.mark.parametrize("since, until", [(SINCE, UNTIL), (SINCE, None), (None, UNTIL), (None, None), (pd.Timestamp("2030-01-01", tz="UTC"), None)])
 def test_a_read_ahead_is_the_table_read_in_line(tmp_path: Path, rows_per_group: int, since: pd.Timestamp | None, until: pd.Timestamp | None, in_line_reads: list[str]) -> None:
     path = tmp_path / "interactions.parquet"
     pq.write_table(_events(), path, row_group_size=rows_per_group)

@@ -149,7 +149,7 @@ def read_file_window(key: Key) -> "pyarrow.Table | None":
 
     parquet = pq.ParquetFile(key.path, read_dictionary=list(key.dictionary) or None)
     schema, meta = parquet.schema_arrow, parquet.metadata
-    if key.time_column is None:
+    if key.time_column is None or (key.since is None and key.until is None):  # no range: every row, as the reader reads it
         return parquet.read(columns=list(key.columns), use_threads=True)
     index = schema.get_field_index(key.time_column)
     time_type = schema.field(index).type if index >= 0 else None
