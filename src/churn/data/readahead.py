@@ -87,11 +87,12 @@ def start(keys: Sequence[Key]) -> None:
     import pyarrow.compute  # noqa: F401
     import pyarrow.parquet  # noqa: F401
 
-    try:  # the Parquet reader takes no pool: the one churn.data.io.arrow_pool chooses, for why it says
+    if not keys:
+        return
+    try:  # the Parquet reader takes no pool: the process's default becomes the one churn.data.io.arrow_pool chooses, for why it says
         pyarrow.set_memory_pool(pyarrow.jemalloc_memory_pool())
     except NotImplementedError:  # a pyarrow built without jemalloc
         pass
-
     with _lock:
         if keys:  # Arrow decodes on one core while the imports have the other
             if not _cores:
