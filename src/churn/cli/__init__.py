@@ -6,11 +6,6 @@ Imports: anything below it; nothing imports the CLI.
 """
 
 import gc
-import sys
-
-from churn.cli import early as _early
-
-_early.start(sys.argv)  # first: `churn features` reads ahead while the imports below run
 
 # Imports make objects, hardly any garbage: collecting while they run is a fifth of their time
 # (pandas, typer, rich: ~180 collections). Then the modules' objects are frozen, out of every
@@ -24,6 +19,5 @@ try:
 finally:
     gc.freeze()
     gc.enable()
-    _early.imports_done()
 
 __all__ = ["app", "run"]

@@ -26,7 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow
     from fsspec import AbstractFileSystem
 from churn.config import database_scheme
-from churn.data import readahead
 from churn.data.io import arrow_pool
 
 #: Where a table or a data folder is: a local path, or a URL (kept as a string).
@@ -254,14 +253,27 @@ def _read_parquet(
     path: Location, columns: list[str], dictionary: list[str], time_column: str | None, since: pd.Timestamp | None, until: pd.Timestamp | None
 ) -> pd.DataFrame:
     """Columns of a Parquet file or folder of parts, rows in [since, until) of ``time_column``
-    (row groups outside it are skipped), ``dictionary`` columns dictionary-encoded — the
-    table read ahead for this very request when there is one (:mod:`churn.data.readahead`)."""
+    (row groups outside it are skipped), ``dictionary`` columns dictionary-encoded."""
     import pyarrow as pa
+    import pyarrow.dataset as ds
 
     fs, where = _filesystem(path)
+    parquet = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=dictionary))
+    dataset = ds.dataset(where, format=parquet, filesystem=fs)
+    terms = []
+    if time_column is not None:
+        terms += [ds.field(time_column) >= since] if since is not None else []
+        terms += [ds.field(time_column) < until] if until is not None else []
+    condition = terms[0] & terms[1] if len(terms) == 2 else terms[0] if terms else None
     pool = arrow_pool()
-    ahead = readahead.take(readahead.Key(where, tuple(columns), tuple(dictionary), time_column, since, until)) if fs is None else None
-    table = ahead if ahead is not None else _read_arrow(fs, where, columns, dictionary, time_column, since, until, pool)
+    try:
+        if condition is None or time_column is None:
+            table = dataset.to_table(columns=columns, memory_pool=pool)
+        else:
+            table = _read_window(dataset, columns, condition, ds.field(time_column).is_null() | ~condition, pool)
+    except (TypeError, ValueError, NotImplementedError):
+        # e.g. timestamps stored as text: filter after parsing instead
+        table = dataset.to_table(columns=columns, memory_pool=pool)
     # Nanosecond timestamps and nullable booleans (not objects when a flag has gaps) are what
     # parsing produces anyway: one conversion instead of two. Consolidated blocks: a row
     # selection later is one take per dtype.
@@ -270,35 +282,6 @@ def _read_parquet(
     del table
     pool.release_unused()  # the Arrow copy is no longer needed: give its memory back now, not at exit
     return df
-
-
-def _read_arrow(
-    fs: "AbstractFileSystem | None",
-    where: str,
-    columns: list[str],
-    dictionary: list[str],
-    time_column: str | None,
-    since: pd.Timestamp | None,
-    until: pd.Timestamp | None,
-    pool: "pyarrow.MemoryPool",
-) -> "pyarrow.Table":
-    """:func:`_read_parquet`'s Arrow table, read here."""
-    import pyarrow.dataset as ds
-
-    parquet = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=dictionary))
-    dataset = ds.dataset(where, format=parquet, filesystem=fs)
-    terms = []
-    if time_column is not None:
-        terms += [ds.field(time_column) >= since] if since is not None else []
-        terms += [ds.field(time_column) < until] if until is not None else []
-    condition = terms[0] & terms[1] if len(terms) == 2 else terms[0] if terms else None
-    try:
-        if condition is None or time_column is None:
-            return dataset.to_table(columns=columns, memory_pool=pool)
-        return _read_window(dataset, columns, condition, ds.field(time_column).is_null() | ~condition, pool)
-    except (TypeError, ValueError, NotImplementedError):
-        # e.g. timestamps stored as text: filter after parsing instead
-        return dataset.to_table(columns=columns, memory_pool=pool)
 
 
 #: Rows per batch of a window read: a row group of a million rows in one piece, not eight. Each

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Callable
 import pandas as pd
 
 from churn.config import ChurnDefinition, DataSettings, FeatureConfig
-from churn.data import readahead
 from churn.data.attributes import AttributeDecision, plan_attributes
 from churn.data.contract import ContractData, RawInteractions, load, read_window_early, write_rejects
 from churn.data.dataend import check_freshness, likely_data_end, loaded_data_end
@@ -133,7 +132,6 @@ def feature_table(
     since, until = features_window(as_of, horizon, fconfig)
     progress("Reading the data…")
     contract = load_for_features(data, settings, since=since, until=until, checked=checked, prefetched=prefetched)
-    readahead.discard()  # a read ahead the load did not take (a wrong guess) is not kept
     spec, decisions = learn_spec(contract, cutoffs=[as_of], data_end=data_end, settings=settings, config=fconfig)
     if out is None:
         return FeatureTable(spec, decisions, as_of, None, contract=contract, stale_warning=stale)
