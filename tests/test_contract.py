@@ -463,3 +463,23 @@ def test_rows_of_a_rejected_account_say_so_instead_of_unknown_account() -> None:
     reasons = data.rejects["interactions"].set_index("account_id")["reject_reason"]
     assert reasons.to_dict() == {"a2": "its account's row was rejected (see accounts_rejects)", "zz": "unknown account_id"}
     _check_conservation(data)
+
+
+@pytest.mark.parametrize("blank_used", [True, False])
+def test_a_blank_category_is_rejected_where_it_is_used(blank_used: bool) -> None:
+    """Categorical ids and event types (as a Parquet read gives them) are screened per category:
+    rows of a blank one are 'empty', a blank category no row uses rejects nothing."""
+    accounts = _accounts()
+    ids = accounts["account_id"].astype("str").tolist()
+    types = ["login", "  " if blank_used else "login", "invoice"]
+    interactions = pd.DataFrame(
+        {
+            "account_id": pd.Categorical(ids[:3]),
+            "occurred_at": pd.to_datetime(["2024-01-02", "2024-01-03", "2024-01-04"], utc=True),
+            "event_type": pd.Categorical(types, categories=["  ", "invoice", "login"]),
+        }
+    )
+    data = validate(accounts, interactions, now=pd.Timestamp("2024-06-01", tz="UTC"))
+    report = data.reports[1]
+    assert report.rejected == ({"empty event_type": 1} if blank_used else {})
+    assert report.accepted == (2 if blank_used else 3)

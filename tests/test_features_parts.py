@@ -82,3 +82,17 @@ def test_history_attributes_are_valued_for_the_customers_as_for_all_accounts(rea
     assert table["tier"].notna().any() and table["tier"].isna().any()
     assert table["tier"].astype("object").fillna("-").tolist() == valued["tier"].astype("object").fillna("-").tolist()
     np.testing.assert_array_equal(table["mrr"].to_numpy(), pd.to_numeric(valued["mrr"]).to_numpy(dtype=float))
+
+
+@pytest.mark.parametrize("cpu_max, parts", [("100000 100000\n", 1), ("250000 100000\n", 2), ("50000 100000\n", 1), ("max 100000\n", 4), (None, 4)])
+def test_the_slices_are_no_more_than_the_cpu_quota_allows(tmp_path, monkeypatch: pytest.MonkeyPatch, cpu_max: str | None, parts: int) -> None:  # type: ignore[no-untyped-def]
+    """A container limited to one CPU on a many-core host: affinity shows every core, the
+    cgroup quota (cpu.max) says one."""
+    import churn.features.build as build
+
+    monkeypatch.setattr(build.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    quota = tmp_path / "cpu.max"
+    if cpu_max is not None:
+        quota.write_text(cpu_max)
+    monkeypatch.setattr(build, "CPU_MAX", quota, raising=False)
+    assert feature_parts(10 * PARALLEL_ROWS) == parts

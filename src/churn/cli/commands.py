@@ -8,6 +8,8 @@ options' own few.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import warnings
 from pathlib import Path
@@ -87,11 +89,11 @@ def _data_end(data: DataLocation, settings: DataSettings) -> pd.Timestamp:
     return _data_end_checked(data, settings)[0]
 
 
-def _data_end_checked(data: DataLocation, settings: DataSettings) -> tuple[pd.Timestamp, ContractData | None]:
+def _data_end_checked(data: DataLocation, settings: DataSettings, now: pd.Timestamp | None = None) -> tuple[pd.Timestamp, ContractData | None]:
     """:func:`_data_end`, and the data loaded to find it (its accounts and history validated)."""
     from churn.data.dataend import data_end_checked
 
-    end, source, checked = data_end_checked(data, settings)
+    end, source, checked = data_end_checked(data, settings, now=now)
     render.print_data_end(end, source)
     return end, checked
 
@@ -191,6 +193,8 @@ def features(
     allow_stale_data: Annotated[bool, typer.Option("--allow-stale-data", help="Compute at an --as-of after the end of the data anyway.")] = False,
 ) -> None:
     """Point-in-time features for every customer at a date (or --describe the catalogue)."""
+    import pandas as pd
+
     from churn.config import FeatureConfig, to_utc
     from churn.jobs.tables import example_spec, feature_table, read_features_window_early
 
@@ -199,10 +203,14 @@ def features(
         return
     if data is None:
         raise UsageError("give --data DIR (or --describe alone for the full catalogue)")
+    # At exit Python collects garbage over every object still alive, more than once: ~0.1 s
+    # after a 10M-event run. Frozen at the last exit hook, they are left to the OS to free.
+    atexit.register(gc.freeze)
     settings = data_settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
     local = engine == Engine.local and not describe  # read the window while the end of the data is found
-    early = read_features_window_early(data, settings, as_of=to_utc(as_of) if as_of else None, horizon=horizon) if local else None
-    end, checked = _data_end_checked(data, settings)
+    now = pd.Timestamp.now(tz="UTC")  # one wall clock for both: a database's MAX(occurred_at) is asked once
+    early = read_features_window_early(data, settings, as_of=to_utc(as_of) if as_of else None, horizon=horizon, now=now) if local else None
+    end, checked = _data_end_checked(data, settings, now)
     cutoff = to_utc(as_of) if as_of else end
     with console.status("Reading the data…") as status:
         result = feature_table(

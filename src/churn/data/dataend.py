@@ -47,7 +47,8 @@ def interactions_end_checked(
     now = pd.Timestamp.now(tz="UTC") if now is None else now
     limit = now + FUTURE_SLACK
     if is_database(folder):
-        candidate = _database_max(str(folder), tables, limit, date_format)
+        candidate = _foretold.pop((str(folder), tables, limit), None)  # likely_data_end's answer at this very limit
+        candidate = _database_max(str(folder), tables, limit, date_format) if candidate is None else candidate
     else:
         path = find_table(folder, "interactions")
         candidate = None if path is None else _plausible_max(path, limit, date_format)
@@ -60,23 +61,34 @@ def interactions_end_checked(
     return latest, tail
 
 
-def likely_data_end(folder: str | Path, settings: DataSettings = DataSettings()) -> pd.Timestamp | None:
+#: A database's ``MAX(occurred_at)`` that :func:`likely_data_end` asked for, by (URL, tables,
+#: limit): the end of the data's step of the same run (same wall clock, ``now``) takes it
+#: instead of asking again. One entry, taken once.
+_foretold: dict[tuple[str, SourceTables, pd.Timestamp], pd.Timestamp] = {}
+
+
+def likely_data_end(folder: str | Path, settings: DataSettings = DataSettings(), *, now: pd.Timestamp | None = None) -> pd.Timestamp | None:
     """What :func:`data_end_of` will most likely find, from what costs no read of rows:
     ``settings.data_end``, else the day after the Parquet statistics' latest ``occurred_at``
-    (when not past the wall clock), or a database's ``MAX(occurred_at)`` (not past it either).
+    (when not past the wall clock, ``now``), or a database's ``MAX(occurred_at)`` (not past it
+    either; kept for :func:`data_end_checked` at the same ``now``, so the query runs once).
     None when only reading could tell. A guess, for reading ahead: the end of the data is
     still found from the accepted rows."""
     if settings.data_end is not None:
         return settings.data_end
+    now = pd.Timestamp.now(tz="UTC") if now is None else now
     if is_database(folder):
         with connect(str(folder)) as con:
-            latest = source_max(con, settings.source, "interactions", "occurred_at", pd.Timestamp.now(tz="UTC") + FUTURE_SLACK)
+            latest = source_max(con, settings.source, "interactions", "occurred_at", now + FUTURE_SLACK)
+        _foretold.clear()
+        if latest is not None:
+            _foretold[(str(folder), settings.source, now + FUTURE_SLACK)] = latest
         return None if latest is None else day_end(latest)
     path = find_table(folder, "interactions")
     if path is None or not is_parquet(path):
         return None
     latest = parquet_max(path, "occurred_at")
-    return None if latest is None or latest > pd.Timestamp.now(tz="UTC") + FUTURE_SLACK else day_end(latest)
+    return None if latest is None or latest > now + FUTURE_SLACK else day_end(latest)
 
 
 def _database_max(url: str, tables: SourceTables, limit: pd.Timestamp, date_format: str | None) -> pd.Timestamp | None:
@@ -150,12 +162,15 @@ def data_end_and_source(data_dir: str | Path, settings: DataSettings = DataSetti
     return end, source
 
 
-def data_end_checked(data_dir: str | Path, settings: DataSettings = DataSettings()) -> tuple[pd.Timestamp, str, ContractData | None]:
+def data_end_checked(
+    data_dir: str | Path, settings: DataSettings = DataSettings(), *, now: pd.Timestamp | None = None
+) -> tuple[pd.Timestamp, str, ContractData | None]:
     """:func:`data_end_and_source`, and the data loaded on the way (None: none was), whose
-    validated accounts and attribute history a later load can take (``load(checked=…)``)."""
+    validated accounts and attribute history a later load can take (``load(checked=…)``).
+    ``now``: the wall clock (default: read here), the run's own when :func:`likely_data_end` was asked first."""
     if settings.data_end is not None:
         return settings.data_end, "given", None
-    latest, tail = interactions_end_checked(data_dir, date_format=settings.date_format, tables=settings.source)
+    latest, tail = interactions_end_checked(data_dir, now=now, date_format=settings.date_format, tables=settings.source)
     if latest is not None:
         return day_end(latest), FROM_INTERACTIONS, tail
     if is_database(data_dir):

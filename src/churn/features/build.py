@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence, TypeVar
 
 import numpy as np
@@ -206,8 +207,23 @@ def feature_parts(n_rows: int, limit: int = 4) -> int:
     to find its own), one below :data:`PARALLEL_ROWS`."""
     if n_rows < PARALLEL_ROWS:
         return 1
+    return max(1, min(usable_cores(), limit))
+
+
+#: Where a container's CPU quota is (cgroup v2: "QUOTA PERIOD", or "max PERIOD" for none).
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def usable_cores() -> int:
+    """The cores this process may keep busy: those it may run on, and no more than whole CPUs
+    of its container's quota (a container limited to one CPU on an 8-core host sees 8 cores
+    by affinity; a second slice there only costs its extra pass over the rows)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cores, limit))
+    try:
+        quota, period = CPU_MAX.read_text().split()[:2]
+        return max(1, min(cores, int(quota) // int(period))) if quota != "max" else cores
+    except (OSError, ValueError):  # no cgroup v2 file (other systems), or not the form above
+        return cores
 
 
 def in_parts(

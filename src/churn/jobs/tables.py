@@ -57,13 +57,15 @@ def features_window(as_of: pd.Timestamp, horizon: int, config: FeatureConfig = F
     return as_of - pd.Timedelta(days=max(config.lookback_days, horizon)), as_of
 
 
-def read_features_window_early(data: Location, settings: DataSettings, *, as_of: pd.Timestamp | None, horizon: int) -> "Prefetch[RawInteractions] | None":
+def read_features_window_early(
+    data: Location, settings: DataSettings, *, as_of: pd.Timestamp | None, horizon: int, now: pd.Timestamp | None = None
+) -> "Prefetch[RawInteractions] | None":
     """Start reading the interactions :func:`feature_table` will load at ``as_of`` (None: at
     the end of the data, as the Parquet statistics or ``settings`` foretell it) in a
     background thread, while the end of the data is found; None when the date cannot be
     foretold cheaply. A wrong guess costs a read, never a wrong table: the load takes the read
-    only for the very range it asks for."""
-    as_of = as_of if as_of is not None else likely_data_end(data, settings)
+    only for the very range it asks for. ``now``: the wall clock (:func:`likely_data_end`)."""
+    as_of = as_of if as_of is not None else likely_data_end(data, settings, now=now)
     if as_of is None:
         return None
     since, until = features_window(as_of, horizon)
