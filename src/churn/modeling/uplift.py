@@ -114,7 +114,7 @@ class UpliftModel:
         if self.shift is not None:
             common, departures = self.shift
             delta = common + (departures.predict_proba(x, raw_score=True) if departures is not None else 0.0)
-            p1 = _sigmoid(_logit(p0) + delta)
+            p1 = _shifted(p0, delta)
             return pd.DataFrame({"churn_if_called": p1, "churn_if_not_called": p0, "uplift": p0 - p1}, index=features.index)
         if self.effect_models is None or self.propensity_model is None:
             p1 = self.treated_model.predict_proba(x)[:, 1]
@@ -122,6 +122,15 @@ class UpliftModel:
         g = self.propensity_model.predict_proba(x)[:, 1]
         tau = g * self.effect_models[0].predict(x) + (1.0 - g) * self.effect_models[1].predict(x)
         return pd.DataFrame({"churn_if_called": np.clip(p0 - tau, 0.0, 1.0), "churn_if_not_called": p0, "uplift": tau}, index=features.index)
+
+
+def _shifted(p0: np.ndarray, delta: np.ndarray | float) -> np.ndarray:
+    """The churn probability after a log-odds shift of ``delta`` — exactly ``p0`` where the shift
+    is 0: through logit and back a probability moves by rounding (±1e-17), and an uplift of
+    −1e-17 is a "sleeping dog" the policy never calls, +1e-17 an order by rounding noise, where
+    "no effect found" must tie and leave the risk order."""
+    delta = np.broadcast_to(np.asarray(delta, dtype=float), np.shape(p0))
+    return np.where(delta == 0.0, p0, _sigmoid(_logit(p0) + delta))
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

@@ -1,0 +1,31 @@
+"""No effect found must leave the risk order exactly: an uplift of exactly 0 (not rounding
+noise around it), and a gate that sees two identical rankings as identical in every
+bootstrap draw (no switch to uplift on rounding)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from churn.modeling.uplift import fit_uplift
+from tests.uplift_support import experiment_rows
+
+
+def no_effect_experiment(seed: int, n: int = 3_000) -> pd.DataFrame:
+    """Churn rises with ``x``; calls (half the rows, at random) change nothing."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    treated = rng.random(n) < 0.5
+    churned = rng.random(n) < 1.0 / (1.0 + np.exp(2.0 - x))
+    return experiment_rows(rng, x, treated, 0.5, churned)
+
+
+def test_no_effect_found_gives_an_uplift_of_exactly_zero() -> None:
+    """The common shift within two standard errors of 0 and no departure kept: every uplift is
+    exactly 0 — ties, so the list keeps the risk order — not p₀ − sigmoid(logit p₀), whose
+    rounding (±1e-17) ordered the list by noise and made the negative ones "sleeping dogs"
+    the policy never calls."""
+    model = fit_uplift(no_effect_experiment(9))
+    assert model.metadata["common_shift"] == 0.0, "no effect planted: the shift is taken as 0"
+    uplift = model.predict(no_effect_experiment(10, 2_000))["uplift"].to_numpy()
+    assert (uplift == 0.0).all(), f"{(uplift < 0).sum()} accounts with a negative uplift, {len(np.unique(uplift))} distinct values"
