@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churn.modeling.uplift import fit_uplift
+from churn.features.labels import LABEL
+from churn.modeling.uplift import PROPENSITY, TREATED, UpliftSettings, evaluate_uplift, fit_uplift, uplift_gate
 from tests.uplift_support import experiment_rows
 
 
@@ -29,3 +30,18 @@ def test_no_effect_found_gives_an_uplift_of_exactly_zero() -> None:
     assert model.metadata["common_shift"] == 0.0, "no effect planted: the shift is taken as 0"
     uplift = model.predict(no_effect_experiment(10, 2_000))["uplift"].to_numpy()
     assert (uplift == 0.0).all(), f"{(uplift < 0).sum()} accounts with a negative uplift, {len(np.unique(uplift))} distinct values"
+
+
+def test_no_effect_found_never_passes_the_gate_on_tied_risks() -> None:
+    """Every uplift 0: the uplift ranking *is* the risk ranking, so the Qini difference is 0 in
+    every bootstrap draw — also when many accounts share a risk (resampled duplicates of equal
+    score were once ordered differently in the two rankings: ~1e-10 above zero in every draw,
+    and the gate passed on rounding)."""
+    rng = np.random.default_rng(11)
+    n = 3_000
+    risk = np.round(rng.uniform(0.02, 0.4, n), 2)  # few distinct values: many ties
+    treated = rng.random(n) < 0.7
+    rows = pd.DataFrame({TREATED: treated, PROPENSITY: 0.7, LABEL: (rng.random(n) < risk).astype("int8")})
+    evaluation = evaluate_uplift(rows, np.zeros(n), risk, capacity=300, settings=UpliftSettings(n_bootstrap=100))
+    assert evaluation["qini_difference_low"] == 0.0 and evaluation["qini_difference_high"] == 0.0, (evaluation["qini_difference_low"], evaluation["qini_difference_high"])
+    assert not uplift_gate(evaluation)[0]

@@ -355,6 +355,12 @@ def evaluate_uplift(rows: pd.DataFrame, uplift: np.ndarray, risk: np.ndarray, *,
     ranked = np.empty(len(order))
     ranked[order] = -np.arange(len(order), dtype=float)
     uplift = ranked
+    # the risk ranking as positions too, its ties broken by row order once: resampled, two rows
+    # with the same risk must keep the order they have in the uplift ranking, or two identical
+    # rankings (no effect found) differ by ~1e-10 in every draw and the gate passes on rounding
+    by_risk = np.empty(len(risk))
+    by_risk[np.argsort(-np.asarray(risk, dtype=float), kind="stable")] = -np.arange(len(risk), dtype=float)
+    risk = by_risk
     point = _stats(uplift, risk, t, y, w, capacity)
     rng = np.random.default_rng(settings.seed)
     draws = np.array([_stats(uplift[i], risk[i], t[i], y[i], w[i], capacity) for i in (rng.integers(0, len(t), len(t)) for _ in range(settings.n_bootstrap))])
