@@ -465,7 +465,8 @@ def _refit_uplift(config: SimulationConfig, world: _World, as_of: pd.Timestamp, 
 
 def _diagnostics(fit_rows: pd.DataFrame, test: pd.DataFrame, estimate: np.ndarray) -> dict[str, float]:
     """What only a simulation can say: how the estimated effect on the held-out rows tracks the
-    planted one (Spearman correlation, and the risk score's for comparison), the Qini the planted
+    planted one (Spearman correlation of the order the list calls in — ties in the estimate broken
+    by risk — and the risk score's for comparison), the Qini the planted
     effect itself scores on those rows (the ceiling the evaluation's noise allows), and the rows
     each arm of the fit had."""
     truth = test["_true_uplift"].to_numpy(dtype=float)
@@ -474,8 +475,11 @@ def _diagnostics(fit_rows: pd.DataFrame, test: pd.DataFrame, estimate: np.ndarra
     rank = lambda a: pd.Series(a).rank().to_numpy()  # noqa: E731
     corr = lambda a, b: float(np.corrcoef(rank(a), rank(b))[0, 1]) if np.std(a) > 0 and np.std(b) > 0 else float("nan")  # noqa: E731
     treated, explored = fit_rows[TREATED].to_numpy(dtype=bool), fit_rows["_explored"].to_numpy(dtype=bool)
+    risk = test["churn_probability"].to_numpy(dtype=float)
+    listed = np.empty(len(risk))
+    listed[np.lexsort((-risk, -np.asarray(estimate, dtype=float)))] = -np.arange(len(risk))  # as the list orders it: ties (no effect found) by risk
     return {
-        "true_effect_correlation": corr(estimate, truth), "risk_true_effect_correlation": corr(test["churn_probability"].to_numpy(), truth),
+        "true_effect_correlation": corr(listed, truth), "risk_true_effect_correlation": corr(test["churn_probability"].to_numpy(), truth),
         "qini_planted": qini_coefficient(qini_curve(truth, t, y, w)), "fit_called": int((treated & ~explored).sum()),
         "fit_explored": int(explored.sum()), "fit_control": int((fit_rows["arm"] == "control").sum()), "fit_pool": int((fit_rows["arm"] == "none").sum()),
         "fit_control_churned": int(fit_rows.loc[(fit_rows["arm"] == "control").to_numpy(), LABEL].sum()), "fit_explored_churned": int(fit_rows.loc[explored, LABEL].sum()),
