@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from churn.features.labels import LABEL
+from churn.jobs.uplift import qini_curves
 from churn.modeling.uplift import PROPENSITY, TREATED, UpliftSettings, evaluate_uplift, fit_uplift, uplift_gate
 from tests.uplift_support import experiment_rows
 
@@ -45,3 +46,15 @@ def test_no_effect_found_never_passes_the_gate_on_tied_risks() -> None:
     evaluation = evaluate_uplift(rows, np.zeros(n), risk, capacity=300, settings=UpliftSettings(n_bootstrap=100))
     assert evaluation["qini_difference_low"] == 0.0 and evaluation["qini_difference_high"] == 0.0, (evaluation["qini_difference_low"], evaluation["qini_difference_high"])
     assert not uplift_gate(evaluation)[0]
+
+
+def test_with_no_effect_found_the_reports_two_qini_curves_are_one() -> None:
+    """The report's chart (``uplift_evaluation.json``'s ``qini_curve``) orders both rankings as
+    the evaluation does: with every uplift 0 the uplift ranking's curve *is* the risk ranking's
+    (it followed row order on ties, and the chart showed two curves where the gate saw one)."""
+    rng = np.random.default_rng(12)
+    n = 2_000
+    risk = np.round(rng.uniform(0.02, 0.4, n), 2)
+    rows = pd.DataFrame({TREATED: rng.random(n) < 0.7, PROPENSITY: 0.7, LABEL: (rng.random(n) < risk).astype("int8")})
+    curves = qini_curves(rows, np.zeros(n), risk)
+    assert curves["uplift_ranking"] == curves["risk_ranking"]

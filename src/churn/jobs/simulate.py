@@ -77,6 +77,7 @@ from churn.modeling.uplift import (
     ipw_weights,
     qini_coefficient,
     qini_curve,
+    ranking_positions,
     uplift_gate,
 )  # fmt: skip
 from churn.outreach.experiment import active_assignments, assign_controls
@@ -476,8 +477,7 @@ def _diagnostics(fit_rows: pd.DataFrame, test: pd.DataFrame, estimate: np.ndarra
     corr = lambda a, b: float(np.corrcoef(rank(a), rank(b))[0, 1]) if np.std(a) > 0 and np.std(b) > 0 else float("nan")  # noqa: E731
     treated, explored = fit_rows[TREATED].to_numpy(dtype=bool), fit_rows["_explored"].to_numpy(dtype=bool)
     risk = test["churn_probability"].to_numpy(dtype=float)
-    listed = np.empty(len(risk))
-    listed[np.lexsort((-risk, -np.asarray(estimate, dtype=float)))] = -np.arange(len(risk))  # as the list orders it: ties (no effect found) by risk
+    listed = ranking_positions(estimate, risk)  # by the estimated effect, ties (no effect found) by risk
     return {
         "true_effect_correlation": corr(listed, truth), "risk_true_effect_correlation": corr(test["churn_probability"].to_numpy(), truth),
         "qini_planted": qini_coefficient(qini_curve(truth, t, y, w)), "fit_called": int((treated & ~explored).sum()),

@@ -55,7 +55,19 @@ from churn.features.build import build_features
 from churn.features.labels import LABEL, label_accounts
 from churn.modeling.model import ChurnModel, check_inputs, model_settings, save_bundle
 from churn.modeling.tracking import MODEL_NAME, configure, log_uplift_evaluations
-from churn.modeling.uplift import PROPENSITY, TREATED, UpliftModel, UpliftSettings, evaluate_uplift, fit_uplift, ipw_weights, qini_curve, uplift_gate
+from churn.modeling.uplift import (
+    PROPENSITY,
+    TREATED,
+    WEIGHT,
+    UpliftModel,
+    UpliftSettings,
+    evaluate_uplift,
+    fit_uplift,
+    ipw_weights,
+    qini_curve,
+    ranking_positions,
+    uplift_gate,
+)
 from churn.outreach import runs
 from churn.outreach.experiment import cohort, reached_in_window
 from churn.outreach.history import read_contacts, run_definition
@@ -227,8 +239,10 @@ def qini_curves(rows: pd.DataFrame, uplift: np.ndarray, risk: np.ndarray, points
     report's ``uplift_evaluation.json`` (:mod:`churn.outreach.whom`)."""
     t = rows[TREATED].to_numpy(dtype=bool)
     y = rows[LABEL].to_numpy(dtype=float)
-    w = ipw_weights(t, rows[PROPENSITY].to_numpy(dtype=float))
-    by_uplift, by_risk = qini_curve(uplift, t, y, w), qini_curve(risk, t, y, w)
+    w = ipw_weights(t, rows[PROPENSITY].to_numpy(dtype=float), rows[WEIGHT].to_numpy(dtype=float) if WEIGHT in rows.columns else None)
+    # ordered as the evaluation orders them (:func:`ranking_positions`): with no effect found the two curves are one
+    by_uplift = qini_curve(ranking_positions(uplift, risk), t, y, w)
+    by_risk = qini_curve(ranking_positions(np.zeros(len(risk)), risk), t, y, w)
     at = np.linspace(0, len(t) - 1, points).astype(int)
     return {"share": [float((i + 1) / len(t)) for i in at], "uplift_ranking": [float(by_uplift[i]) for i in at], "risk_ranking": [float(by_risk[i]) for i in at]}
 

@@ -342,6 +342,20 @@ def _stats(score: np.ndarray, risk: np.ndarray, t: np.ndarray, y: np.ndarray, w:
 STAT_NAMES = ("qini", "auuc", "uplift_at_capacity", "qini_risk", "qini_difference")
 
 
+def ranking_positions(uplift: np.ndarray, risk: np.ndarray) -> np.ndarray:
+    """A score per row (higher first, all distinct) giving the order of calling by estimated
+    effect: ties in the effect (e.g. no effect found: every uplift 0) broken by risk, as
+    :func:`churn.outreach.policy.policy_ranks` breaks them, then by row order. The risk
+    ranking is ``ranking_positions(zeros, risk)``. Comparing positions rather than raw scores
+    keeps two rankings that are the same identical in every bootstrap resample, duplicates and
+    equal scores included (raw scores with ties were ordered differently in the two, and a
+    difference of ~1e-10 in every draw passed the gate on rounding)."""
+    order = np.lexsort((-np.asarray(risk, dtype=float), -np.asarray(uplift, dtype=float)))
+    positions = np.empty(len(order))
+    positions[order] = -np.arange(len(order), dtype=float)
+    return positions
+
+
 def evaluate_uplift(rows: pd.DataFrame, uplift: np.ndarray, risk: np.ndarray, *, capacity: int, settings: UpliftSettings = UpliftSettings()) -> dict[str, object]:
     """Qini, AUUC, uplift at capacity, the risk ranking's Qini and the difference on held-out
     rows, each with a percentile bootstrap interval (rows resampled; ``settings.n_bootstrap``
@@ -349,18 +363,9 @@ def evaluate_uplift(rows: pd.DataFrame, uplift: np.ndarray, risk: np.ndarray, *,
     t = rows[TREATED].to_numpy(dtype=bool)
     y = rows[LABEL].to_numpy(dtype=float)
     w = ipw_weights(t, rows[PROPENSITY].to_numpy(), rows[WEIGHT].to_numpy(dtype=float) if WEIGHT in rows.columns else None)
-    # the uplift ranking as the list orders it: ties in the estimated effect (e.g. no effect
-    # found anywhere) broken by risk (:func:`churn.outreach.policy.policy_ranks`), not by row order
-    order = np.lexsort((-np.asarray(risk, dtype=float), -np.asarray(uplift, dtype=float)))
-    ranked = np.empty(len(order))
-    ranked[order] = -np.arange(len(order), dtype=float)
-    uplift = ranked
-    # the risk ranking as positions too, its ties broken by row order once: resampled, two rows
-    # with the same risk must keep the order they have in the uplift ranking, or two identical
-    # rankings (no effect found) differ by ~1e-10 in every draw and the gate passes on rounding
-    by_risk = np.empty(len(risk))
-    by_risk[np.argsort(-np.asarray(risk, dtype=float), kind="stable")] = -np.arange(len(risk), dtype=float)
-    risk = by_risk
+    # both rankings as positions on one tie rule (:func:`ranking_positions`): with no effect found
+    # they are the same ranking, so their difference is exactly 0 in every bootstrap draw
+    uplift, risk = ranking_positions(uplift, risk), ranking_positions(np.zeros(len(risk)), risk)
     point = _stats(uplift, risk, t, y, w, capacity)
     rng = np.random.default_rng(settings.seed)
     draws = np.array([_stats(uplift[i], risk[i], t[i], y[i], w[i], capacity) for i in (rng.integers(0, len(t), len(t)) for _ in range(settings.n_bootstrap))])
