@@ -5,19 +5,9 @@
 Imports: anything below it; nothing imports the CLI.
 """
 
-import gc
-
-# Imports make objects, hardly any garbage: collecting while they run is a fifth of their time
-# (pandas, typer, rich: ~180 collections). Then the modules' objects are frozen, out of every
-# later collection's way.
-gc.disable()
-try:
-    from churn.cli import serve as _serve  # noqa: F401  (registers `churn serve` on the app)
-    from churn.cli import simulate as _simulate  # noqa: F401  (registers `churn simulate` on the app)
-    from churn.cli import uplift as _uplift  # noqa: F401  (registers `churn uplift` on the app)
-    from churn.cli.commands import app, run
-finally:
-    gc.freeze()
-    gc.enable()
+from churn.cli import serve as _serve  # noqa: F401  (registers `churn serve` on the app)
+from churn.cli import simulate as _simulate  # noqa: F401  (registers `churn simulate` on the app)
+from churn.cli import uplift as _uplift  # noqa: F401  (registers `churn uplift` on the app)
+from churn.cli.commands import app, run
 
 __all__ = ["app", "run"]

@@ -204,7 +204,9 @@ def features(
     if data is None:
         raise UsageError("give --data DIR (or --describe alone for the full catalogue)")
     # At exit Python collects garbage over every object still alive, more than once: ~0.1 s
-    # after a 10M-event run. Frozen at the last exit hook, they are left to the OS to free.
+    # after a 10M-event run. Frozen by an exit hook (one, however often the command runs in a
+    # process), they are left to the OS to free.
+    atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
     settings = data_settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
     local = engine == Engine.local and not describe  # read the window while the end of the data is found
