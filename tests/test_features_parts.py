@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.config import ChurnDefinition
+from churn.config import ChurnDefinition, TrainConfig
 from churn.data.contract import load
 from churn.features.build import PARALLEL_ROWS, build_features, feature_parts, in_parts
 from churn.features.spec import FeatureSpec
+from churn.modeling.model import lightgbm_params
+from churn.serve.pool import default_workers
 
 AS_OF = pd.Timestamp("2024-03-01", tz="UTC")
 
@@ -88,11 +90,24 @@ def test_history_attributes_are_valued_for_the_customers_as_for_all_accounts(rea
 def test_the_slices_are_no_more_than_the_cpu_quota_allows(tmp_path, monkeypatch: pytest.MonkeyPatch, cpu_max: str | None, parts: int) -> None:  # type: ignore[no-untyped-def]
     """A container limited to one CPU on a many-core host: affinity shows every core, the
     cgroup quota (cpu.max) says one."""
-    import churn.features.build as build
+    import churn.config as config
 
-    monkeypatch.setattr(build.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(config.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     quota = tmp_path / "cpu.max"
     if cpu_max is not None:
         quota.write_text(cpu_max)
-    monkeypatch.setattr(build, "CPU_MAX", quota, raising=False)
+    monkeypatch.setattr(config, "CPU_MAX", quota)
     assert feature_parts(10 * PARALLEL_ROWS) == parts
+
+
+def test_lightgbm_threads_and_scoring_processes_follow_the_cpu_quota_too(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """One rule for every pool of threads or processes: a one-CPU container on an 8-core host
+    trains with one OpenMP thread and scores in one process, not eight threads taking turns."""
+    import churn.config as config
+
+    monkeypatch.setattr(config.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    quota = tmp_path / "cpu.max"
+    quota.write_text("100000 100000\n")
+    monkeypatch.setattr(config, "CPU_MAX", quota)
+    assert lightgbm_params(TrainConfig(), rows=10_000)["n_jobs"] == 1
+    assert default_workers() == 1

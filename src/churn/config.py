@@ -9,6 +9,7 @@ it has no side effects.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -458,3 +459,24 @@ DRIVERS: dict[str, str] = {
     "tenure": "how long the account has been a customer (context)",
     "account": "other account attributes (context)",
 }
+
+
+# --------------------------------------------------------------------------- the machine
+
+#: Where a container's CPU quota is (cgroup v2, the process in its own cgroup namespace, as in
+#: Docker and Kubernetes: "QUOTA PERIOD", or "max PERIOD" for none). Not read: cgroup v1's
+#: cpu.cfs_quota_us, or a quota set on a parent cgroup seen from the host's namespace.
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def usable_cores() -> int:
+    """The cores this process may keep busy: those it may run on (its affinity: a test worker's
+    or a container's cpuset), and no more than whole CPUs of its container's quota — a container
+    limited to one CPU on an 8-core host sees 8 cores by affinity, and 8 threads there only take
+    turns. Feature slices, LightGBM's threads and the scoring processes are sized by it."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = CPU_MAX.read_text().split()[:2]
+        return max(1, min(cores, int(quota) // int(period))) if quota != "max" else max(1, cores)
+    except (OSError, ValueError):  # no cgroup v2 file (other systems), or not the form above
+        return max(1, cores)

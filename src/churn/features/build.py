@@ -18,16 +18,14 @@ Design rules this module keeps:
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
 
-from churn.config import ChurnDefinition, DataSettings, FeatureConfig
+from churn.config import ChurnDefinition, DataSettings, FeatureConfig, usable_cores
 from churn.data.attributes import AttributeDecision, attributes_at, plan_attributes
 from churn.data.frames import assemble_frame, category_dtype, codes_for
 from churn.data.population import is_customer
@@ -203,27 +201,12 @@ PARALLEL_ROWS = 1_000_000
 
 def feature_parts(n_rows: int, limit: int = 4) -> int:
     """How many slices :func:`in_parts` should cut ``n_rows`` interactions' customers into: one
-    per core this process may run on (at most ``limit``: each slice passes over every row once
-    to find its own), one below :data:`PARALLEL_ROWS`."""
+    per core this process may keep busy (:func:`churn.config.usable_cores`: its affinity and its
+    container's CPU quota; at most ``limit``: each slice passes over every row once to find its
+    own), one below :data:`PARALLEL_ROWS`."""
     if n_rows < PARALLEL_ROWS:
         return 1
     return max(1, min(usable_cores(), limit))
-
-
-#: Where a container's CPU quota is (cgroup v2: "QUOTA PERIOD", or "max PERIOD" for none).
-CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
-
-
-def usable_cores() -> int:
-    """The cores this process may keep busy: those it may run on, and no more than whole CPUs
-    of its container's quota (a container limited to one CPU on an 8-core host sees 8 cores
-    by affinity; a second slice there only costs its extra pass over the rows)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    try:
-        quota, period = CPU_MAX.read_text().split()[:2]
-        return max(1, min(cores, int(quota) // int(period))) if quota != "max" else cores
-    except (OSError, ValueError):  # no cgroup v2 file (other systems), or not the form above
-        return cores
 
 
 def in_parts(

@@ -21,7 +21,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from churn.config import ChurnDefinition, FeatureConfig, TrainConfig, definition_from_dict
+from churn.config import ChurnDefinition, FeatureConfig, TrainConfig, definition_from_dict, usable_cores
 from churn.features.build import catalogue, catalogue_frame, features_fed_by
 from churn.features.labels import LABEL
 from churn.features.spec import ID_COLUMNS, FeatureSpec
@@ -392,15 +392,6 @@ def categorical_columns(table: pd.DataFrame, columns: list[str]) -> list[str]:
     return [c for c in columns if isinstance(table[c].dtype, pd.CategoricalDtype)]
 
 
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity: a container's or a test worker's
-    share), not the machine's count — more OpenMP threads than cores spin against each other."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # platforms without sched_getaffinity (macOS, Windows)
-        return os.cpu_count() or 1
-
-
 def lightgbm_params(config: TrainConfig, rows: int) -> dict[str, object]:
     # Not used, on purpose: linear leaves (``linear_tree``) scored better on a small public
     # snapshot (mlc_churn, 24 splits: PR-AUC +0.002), but LightGBM cannot compute SHAP
@@ -419,6 +410,6 @@ def lightgbm_params(config: TrainConfig, rows: int) -> dict[str, object]:
         "random_state": config.seed,
         "deterministic": True,
         "force_row_wise": True,
-        "n_jobs": config.n_jobs or available_cores(),
+        "n_jobs": config.n_jobs or usable_cores(),
         "verbose": -1,
     }

@@ -57,7 +57,7 @@ from types import MappingProxyType
 from pydantic import ValidationError
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
-from churn.config import ChurnDefinition, ScoreConfig, to_utc
+from churn.config import ChurnDefinition, ScoreConfig, to_utc, usable_cores
 from churn.serve.limits import REQUEST_LIMITS, RequestLimits
 from churn.serve.model import ServingModel
 from churn.serve.schemas import ScoreRequest, clean_json_request, json_request_model
@@ -70,8 +70,8 @@ _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS
 
 
 def default_workers() -> int:
-    """Scoring processes for this machine: one per core, at most two (the server itself needs a core's share)."""
-    return max(1, min(2, os.cpu_count() or 1))
+    """Scoring processes for this machine: one per core it may keep busy (:func:`churn.config.usable_cores`), at most two (the server itself needs a core's share)."""
+    return max(1, min(2, usable_cores()))
 
 
 # --------------------------------------------------------------------------- outcomes (plain, picklable)
