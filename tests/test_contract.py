@@ -483,3 +483,21 @@ def test_a_blank_category_is_rejected_where_it_is_used(blank_used: bool) -> None
     report = data.reports[1]
     assert report.rejected == ({"empty event_type": 1} if blank_used else {})
     assert report.accepted == (2 if blank_used else 3)
+
+
+def test_categoricals_without_a_blank_category_pass_whole_and_a_missing_one_is_still_caught() -> None:
+    """The shortcut for a categorical with no blank category (every row passes the blank check
+    at once) keeps the rules: a missing event type (NaN code) is still rejected as empty."""
+    accounts = _accounts()
+    ids = accounts["account_id"].astype("str").tolist()
+    interactions = pd.DataFrame(
+        {
+            "account_id": pd.Categorical(ids[:3]),
+            "occurred_at": pd.to_datetime(["2024-01-02", "2024-01-03", "2024-01-04"], utc=True),
+            "event_type": pd.Categorical(["login", None, "invoice"], categories=["invoice", "login"]),
+        }
+    )
+    data = validate(accounts, interactions, now=pd.Timestamp("2024-06-01", tz="UTC"))
+    report = data.reports[1]
+    assert report.rejected == {"missing event_type": 1}, report.rejected
+    assert report.accepted == 2
