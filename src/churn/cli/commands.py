@@ -89,11 +89,13 @@ def _data_end(data: DataLocation, settings: DataSettings) -> pd.Timestamp:
     return _data_end_checked(data, settings)[0]
 
 
-def _data_end_checked(data: DataLocation, settings: DataSettings, now: pd.Timestamp | None = None) -> tuple[pd.Timestamp, ContractData | None]:
+def _data_end_checked(
+    data: DataLocation, settings: DataSettings, now: pd.Timestamp | None = None, latest: pd.Timestamp | None = None
+) -> tuple[pd.Timestamp, ContractData | None]:
     """:func:`_data_end`, and the data loaded to find it (its accounts and history validated)."""
     from churn.data.dataend import data_end_checked
 
-    end, source, checked = data_end_checked(data, settings, now=now)
+    end, source, checked = data_end_checked(data, settings, now=now, latest=latest)
     render.print_data_end(end, source)
     return end, checked
 
@@ -196,6 +198,8 @@ def features(
     import pandas as pd
 
     from churn.config import FeatureConfig, to_utc
+    from churn.data.database import is_database
+    from churn.data.dataend import database_latest
     from churn.jobs.tables import example_spec, feature_table, read_features_window_early
 
     if describe and data is None:
@@ -210,9 +214,10 @@ def features(
     atexit.register(gc.freeze)
     settings = data_settings(data, config, date_format=date_format, static_attributes=static_attributes, attributes_as_of=attributes_as_of, data_end=data_end)
     local = engine == Engine.local and not describe  # read the window while the end of the data is found
-    now = pd.Timestamp.now(tz="UTC")  # one wall clock for both: a database's MAX(occurred_at) is asked once
-    early = read_features_window_early(data, settings, as_of=to_utc(as_of) if as_of else None, horizon=horizon, now=now) if local else None
-    end, checked = _data_end_checked(data, settings, now)
+    now = pd.Timestamp.now(tz="UTC")  # one wall clock for both steps, so a database's MAX(occurred_at) is asked once
+    latest = database_latest(str(data), settings, now) if is_database(data) else None
+    early = read_features_window_early(data, settings, as_of=to_utc(as_of) if as_of else None, horizon=horizon, now=now, latest=latest) if local else None
+    end, checked = _data_end_checked(data, settings, now, latest)
     cutoff = to_utc(as_of) if as_of else end
     with console.status("Reading the data…") as status:
         result = feature_table(

@@ -31,7 +31,12 @@ def interactions_end(
 
 
 def interactions_end_checked(
-    folder: str | Path, *, now: pd.Timestamp | None = None, date_format: str | None = None, tables: SourceTables = SourceTables()
+    folder: str | Path,
+    *,
+    now: pd.Timestamp | None = None,
+    date_format: str | None = None,
+    tables: SourceTables = SourceTables(),
+    latest: pd.Timestamp | None = None,
 ) -> tuple[pd.Timestamp | None, ContractData | None]:
     """The latest timestamp among the *accepted* interactions of a data folder (None without
     any), and the last day's data loaded to find it (None: none loaded, or the whole table) —
@@ -43,12 +48,12 @@ def interactions_end_checked(
     cutoffs look complete). Then only the rows of that last day are put through the contract,
     so a rejected row — an unknown account, a duplicate, a value out of range — never moves
     the end. Only when none of that day's rows is accepted is the whole table validated.
-    A database computes the first step itself (``SELECT MAX(occurred_at) … WHERE occurred_at <= …``)."""
+    A database computes the first step itself (``SELECT MAX(occurred_at) … WHERE occurred_at <= …``);
+    ``latest``: its answer at this ``now``, asked already (:func:`database_latest`)."""
     now = pd.Timestamp.now(tz="UTC") if now is None else now
     limit = now + FUTURE_SLACK
     if is_database(folder):
-        candidate = _foretold.pop((str(folder), tables, limit), None)  # likely_data_end's answer at this very limit
-        candidate = _database_max(str(folder), tables, limit, date_format) if candidate is None else candidate
+        candidate = _database_max(str(folder), tables, limit, date_format) if latest is None else latest
     else:
         path = find_table(folder, "interactions")
         candidate = None if path is None else _plausible_max(path, limit, date_format)
@@ -61,28 +66,31 @@ def interactions_end_checked(
     return latest, tail
 
 
-#: A database's ``MAX(occurred_at)`` that :func:`likely_data_end` asked for, by (URL, tables,
-#: limit): the end of the data's step of the same run (same wall clock, ``now``) takes it
-#: instead of asking again. One entry, taken once.
-_foretold: dict[tuple[str, SourceTables, pd.Timestamp], pd.Timestamp] = {}
+def database_latest(url: str, settings: DataSettings, now: pd.Timestamp) -> pd.Timestamp | None:
+    """A database's latest ``occurred_at`` not past the wall clock ``now`` (one ``MAX`` query),
+    or None (no such table or column of timestamps, no rows, or the end is given in
+    ``settings``). Asked once by ``churn features`` and handed to both :func:`likely_data_end`
+    and :func:`data_end_checked`, which ask the same question at the same ``now``."""
+    if settings.data_end is not None:
+        return None
+    with connect(url) as con:
+        return source_max(con, settings.source, "interactions", "occurred_at", now + FUTURE_SLACK)
 
 
-def likely_data_end(folder: str | Path, settings: DataSettings = DataSettings(), *, now: pd.Timestamp | None = None) -> pd.Timestamp | None:
+def likely_data_end(
+    folder: str | Path, settings: DataSettings = DataSettings(), *, now: pd.Timestamp | None = None, latest: pd.Timestamp | None = None
+) -> pd.Timestamp | None:
     """What :func:`data_end_of` will most likely find, from what costs no read of rows:
     ``settings.data_end``, else the day after the Parquet statistics' latest ``occurred_at``
     (when not past the wall clock, ``now``), or a database's ``MAX(occurred_at)`` (not past it
-    either; kept for :func:`data_end_checked` at the same ``now``, so the query runs once).
+    either: :func:`database_latest`, or ``latest`` when it was asked already).
     None when only reading could tell. A guess, for reading ahead: the end of the data is
     still found from the accepted rows."""
     if settings.data_end is not None:
         return settings.data_end
     now = pd.Timestamp.now(tz="UTC") if now is None else now
     if is_database(folder):
-        with connect(str(folder)) as con:
-            latest = source_max(con, settings.source, "interactions", "occurred_at", now + FUTURE_SLACK)
-        _foretold.clear()
-        if latest is not None:
-            _foretold[(str(folder), settings.source, now + FUTURE_SLACK)] = latest
+        latest = database_latest(str(folder), settings, now) if latest is None else latest
         return None if latest is None else day_end(latest)
     path = find_table(folder, "interactions")
     if path is None or not is_parquet(path):
@@ -163,14 +171,15 @@ def data_end_and_source(data_dir: str | Path, settings: DataSettings = DataSetti
 
 
 def data_end_checked(
-    data_dir: str | Path, settings: DataSettings = DataSettings(), *, now: pd.Timestamp | None = None
+    data_dir: str | Path, settings: DataSettings = DataSettings(), *, now: pd.Timestamp | None = None, latest: pd.Timestamp | None = None
 ) -> tuple[pd.Timestamp, str, ContractData | None]:
     """:func:`data_end_and_source`, and the data loaded on the way (None: none was), whose
     validated accounts and attribute history a later load can take (``load(checked=…)``).
-    ``now``: the wall clock (default: read here), the run's own when :func:`likely_data_end` was asked first."""
+    ``now``: the wall clock (default: read here); ``latest``: a database's :func:`database_latest`
+    at that ``now``, when asked already."""
     if settings.data_end is not None:
         return settings.data_end, "given", None
-    latest, tail = interactions_end_checked(data_dir, now=now, date_format=settings.date_format, tables=settings.source)
+    latest, tail = interactions_end_checked(data_dir, now=now, date_format=settings.date_format, tables=settings.source, latest=latest)
     if latest is not None:
         return day_end(latest), FROM_INTERACTIONS, tail
     if is_database(data_dir):

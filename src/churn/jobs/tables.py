@@ -58,14 +58,14 @@ def features_window(as_of: pd.Timestamp, horizon: int, config: FeatureConfig = F
 
 
 def read_features_window_early(
-    data: Location, settings: DataSettings, *, as_of: pd.Timestamp | None, horizon: int, now: pd.Timestamp | None = None
+    data: Location, settings: DataSettings, *, as_of: pd.Timestamp | None, horizon: int, now: pd.Timestamp | None = None, latest: pd.Timestamp | None = None
 ) -> "Prefetch[RawInteractions] | None":
     """Start reading the interactions :func:`feature_table` will load at ``as_of`` (None: at
     the end of the data, as the Parquet statistics or ``settings`` foretell it) in a
     background thread, while the end of the data is found; None when the date cannot be
     foretold cheaply. A wrong guess costs a read, never a wrong table: the load takes the read
-    only for the very range it asks for. ``now``: the wall clock (:func:`likely_data_end`)."""
-    as_of = as_of if as_of is not None else likely_data_end(data, settings, now=now)
+    only for the very range it asks for. ``now``, ``latest``: as :func:`likely_data_end` takes them."""
+    as_of = as_of if as_of is not None else likely_data_end(data, settings, now=now, latest=latest)
     if as_of is None:
         return None
     since, until = features_window(as_of, horizon)
