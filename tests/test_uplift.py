@@ -60,6 +60,7 @@ def test_negative_effect_is_never_called_whatever_the_capacity() -> None:
             "uplift": np.where(np.arange(n) % 3 == 0, -0.05, rng.uniform(0.0, 0.2, n)),
         }
     )
+    frame["revenue_at_risk"] = frame["churn_probability"] * frame["annual_value"]  # as every risk list has
     frame["expected_saved_value"] = frame["uplift"] * frame["annual_value"]
     ranks, ok = policy_ranks(frame, "uplift")
     held = np.zeros(n, dtype=bool)

@@ -1,6 +1,6 @@
-"""No effect found must leave the risk order exactly: an uplift of exactly 0 (not rounding
-noise around it), and a gate that sees two identical rankings as identical in every
-bootstrap draw (no switch to uplift on rounding)."""
+"""No effect found must tie exactly: an uplift of exactly 0 (not rounding noise around it), a
+gate that sees it rank as risk does in every bootstrap draw (no switch to uplift on rounding),
+and a list that then keeps the default order, risk × value."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pandas as pd
 from churn.features.labels import LABEL
 from churn.jobs.uplift import qini_curves
 from churn.modeling.uplift import PROPENSITY, TREATED, UpliftSettings, evaluate_uplift, fit_uplift, uplift_gate
+from churn.outreach.policy import policy_columns, policy_ranks
 from tests.uplift_support import experiment_rows
 
 
@@ -24,7 +25,7 @@ def no_effect_experiment(seed: int, n: int = 3_000) -> pd.DataFrame:
 
 def test_no_effect_found_gives_an_uplift_of_exactly_zero() -> None:
     """The common shift within two standard errors of 0 and no departure kept: every uplift is
-    exactly 0 — ties, so the list keeps the risk order — not p₀ − sigmoid(logit p₀), whose
+    exactly 0 — ties, so the list keeps the default order — not p₀ − sigmoid(logit p₀), whose
     rounding (±1e-17) ordered the list by noise and made the negative ones "sleeping dogs"
     the policy never calls."""
     model = fit_uplift(no_effect_experiment(9))
@@ -58,3 +59,23 @@ def test_with_no_effect_found_the_reports_two_qini_curves_are_one() -> None:
     rows = pd.DataFrame({TREATED: rng.random(n) < 0.7, PROPENSITY: 0.7, LABEL: (rng.random(n) < risk).astype("int8")})
     curves = qini_curves(rows, np.zeros(n), risk)
     assert curves["uplift_ranking"] == curves["risk_ranking"]
+
+
+def test_with_no_effect_found_the_uplift_list_is_the_value_list_offers_last() -> None:
+    """Every uplift 0: the expected value of a call is minus its costs for everyone, so the list
+    keeps the default ranking's order (revenue at risk — the order the expected value tends to as
+    a small common effect goes to 0), with the accounts that would need an offer after the
+    others (an offer costs more); not the risk order, which a tiny common effect never gives."""
+    rng = np.random.default_rng(3)
+    n = 200
+    frame = pd.DataFrame({"account_id": [f"A{i:03d}" for i in range(n)], "churn_probability": rng.uniform(0.02, 0.4, n), "annual_value": rng.lognormal(6.5, 0.8, n)})
+    frame["revenue_at_risk"] = frame["churn_probability"] * frame["annual_value"]
+    frame["offer"] = rng.random(n) < 0.2
+    frame = frame.join(policy_columns(frame, pd.DataFrame({"uplift": np.zeros(n)}, index=frame.index)))
+    uplift_ranks, ok = policy_ranks(frame, "uplift")
+    value_ranks, _ = policy_ranks(frame, "value")
+    assert ok.all(), "an uplift of 0 is not a sleeping dog"
+    offer = frame["offer"].to_numpy()
+    assert uplift_ranks[~offer].max() < uplift_ranks[offer].min(), "an offer costs more: those accounts come last"
+    for group in (~offer, offer):
+        assert (np.argsort(uplift_ranks[group]) == np.argsort(value_ranks[group])).all(), "within equal costs, the value list's order"

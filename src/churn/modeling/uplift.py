@@ -128,7 +128,7 @@ def _shifted(p0: np.ndarray, delta: np.ndarray | float) -> np.ndarray:
     """The churn probability after a log-odds shift of ``delta`` — exactly ``p0`` where the shift
     is 0: through logit and back a probability moves by rounding (±1e-17), and an uplift of
     −1e-17 is a "sleeping dog" the policy never calls, +1e-17 an order by rounding noise, where
-    "no effect found" must tie and leave the risk order."""
+    "no effect found" must tie (and leave the order ties get)."""
     delta = np.broadcast_to(np.asarray(delta, dtype=float), np.shape(p0))
     return np.where(delta == 0.0, p0, _sigmoid(_logit(p0) + delta))
 
@@ -253,7 +253,8 @@ def _fit_shift(
     accounts as their risk does (below 50 %); a subgroup moves away from it only where its
     called rows show it. A common shift within two standard errors of 0 is taken as 0 (no
     evidence that calls help or hurt): the uplift is then 0 wherever no departure is found, so
-    the uplift ranking falls back to the risk order (ties) and never stops calling on noise — a
+    the uplift list falls back to the default order, risk × value (ties,
+    :func:`churn.outreach.policy.policy_ranks`), and never stops calling on noise — a
     noisy positive δ would mark every account a sleeping dog and end the experiment."""
     treated = rows[TREATED].to_numpy(dtype=bool)
     prep = UpliftModel(columns, categories, None, None)  # type: ignore[arg-type]
@@ -344,9 +345,11 @@ STAT_NAMES = ("qini", "auuc", "uplift_at_capacity", "qini_risk", "qini_differenc
 
 def ranking_positions(uplift: np.ndarray, risk: np.ndarray) -> np.ndarray:
     """A score per row (higher first, all distinct) giving the order of calling by estimated
-    effect: ties in the effect (e.g. no effect found: every uplift 0) broken by risk, as
-    :func:`churn.outreach.policy.policy_ranks` breaks them, then by row order. The risk
-    ranking is ``ranking_positions(zeros, risk)``. Comparing positions rather than raw scores
+    effect: ties in the effect (e.g. no effect found: every uplift 0) broken by risk, then by
+    row order. The risk ranking is ``ranking_positions(zeros, risk)``, so a model that found no
+    effect ranks exactly as risk does and can never beat it in the gate. (The list itself breaks
+    ties by revenue at risk, :func:`churn.outreach.policy.policy_ranks`: the Qini counts
+    customers, and the gate asks whether the learned effect orders them better than risk.) Comparing positions rather than raw scores
     keeps two rankings that are the same identical in every bootstrap resample, duplicates and
     equal scores included (raw scores with ties were ordered differently in the two, and a
     difference of ~1e-10 in every draw passed the gate on rounding)."""

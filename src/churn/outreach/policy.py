@@ -78,9 +78,11 @@ def policy_ranks(
     ``in_outreach`` (uplift ranking only): accounts an earlier run already flagged for a call
     whose horizon is still running; they are not callable either — the uplift model learned the
     effect of a first call, and the effect of a second one is unknown, so the capacity goes to
-    accounts not yet called. Ties broken by probability, then account id, so ranks are stable."""
+    accounts not yet called. Ties broken by probability (uplift ranking: by revenue at risk, then
+    probability), then account id, so ranks are stable."""
     p = frame["churn_probability"].to_numpy(dtype=float)
     ok = np.ones(len(frame), dtype=bool)
+    tie = p
     if ranking == "risk":
         key = p
     elif ranking == "value":
@@ -98,9 +100,14 @@ def policy_ranks(
         if in_outreach is not None:
             ok &= ~np.asarray(in_outreach, dtype=bool)
         key = np.where(ok, net_call_value(frame, costs), -np.inf)
+        # equal expected values — above all "no effect found", every uplift exactly 0 — keep the
+        # default ranking's order, revenue at risk: the expected value of a call for a small common
+        # effect δ is about −δ·p(1 − p)·value − costs, so it tends to that order as δ → 0, and a
+        # model that learned nothing gives the list the product would give without it
+        tie = frame["revenue_at_risk"].to_numpy(dtype=float)
     else:
         raise ValueError(f"rank_by must be one of {', '.join(POLICY_RANKINGS)}, got {ranking!r}")
-    order = np.lexsort((frame["account_id"].astype("str").to_numpy(), -p, -key))
+    order = np.lexsort((frame["account_id"].astype("str").to_numpy(), -p, -tie, -key))
     ranks = np.empty(len(frame), dtype=np.int64)
     ranks[order] = np.arange(1, len(frame) + 1)
     return ranks, ok
