@@ -13,7 +13,9 @@ and, for each policy, runs ``cycles`` weekly cycles on it:
    goes to accounts drawn at random below the cut in proportion to their churn probability
    (``explore_by="risk"``: the experiment covers where churn is), each row's probability of
    being called recorded; the ``oracle`` policy (benchmark only, not ``churn simulate``) ranks
-   by the planted effect × value — the ceiling no learned policy can pass;
+   by the planted effect × value — the ceiling no learned policy can pass; the ``informed``
+   policy (benchmark only) is the uplift policy told each row's planted response group
+   (:mod:`churn.jobs.informed`) — the ceiling of a policy learning from this experiment;
 2. **hand the list to the team**: each call reaches the account with probability
    ``reach_rate`` (70 %: no answer, voicemail); a reached account whose recent invoice rose
    is made an offer (its cost counts);
@@ -63,6 +65,7 @@ from churn.data.synthetic import GeneratedData, generate
 from churn.features.build import build_features
 from churn.features.labels import LABEL, label_accounts
 from churn.features.spec import FeatureSpec
+from churn.jobs.informed import GROUP, InformedUplift, fit_informed
 from churn.modeling.model import ChurnModel
 from churn.modeling.train import fit_churn_model
 from churn.modeling.uplift import (
@@ -84,7 +87,9 @@ from churn.outreach.experiment import active_assignments, assign_controls
 from churn.outreach.policy import CallCosts, callable_capacity, choose_ranking, policy_columns, policy_ranks
 from churn.outreach.score import annual_value, in_arm
 
-POLICIES = ("risk", "value", "uplift", "random", "oracle")
+POLICIES = ("risk", "value", "uplift", "random", "oracle", "informed")
+#: Policies that learn the effect of a call from their experiment (refitted weekly, ranked by uplift).
+LEARNERS = ("uplift", "informed")
 NEVER = np.iinfo(np.int64).max
 WEEK = pd.Timedelta(days=7)
 
@@ -153,6 +158,7 @@ class _Shared:
     index: list[np.ndarray]  # account positions of each cycle's feature rows
     hazard: list[np.ndarray]
     shift: list[np.ndarray]
+    group: list[np.ndarray]  # planted response names of each cycle's feature rows (the informed policy only)
     offer: list[np.ndarray]
     value: np.ndarray  # annual value per account position
     plain_churn: np.ndarray
@@ -169,7 +175,7 @@ class _World:
     churn_at: np.ndarray
     effect_until: np.ndarray
     model: ChurnModel
-    uplift: UpliftModel | None = None
+    uplift: UpliftModel | InformedUplift | None = None
     gate: tuple[bool, str] | None = None
     cohorts: list[pd.DataFrame] = field(default_factory=list)
     calls: int = 0
@@ -213,7 +219,7 @@ def _prepare(config: SimulationConfig) -> _Shared:
     position = pd.Index(data.accounts["account_id"].astype("str"))
     plain = data.accounts["churned_at"].astype("datetime64[ns, UTC]")
     plain_churn = np.where(plain.isna(), NEVER, plain.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]").astype(np.int64))
-    features, index, hazard, shift, offer = [], [], [], [], []
+    features, index, hazard, shift, offer, group = [], [], [], [], [], []
     causes = data.causes.assign(account_id=data.causes["account_id"].astype("str"))
     for t in dates:
         f = build_features(data.accounts, data.interactions, as_of=t, spec=spec, definition=definition, history=data.attribute_history)
@@ -224,13 +230,14 @@ def _prepare(config: SimulationConfig) -> _Shared:
         known = rows["hazard"].notna().to_numpy()
         filled = rows.assign(hazard=rows["hazard"].fillna(float(month["hazard"].median())), dominant_cause=rows["dominant_cause"].astype("str").where(known, "monthly_contract"))
         hazard.append(filled["hazard"].to_numpy(dtype=float))
-        shift.append(logit_shift(responses(filled.reset_index(), config.seed, config.effect), config.effect))
+        group.append(responses(filled.reset_index(), config.seed, config.effect))
+        shift.append(logit_shift(group[-1], config.effect))
         offer.append((rows["price_rise"].fillna(0.0) > 0).to_numpy())
     shares = response_shares(responses(causes[causes["month_start"] == first.normalize()].reset_index(drop=True), config.seed, config.effect))
     value = 12.0 * data.accounts["mrr"].to_numpy(dtype=float)
     warm = _warm_table(data, spec, definition, first)
     model, _ = fit_churn_model(warm, spec=spec, definition=definition, config=replace(config.train, seed=config.seed))
-    return _Shared(data, spec, definition, dates, features, index, hazard, shift, offer, value, plain_churn, warm, model, shares)
+    return _Shared(data, spec, definition, dates, features, index, hazard, shift, group, offer, value, plain_churn, warm, model, shares)
 
 
 def _warm_table(data: GeneratedData, spec: FeatureSpec, definition: ChurnDefinition, first: pd.Timestamp) -> pd.DataFrame:
@@ -255,7 +262,7 @@ def _run_policy(shared: _Shared, config: SimulationConfig, policy: str, say: Cal
         if c and c % config.retrain_every == 0:
             _retrain(shared, config, world, c, as_of)
             say(f"{policy}: cycle {c}: retrained; ranking {world.rankings[-1]['ranking'] if world.rankings else '-'}")
-        elif c and policy == "uplift" and config.uplift_weekly:
+        elif c and policy in LEARNERS and config.uplift_weekly:
             _refit_uplift(config, world, as_of, shared.warm)
         _cycle(shared, config, world, c, as_of)
     end = shared.dates[-1] + WEEK
@@ -272,6 +279,8 @@ def _scored(shared: _Shared, world: _World, c: int, as_of: pd.Timestamp) -> tupl
     value, _ = annual_value(f, shared.data.accounts, ScoreConfig())
     frame = pd.DataFrame({"account_id": f["account_id"].astype("str"), "as_of": as_of, "churn_probability": p, "annual_value": value, "revenue_at_risk": p * value})
     frame["offer"] = shared.offer[c][alive]
+    if world.policy == "informed":
+        f = f.assign(**{GROUP: shared.group[c][alive]})
     predictions = world.uplift.predict(f) if world.uplift is not None else None
     return pd.concat([frame, policy_columns(frame, predictions)], axis=1), alive
 
@@ -289,9 +298,10 @@ def _cycle(shared: _Shared, config: SimulationConfig, world: _World, c: int, as_
         ranking, reason = "oracle", "the planted effect × value (the ceiling; only a simulation knows it)"
         ranks, ok = _oracle_ranks(shared, config, world, c, as_of, frame, alive)
     else:
-        requested = world.policy if world.policy != "uplift" or world.uplift is not None else "value"
+        requested = "uplift" if world.policy == "informed" else world.policy
+        requested = requested if requested != "uplift" or world.uplift is not None else "value"
         ranking, reason = choose_ranking(requested, world.gate)  # type: ignore[arg-type]
-        if world.policy == "uplift" and world.uplift is None:
+        if world.policy in LEARNERS and world.uplift is None:
             reason = "uplift asked for, but no uplift model yet: risk × value until cohorts mature"
         ranks, ok = policy_ranks(frame, ranking, in_outreach=in_arm(frame, prior, "outreach") if config.skip_in_outreach else None)  # type: ignore[arg-type]
     world.rankings.append({"cycle": c, "ranking": ranking, "ranking_reason": reason, "gate_passed": bool(world.gate and world.gate[0])})
@@ -391,6 +401,7 @@ def _cohort_rows(shared, config, c, as_of, frame, alive, flags, new, explored, p
     # the planted truth, for the diagnostics only (never a model input: "_" columns are not features)
     out["_true_uplift"] = _planted_uplift(shared, config, c, alive[rows])
     out["_explored"] = explored[rows]
+    out[GROUP] = shared.group[c][alive[rows]]
     return out
 
 
@@ -441,7 +452,8 @@ def _learn_uplift(config: SimulationConfig, world: _World, c: int, as_of: pd.Tim
     settings = UpliftSettings(seed=config.seed, learner=config.learner)
     if fit_rows[TREATED].nunique() < 2:
         return
-    model = fit_uplift(fit_rows, settings, baseline=baseline)
+    fit = fit_informed if world.policy == "informed" else fit_uplift
+    model = fit(fit_rows, settings, baseline=baseline)
     estimate = model.predict(test)["uplift"].to_numpy()
     evaluation = evaluate_uplift(test, estimate, test["churn_probability"].to_numpy(), capacity=config.capacity, settings=settings)
     world.gate = uplift_gate(evaluation)
@@ -449,7 +461,7 @@ def _learn_uplift(config: SimulationConfig, world: _World, c: int, as_of: pd.Tim
         "cycle": c, "matured_cohorts": len(cohorts), "held_out_cohorts": int(len(cohorts) - len(set(fit_rows["cohort"]))), **evaluation,
         "gate_passed": world.gate[0], "gate_reason": world.gate[1], "diagnostics": _diagnostics(fit_rows, test, estimate),
     })  # fmt: skip
-    world.uplift = fit_uplift(rows, settings, baseline=baseline)
+    world.uplift = fit(rows, settings, baseline=baseline)
 
 
 def _refit_uplift(config: SimulationConfig, world: _World, as_of: pd.Timestamp, baseline: pd.DataFrame) -> None:
@@ -461,7 +473,8 @@ def _refit_uplift(config: SimulationConfig, world: _World, as_of: pd.Timestamp, 
     rows = _matured(world, as_of, pd.Timedelta(days=config.horizon_days))
     if rows.empty or rows[TREATED].nunique() < 2:
         return
-    world.uplift = fit_uplift(rows, UpliftSettings(seed=config.seed, learner=config.learner), baseline=baseline)
+    fit = fit_informed if world.policy == "informed" else fit_uplift
+    world.uplift = fit(rows, UpliftSettings(seed=config.seed, learner=config.learner), baseline=baseline)
 
 
 def _diagnostics(fit_rows: pd.DataFrame, test: pd.DataFrame, estimate: np.ndarray) -> dict[str, float]:
