@@ -1,6 +1,7 @@
-"""A database read's rows become a DataFrame two columns at a time (churn.data.database._frame):
-the conversion runs after the last rows arrive, while the rest of `churn features` waits for it,
-so it takes both cores. Same frame as converting one column after another; no database needed."""
+"""A database read's batches keep nothing of the driver's memory once typed (churn.data.database._typed:
+each driver batch is freed as the next arrives), and its rows become a DataFrame two columns at a
+time (_frame: the conversion runs after the last rows arrive, while the rest of `churn features`
+waits for it, so it takes both cores). Same values as before; no database needed."""
 
 from __future__ import annotations
 
@@ -59,3 +60,20 @@ def test_the_frame_is_the_column_by_column_conversion() -> None:
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
     assert list(got.columns) == table.column_names and got["resolved"].dtype == pd.BooleanDtype() and str(got["occurred_at"].dtype) == "datetime64[ns, UTC]"
     assert np.signbit(got["amount"].iloc[2])
+
+
+def test_a_typed_batch_holds_none_of_the_drivers_buffers() -> None:
+    sent = pa.record_batch(
+        {
+            "account_id": pa.array(["a1", "a2", None]),
+            "occurred_at": pa.array([1, None, 3], pa.timestamp("us", "UTC")),
+            "n": pa.array([1, 2, 3], pa.int64()),
+            "amount": pa.array([1.5, None, -0.0]),
+        }
+    )
+    schema = pa.schema([pa.field(f.name, database._target(f, ["account_id"])) for f in sent.schema])
+    typed = database._typed(sent, schema, arrow_pool())
+    driver = {b.address for column in sent.columns for b in column.buffers() if b is not None}
+    assert not [c for c, column in zip(typed.schema.names, typed.columns) if any(b is not None and b.address in driver for b in column.buffers())]
+    assert typed.column("account_id").to_pylist() == ["a1", "a2", None] and typed.column("occurred_at").equals(sent.column("occurred_at"))
+    assert typed.column("n").equals(sent.column("n")) and typed.column("amount").equals(sent.column("amount"))
