@@ -330,10 +330,14 @@ def _target(field: pa.Field, categorical: Sequence[str]) -> pa.DataType:
 def _typed(batch: pa.RecordBatch, schema: pa.Schema, pool: pa.MemoryPool, made: Container[str] = ()) -> pa.RecordBatch:
     """A batch cast to ``schema`` (:func:`_target`) — batch by batch, so a 10M-row id column is
     never held as text whole. What it makes goes into ``pool`` (the pool the table is converted
-    and released with), and text columns are copied there too: pandas' str dtype keeps the
-    Arrow array, and one left in the driver's batch memory kept that memory resident after the
-    read (1.4M interactions: 420 → 361 MiB resident after the read, peak of `churn features`
-    0.54 → 0.44 GiB, below the Parquet path's 0.47). The ``made`` columns are ours already
+    and released with), and the columns it leaves as they are are copied there too, so that
+    nothing of the driver's batch is held after it and the driver's memory is freed batch by
+    batch: pandas' str dtype keeps the Arrow array, and a text column left in the driver's
+    batch memory kept that memory resident after the read (1.4M interactions: 420 → 361 MiB
+    resident after the read, peak of `churn features` 0.54 → 0.44 GiB, below the Parquet path's
+    0.47); the timestamps left there held every batch whole until the table was converted
+    (6.9M interactions, the read alone, 4 runs each: peak 1268–1296 → 1230–1249 MiB, page
+    faults 358–364k → 317–325k, the same CPU). The ``made`` columns are ours already
     (:func:`churn.data.pgpack.unpack` made them, typed): not copied."""
     columns = []
     for column, field in zip(batch.columns, schema):
@@ -343,7 +347,7 @@ def _typed(batch: pa.RecordBatch, schema: pa.Schema, pool: pa.MemoryPool, made: 
             if pa.types.is_dictionary(field.type) and not pa.types.is_dictionary(column.type):
                 column = pc.dictionary_encode(column, memory_pool=pool)
             column = pc.cast(column, field.type, memory_pool=pool) if column.type != field.type else column
-        elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        else:
             column = pa.concat_arrays([column], memory_pool=pool)
         columns.append(column)
     return pa.RecordBatch.from_arrays(columns, schema=schema)
@@ -396,18 +400,32 @@ def _frame(held: list[pa.Table], pool: pa.MemoryPool) -> pd.DataFrame:
     """The table taken out of ``held`` as a DataFrame, converted column by column, each Arrow
     column let go once converted and each NumPy column kept as it is (no block consolidation):
     the whole table and the whole frame are never both held. (A table converted at once added
-    a second copy on top — 2.1M interactions: 116 MiB, the peak of `churn features`.)"""
+    a second copy on top — 2.1M interactions: 116 MiB, the peak of `churn features`.)
+
+    Two columns are converted at a time, in two threads (Arrow converts without holding the
+    GIL): this runs after the last rows arrive, while the rest of `churn features` waits for
+    it and the database is idle, so one thread left a core idle (a Parquet read's
+    ``Table.to_pandas`` uses threads the same way). 6.9M interactions, 5 runs: the same CPU
+    (0.26–0.53 s one by one, 0.31–0.36 s in two threads), the longer thread's share
+    0.16–0.21 s — the wall time on an idle machine; a loaded one showed no gain."""
     table = held.pop()
-    names, columns = table.column_names, [table.column(i) for i in range(table.num_columns)]
+    names = table.column_names
+    columns = {name: table.column(i) for i, name in enumerate(names)}
     del table
-    booleans = {pa.bool_(): pd.BooleanDtype()}
-    frame: dict[str, pd.Series] = {}
-    for name in names:
-        column = columns.pop(0)
-        mapper = booleans.get if pa.types.is_boolean(column.type) else None  # a ChunkedArray given a mapper makes text objects first (0.6 s / 7M rows)
-        frame[name] = column.to_pandas(memory_pool=pool, coerce_temporal_nanoseconds=True, types_mapper=mapper)
-        del column
+
+    def convert(name: str) -> pd.Series:
+        return _pandas(columns.pop(name), pool)  # popped: the Arrow column let go once converted
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="churn-frame") as threads:
+        frame = dict(zip(names, threads.map(convert, names)))
     return pd.DataFrame(frame, copy=False)
+
+
+def _pandas(column: pa.ChunkedArray, pool: pa.MemoryPool) -> pd.Series:
+    """A column as pandas holds it: a boolean as a nullable boolean (a ChunkedArray given a
+    mapper makes text objects first, 0.6 s / 7M rows: booleans only), timestamps in ns."""
+    mapper = {pa.bool_(): pd.BooleanDtype()}.get if pa.types.is_boolean(column.type) else None
+    return column.to_pandas(memory_pool=pool, coerce_temporal_nanoseconds=True, types_mapper=mapper)
 
 
 def read_source(
