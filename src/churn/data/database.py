@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churn.config import SourceTables, database_scheme
-from churn.data import pgpack
+from churn.data import pgpack, pgstats
 from churn.data.io import arrow_pool
 from churn.data.read import DataContractError
 from churn.data.rules import CATEGORICAL, REQUIRED
@@ -362,10 +362,36 @@ def _read_all(reader: pa.RecordBatchReader, categorical: Sequence[str], pool: pa
     return pa.Table.from_batches([_typed(batch, schema, pool, made) for batch in batches], schema=schema)
 
 
-def _halves(since: pd.Timestamp, until: pd.Timestamp) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
-    """[since, until) cut in two at its middle instant: each row falls in exactly one half."""
-    middle = since + (until - since) / 2
+def _halves(since: pd.Timestamp, until: pd.Timestamp, middle: pd.Timestamp) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """[since, until) cut in two at ``middle``: each row falls in exactly one half."""
     return [(since, middle), (middle, until)] if since < middle < until else [(since, until)]
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def row_middle(con: Connection, source: SourceTables, table: str, column: str, since: pd.Timestamp, until: pd.Timestamp) -> pd.Timestamp:
+    """The instant cutting the rows of [since, until) about in half, by the table's statistics
+    (:func:`churn.data.pgstats.row_median`), so the two halves read at once
+    (:func:`_read_split`) end together; the middle instant without them (a query source, a
+    table never analysed, a server that will not say). Why: events grow with the business, and
+    in time order the later half is the larger — a 100,000-account export's window of 6.9M
+    rows cut at its middle instant read 3.04M and 3.86M, and the read waits for the larger."""
+    middle = since + (until - since) / 2
+    if source.is_query(table):
+        return middle
+    schema = _sql_text(source.schema) if source.schema else "current_schema()"
+    sql = (
+        "SELECT null_frac, most_common_vals::text AS common, most_common_freqs AS shares, histogram_bounds::text AS bounds FROM pg_catalog.pg_stats "
+        f"WHERE schemaname = {schema} AND tablename = {_sql_text(getattr(source, table).strip())} AND attname = {_sql_text(column)}"
+    )
+    try:
+        rows = con.query(sql).read_all().to_pylist()
+    except Exception:  # noqa: BLE001 - statistics are an optimisation: a refusal keeps the middle instant
+        return middle
+    found = pgstats.row_median(rows[0], since, until) if len(rows) == 1 else None
+    return found if found is not None else middle
 
 
 def _read_split(con: Connection, sqls: Sequence[str], categorical: Sequence[str], pool: pa.MemoryPool, packing: pgpack.Packing | None) -> pa.Table:
@@ -445,7 +471,8 @@ def read_source(
 
     On PostgreSQL, given the ``dense`` columns (those every row has), the others — the mostly
     empty optional ones — travel in one field (:mod:`churn.data.pgpack`), and a time range with
-    both ends is read as two halves at once (:func:`_read_split`), the earlier half's rows
+    both ends is read as two halves of about as many rows (:func:`row_middle`) at once
+    (:func:`_read_split`), the earlier half's rows
     first (SQL without ORDER BY promises no order; a table in time order reads as one query
     would read it)."""
     schema = table_schema(con, source, table)
@@ -454,7 +481,7 @@ def read_source(
     cols = [c for c in columns if c in schema.names] if columns is not None else list(schema.names)
     packing = pgpack.plan(cols, [c for c in cols if c not in dense], schema, categorical) if con.nan_for_null and dense is not None else None
     split = con.sibling is not None and since is not None and until is not None and _pushed(schema, time_column)
-    ranges = _halves(since, until) if split else [(since, until)]  # type: ignore[arg-type]
+    ranges = _halves(since, until, row_middle(con, source, table, time_column, since, until)) if split else [(since, until)]  # type: ignore[arg-type]
     sqls = [select_sql(con, source, table, cols, schema, time_column=time_column, since=a, until=b, packing=packing) for a, b in ranges]
     pool = arrow_pool()
     try:
