@@ -452,7 +452,7 @@ def _learn_uplift(config: SimulationConfig, world: _World, c: int, as_of: pd.Tim
     settings = UpliftSettings(seed=config.seed, learner=config.learner)
     if fit_rows[TREATED].nunique() < 2:
         return
-    fit = fit_informed if world.policy == "informed" else fit_uplift
+    fit = _fitter(world)
     model = fit(fit_rows, settings, baseline=baseline)
     estimate = model.predict(test)["uplift"].to_numpy()
     evaluation = evaluate_uplift(test, estimate, test["churn_probability"].to_numpy(), capacity=config.capacity, settings=settings)
@@ -464,6 +464,11 @@ def _learn_uplift(config: SimulationConfig, world: _World, c: int, as_of: pd.Tim
     world.uplift = fit(rows, settings, baseline=baseline)
 
 
+def _fitter(world: _World) -> Callable[..., UpliftModel | InformedUplift]:
+    """How this policy learns the effect of a call: the informed estimate for ``informed``, else the product's."""
+    return fit_informed if world.policy == "informed" else fit_uplift
+
+
 def _refit_uplift(config: SimulationConfig, world: _World, as_of: pd.Timestamp, baseline: pd.DataFrame) -> None:
     """Between the monthly retrains, the uplift policy's model is refitted on every cohort
     matured so far (no evaluation, no gate: those stay monthly, so the gate is not looked at
@@ -473,7 +478,7 @@ def _refit_uplift(config: SimulationConfig, world: _World, as_of: pd.Timestamp, 
     rows = _matured(world, as_of, pd.Timedelta(days=config.horizon_days))
     if rows.empty or rows[TREATED].nunique() < 2:
         return
-    fit = fit_informed if world.policy == "informed" else fit_uplift
+    fit = _fitter(world)
     world.uplift = fit(rows, UpliftSettings(seed=config.seed, learner=config.learner), baseline=baseline)
 
 
