@@ -42,20 +42,12 @@ import numpy as np
 import pandas as pd
 
 from churn.features.labels import LABEL
-from churn.modeling.uplift import TREATED, UpliftModel, UpliftSettings, common_shift, fit_uplift
+from churn.modeling.calibration import logit
+from churn.modeling.uplift import TREATED, UpliftModel, UpliftSettings, common_shift, fit_uplift, sigmoid
 
 #: The column of a cohort table (and of the frame ``predict`` reads) naming each row's planted
 #: response group ("_" columns are never model inputs).
 GROUP = "_group"
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    q = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
-    return np.log(q / (1 - q))
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
 
 
 def shrink(estimates: np.ndarray, ses: np.ndarray, center: float) -> np.ndarray:
@@ -101,10 +93,10 @@ class InformedUplift:
         """``churn_if_called``, ``churn_if_not_called`` and ``uplift`` per row of ``features``,
         which must carry each row's group (``_group``)."""
         groups = features[GROUP].astype("str")
-        z0 = _logit(self.no_call.control_model.predict_proba(self.no_call.prepare(features))[:, 1])
+        z0 = logit(self.no_call.control_model.predict_proba(self.no_call.prepare(features))[:, 1])
         z0 = z0 + groups.map(self.calibration).fillna(0.0).to_numpy(dtype=float)
-        p0 = _sigmoid(z0)
-        p1 = _sigmoid(z0 + groups.map(self.shifts).fillna(self.common).to_numpy(dtype=float))
+        p0 = sigmoid(z0)
+        p1 = sigmoid(z0 + groups.map(self.shifts).fillna(self.common).to_numpy(dtype=float))
         return pd.DataFrame({"churn_if_called": p1, "churn_if_not_called": p0, "uplift": p0 - p1}, index=features.index)
 
 
@@ -116,7 +108,7 @@ def fit_informed(rows: pd.DataFrame, settings: UpliftSettings, baseline: pd.Data
     no_call = fit_uplift(rows, replace(settings, shift_min_child_samples=len(rows) + 1), baseline=baseline)
     groups = rows[GROUP].astype("str").to_numpy()
     treated, y = rows[TREATED].to_numpy(dtype=bool), rows[LABEL].to_numpy(dtype=float)
-    z0 = _logit(no_call.control_model.predict_proba(no_call.prepare(rows))[:, 1])
+    z0 = logit(no_call.control_model.predict_proba(no_call.prepare(rows))[:, 1])
     calibration, _ = group_shifts(groups, ~treated, y, z0)
     z = z0 + np.array([calibration[g] for g in groups])
     shifts, common = group_shifts(groups, treated, y, z)

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from churn.features.labels import LABEL
+from churn.modeling.calibration import logit
 from churn.modeling.model import categorical_columns, model_columns
 
 TREATED, PROPENSITY, WEIGHT = "treated", "propensity", "weight"
@@ -130,15 +131,11 @@ def _shifted(p0: np.ndarray, delta: np.ndarray | float) -> np.ndarray:
     −1e-17 is a "sleeping dog" the policy never calls, +1e-17 an order by rounding noise, where
     "no effect found" must tie (and leave the order ties get)."""
     delta = np.broadcast_to(np.asarray(delta, dtype=float), np.shape(p0))
-    return np.where(delta == 0.0, p0, _sigmoid(_logit(p0) + delta))
+    return np.where(delta == 0.0, p0, sigmoid(logit(p0) + delta))
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    q = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
-    return np.log(q / (1 - q))
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """The probability of a log-odds ``z`` (the inverse of :func:`churn.modeling.calibration.logit`)."""
     return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
 
 
@@ -150,7 +147,7 @@ def common_shift(churned: np.ndarray, offset: np.ndarray, weight: np.ndarray | N
     w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=float)
     delta = 0.0
     for _ in range(iterations):
-        p = _sigmoid(z + delta)
+        p = sigmoid(z + delta)
         grad, hess = float(np.sum(w * (y - p))), float(np.sum(w * p * (1 - p)))
         if hess <= 1e-12:
             break
@@ -158,7 +155,7 @@ def common_shift(churned: np.ndarray, offset: np.ndarray, weight: np.ndarray | N
         delta += step
         if abs(step) < 1e-8:
             break
-    p = _sigmoid(z + delta)
+    p = sigmoid(z + delta)
     information = float(np.sum(w * p * (1 - p)))
     return float(np.clip(delta, -5.0, 5.0)), (1.0 / np.sqrt(information) if information > 0 else float("inf"))
 
@@ -265,7 +262,7 @@ def _fit_shift(
         metadata["baseline_rows"] = len(baseline)
     mu0 = lgb.LGBMClassifier(**_params(settings)).fit(x0, y0)
     x1, y1 = x[treated], y[treated]
-    offset = _logit(mu0.predict_proba(x1)[:, 1])
+    offset = logit(mu0.predict_proba(x1)[:, 1])
     delta, se = common_shift(y1, offset)
     if abs(delta) < 2.0 * se:  # no evidence yet that a call moves churn either way: no effect, not a noisy one
         metadata["common_shift_estimate"], delta = delta, 0.0
@@ -294,7 +291,7 @@ def _departure_rounds(x: pd.DataFrame, y: np.ndarray, init: np.ndarray, params: 
         model = lgb.LGBMClassifier(**params).fit(x[fit], y[fit], init_score=init[fit])  # type: ignore[arg-type]
         yo, zo = y[out], init[out]
         raw = np.vstack([np.zeros(out.sum())] + [model.predict_proba(x[out], raw_score=True, num_iteration=i) for i in range(1, n_rounds + 1)])
-        p = np.clip(_sigmoid(zo + raw), 1e-9, 1 - 1e-9)
+        p = np.clip(sigmoid(zo + raw), 1e-9, 1 - 1e-9)
         loss[:, out] = -(yo * np.log(p) + (1 - yo) * np.log(1 - p))
     best = int(np.argmin(loss.sum(axis=1)))
     gain = loss[0] - loss[best]
