@@ -23,6 +23,7 @@ import argparse
 import os
 import sys
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
@@ -84,7 +85,7 @@ def main() -> None:
                     raise SystemExit("no PostgreSQL here (initdb, pg_ctl): install it, or give --pg-url")
                 cluster = start(bin_dir)
                 url = cluster.url()
-            print(f"loaded into PostgreSQL in {load_postgres(url, data_dir):.0f} s")
+            print(f"loaded into PostgreSQL in {load_postgres(url, data_dir):.0f} s (read with adbc-driver-postgresql {version('adbc-driver-postgresql')})")
             peer_args, events, rejected = peer_arguments(data_dir, as_of)
             print(f"events read: {events:,} in the 365 days before {as_of:%Y-%m-%d} ({rejected:,} rejected by our data contract)")
             settings = data_dir / "churn.toml"

@@ -230,13 +230,32 @@ def relation(con: Connection, source: SourceTables, table: str) -> str:
 
 
 def table_schema(con: Connection, source: SourceTables, table: str) -> pa.Schema | None:
-    """The columns of a table (no rows read), or None when the database has no such table."""
+    """The columns of a table (no rows read), or None when the database has no such table.
+    On PostgreSQL each field carries its server type (``POSTGRESQL:type``, which decides what
+    :mod:`churn.data.pgpack` packs): as the driver reports it, else from the catalogue."""
     try:
-        return con.query(f"SELECT * FROM {relation(con, source, table)} WHERE 1 = 0").schema
+        schema = con.query(f"SELECT * FROM {relation(con, source, table)} WHERE 1 = 0").schema
     except Exception as exc:  # noqa: BLE001 - a missing table is an error of each driver's own kind
         if source.is_query(table):
             raise DataContractError(f"{con.name}: the [source] query for {table} fails: {failure_reason(exc)}") from None
         return None
+    if con.nan_for_null and not source.is_query(table) and not any(pgpack.pg_type(schema, name) for name in schema.names):
+        return pgpack.with_types(schema, _catalog_types(con, source, table))
+    return schema
+
+
+def _catalog_types(con: Connection, source: SourceTables, table: str) -> dict[str, str]:
+    """PostgreSQL's type name of each column of a table, from ``pg_attribute``. Why: the ADBC
+    driver names them in the field metadata only from release 1.9 (adbc-driver-postgresql), and
+    the releases since ship unoptimised builds (pyproject.toml); empty when refused."""
+    sql = (
+        "SELECT a.attname AS name, t.typname AS kind FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+        f"WHERE a.attrelid = to_regclass({_sql_text(relation(con, source, table))}) AND a.attnum > 0 AND NOT a.attisdropped"
+    )
+    try:
+        return {row["name"]: row["kind"] for row in con.query(sql).read_all().to_pylist()}
+    except Exception:  # noqa: BLE001 - the types are an optimisation: without them nothing is packed
+        return {}
 
 
 def _literal(moment: pd.Timestamp, arrow_type: pa.DataType) -> str:

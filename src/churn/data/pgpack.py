@@ -71,6 +71,13 @@ def pg_type(schema: pa.Schema, column: str) -> str | None:
     return value.decode() if value is not None else None
 
 
+def with_types(schema: pa.Schema, types: dict[str, str]) -> pa.Schema:
+    """``schema`` with each field of ``types`` carrying its PostgreSQL type name, as the driver
+    reports it (for :func:`pg_type`)."""
+    fields = [f.with_metadata({**(f.metadata or {}), b"POSTGRESQL:type": types[f.name].encode()}) if f.name in types else f for f in schema]
+    return pa.schema(fields, metadata=schema.metadata)
+
+
 def plan(columns: Sequence[str], candidates: Sequence[str], schema: pa.Schema, dictionary: Sequence[str] = ()) -> Packing | None:
     """The packing of ``candidates`` among ``columns`` (None: fewer than two can be packed,
     where one field for one column saves nothing); its ``dictionary`` text columns are read
