@@ -16,7 +16,7 @@ import pytest
 
 from churn.config import SourceTables
 from churn.data import pgpack
-from churn.data.database import Connection, connect, read_source, table_schema
+from churn.data.database import Connection, catalog_types, connect, read_source, table_schema
 from tests.pg_support import Cluster, postgres  # noqa: F401 - the session fixture
 
 SINCE, UNTIL = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-01-03", tz="UTC")
@@ -88,6 +88,27 @@ def test_the_optional_columns_are_sent_packed(url: str) -> None:
         schema = table_schema(con, SourceTables(interactions="events"), "interactions")
     packing = pgpack.plan(COLUMNS, [c for c in COLUMNS if c not in DENSE], schema)  # type: ignore[arg-type]
     assert packing is not None and {c for c, _ in packing.packed} == {"note", "wait", "score", "resolved", "code", "channel"}
+
+
+def test_the_column_types_come_from_the_catalogue_when_the_driver_does_not_name_them(url: str) -> None:
+    """adbc-driver-postgresql before 1.9 sends no ``POSTGRESQL:type``: the table's own catalogue
+    entry names the types (so the same columns are packed); a [source] query has none."""
+    with connect(url) as con:
+        assert catalog_types(con, SourceTables(interactions="events"), "interactions") == {
+            "account_id": "text", "occurred_at": "timestamptz", "event_type": "text", "wait": "float8", "score": "float4",
+            "resolved": "bool", "note": "text", "code": "varchar", "channel": "text", "n": "int4", "price": "numeric",
+        }  # fmt: skip
+        assert catalog_types(con, SourceTables(interactions="no_such_table"), "interactions") == {}
+
+
+def test_a_source_query_reads_what_the_table_reads(url: str) -> None:
+    """A [source] query (no catalogue entry: nothing packed before driver 1.9) gives the table's rows."""
+    with connect(url) as con:
+        frame = read_source(
+            con, SourceTables(interactions="SELECT * FROM events"), "interactions", COLUMNS, time_column="occurred_at", since=SINCE, until=UNTIL,
+            categorical=("account_id", "channel"), dense=DENSE,
+        )  # fmt: skip
+    pd.testing.assert_frame_equal(frame, _read(url, packed=True, split=True), check_exact=True)
 
 
 def test_packed_and_split_reads_equal_the_plain_read(url: str) -> None:

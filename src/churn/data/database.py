@@ -240,11 +240,11 @@ def table_schema(con: Connection, source: SourceTables, table: str) -> pa.Schema
             raise DataContractError(f"{con.name}: the [source] query for {table} fails: {failure_reason(exc)}") from None
         return None
     if con.nan_for_null and not source.is_query(table) and not any(pgpack.pg_type(schema, name) for name in schema.names):
-        return pgpack.with_types(schema, _catalog_types(con, source, table))
+        return pgpack.with_types(schema, catalog_types(con, source, table))
     return schema
 
 
-def _catalog_types(con: Connection, source: SourceTables, table: str) -> dict[str, str]:
+def catalog_types(con: Connection, source: SourceTables, table: str) -> dict[str, str]:
     """PostgreSQL's type name of each column of a table, from ``pg_attribute``. Why: the ADBC
     driver names them in the field metadata only from release 1.9 (adbc-driver-postgresql), and
     the releases since ship unoptimised builds (pyproject.toml); empty when refused."""
