@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import get_args
 
 import numpy as np
 from scipy import stats
 
 from churn.jobs.simulate import SimulationConfig, simulate
+from churn.modeling.uplift import Learner
 
 
 def by_policy(record: dict) -> dict[str, dict]:
@@ -59,11 +61,12 @@ def main() -> None:
     parser.add_argument("--explore-share", type=float, default=0.1)
     parser.add_argument("--retrain-every", type=int, default=4)
     parser.add_argument("--informed", action="store_true", help="Planted part: also run the informed policy (the uplift policy told each account's planted response group; ~1/4 more time).")
+    parser.add_argument("--learner", default="shift", choices=get_args(Learner), help="The uplift policy's learner (churn.modeling.uplift.UpliftSettings.learner).")
     parser.add_argument("--part", default="planted,homogeneous,none,aligned", help="Which parts to run (comma-separated): planted (1 and 4), homogeneous (2), none (3), aligned (5).")
     args = parser.parse_args()
     parts = set(args.part.split(","))
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    common = {"accounts": args.accounts, "cycles": args.cycles, "capacity": args.capacity, "explore_share": args.explore_share, "retrain_every": args.retrain_every}
+    common = {"accounts": args.accounts, "cycles": args.cycles, "capacity": args.capacity, "explore_share": args.explore_share, "retrain_every": args.retrain_every, "learner": args.learner}
     started = time.monotonic()
 
     if "planted" in parts:
@@ -78,7 +81,7 @@ def main() -> None:
 
 
 def planted_part(seeds: list[int], common: dict, args: argparse.Namespace) -> None:
-    print(f"1. responding business, {args.accounts:,} accounts × {args.cycles} weekly cycles, capacity {args.capacity}, explore {args.explore_share:.0%}")
+    print(f"1. responding business, {args.accounts:,} accounts × {args.cycles} weekly cycles, capacity {args.capacity}, explore {args.explore_share:.0%}, learner {args.learner}")
     planted, ratios = {}, []
     for s in seeds:  # printed seed by seed: a long run shows its figures as they come
         policies = ("risk", "value", "uplift", "oracle") + (("informed",) if args.informed else ())
@@ -129,6 +132,9 @@ def planted_part(seeds: list[int], common: dict, args: argparse.Namespace) -> No
             for c in shown
         )
         print(f"   seed {s}: {text or 'no matured cohorts yet'}")
+        kept = [e["cycle"] for e in evals.values() if e.get("fit", {}).get("risk_shift_kept")]
+        rounds = [e["cycle"] for e in evals.values() if e.get("fit", {}).get("departure_rounds")]
+        print(f"      of {len(evals)} judged fits: risk-dependent shift kept at cycles {kept or 'none'}; departures kept at cycles {rounds or 'none'}")
         for c in shown:
             d = evals[c]["diagnostics"]
             print(

@@ -460,6 +460,7 @@ def _learn_uplift(config: SimulationConfig, world: _World, c: int, as_of: pd.Tim
     world.evaluations.append({
         "cycle": c, "matured_cohorts": len(cohorts), "held_out_cohorts": int(len(cohorts) - len(set(fit_rows["cohort"]))), **evaluation,
         "gate_passed": world.gate[0], "gate_reason": world.gate[1], "diagnostics": _diagnostics(fit_rows, test, estimate),
+        "fit": {k: v for k, v in model.metadata.items() if isinstance(v, (bool, int, float, str))},
     })  # fmt: skip
     world.uplift = fit(rows, settings, baseline=baseline)
 
