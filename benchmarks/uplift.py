@@ -132,9 +132,8 @@ def planted_part(seeds: list[int], common: dict, args: argparse.Namespace) -> No
             for c in shown
         )
         print(f"   seed {s}: {text or 'no matured cohorts yet'}")
-        kept = [e["cycle"] for e in evals.values() if e.get("fit", {}).get("risk_shift_kept")]
         rounds = [e["cycle"] for e in evals.values() if e.get("fit", {}).get("departure_rounds")]
-        print(f"      of {len(evals)} judged fits: risk-dependent shift kept at cycles {kept or 'none'}; departures kept at cycles {rounds or 'none'}")
+        print(f"      of {len(evals)} judged fits: departures from the common shift kept at cycles {rounds or 'none'}")
         for c in shown:
             d = evals[c]["diagnostics"]
             print(
