@@ -16,7 +16,7 @@ import pytest
 
 from churn.config import SourceTables
 from churn.data import pgpack
-from churn.data.database import Connection, catalog_types, connect, read_source, table_schema
+from churn.data.database import Connection, catalog_types, connect, read_source, server_typed, table_schema
 from tests.pg_support import Cluster, postgres  # noqa: F401 - the session fixture
 
 SINCE, UNTIL = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-01-03", tz="UTC")
@@ -84,25 +84,34 @@ def _read(url: str, *, packed: bool, split: bool | str) -> pd.DataFrame:
 
 def test_the_optional_columns_are_sent_packed(url: str) -> None:
     """Every float8, float4, boolean, text and varchar column but the dense ones travels in the packed field."""
+    source = SourceTables(interactions="events")
     with connect(url) as con:
-        schema = table_schema(con, SourceTables(interactions="events"), "interactions")
-    packing = pgpack.plan(COLUMNS, [c for c in COLUMNS if c not in DENSE], schema)  # type: ignore[arg-type]
+        schema = server_typed(con, source, "interactions", table_schema(con, source, "interactions"))  # type: ignore[arg-type]
+    packing = pgpack.plan(COLUMNS, [c for c in COLUMNS if c not in DENSE], schema)
     assert packing is not None and {c for c, _ in packing.packed} == {"note", "wait", "score", "resolved", "code", "channel"}
 
 
 def test_the_column_types_come_from_the_catalogue_when_the_driver_does_not_name_them(url: str) -> None:
-    """adbc-driver-postgresql before 1.9 sends no ``POSTGRESQL:type``: the table's own catalogue
-    entry names the types (so the same columns are packed); a [source] query has none."""
+    """adbc-driver-postgresql before 1.13 sends no ``POSTGRESQL:type``: the table's own catalogue
+    entry names the types (so the same columns are packed) — quoted names and a schema found as
+    the SELECT finds them, a domain by its base type; a [source] query or a missing table: none."""
     with connect(url) as con:
         assert catalog_types(con, SourceTables(interactions="events"), "interactions") == {
             "account_id": "text", "occurred_at": "timestamptz", "event_type": "text", "wait": "float8", "score": "float4",
             "resolved": "bool", "note": "text", "code": "varchar", "channel": "text", "n": "int4", "price": "numeric",
         }  # fmt: skip
+        for sql in ('CREATE SCHEMA IF NOT EXISTS "CRM"', 'DROP TABLE IF EXISTS "CRM"."Ev""ts"', "DROP DOMAIN IF EXISTS seconds",
+                    "CREATE DOMAIN seconds AS float8 CHECK (VALUE >= 0)", 'CREATE TABLE "CRM"."Ev""ts" (w seconds, t text, c char(2))'):  # fmt: skip
+            con.query(sql).read_all()
+        quoted = SourceTables(interactions='Ev"ts', schema="CRM")
+        assert catalog_types(con, quoted, "interactions") == {"w": "float8", "t": "text", "c": "bpchar"}
+        assert table_schema(con, quoted, "interactions") is not None  # the table the SELECT reads is the one the catalogue named
+        assert catalog_types(con, SourceTables(interactions="SELECT * FROM events"), "interactions") == {}
         assert catalog_types(con, SourceTables(interactions="no_such_table"), "interactions") == {}
 
 
 def test_a_source_query_reads_what_the_table_reads(url: str) -> None:
-    """A [source] query (no catalogue entry: nothing packed before driver 1.9) gives the table's rows."""
+    """A [source] query (no catalogue entry: nothing packed before driver 1.13) gives the table's rows."""
     with connect(url) as con:
         frame = read_source(
             con, SourceTables(interactions="SELECT * FROM events"), "interactions", COLUMNS, time_column="occurred_at", since=SINCE, until=UNTIL,

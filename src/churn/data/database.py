@@ -230,26 +230,33 @@ def relation(con: Connection, source: SourceTables, table: str) -> str:
 
 
 def table_schema(con: Connection, source: SourceTables, table: str) -> pa.Schema | None:
-    """The columns of a table (no rows read), or None when the database has no such table.
-    On PostgreSQL each field carries its server type (``POSTGRESQL:type``, which decides what
-    :mod:`churn.data.pgpack` packs): as the driver reports it, else from the catalogue."""
+    """The columns of a table (no rows read), or None when the database has no such table."""
     try:
-        schema = con.query(f"SELECT * FROM {relation(con, source, table)} WHERE 1 = 0").schema
+        return con.query(f"SELECT * FROM {relation(con, source, table)} WHERE 1 = 0").schema
     except Exception as exc:  # noqa: BLE001 - a missing table is an error of each driver's own kind
         if source.is_query(table):
             raise DataContractError(f"{con.name}: the [source] query for {table} fails: {failure_reason(exc)}") from None
         return None
-    if con.nan_for_null and not source.is_query(table) and not any(pgpack.pg_type(schema, name) for name in schema.names):
-        return pgpack.with_types(schema, catalog_types(con, source, table))
-    return schema
+
+
+def server_typed(con: Connection, source: SourceTables, table: str, schema: pa.Schema) -> pa.Schema:
+    """A PostgreSQL table's ``schema`` with each field's server type (``POSTGRESQL:type``, what
+    :mod:`churn.data.pgpack` packs by): as the driver reports it (adbc-driver-postgresql 1.13
+    and later), else from the catalogue (:func:`catalog_types`). A [source] query has no
+    catalogue entry: its fields keep only what the driver reports."""
+    if source.is_query(table) or any(pgpack.pg_type(schema, name) for name in schema.names):
+        return schema
+    return pgpack.with_types(schema, catalog_types(con, source, table))
 
 
 def catalog_types(con: Connection, source: SourceTables, table: str) -> dict[str, str]:
-    """PostgreSQL's type name of each column of a table, from ``pg_attribute``. Why: the ADBC
-    driver names them in the field metadata only from release 1.9 (adbc-driver-postgresql), and
-    the releases since ship unoptimised builds (pyproject.toml); empty when refused."""
+    """PostgreSQL's type name of each column of a table, from ``pg_attribute`` (a domain's base
+    type, as the server's row description names it); empty when refused or not a table. Why:
+    the ADBC driver names the types in its field metadata only from release 1.13, and the
+    releases 1.9 to 1.13 ship unoptimised builds (pyproject.toml)."""
     sql = (
-        "SELECT a.attname AS name, t.typname AS kind FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+        "SELECT a.attname AS name, COALESCE(b.typname, d.typname) AS kind FROM pg_catalog.pg_attribute a "
+        "JOIN pg_catalog.pg_type d ON d.oid = a.atttypid LEFT JOIN pg_catalog.pg_type b ON b.oid = NULLIF(d.typbasetype, 0) "
         f"WHERE a.attrelid = to_regclass({_sql_text(relation(con, source, table))}) AND a.attnum > 0 AND NOT a.attisdropped"
     )
     try:
@@ -288,7 +295,8 @@ def select_sql(
     column holds timestamps or dates (text timestamps are filtered after parsing, as in a CSV).
 
     On PostgreSQL a float column is sent as ``COALESCE(x, 'NaN')``: its mostly-empty optional
-    columns (CSAT, NPS, amounts) decode about a third faster without NULLs in ADBC, and a NULL
+    columns (CSAT, NPS, amounts) decoded about a third faster without NULLs in ADBC (measured
+    with driver 1.13, an unoptimised build), and a NULL
     and a NaN are the same missing value once read (a float column becomes a NumPy float). A
     boolean is sent as 1, 0 or -1 (NULL) for the same reason and made boolean again after.
     With a ``packing`` (:mod:`churn.data.pgpack`) its columns travel in one field instead."""
@@ -498,7 +506,9 @@ def read_source(
     if schema is None:
         return None
     cols = [c for c in columns if c in schema.names] if columns is not None else list(schema.names)
-    packing = pgpack.plan(cols, [c for c in cols if c not in dense], schema, categorical) if con.nan_for_null and dense is not None else None
+    packing = None
+    if con.nan_for_null and dense is not None:
+        packing = pgpack.plan(cols, [c for c in cols if c not in dense], server_typed(con, source, table, schema), categorical)
     split = con.sibling is not None and since is not None and until is not None and _pushed(schema, time_column)
     ranges = _halves(since, until, row_middle(con, source, table, time_column, since, until)) if split else [(since, until)]  # type: ignore[arg-type]
     sqls = [select_sql(con, source, table, cols, schema, time_column=time_column, since=a, until=b, packing=packing) for a, b in ranges]
