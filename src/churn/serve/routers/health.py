@@ -35,8 +35,8 @@ def ready(service: Service = Depends(get_service)) -> Response:
         problems.append(service.latest.last_error or f"no scoring run in {service.settings.scores_dir} yet")
     running = None
     if service.pool is not None:
+        running = service.pool.alive()  # counted first: the answer is the pool found, not one a replacement has begun to start
         service.pool.check()  # a pool that broke while idle is replaced now, not on the next POST /score
-        running = service.pool.alive()
         if running < service.pool.workers:
             problems.append(f"{running} of {service.pool.workers} scoring processes running (a new pool is starting)")
     body = Ready(ready=not problems, model_loaded=service.model is not None, run_present=snapshot is not None, scoring_processes=running, problems=problems)
