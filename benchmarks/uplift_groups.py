@@ -1,0 +1,142 @@
+"""Whom to call: can the product's own features tell the planted response groups apart at all?
+
+A diagnostic for the uplift learners (issue "whom to call"), on the simulation's responding
+business: an upper bound for any learner that works from features. It uses the planted truth —
+analysis only, never the product. At a few of the simulation's weekly dates (built as
+``churn simulate`` builds them: the warm-up churn model, the features of the accounts alive in
+the plain business, each account's planted group of that month):
+
+1. **Identifiability**: a LightGBM multiclass classifier of the planted group from the churn
+   model's feature columns, 5-fold cross-validation grouped by account — accuracy and macro F1
+   against always guessing the largest group, and the AUC of the pairs a learner must split
+   (callback vs fed up, offer vs lost cause; sleeping dogs vs the other quiet accounts is at
+   chance by design: they are drawn at random).
+2. **Worth**: the top ``--top`` accounts per date ranked by risk, by risk × value, by the
+   classifier's expected planted cut in churn (Σ p(group | x) × the cut of that group's shift,
+   with the churn model's probability as the hazard — what a learner has), alone and × value,
+   and by the true group (what the informed policy is told): the mean planted cut and value
+   saved per account, each against risk's and value's. A snapshot on the plain business, not the
+   closed loop (no controls, exploration, re-calls): the ratios are larger than a simulation's.
+
+    python benchmarks/uplift_groups.py                    # 20,000 accounts, seed 11, 6 dates, top 300
+    python benchmarks/uplift_groups.py --accounts 600 --dates 2 --top 20 --folds 2   # toy size
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import replace
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.metrics import f1_score, roc_auc_score
+from sklearn.model_selection import GroupKFold
+
+from churn.config import ChurnDefinition, ScoreConfig
+from churn.data.responding import RESPONSE_SHIFT, responses, window_churn
+from churn.data.synthetic import generate
+from churn.features.build import build_features
+from churn.features.spec import FeatureSpec
+from churn.jobs.simulate import WEEK, SimulationConfig, _warm_table
+from churn.modeling.train import fit_churn_model
+from churn.modeling.uplift import feature_columns
+from churn.outreach.score import annual_value
+
+GROUPS = list(RESPONSE_SHIFT)
+
+
+def snapshot(accounts: int, seed: int, dates: int) -> pd.DataFrame:
+    """The features at ``dates`` weekly cycles spread over 26 (alive accounts only), with the
+    planted group (``_group``), hazard, the account's annual value and the churn model's probability."""
+    config = SimulationConfig(accounts=accounts, seed=seed)
+    months = config.warmup_months + math.ceil((config.cycles * 7 + config.horizon_days + 7) / 30.4) + 1
+    data = generate(accounts, start="2023-01-01", months=months, seed=seed)
+    first = pd.Timestamp("2023-01-01", tz="UTC") + pd.DateOffset(months=config.warmup_months)
+    definition = ChurnDefinition(horizon_days=config.horizon_days).resolved(data.accounts)
+    spec = FeatureSpec.from_data(data.accounts, data.interactions, history=data.attribute_history, before=first)
+    model, _ = fit_churn_model(_warm_table(data, spec, definition, first), spec=spec, definition=definition, config=replace(config.train, seed=seed))
+    churned = data.accounts.set_index(data.accounts["account_id"].astype("str"))["churned_at"]
+    causes = data.causes.assign(account_id=data.causes["account_id"].astype("str"))
+    parts = []
+    for cycle in np.linspace(0, config.cycles - 1, dates).round().astype(int):
+        as_of = first + int(cycle) * WEEK
+        f = build_features(data.accounts, data.interactions, as_of=as_of, spec=spec, definition=definition, history=data.attribute_history)
+        end = churned.reindex(f["account_id"].astype("str")).to_numpy()
+        f = f[pd.isna(end) | (end > as_of)].reset_index(drop=True)
+        month = causes[causes["month_start"] == as_of.normalize().replace(day=1)].set_index("account_id")
+        rows = month.reindex(f["account_id"].astype("str"))
+        known = rows["hazard"].notna().to_numpy()
+        filled = rows.assign(hazard=rows["hazard"].fillna(float(month["hazard"].median())), dominant_cause=rows["dominant_cause"].astype("str").where(known, "monthly_contract"))
+        value, _ = annual_value(f, data.accounts, ScoreConfig())
+        extra = {"_cycle": cycle, "_group": responses(filled.reset_index(), seed, config.effect), "_hazard": filled["hazard"].to_numpy(float)}
+        parts.append(f.assign(**extra, _value=np.asarray(value, dtype=float), _p_model=model.predict_proba(f)))
+    return pd.concat(parts, ignore_index=True)
+
+
+def group_probabilities(table: pd.DataFrame, folds: int) -> np.ndarray:
+    """P(group | features), out of fold (folds grouped by account: no account in both)."""
+    x, y = table[feature_columns(table)], pd.Categorical(table["_group"], categories=GROUPS).codes
+    p = np.zeros((len(table), len(GROUPS)))
+    for k, (fit, out) in enumerate(GroupKFold(n_splits=folds).split(x, y, table["account_id"].astype("str"))):
+        m = lgb.LGBMClassifier(n_estimators=300, learning_rate=0.05, num_leaves=31, min_child_samples=40, subsample=0.8, subsample_freq=1, colsample_bytree=0.8, n_jobs=1, verbose=-1, random_state=k)
+        m.fit(x.iloc[fit], y[fit])
+        p[np.ix_(out, m.classes_)] = m.predict_proba(x.iloc[out])
+    return p
+
+
+def identifiability(table: pd.DataFrame, p: np.ndarray) -> None:
+    y = pd.Categorical(table["_group"], categories=GROUPS).codes
+    largest = np.bincount(y).argmax()
+    print(f"1. identifiability ({len(table):,} account-dates): accuracy {(p.argmax(1) == y).mean():.3f} (always {GROUPS[largest]}: {(y == largest).mean():.3f}), "
+          f"macro F1 {f1_score(y, p.argmax(1), average='macro'):.3f} (always {GROUPS[largest]}: {f1_score(y, np.full_like(y, largest), average='macro'):.3f})")
+    for a, b in ((["callback"], ["fed_up"]), (["offer"], ["lost_cause"]), (["sleeping_dog"], ["content", "context"])):
+        ia, ib = [GROUPS.index(g) for g in a], [GROUPS.index(g) for g in b]
+        rows = np.isin(y, ia + ib)
+        if len(set(np.isin(y[rows], ia))) < 2:
+            print(f"   {'+'.join(a)} vs {'+'.join(b)}: not both present")
+            continue
+        pa, pb = p[rows][:, ia].sum(1), p[rows][:, ib].sum(1)
+        print(f"   {'+'.join(a)} vs {'+'.join(b)}: AUC {roc_auc_score(np.isin(y[rows], ia), pa / (pa + pb + 1e-12)):.3f} ({np.isin(y[rows], ia).sum():,} / {(~np.isin(y[rows], ia)).sum():,})")
+
+
+def worth(table: pd.DataFrame, p: np.ndarray, top: int, reach: float = 0.7, horizon: int = 30) -> None:
+    """The planted cut and value saved per account in each ranking's top ``top`` per date."""
+    cut = lambda h, shift: reach * (window_churn(h, 0.0, horizon) - window_churn(h, shift, horizon))  # noqa: E731
+    shift = table["_group"].map(RESPONSE_SHIFT).to_numpy(float)
+    truth, value, model_h = cut(table["_hazard"].to_numpy(float), shift), table["_value"].to_numpy(float), np.clip(table["_p_model"].to_numpy(float), 1e-6, 1 - 1e-6)
+    expected = sum(p[:, j] * cut(model_h, RESPONSE_SHIFT[g]) for j, g in enumerate(GROUPS))
+    told = cut(model_h, shift)
+    rankings = {"risk": model_h, "value (risk × value)": model_h * value, "classifier's expected cut": expected,
+                "classifier's expected cut × value": expected * value, "true group (informed)": told, "true group × value": told * value}
+    cycles = table["_cycle"].to_numpy()
+    rows = {}
+    for name, score in rankings.items():
+        picked = [m[np.argsort(-score[m], kind="stable")[:top]] for m in (np.flatnonzero(cycles == c) for c in np.unique(cycles))]
+        rows[name] = (np.mean([truth[i].mean() for i in picked]), np.mean([(truth[i] * value[i]).mean() for i in picked]))
+    risk, by_value = rows["risk"][0], rows["value (risk × value)"][1]
+    print(f"2. worth: top {top} per date, planted cut in 30-day churn of a call (reach {reach:.0%}) and value saved, per account")
+    for name, (c, v) in rows.items():
+        print(f"   {name:36s} cut {c:.4f} ({c / risk:.2f}× risk)   value {v:8.2f} ({v / by_value:.2f}× value)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--dates", type=int, default=6, help="weekly cycles looked at, spread over 26")
+    parser.add_argument("--top", type=int, default=300, help="accounts called per date (the capacity)")
+    parser.add_argument("--folds", type=int, default=5)
+    args = parser.parse_args()
+    started = time.process_time()
+    table = snapshot(args.accounts, args.seed, args.dates)
+    p = group_probabilities(table, args.folds)
+    identifiability(table, p)
+    worth(table, p, args.top)
+    print(f"CPU {time.process_time() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
