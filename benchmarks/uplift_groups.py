@@ -25,9 +25,7 @@ the plain business, each account's planted group of that month):
 from __future__ import annotations
 
 import argparse
-import math
 import time
-from dataclasses import replace
 
 import lightgbm as lgb
 import numpy as np
@@ -35,44 +33,25 @@ import pandas as pd
 from sklearn.metrics import f1_score, roc_auc_score
 from sklearn.model_selection import GroupKFold
 
-from churn.config import ChurnDefinition, ScoreConfig
-from churn.data.responding import RESPONSE_SHIFT, responses, window_churn
-from churn.data.synthetic import generate
-from churn.features.build import build_features
-from churn.features.spec import FeatureSpec
-from churn.jobs.simulate import WEEK, SimulationConfig, _warm_table
-from churn.modeling.train import fit_churn_model
+from churn.data.responding import RESPONSE_SHIFT, window_churn
+from churn.jobs.simulate import SimulationConfig, _prepare
 from churn.modeling.uplift import feature_columns
-from churn.outreach.score import annual_value
 
 GROUPS = list(RESPONSE_SHIFT)
 
 
 def snapshot(accounts: int, seed: int, dates: int) -> pd.DataFrame:
-    """The features at ``dates`` weekly cycles spread over 26 (alive accounts only), with the
-    planted group (``_group``), hazard, the account's annual value and the churn model's probability."""
-    config = SimulationConfig(accounts=accounts, seed=seed)
-    months = config.warmup_months + math.ceil((config.cycles * 7 + config.horizon_days + 7) / 30.4) + 1
-    data = generate(accounts, start="2023-01-01", months=months, seed=seed)
-    first = pd.Timestamp("2023-01-01", tz="UTC") + pd.DateOffset(months=config.warmup_months)
-    definition = ChurnDefinition(horizon_days=config.horizon_days).resolved(data.accounts)
-    spec = FeatureSpec.from_data(data.accounts, data.interactions, history=data.attribute_history, before=first)
-    model, _ = fit_churn_model(_warm_table(data, spec, definition, first), spec=spec, definition=definition, config=replace(config.train, seed=seed))
-    churned = data.accounts.set_index(data.accounts["account_id"].astype("str"))["churned_at"]
-    causes = data.causes.assign(account_id=data.causes["account_id"].astype("str"))
+    """The features of the accounts alive in the plain business at ``dates`` weekly cycles
+    spread over 26, with the planted group (``_group``), hazard, the account's annual value and
+    the warm-up churn model's probability — taken from ``churn simulate``'s own preparation, so
+    the groups, hazards and values are the simulation's (it builds all 26 cycles' features)."""
+    shared = _prepare(SimulationConfig(accounts=accounts, seed=seed))
     parts = []
-    for cycle in np.linspace(0, config.cycles - 1, dates).round().astype(int):
-        as_of = first + int(cycle) * WEEK
-        f = build_features(data.accounts, data.interactions, as_of=as_of, spec=spec, definition=definition, history=data.attribute_history)
-        end = churned.reindex(f["account_id"].astype("str")).to_numpy()
-        f = f[pd.isna(end) | (end > as_of)].reset_index(drop=True)
-        month = causes[causes["month_start"] == as_of.normalize().replace(day=1)].set_index("account_id")
-        rows = month.reindex(f["account_id"].astype("str"))
-        known = rows["hazard"].notna().to_numpy()
-        filled = rows.assign(hazard=rows["hazard"].fillna(float(month["hazard"].median())), dominant_cause=rows["dominant_cause"].astype("str").where(known, "monthly_contract"))
-        value, _ = annual_value(f, data.accounts, ScoreConfig())
-        extra = {"_cycle": cycle, "_group": responses(filled.reset_index(), seed, config.effect), "_hazard": filled["hazard"].to_numpy(float)}
-        parts.append(f.assign(**extra, _value=np.asarray(value, dtype=float), _p_model=model.predict_proba(f)))
+    for c in np.unique(np.linspace(0, len(shared.dates) - 1, dates).round().astype(int)):
+        alive = shared.plain_churn[shared.index[c]] > shared.dates[c].value
+        f = shared.features[c][alive].reset_index(drop=True)
+        extra = {"_cycle": c, "_group": shared.group[c][alive], "_hazard": shared.hazard[c][alive], "_value": shared.value[shared.index[c][alive]]}
+        parts.append(f.assign(**extra, _p_model=shared.model.predict_proba(f)))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -95,11 +74,12 @@ def identifiability(table: pd.DataFrame, p: np.ndarray) -> None:
     for a, b in ((["callback"], ["fed_up"]), (["offer"], ["lost_cause"]), (["sleeping_dog"], ["content", "context"])):
         ia, ib = [GROUPS.index(g) for g in a], [GROUPS.index(g) for g in b]
         rows = np.isin(y, ia + ib)
-        if len(set(np.isin(y[rows], ia))) < 2:
+        is_a = np.isin(y[rows], ia)
+        if is_a.all() or not is_a.any():
             print(f"   {'+'.join(a)} vs {'+'.join(b)}: not both present")
             continue
         pa, pb = p[rows][:, ia].sum(1), p[rows][:, ib].sum(1)
-        print(f"   {'+'.join(a)} vs {'+'.join(b)}: AUC {roc_auc_score(np.isin(y[rows], ia), pa / (pa + pb + 1e-12)):.3f} ({np.isin(y[rows], ia).sum():,} / {(~np.isin(y[rows], ia)).sum():,})")
+        print(f"   {'+'.join(a)} vs {'+'.join(b)}: AUC {roc_auc_score(is_a, pa / (pa + pb + 1e-12)):.3f} ({is_a.sum():,} / {(~is_a).sum():,})")
 
 
 def worth(table: pd.DataFrame, p: np.ndarray, top: int, reach: float = 0.7, horizon: int = 30) -> None:
