@@ -32,7 +32,7 @@ TOY_RUNS: dict[str, tuple[list[str], str]] = {
     "database.py": (["--accounts", "200", "--months", "24", "--runs", "1"], "PostgreSQL output equals the Parquet output: True"),
     "uplift.py": (["--accounts", "600", "--cycles", "3", "--capacity", "20", "--seeds", "1", "--informed"], "Qini of the learned uplift model"),
     "uplift_groups.py": (["--accounts", "600", "--dates", "2", "--top", "20", "--folds", "2"], "true group × value"),
-    "uplift_offline.py": (["--accounts", "600", "--capacity", "20", "--cycles", "8", "--dates", "2"], "truth cut"),
+    "uplift_offline.py": (["--accounts", "600", "--capacity", "20", "--cycles", "8", "--dates", "2", "--learners", "shift,t,x"], "evidence for a split"),
     "attack.py": (
         ["--accounts", "300", "--train-accounts", "300", "--body-mb", "4", "--events", "20", "--string-mb", "0.25", "--logins", "20", "--max-interactions", "50", "--max-body-mb", "1"],
         "server peak RSS",
