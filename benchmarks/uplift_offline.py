@@ -16,7 +16,7 @@ against it in a few minutes:
 3. count what calling them would save *in expectation*, from the simulation's truth:
    reach × P(the account churns within the window without a call) × the planted relative cut
    1 − p₁/p₀ of its response group that month — what the closed loop's coupling applies
-   (:func:`churn.data.responding.called_outcome`); for a sleeping dog, minus the churn it adds
+   (:func:`churn.data.responding.coupling`); for a sleeping dog, minus the churn it adds
    among the accounts that would have stayed. P(churn within the window) comes from the
    planted monthly hazards of the date's month and the next (:func:`window_probability`), so
    it includes what the churn model foresees of next month; the planted effect that
@@ -57,9 +57,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from churn.data.responding import window_churn
+from churn.data.responding import coupling, window_churn
 from churn.features.labels import LABEL
-from churn.jobs.informed import GROUP, fit_informed
+from churn.jobs.informed import GROUP, fit_informed, no_call_model
 from churn.jobs.simulate import SimulationConfig, _matured, _prepare, _run_policy, _Shared, _World
 from churn.modeling.calibration import logit
 from churn.modeling.uplift import TREATED, UpliftSettings, common_shift, fit_uplift, sigmoid
@@ -91,6 +91,11 @@ def window_probability(causes: pd.DataFrame, ids: pd.Series, as_of: pd.Timestamp
     return this_month + (1.0 - this_month) * h2 * spill
 
 
+def list_size(config: SimulationConfig) -> int:
+    """Accounts a weekly list calls from its ranking: the capacity less the explored calls (as ``churn simulate`` splits it)."""
+    return config.capacity - int(round(config.explore_share * config.capacity))
+
+
 def first_called(frame: pd.DataFrame, ranking: str, k: int, config: SimulationConfig) -> np.ndarray:
     """Positions of the first ``k`` callable accounts of ``frame`` by the product's ranking (or,
     for ``"cut"``, by the estimated cut in churn alone, a negative one never called, ties by risk)."""
@@ -119,7 +124,7 @@ def evaluate(shared: _Shared, world: _World, config: SimulationConfig, learners:
     ``dates`` weekly dates (one row per date and ranking)."""
     horizon = pd.Timedelta(days=config.horizon_days)
     causes = shared.data.causes.assign(account_id=shared.data.causes["account_id"].astype("str"))
-    k = config.capacity - int(round(config.explore_share * config.capacity))
+    k = list_size(config)
     matured_two = [c for c, d in enumerate(shared.dates) if len(shared.dates) > 1 and d >= shared.dates[1] + horizon]  # two cohorts matured
     if not matured_two:
         raise SystemExit(f"{config.cycles} weekly cycles: no date has two matured cohorts (the horizon is {config.horizon_days} days); give more --cycles")
@@ -134,13 +139,12 @@ def evaluate(shared: _Shared, world: _World, config: SimulationConfig, learners:
         population, accounts = shared.features[c][alive].reset_index(drop=True), accounts[alive]
         hazard, shift = shared.hazard[c][alive], shared.shift[c][alive]
         p0, p1 = window_churn(hazard, 0.0, config.horizon_days), window_churn(hazard, shift, config.horizon_days)
-        q = window_probability(causes, population["account_id"].astype("str"), as_of, config.horizon_days)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            helps = np.where(p0 > 0, 1.0 - np.minimum(p1 / p0, 1.0), 0.0)
-            hurts = np.where(p0 < 1, np.maximum(p1 - p0, 0.0) / (1.0 - p0), 0.0)
-        saved = config.reach_rate * (q * helps - (1.0 - q) * hurts)
+        ids = population["account_id"].astype("str")
+        q = window_probability(causes, ids, as_of, config.horizon_days)
+        keep, push = coupling(p0, p1)  # what a call does to a churner and to a stayer, as the closed loop applies it
+        saved = config.reach_rate * (q * (1.0 - keep) - (1.0 - q) * push)
         value, risk = shared.value[accounts], shared.model.predict_proba(population)
-        frame = pd.DataFrame({"account_id": population["account_id"].astype("str"), "churn_probability": risk, "annual_value": value, "revenue_at_risk": risk * value, "offer": shared.offer[c][alive]})
+        frame = pd.DataFrame({"account_id": ids, "churn_probability": risk, "annual_value": value, "revenue_at_risk": risk * value, "offer": shared.offer[c][alive]})
         picks = {"risk": first_called(frame, "risk", k, config), "risk × value": first_called(frame, "value", k, config)}
         settings = UpliftSettings(seed=config.seed)
         effects = {learner: fit_uplift(rows, replace(settings, learner=learner), baseline=shared.warm).predict(population) for learner in learners}  # type: ignore[arg-type]
@@ -183,7 +187,7 @@ def split_evidence(rows: pd.DataFrame, warm: pd.DataFrame, seed: int, min_called
     category), with the 1 % Bonferroni critical value over the candidate splits, as a learner
     searching them with a test would need to pass. No-call log-odds: the shift learner's μ₀."""
     settings = UpliftSettings(seed=seed)
-    no_call = fit_uplift(rows, replace(settings, shift_min_child_samples=len(rows) + 1), baseline=warm)
+    no_call = no_call_model(rows, settings, warm)
     x, y, called = no_call.prepare(rows), rows[LABEL].to_numpy(dtype=float), rows[TREATED].to_numpy(dtype=bool)
     offset = logit(no_call.control_model.predict_proba(x)[:, 1])
     candidates: list[tuple[float, str]] = []
@@ -218,7 +222,7 @@ def main() -> None:
     table = evaluate(shared, world, config, [s for s in args.learners.split(",") if s], args.dates)
     total = table.groupby("ranking", sort=False)[["customers", "revenue"]].sum()
     cycles = ", ".join(str(c) for c in sorted(table["cycle"].unique()))
-    print(f"expected saves of each ranking's first {args.capacity - int(round(config.explore_share * args.capacity))} callable accounts per date, summed over cycles {cycles}:")
+    print(f"expected saves of each ranking's first {list_size(config)} callable accounts per date, summed over cycles {cycles}:")
     for name, row in total.iterrows():
         print(f"   {name:<18} customers {row['customers']:7.1f} ({row['customers'] / total.loc['risk', 'customers']:.2f}× risk)   "
               f"revenue {row['revenue']:11,.0f} ({row['revenue'] / total.loc['risk × value', 'revenue']:.2f}× risk × value)")

@@ -141,14 +141,22 @@ def window_churn(monthly_hazard: np.ndarray, shift: np.ndarray | float, horizon_
     return 1.0 - (1.0 - shifted) ** (horizon_days / DAYS_PER_MONTH)
 
 
+def coupling(p0: np.ndarray, p1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The coupling of :func:`called_outcome`, per account: (P(still churns | churned without
+    the call), P(churns | stayed without it)), from the window churn probability without / with
+    the call. Marginally the called account then churns with probability ``p1``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        keep = np.where(p0 > 0, np.minimum(p1 / p0, 1.0), 1.0)
+        push = np.where(p0 < 1, np.maximum(p1 - p0, 0.0) / (1 - p0), 0.0)
+    return keep, push
+
+
 def called_outcome(plain_churned: np.ndarray, p0: np.ndarray, p1: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Whether each called account churns in the window, coupled to the plain outcome by ``u``.
 
     ``plain_churned``: churned in the window without the call; ``p0``/``p1``: window churn
     probability without/with the call; ``u``: a uniform per account (common to every policy)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        keep = np.where(p0 > 0, np.minimum(p1 / p0, 1.0), 1.0)  # P(still churns | churned without the call)
-        push = np.where(p0 < 1, np.maximum(p1 - p0, 0.0) / (1 - p0), 0.0)  # P(churns | stayed without it)
+    keep, push = coupling(p0, p1)
     return np.where(plain_churned, u < keep, u < push)
 
 

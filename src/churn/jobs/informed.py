@@ -100,12 +100,17 @@ class InformedUplift:
         return pd.DataFrame({"churn_if_called": p1, "churn_if_not_called": p0, "uplift": p0 - p1}, index=features.index)
 
 
+def no_call_model(rows: pd.DataFrame, settings: UpliftSettings, baseline: pd.DataFrame | None = None) -> UpliftModel:
+    """The uplift policy's shift learner with no departures: its μ₀ (churn without a call) and
+    common shift, without the boosted search (a leaf would need more rows than there are) — the
+    no-call model an estimate that groups the rows itself starts from."""
+    return fit_uplift(rows, replace(settings, shift_min_child_samples=len(rows) + 1), baseline=baseline)
+
+
 def fit_informed(rows: pd.DataFrame, settings: UpliftSettings, baseline: pd.DataFrame | None = None) -> InformedUplift:
     """The informed estimate on matured cohort rows (features, ``treated``, ``churned``,
     ``_group``): see the module docstring. ``baseline`` joins μ₀'s fit, as the uplift policy's."""
-    # the shift learner with no departures: its μ₀ and common shift, without the boosted search
-    # the groups replace (too few rows per leaf to fit any)
-    no_call = fit_uplift(rows, replace(settings, shift_min_child_samples=len(rows) + 1), baseline=baseline)
+    no_call = no_call_model(rows, settings, baseline)  # the groups replace the departures' search
     groups = rows[GROUP].astype("str").to_numpy()
     treated, y = rows[TREATED].to_numpy(dtype=bool), rows[LABEL].to_numpy(dtype=float)
     z0 = logit(no_call.control_model.predict_proba(no_call.prepare(rows))[:, 1])
