@@ -33,7 +33,7 @@ import pandas as pd
 from sklearn.metrics import f1_score, roc_auc_score
 from sklearn.model_selection import GroupKFold
 
-from churn.data.responding import RESPONSE_SHIFT, window_churn
+from churn.data.responding import RESPONSE_SHIFT, call_cut
 from churn.jobs.simulate import SimulationConfig, _prepare
 from churn.modeling.uplift import feature_columns
 
@@ -82,9 +82,11 @@ def identifiability(table: pd.DataFrame, p: np.ndarray) -> None:
         print(f"   {'+'.join(a)} vs {'+'.join(b)}: AUC {roc_auc_score(is_a, pa / (pa + pb + 1e-12)):.3f} ({is_a.sum():,} / {(~is_a).sum():,})")
 
 
-def worth(table: pd.DataFrame, p: np.ndarray, top: int, reach: float = 0.7, horizon: int = 30) -> None:
-    """The planted cut and value saved per account in each ranking's top ``top`` per date."""
-    cut = lambda h, shift: reach * (window_churn(h, 0.0, horizon) - window_churn(h, shift, horizon))  # noqa: E731
+def worth(table: pd.DataFrame, p: np.ndarray, top: int, config: SimulationConfig = SimulationConfig()) -> None:
+    """The planted cut and value saved per account in each ranking's top ``top`` per date (the
+    simulation's reach rate and horizon)."""
+    reach = config.reach_rate
+    cut = lambda h, shift: reach * call_cut(h, shift, config.horizon_days)  # noqa: E731
     shift = table["_group"].map(RESPONSE_SHIFT).to_numpy(float)
     truth, value, model_h = cut(table["_hazard"].to_numpy(float), shift), table["_value"].to_numpy(float), np.clip(table["_p_model"].to_numpy(float), 1e-6, 1 - 1e-6)
     expected = sum(p[:, j] * cut(model_h, RESPONSE_SHIFT[g]) for j, g in enumerate(GROUPS))

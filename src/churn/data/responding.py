@@ -141,6 +141,12 @@ def window_churn(monthly_hazard: np.ndarray, shift: np.ndarray | float, horizon_
     return 1.0 - (1.0 - shifted) ** (horizon_days / DAYS_PER_MONTH)
 
 
+def call_cut(monthly_hazard: np.ndarray, shift: np.ndarray | float, horizon_days: int) -> np.ndarray:
+    """The cut in window churn a *reached* call makes at the month's planted hazard: p₀ − p₁
+    (:func:`window_churn` without and with the shift) — the planted effect, before the reach rate."""
+    return window_churn(monthly_hazard, 0.0, horizon_days) - window_churn(monthly_hazard, shift, horizon_days)
+
+
 def coupling(p0: np.ndarray, p1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The coupling of :func:`called_outcome`, per account: (P(still churns | churned without
     the call), P(churns | stayed without it)), from the window churn probability without / with

@@ -60,7 +60,7 @@ import pandas as pd
 
 from churn.config import ChurnDefinition, ScoreConfig, TrainConfig
 from churn.data.io import write_text
-from churn.data.responding import EFFECTS, Effect, called_outcome, logit_shift, response_shares, responses, window_churn
+from churn.data.responding import EFFECTS, Effect, call_cut, called_outcome, logit_shift, response_shares, responses, window_churn
 from churn.data.synthetic import GeneratedData, generate
 from churn.features.build import build_features
 from churn.features.labels import LABEL, label_accounts
@@ -340,8 +340,7 @@ def _explore(risk: np.ndarray, pool: np.ndarray, n: int, by: str, rng: np.random
 def _planted_uplift(shared: _Shared, config: SimulationConfig, c: int, rows: np.ndarray) -> np.ndarray:
     """The planted cut in window churn a call to each of ``rows`` (indices or a mask of cycle
     ``c``'s accounts) would make: reached with the reach rate, then the planted shift."""
-    h, shift = shared.hazard[c][rows], shared.shift[c][rows]
-    return config.reach_rate * (window_churn(h, 0.0, config.horizon_days) - window_churn(h, shift, config.horizon_days))
+    return config.reach_rate * call_cut(shared.hazard[c][rows], shared.shift[c][rows], config.horizon_days)
 
 
 def _oracle_ranks(shared: _Shared, config: SimulationConfig, world: _World, c: int, as_of: pd.Timestamp, frame: pd.DataFrame, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
