@@ -55,3 +55,15 @@ def test_benchmark_runs_at_toy_size(script: str, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, f"{script} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     assert closing in result.stdout, result.stdout[-3000:]
+
+
+def test_a_timed_command_reports_its_own_peak_memory_not_the_benchmarks() -> None:
+    """On Linux a child's ``ru_maxrss`` starts from the high-water mark of the process it was
+    forked from; the benchmarks time their commands from a small runner process, so a benchmark
+    holding 400 MB itself still reports a small command as small."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import features, numpy as np; "
+        "held = np.ones(50_000_000); print(features.run_command([sys.executable, '-c', 'pass'])[2], held.sum() > 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(BENCHMARKS)], capture_output=True, text=True, check=True).stdout.split()
+    assert float(out[0]) < 0.2 and out[1] == "True"

@@ -42,6 +42,7 @@ from churn.data.rules import (
     describe_check,
     schema_failures,
 )
+from churn.data.sparse import SPARSE_FLOAT, dense
 
 
 @dataclass
@@ -193,7 +194,7 @@ def _check_table(
         rej.add((df[future_col] > now + FUTURE_SLACK).fillna(False).to_numpy(), reason)
         reason_column[reason] = future_col
     for col in NUMBERS[name]:
-        if col in df.columns and df[col].dtype != np.float64:
+        if col in df.columns and df[col].dtype != np.float64 and df[col].dtype != SPARSE_FLOAT:
             parsed = pd.to_numeric(df[col], errors="coerce").astype(float)
             reason = f"{col} is not a number"
             rej.add(parsed.isna() & df[col].notna(), reason)
@@ -285,7 +286,7 @@ def _judge(raw: pd.DataFrame, rej: _Rejections, reason_column: dict[str, str], r
         report.rejected[reason] = int(mask.sum())
         report.examples[reason] = _examples(raw, mask, reason_column.get(reason))
     rows = np.flatnonzero(bad)
-    rejects = raw.iloc[rows].copy()
+    rejects = dense(raw.iloc[rows]).copy()  # a file format or a database table takes plain floats
     rejects.insert(0, "source_row", rows + 2)  # header is line 1 of a CSV
     rejects["reject_reason"] = rej.reason_column(rows).to_numpy() if len(rows) else pd.Series(dtype="str")
     report.accepted = len(raw) - len(rows)

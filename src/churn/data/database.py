@@ -35,6 +35,7 @@ from churn.data import pgpack, pgstats
 from churn.data.io import arrow_pool
 from churn.data.read import DataContractError
 from churn.data.rules import CATEGORICAL, REQUIRED
+from churn.data.sparse import to_pandas as to_sparse
 
 if TYPE_CHECKING:  # pragma: no cover
     import adbc_driver_manager.dbapi
@@ -476,7 +477,11 @@ def _frame(held: list[pa.Table], pool: pa.MemoryPool) -> pd.DataFrame:
 
 def _pandas(column: pa.ChunkedArray, pool: pa.MemoryPool) -> pd.Series:
     """A column as pandas holds it: a boolean as a nullable boolean (a ChunkedArray given a
-    mapper makes text objects first, 0.6 s / 7M rows: booleans only), timestamps in ns."""
+    mapper makes text objects first, 0.6 s / 7M rows: booleans only), timestamps in ns, a
+    mostly empty float column sparse (:mod:`churn.data.sparse`), as from a file."""
+    sparse = to_sparse(column)
+    if sparse is not None:
+        return pd.Series(sparse, copy=False)
     mapper = {pa.bool_(): pd.BooleanDtype()}.get if pa.types.is_boolean(column.type) else None
     return column.to_pandas(memory_pool=pool, coerce_temporal_nanoseconds=True, types_mapper=mapper)
 

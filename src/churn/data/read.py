@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from fsspec import AbstractFileSystem
 from churn.config import database_scheme
 from churn.data.io import arrow_pool
+from churn.data.sparse import to_pandas as to_sparse
 
 #: Where a table or a data folder is: a local path, or a URL (kept as a string).
 Location = Union[str, Path]
@@ -277,9 +278,15 @@ def _read_parquet(
     # Nanosecond timestamps and nullable booleans (not objects when a flag has gaps) are what
     # parsing produces anyway: one conversion instead of two. Consolidated blocks: a row
     # selection later is one take per dtype.
+    # Mostly empty number columns become sparse (churn.data.sparse), the rest one DataFrame.
+    sparse = {name: held for name, held in ((name, to_sparse(table.column(name))) for name in table.column_names) if held is not None}
+    names = table.column_names
     booleans = {pa.bool_(): pd.BooleanDtype()}
-    df = table.to_pandas(memory_pool=pool, coerce_temporal_nanoseconds=True, types_mapper=booleans.get)
+    df = table.drop_columns(list(sparse)).to_pandas(memory_pool=pool, coerce_temporal_nanoseconds=True, types_mapper=booleans.get)
     del table
+    for name, held in sparse.items():
+        df[name] = held
+    df = df[[name for name in names if name in df.columns]] if sparse else df  # the file's order (a stored pandas index is the index)
     pool.release_unused()  # the Arrow copy is no longer needed: give its memory back now, not at exit
     return df
 

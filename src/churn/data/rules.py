@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from churn.config import SURVEY_RANGES
+from churn.data.sparse import dense, filled, is_sparse
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandera.pandas as pandera
@@ -142,6 +143,10 @@ def screen_column(values: pd.Series, rule: ColumnScreen) -> np.ndarray:
     """Rows of one column that fail ``rule`` (missing values fail only a non-nullable rule).
     A float column is compared in place (NaN compares false), not copied."""
     bad = np.zeros(len(values), dtype=bool)
+    if is_sparse(values) and rule.nullable and not rule.non_empty:  # only the filled rows can fail
+        at, numbers = filled(values)
+        bad[at] = _out_of_range(numbers, rule)
+        return bad
     if not rule.nullable or rule.non_empty:
         missing = values.isna().to_numpy()
         if not rule.nullable:
@@ -149,12 +154,17 @@ def screen_column(values: pd.Series, rule: ColumnScreen) -> np.ndarray:
         if rule.non_empty:
             bad |= ~non_empty(values).to_numpy(dtype=bool) & ~missing
     if rule.min_value is not None or rule.max_value is not None:
-        v = values.to_numpy() if values.dtype == np.float64 else values.to_numpy(dtype=float, na_value=np.nan)
-        with np.errstate(invalid="ignore"):
-            if rule.min_value is not None:
-                bad |= v < rule.min_value
-            if rule.max_value is not None:
-                bad |= v > rule.max_value
+        bad |= _out_of_range(values.to_numpy() if values.dtype == np.float64 else values.to_numpy(dtype=float, na_value=np.nan), rule)
+    return bad
+
+
+def _out_of_range(v: np.ndarray, rule: ColumnScreen) -> np.ndarray:
+    bad = np.zeros(len(v), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        if rule.min_value is not None:
+            bad |= v < rule.min_value
+        if rule.max_value is not None:
+            bad |= v > rule.max_value
     return bad
 
 
@@ -171,6 +181,11 @@ def describe_check(column: str, check: str) -> str:
     return f"{column} fails {check}"
 
 
+def _held_as(values: pd.Series) -> str:
+    """The column's type as the schema names it (a sparse float column holds float64)."""
+    return str(values.dtype.subtype) if is_sparse(values) else str(values.dtype)
+
+
 def schema_failures(name: str, df: pd.DataFrame) -> list[tuple[tuple[str, str], np.ndarray]]:
     """Rows failing the pandera schema of table ``name``, as ((column, check), row positions).
 
@@ -180,16 +195,16 @@ def schema_failures(name: str, df: pd.DataFrame) -> list[tuple[tuple[str, str], 
     through pandera."""
     rules = SCREEN[name]
     checked = [c for c in rules if c in df.columns]
-    typed = all(rules[c].dtype is None or str(df[c].dtype) == rules[c].dtype for c in checked)
+    typed = all(rules[c].dtype is None or _held_as(df[c]) == rules[c].dtype for c in checked)
     if typed:
         suspect = np.zeros(len(df), dtype=bool)
         for col in checked:
             suspect |= screen_column(df[col], rules[col])
         if not suspect.any():
             return []
-        frame = df[checked].iloc[np.flatnonzero(suspect)]  # index labels stay row positions
+        frame = dense(df[checked].iloc[np.flatnonzero(suspect)])  # index labels stay row positions
     else:
-        frame = df[checked]
+        frame = dense(df[checked])
     from pandera.errors import SchemaErrors
 
     try:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from churn.config import ASSISTED_CHANNELS, ASYNC_CHANNELS, SURVEY_RANGES, FeatureConfig
 from churn.data.frames import codes_for
+from churn.data.sparse import filled, is_sparse
 
 if TYPE_CHECKING:  # pragma: no cover
     from churn.features.spec import FeatureSpec
@@ -317,9 +318,20 @@ class Events:
     def present(self, name: str) -> "Subset":
         """The events where numeric column ``name`` has a value (``.value``: the value) — taken
         at the events only, then at those rows."""
-        values = self._pick(self._source[name].to_numpy(dtype=float))
-        sub = self.subset(~np.isnan(values))
-        sub.value = values[sub.rows]
+        column = self._source[name]
+        if not is_sparse(column):
+            values = self._pick(column.to_numpy(dtype=float))
+            sub = self.subset(~np.isnan(values))
+            sub.value = values[sub.rows]
+            return sub
+        at, numbers = filled(column)  # a sparse column: its filled rows only, never the empty ones
+        if self._rows is not None:  # positions among the events (both in row order)
+            found = np.searchsorted(self._rows, at)
+            event = found < len(self._rows)
+            event[event] = self._rows[found[event]] == at[event]
+            at, numbers = found[event], numbers[event]
+        sub = Subset(self, at.astype(np.intp, copy=False))
+        sub.value = numbers
         return sub
 
     @cached_property

@@ -1,0 +1,156 @@
+"""Mostly empty number columns held sparse (churn.data.sparse): the same numbers, read, checked
+and turned into features exactly as at full length."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from churn.cli.commands import app
+from churn.data.contract import load, validate
+from churn.data.read import read_table
+from churn.data.sparse import SPARSE_SHARE, dense, filled, is_sparse, to_pandas
+from churn.data.synthetic import GeneratedData
+from churn.features.build import build_features
+
+AS_OF = pd.Timestamp("2024-03-01", tz="UTC")
+NUMBER_COLUMNS = ["wait_seconds", "handle_seconds", "ces", "csat", "nps", "amount"]
+
+
+def _full_length(column: pa.ChunkedArray) -> np.ndarray:
+    return column.to_pandas().to_numpy(dtype=float, na_value=np.nan)
+
+
+# ----------------------------------------------------------------------------- the rule
+
+
+def test_a_float_column_is_sparse_only_when_more_than_half_is_missing() -> None:
+    half = pa.chunked_array([pa.array([1.0, None, 2.0, None])])
+    assert to_pandas(half) is None  # exactly half: full length
+    most = pa.chunked_array([pa.array([1.0, None, None, None])])
+    held = to_pandas(most)
+    assert held is not None and held.dtype == pd.SparseDtype(np.float64, np.nan)
+    assert SPARSE_SHARE == 0.5
+
+
+def test_nan_counts_as_missing_as_a_null_does() -> None:
+    """PostgreSQL sends a NULL float as NaN: a column of NaNs is as empty as one of nulls."""
+    nans = pa.chunked_array([pa.array([np.nan, np.nan, 3.0])])  # NaN values, no null
+    held = to_pandas(nans)
+    assert held is not None
+    np.testing.assert_array_equal(held.sp_values, [3.0])  # only numbers are stored
+    np.testing.assert_array_equal(held.to_numpy(), [np.nan, np.nan, 3.0])
+
+
+@pytest.mark.parametrize("column", [pa.array(["a", None, None]), pa.array([1, None, None]), pa.array([True, None, None]), pa.array([], pa.float64())])
+def test_other_columns_are_left_alone(column: pa.Array) -> None:
+    assert to_pandas(pa.chunked_array([column])) is None
+
+
+def test_float32_and_sliced_chunks() -> None:
+    sliced = pa.array([9.0, None, None, None, None, 4.0, None, np.nan, None, None], pa.float64()).slice(1)
+    column = pa.chunked_array([pa.array([None, 1.5, None], pa.float32()).cast(pa.float64()), sliced])
+    held = to_pandas(column)
+    assert held is not None
+    np.testing.assert_array_equal(held.to_numpy(), _full_length(column))
+    assert to_pandas(pa.chunked_array([pa.array([None, None, 0.25], pa.float32())])).to_numpy().tolist()[2] == 0.25  # type: ignore[union-attr]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.one_of(st.none(), st.just(float("nan")), st.floats(allow_nan=False, allow_infinity=True, width=64)), max_size=40),
+        min_size=1,
+        max_size=4,
+    ),
+    st.integers(0, 3),
+)
+def test_property_sparse_reads_as_the_full_column(chunks: list[list[float | None]], cut: int) -> None:
+    arrays = [pa.array(chunk, pa.float64()) for chunk in chunks]
+    arrays[0] = arrays[0].slice(min(cut, len(arrays[0])))  # an offset into a buffer, as a filtered read gives
+    column = pa.chunked_array(arrays, pa.float64())
+    expected = _full_length(column)
+    held = to_pandas(column)
+    if held is None:
+        assert np.isnan(expected).sum() <= SPARSE_SHARE * len(expected) or len(expected) == 0
+        return
+    assert np.isnan(expected).sum() > SPARSE_SHARE * len(expected)
+    np.testing.assert_array_equal(held.to_numpy(), expected)
+    at, numbers = filled(pd.Series(held))
+    at_dense, numbers_dense = filled(pd.Series(expected))
+    np.testing.assert_array_equal(at, at_dense)
+    np.testing.assert_array_equal(numbers, numbers_dense)
+    assert len(held.sp_values) == (~np.isnan(expected)).sum()  # never a stored NaN
+
+
+def test_dense_gives_plain_floats_for_writing() -> None:
+    held = to_pandas(pa.chunked_array([pa.array([None, None, 2.0])]))
+    frame = pd.DataFrame({"ces": pd.Series(held), "n": [1, 2, 3]})
+    out = dense(frame)
+    assert out["ces"].dtype == np.float64 and out["n"].dtype == frame["n"].dtype
+    assert is_sparse(frame["ces"]) and dense(out) is out
+
+
+# ----------------------------------------------------------------------------- read, contract, features
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory, small_business: GeneratedData) -> Path:
+    """The small business as Parquet, with a CES of 99 (out of range) on a survey row."""
+    out = tmp_path_factory.mktemp("sparse")
+    interactions = small_business.interactions.copy()
+    survey = interactions.index[interactions["ces"].notna()][3]
+    interactions.loc[survey, "ces"] = 99.0
+    small_business.accounts.to_parquet(out / "accounts.parquet", index=False)
+    interactions.to_parquet(out / "interactions.parquet", index=False)
+    small_business.attribute_history.to_parquet(out / "attribute_history.parquet", index=False)
+    return out
+
+
+def test_a_parquet_read_holds_the_mostly_empty_columns_sparse(folder: Path) -> None:
+    read = read_table(folder / "interactions.parquet")
+    whole = pq.read_table(folder / "interactions.parquet").to_pandas()
+    for column in NUMBER_COLUMNS:
+        assert is_sparse(read[column]), column
+        np.testing.assert_array_equal(read[column].to_numpy(dtype=float), whole[column].to_numpy(dtype=float))
+    assert list(read.columns) == list(whole.columns)
+
+
+def test_the_contract_rejects_the_same_rows_sparse_or_not(folder: Path) -> None:
+    sparse = load(folder)
+    assert is_sparse(sparse.interactions["ces"])
+    raw = read_table(folder / "interactions.parquet")
+    full = validate(read_table(folder / "accounts.parquet"), dense(raw), read_table(folder / "attribute_history.parquet"))
+    assert not is_sparse(full.interactions["ces"])
+    rejects, rejects_full = sparse.rejects["interactions"], full.rejects["interactions"]
+    assert (rejects["reject_reason"] == "ces out of range 1–7").sum() == 1
+    pd.testing.assert_frame_equal(rejects, rejects_full)
+    assert rejects["ces"].dtype == np.float64  # written out as plain floats
+    np.testing.assert_array_equal(sparse.interactions_accepted, full.interactions_accepted)
+
+
+def test_features_are_the_same_sparse_or_not(folder: Path) -> None:
+    data = load(folder)
+    read, accepted = data.interactions_read, data.interactions_accepted
+    assert accepted is not None and not accepted.all()  # the CES of 99: events are picked among the rows
+    full = dense(read)
+    for parts in (1, 2):
+        got = build_features(data.accounts, read, as_of=AS_OF, history=data.attribute_history, rows=accepted, parts=parts)
+        want = build_features(data.accounts, full, as_of=AS_OF, history=data.attribute_history, rows=accepted, parts=parts)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+        assert got.filter(like="ces").notna().any().any() and got.filter(like="spend").notna().any().any()
+
+
+def test_validate_writes_the_rejects_of_a_sparse_column(folder: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["validate", "--data", str(folder), "--rejects-dir", str(tmp_path)])
+    assert "ces out of range" in result.output, result.output
+    written = pd.read_csv(tmp_path / "interactions_rejects.csv")
+    assert written["ces"].dtype == np.float64 and (written["ces"] == 99.0).sum() == 1
