@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from churn.cli.commands import app
 from churn.data.contract import load, validate
 from churn.data.read import read_table
-from churn.data.sparse import SPARSE_SHARE, dense, filled, is_sparse, to_pandas
+from churn.data.sparse import SPARSE_SHARE, Batches, FloatColumn, dense, filled, is_sparse
 from churn.data.synthetic import GeneratedData
 from churn.features.build import build_features
 
@@ -32,36 +32,67 @@ def _full_length(column: pa.ChunkedArray) -> np.ndarray:
 # ----------------------------------------------------------------------------- the rule
 
 
+def gather(column: pa.ChunkedArray) -> pd.arrays.SparseArray | np.ndarray:
+    """A float column batch by batch, as a reader gathers it."""
+    gathered = FloatColumn()
+    for chunk in column.chunks:
+        gathered.add(chunk)
+    return gathered.finish()
+
+
 def test_a_float_column_is_sparse_only_when_more_than_half_is_missing() -> None:
-    half = pa.chunked_array([pa.array([1.0, None, 2.0, None])])
-    assert to_pandas(half) is None  # exactly half: full length
-    most = pa.chunked_array([pa.array([1.0, None, None, None])])
-    held = to_pandas(most)
-    assert held is not None and held.dtype == pd.SparseDtype(np.float64, np.nan)
+    half = gather(pa.chunked_array([pa.array([1.0, None, 2.0, None])]))
+    assert isinstance(half, np.ndarray) and half.dtype == np.float64  # exactly half: full length
+    np.testing.assert_array_equal(half, [1.0, np.nan, 2.0, np.nan])
+    held = gather(pa.chunked_array([pa.array([1.0, None, None, None])]))
+    assert held.dtype == pd.SparseDtype(np.float64, np.nan)
     assert SPARSE_SHARE == 0.5
 
 
 def test_nan_counts_as_missing_as_a_null_does() -> None:
     """PostgreSQL sends a NULL float as NaN: a column of NaNs is as empty as one of nulls."""
-    nans = pa.chunked_array([pa.array([np.nan, np.nan, 3.0])])  # NaN values, no null
-    held = to_pandas(nans)
-    assert held is not None
+    held = gather(pa.chunked_array([pa.array([np.nan, np.nan, 3.0])]))  # NaN values, no null
+    assert isinstance(held, pd.arrays.SparseArray)
     np.testing.assert_array_equal(held.sp_values, [3.0])  # only numbers are stored
     np.testing.assert_array_equal(held.to_numpy(), [np.nan, np.nan, 3.0])
 
 
-@pytest.mark.parametrize("column", [pa.array(["a", None, None]), pa.array([1, None, None]), pa.array([True, None, None]), pa.array([], pa.float64())])
-def test_other_columns_are_left_alone(column: pa.Array) -> None:
-    assert to_pandas(pa.chunked_array([column])) is None
+def test_a_column_sparse_overall_from_a_mostly_filled_batch_and_the_reverse() -> None:
+    """Each batch is cut down (or kept) by its own share; the column by the share of all."""
+    sparse = gather(pa.chunked_array([pa.array([1.0, 2.0]), pa.array([None] * 6, pa.float64())]))
+    dense_one = gather(pa.chunked_array([pa.array([None, None, None, 4.0]), pa.array([1.0, 2.0, 3.0, 5.0])]))
+    assert isinstance(sparse, pd.arrays.SparseArray) and isinstance(dense_one, np.ndarray)
+    np.testing.assert_array_equal(sparse.to_numpy(), [1.0, 2.0] + [np.nan] * 6)
+    np.testing.assert_array_equal(dense_one, [np.nan, np.nan, np.nan, 4.0, 1.0, 2.0, 3.0, 5.0])
+
+
+def test_only_float_columns_are_gathered_apart() -> None:
+    batch = pa.record_batch({"s": pa.array(["a", None, None]), "i": pa.array([1, None, None]), "b": pa.array([True, None, None]), "f": pa.array([None, None, 0.5])})
+    gathered = Batches(batch.schema)
+    gathered.add(batch)
+    gathered.add(batch)
+    frame = gathered.with_floats(gathered.table().to_pandas())
+    assert list(frame.columns) == ["s", "i", "b", "f"] and is_sparse(frame["f"]) and not any(is_sparse(frame[c]) for c in "sib")
+    np.testing.assert_array_equal(frame["f"].to_numpy(), [np.nan, np.nan, 0.5] * 2)
+
+
+def test_a_table_of_float_columns_only_and_an_empty_one() -> None:
+    schema = pa.schema([("f", pa.float64())])
+    gathered = Batches(schema)
+    gathered.add(pa.record_batch({"f": pa.array([None, None, 0.5])}))
+    frame = gathered.with_floats(gathered.table().to_pandas())
+    assert len(frame) == 3 and is_sparse(frame["f"])
+    empty = Batches(schema)
+    assert len(empty.with_floats(empty.table().to_pandas())) == 0
 
 
 def test_float32_and_sliced_chunks() -> None:
     sliced = pa.array([9.0, None, None, None, None, 4.0, None, np.nan, None, None], pa.float64()).slice(1)
     column = pa.chunked_array([pa.array([None, 1.5, None], pa.float32()).cast(pa.float64()), sliced])
-    held = to_pandas(column)
-    assert held is not None
+    held = gather(column)
+    assert isinstance(held, pd.arrays.SparseArray)
     np.testing.assert_array_equal(held.to_numpy(), _full_length(column))
-    assert to_pandas(pa.chunked_array([pa.array([None, None, 0.25], pa.float32())])).to_numpy().tolist()[2] == 0.25  # type: ignore[union-attr]
+    assert gather(pa.chunked_array([pa.array([None, None, 0.25], pa.float32())])).to_numpy().tolist()[2] == 0.25
 
 
 @settings(max_examples=200, deadline=None)
@@ -73,26 +104,24 @@ def test_float32_and_sliced_chunks() -> None:
     ),
     st.integers(0, 3),
 )
-def test_property_sparse_reads_as_the_full_column(chunks: list[list[float | None]], cut: int) -> None:
+def test_property_gathered_reads_as_the_full_column(chunks: list[list[float | None]], cut: int) -> None:
     arrays = [pa.array(chunk, pa.float64()) for chunk in chunks]
     arrays[0] = arrays[0].slice(min(cut, len(arrays[0])))  # an offset into a buffer, as a filtered read gives
     column = pa.chunked_array(arrays, pa.float64())
     expected = _full_length(column)
-    held = to_pandas(column)
-    if held is None:
-        assert np.isnan(expected).sum() <= SPARSE_SHARE * len(expected) or len(expected) == 0
-        return
-    assert np.isnan(expected).sum() > SPARSE_SHARE * len(expected)
-    np.testing.assert_array_equal(held.to_numpy(), expected)
+    held = gather(column)
+    np.testing.assert_array_equal(np.asarray(held), expected)
+    assert isinstance(held, pd.arrays.SparseArray) == (np.isnan(expected).sum() > SPARSE_SHARE * len(expected))
     at, numbers = filled(pd.Series(held))
     at_dense, numbers_dense = filled(pd.Series(expected))
     np.testing.assert_array_equal(at, at_dense)
     np.testing.assert_array_equal(numbers, numbers_dense)
-    assert len(held.sp_values) == (~np.isnan(expected)).sum()  # never a stored NaN
+    if isinstance(held, pd.arrays.SparseArray):
+        assert len(held.sp_values) == (~np.isnan(expected)).sum()  # never a stored NaN
 
 
 def test_dense_gives_plain_floats_for_writing() -> None:
-    held = to_pandas(pa.chunked_array([pa.array([None, None, 2.0])]))
+    held = gather(pa.chunked_array([pa.array([None, None, 2.0])]))
     frame = pd.DataFrame({"ces": pd.Series(held), "n": [1, 2, 3]})
     out = dense(frame)
     assert out["ces"].dtype == np.float64 and out["n"].dtype == frame["n"].dtype
@@ -126,15 +155,24 @@ def test_a_parquet_read_holds_the_mostly_empty_columns_sparse(folder: Path) -> N
 
 def test_the_contract_rejects_the_same_rows_sparse_or_not(folder: Path) -> None:
     sparse = load(folder)
-    assert is_sparse(sparse.interactions["ces"])
+    assert is_sparse(sparse.interactions_read["ces"])
     raw = read_table(folder / "interactions.parquet")
     full = validate(read_table(folder / "accounts.parquet"), dense(raw), read_table(folder / "attribute_history.parquet"))
-    assert not is_sparse(full.interactions["ces"])
+    assert not is_sparse(full.interactions_read["ces"])
     rejects, rejects_full = sparse.rejects["interactions"], full.rejects["interactions"]
     assert (rejects["reject_reason"] == "ces out of range 1–7").sum() == 1
     pd.testing.assert_frame_equal(rejects, rejects_full)
     assert rejects["ces"].dtype == np.float64  # written out as plain floats
     np.testing.assert_array_equal(sparse.interactions_accepted, full.interactions_accepted)
+
+
+def test_the_accepted_interactions_a_notebook_gets_are_plain_and_editable(folder: Path) -> None:
+    """``ContractData.interactions`` is what users edit: full-length columns, not sparse ones."""
+    data = load(folder)
+    interactions = data.interactions
+    assert not any(is_sparse(interactions[c]) for c in interactions.columns)
+    interactions.loc[interactions["wait_seconds"].notna(), "wait_seconds"] *= 3  # a sparse column refuses item assignment
+    assert (interactions["ces"] == 99.0).sum() == 0  # the rejected row is gone
 
 
 def test_features_are_the_same_sparse_or_not(folder: Path) -> None:

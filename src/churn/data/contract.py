@@ -69,11 +69,12 @@ class ContractData:
     ``attribute_history`` (None when the folder has none) holds one row per change of an
     account attribute: ``account_id``, ``valid_from`` and the attribute columns.
 
-    The interactions come as every row read (``interactions_read``) plus a mask of the rows
-    to use (``interactions_accepted``: passed the contract and lie in the time range asked
-    for; None: all). Dropping a handful of rejected rows from a 10M-row table means copying
-    all of it, so that copy is made only when :attr:`interactions` is first asked for;
-    feature building takes the mask instead (``rows=``) and never pays it."""
+    The interactions come as every row read (``interactions_read``, its mostly empty number
+    columns sparse) plus a mask of the rows to use (``interactions_accepted``: passed the
+    contract and lie in the time range asked for; None: all). Dropping a handful of rejected
+    rows from a 10M-row table means copying all of it, so that copy is made only when
+    :attr:`interactions` is first asked for; feature building takes the mask instead
+    (``rows=``) and never pays it."""
 
     accounts: pd.DataFrame
     interactions_read: pd.DataFrame
@@ -84,10 +85,13 @@ class ContractData:
 
     @property
     def interactions(self) -> pd.DataFrame:
-        """The accepted interactions (the rejected rows are dropped here, once)."""
+        """The accepted interactions as plain columns: the rejected rows are dropped here, and
+        a mostly empty number column read sparse (:mod:`churn.data.sparse`) is made full
+        length, once — a frame a notebook may edit in place (a sparse column refuses that)."""
         if self.interactions_accepted is not None:
             self.interactions_read = self.interactions_read.loc[self.interactions_accepted].reset_index(drop=True)
             self.interactions_accepted = None
+        self.interactions_read = dense(self.interactions_read)
         return self.interactions_read
 
     @interactions.setter

@@ -35,7 +35,7 @@ from churn.data import pgpack, pgstats
 from churn.data.io import arrow_pool
 from churn.data.read import DataContractError
 from churn.data.rules import CATEGORICAL, REQUIRED
-from churn.data.sparse import to_pandas as to_sparse
+from churn.data.sparse import Batches
 
 if TYPE_CHECKING:  # pragma: no cover
     import adbc_driver_manager.dbapi
@@ -381,13 +381,17 @@ def _typed(batch: pa.RecordBatch, schema: pa.Schema, pool: pa.MemoryPool, made: 
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
-def _read_all(reader: pa.RecordBatchReader, categorical: Sequence[str], pool: pa.MemoryPool, packing: pgpack.Packing | None = None) -> pa.Table:
-    """Every batch of ``reader``, unpacked (``packing``) and typed (:func:`_typed`) as it arrives."""
+def _read_all(reader: pa.RecordBatchReader, categorical: Sequence[str], pool: pa.MemoryPool, packing: pgpack.Packing | None = None) -> Batches:
+    """Every batch of ``reader``, unpacked (``packing``) and typed (:func:`_typed`) as it
+    arrives, its float columns taken out as they come (:class:`churn.data.sparse.Batches`)."""
     sent = pgpack.unpacked_schema(reader.schema, packing) if packing is not None else reader.schema
     schema = pa.schema([pa.field(f.name, _target(f, categorical)) for f in sent])
     batches = (pgpack.unpack(batch, packing, pool) for batch in reader) if packing is not None else iter(reader)
     made = {c for c, _ in packing.packed} if packing is not None else set()
-    return pa.Table.from_batches([_typed(batch, schema, pool, made) for batch in batches], schema=schema)
+    gathered = Batches(schema)
+    for batch in batches:
+        gathered.add(_typed(batch, schema, pool, made))
+    return gathered
 
 
 def _halves(since: pd.Timestamp, until: pd.Timestamp, middle: pd.Timestamp) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
@@ -422,14 +426,14 @@ def row_middle(con: Connection, source: SourceTables, table: str, column: str, s
     return found if found is not None else middle
 
 
-def _read_split(con: Connection, sqls: Sequence[str], categorical: Sequence[str], pool: pa.MemoryPool, packing: pgpack.Packing | None) -> pa.Table:
+def _read_split(con: Connection, sqls: Sequence[str], categorical: Sequence[str], pool: pa.MemoryPool, packing: pgpack.Packing | None) -> Batches:
     """The rows of ``sqls``, in that order: the first on ``con``, each other at the same time
     on a connection of its own (PostgreSQL: a server process each, and the driver decodes
     without holding the GIL, so two halves of a window take both cores, the client's decoding
     and the server's scanning overlapping). A second connection refused (a server at its
     connection limit) costs only the overlap: that part is read on ``con`` after the first."""
 
-    def sibling(sql: str) -> pa.Table | None:
+    def sibling(sql: str) -> Batches | None:
         try:
             other = con.sibling()  # type: ignore[misc]
         except Exception:  # noqa: BLE001 - any driver's refusal: read it on con instead
@@ -440,14 +444,17 @@ def _read_split(con: Connection, sqls: Sequence[str], categorical: Sequence[str]
             other.close()
 
     if len(sqls) == 1 or con.sibling is None:
-        return pa.concat_tables([_read_all(con.query(sql), categorical, pool, packing) for sql in sqls])
+        gathered = _read_all(con.query(sqls[0]), categorical, pool, packing)
+        for sql in sqls[1:]:
+            gathered.extend(_read_all(con.query(sql), categorical, pool, packing))
+        return gathered
     with ThreadPoolExecutor(max_workers=len(sqls) - 1) as threads:
         rest = [threads.submit(sibling, sql) for sql in sqls[1:]]
-        tables = [_read_all(con.query(sqls[0]), categorical, pool, packing)]
+        gathered = _read_all(con.query(sqls[0]), categorical, pool, packing)
         for sql, future in zip(sqls[1:], rest):
-            table = future.result()
-            tables.append(table if table is not None else _read_all(con.query(sql), categorical, pool, packing))
-        return pa.concat_tables(tables)
+            part = future.result()
+            gathered.extend(part if part is not None else _read_all(con.query(sql), categorical, pool, packing))
+        return gathered
 
 
 def _frame(held: list[pa.Table], pool: pa.MemoryPool) -> pd.DataFrame:
@@ -477,11 +484,7 @@ def _frame(held: list[pa.Table], pool: pa.MemoryPool) -> pd.DataFrame:
 
 def _pandas(column: pa.ChunkedArray, pool: pa.MemoryPool) -> pd.Series:
     """A column as pandas holds it: a boolean as a nullable boolean (a ChunkedArray given a
-    mapper makes text objects first, 0.6 s / 7M rows: booleans only), timestamps in ns, a
-    mostly empty float column sparse (:mod:`churn.data.sparse`), as from a file."""
-    sparse = to_sparse(column)
-    if sparse is not None:
-        return pd.Series(sparse, copy=False)
+    mapper makes text objects first, 0.6 s / 7M rows: booleans only), timestamps in ns."""
     mapper = {pa.bool_(): pd.BooleanDtype()}.get if pa.types.is_boolean(column.type) else None
     return column.to_pandas(memory_pool=pool, coerce_temporal_nanoseconds=True, types_mapper=mapper)
 
@@ -519,7 +522,8 @@ def read_source(
     sqls = [select_sql(con, source, table, cols, schema, time_column=time_column, since=a, until=b, packing=packing) for a, b in ranges]
     pool = arrow_pool()
     try:
-        arrow = _read_split(con, sqls, categorical, pool, packing)
+        gathered = _read_split(con, sqls, categorical, pool, packing)
+        arrow = gathered.table()
         arrow = _booleans(arrow, schema) if con.nan_for_null else arrow
     except DataContractError:
         raise
@@ -527,7 +531,8 @@ def read_source(
         raise DataContractError(f"{con.name}: cannot read {table} ({failure_reason(exc)})") from None
     held = [arrow]
     del arrow
-    df = _frame(held, pool)
+    df = gathered.with_floats(_frame(held, pool))
+    del gathered
     pool.release_unused()
     for c in categorical:  # numeric ids: categories too, as from a file
         if c in df.columns and pd.api.types.is_numeric_dtype(df[c].dtype) and not pd.api.types.is_bool_dtype(df[c].dtype):

@@ -7,8 +7,10 @@ such columns are 340 MB of NaN the features never read, written when the table i
 copied again at each step that takes rows. Held sparse (pandas' ``Sparse[float64, nan]``: the
 filled rows' positions and values), they cost what they hold.
 
-The rule is one, for every reader (a file or a database): a float column with no value in
-more than half of its rows arrives sparse (:func:`to_pandas`). What they hold is unchanged —
+The rule is one, for every reader (a Parquet file or a database; each gathers its Arrow
+batches through :class:`Batches`): a float column with no number — null or NaN — in more than
+half of its rows arrives sparse, and a batch's mostly empty float columns are cut down to their
+filled rows as the batch arrives, so their empty rows are never all held. What they hold is unchanged —
 pandas reads a sparse column as the full one (``isna``, comparisons, ``iloc``, ``to_numpy``) —
 so a step that has no fast way for them still gets the right numbers; the steps on the hot
 path (the data contract's checks, the event features) read the filled rows only.
@@ -59,29 +61,59 @@ def filled(values: pd.Series | pd.api.extensions.ExtensionArray) -> tuple[np.nda
     return positions, numbers[positions]
 
 
-def to_pandas(column: "pyarrow.ChunkedArray | pyarrow.Array") -> pd.arrays.SparseArray | None:
-    """A float Arrow column without a number (null or NaN: both read as missing) in more than
-    :data:`SPARSE_SHARE` of its rows as a sparse pandas array, which stores its numbers only;
-    None for any other column (convert it as usual)."""
-    import pyarrow as pa
+def _held_sparse(rows: int, numbers: int) -> bool:
+    """The rule: more than :data:`SPARSE_SHARE` of the rows without a number (and few enough
+    rows for pandas' sparse index, which holds int32 positions)."""
+    return rows - numbers > SPARSE_SHARE * rows and rows < 2**31
+
+
+class FloatColumn:
+    """A float column gathered batch by batch, each batch's Arrow array let go as it comes: a
+    mostly empty one is kept as its filled rows (positions and values), so its empty rows are
+    never held at full length twice (Arrow's, then pandas'), nor all of its batches at once.
+    :meth:`finish` makes it sparse or plain, by the rule of :data:`SPARSE_SHARE`."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        #: Per batch, in order: (first row, Arrow array) for a mostly filled batch, kept as it
+        #: is; (first row, (positions, values)) for a mostly empty one.
+        self._pieces: list[tuple[int, "pyarrow.Array | tuple[np.ndarray, np.ndarray]"]] = []
+
+    def add(self, chunk: "pyarrow.Array") -> None:
+        """The next rows (a float Arrow array: a NaN is as missing as a null — PostgreSQL
+        sends a NULL as NaN)."""
+        mostly_empty = len(chunk) - _count_numbers(chunk) > SPARSE_SHARE * len(chunk)
+        self._pieces.append((self.rows, _filled_rows(chunk) if mostly_empty else chunk))
+        self.rows += len(chunk)
+
+    def extend(self, other: "FloatColumn") -> None:
+        """``other``'s rows after these."""
+        self._pieces += [(start + self.rows, piece) for start, piece in other._pieces]
+        self.rows += other.rows
+
+    def finish(self) -> "pd.arrays.SparseArray | np.ndarray":
+        """A ``Sparse[float64, nan]`` array when more than :data:`SPARSE_SHARE` of the rows hold
+        no number (null or NaN), else a float64 array with NaN for them."""
+        filled = sum(len(piece[0]) if isinstance(piece, tuple) else _count_numbers(piece) for _, piece in self._pieces)
+        if _held_sparse(self.rows, filled):
+            pieces = [(start, piece if isinstance(piece, tuple) else _filled_rows(piece)) for start, piece in self._pieces]
+            at = np.concatenate([piece[0] + start for start, piece in pieces])
+            numbers = np.concatenate([piece[1] for _, piece in pieces])
+            return sparse_floats(numbers, at, self.rows)
+        out = np.full(self.rows, np.nan)
+        for start, piece in self._pieces:
+            if isinstance(piece, tuple):
+                out[piece[0] + start] = piece[1]
+            else:
+                out[start : start + len(piece)] = piece.to_numpy(zero_copy_only=False)  # a null: NaN
+        return out
+
+
+def _count_numbers(chunk: "pyarrow.Array") -> int:
+    """Rows of a float Arrow array holding a number: neither null nor NaN."""
     import pyarrow.compute as pc
 
-    if not pa.types.is_floating(column.type) or not 0 < len(column) < 2**31:  # pandas' sparse index: int32 positions
-        return None
-    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    if column.null_count <= SPARSE_SHARE * len(column):  # a NaN (PostgreSQL sends NULL so) is missing too
-        nans = sum(pc.sum(pc.is_nan(chunk)).as_py() or 0 for chunk in chunks)  # a null is no NaN (is_nan: null)
-        if column.null_count + nans <= SPARSE_SHARE * len(column):
-            return None
-    positions, values, offset = [], [], 0
-    for chunk in chunks:
-        at, numbers = _filled_rows(chunk)
-        positions.append(at + offset)
-        values.append(numbers)
-        offset += len(chunk)
-    at = np.concatenate(positions) if positions else np.zeros(0, np.int64)
-    numbers = np.concatenate(values) if values else np.zeros(0, np.float64)
-    return sparse_floats(numbers, at, len(column))
+    return len(chunk) - chunk.null_count - int(pc.sum(pc.is_nan(chunk)).as_py() or 0)  # is_nan of a null: null, not counted
 
 
 def _numbers(chunk: "pyarrow.Array") -> np.ndarray:
@@ -121,3 +153,50 @@ def dense(df: pd.DataFrame) -> pd.DataFrame:
     for c in sparse:
         out[c] = df[c].sparse.to_dense()
     return out
+
+
+class Batches:
+    """Arrow record batches of one table gathered for pandas: the float columns each a
+    :class:`FloatColumn` (taken out of every batch as it comes), the others kept as batches —
+    :meth:`table`, made a DataFrame as usual, then completed by :meth:`with_floats`."""
+
+    def __init__(self, schema: "pyarrow.Schema") -> None:
+        import pyarrow as pa
+
+        self.names = list(schema.names)
+        self._floats = {f.name: FloatColumn() for f in schema if pa.types.is_floating(f.type)}
+        # the schema's metadata kept: a stored pandas index is restored as the index
+        self._schema = pa.schema([f for f in schema if f.name not in self._floats], metadata=schema.metadata)
+        self._batches: list["pyarrow.RecordBatch"] = []
+
+    def add(self, batch: "pyarrow.RecordBatch") -> None:
+        import pyarrow as pa
+
+        for name, column in self._floats.items():
+            column.add(batch.column(name))
+        if self._schema.names:
+            self._batches.append(pa.RecordBatch.from_arrays([batch.column(name) for name in self._schema.names], schema=self._schema))
+
+    def extend(self, other: "Batches") -> None:
+        """``other``'s rows after these (the same columns)."""
+        for name, column in self._floats.items():
+            column.extend(other._floats[name])
+        self._batches += other._batches
+
+    def table(self) -> "pyarrow.Table":
+        """The columns other than the float ones."""
+        import pyarrow as pa
+
+        return pa.Table.from_batches(self._batches, schema=self._schema)
+
+    def with_floats(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` (:meth:`table` made a DataFrame) with the float columns, each sparse or
+        plain (:meth:`FloatColumn.finish`), in the table's order."""
+        if not self._floats:
+            return frame
+        floats = {name: column.finish() for name, column in self._floats.items()}
+        if not len(frame.columns):  # only float columns: the rows are theirs
+            frame = pd.DataFrame(index=pd.RangeIndex(len(next(iter(floats.values())))))
+        for name, values in floats.items():
+            frame[name] = values
+        return frame[[name for name in self.names if name in frame.columns]]
