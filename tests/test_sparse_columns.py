@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from churn.cli.commands import app
 from churn.data.contract import load, validate
 from churn.data.read import read_table
-from churn.data.sparse import SPARSE_SHARE, Batches, FloatColumn, dense, filled, is_sparse
+from churn.data.sparse import SPARSE_SHARE, Batches, FloatColumn, dense, filled, is_sparse, values_at
 from churn.data.synthetic import GeneratedData
 from churn.features.build import build_features
 
@@ -192,3 +192,14 @@ def test_validate_writes_the_rejects_of_a_sparse_column(folder: Path, tmp_path: 
     assert "ces out of range" in result.output, result.output
     written = pd.read_csv(tmp_path / "interactions_rejects.csv")
     assert written["ces"].dtype == np.float64 and (written["ces"] == 99.0).sum() == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)), min_size=1, max_size=30), st.data())
+def test_property_values_at_positions_as_at_full_length(values: list[float | None], data: st.DataObject) -> None:
+    full = pd.Series(np.array([np.nan if v is None else v for v in values]))
+    gathered = gather(pa.chunked_array([pa.array(values, pa.float64())]))
+    held = pd.Series(gathered)
+    positions = np.array(data.draw(st.lists(st.integers(0, len(values) - 1), max_size=20)), dtype=np.int64)
+    np.testing.assert_array_equal(values_at(held, positions), full.to_numpy()[positions])
+    np.testing.assert_array_equal(values_at(full, positions), full.to_numpy()[positions])

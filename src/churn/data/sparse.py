@@ -61,6 +61,21 @@ def filled(values: pd.Series | pd.api.extensions.ExtensionArray) -> tuple[np.nda
     return positions, numbers[positions]
 
 
+def values_at(values: pd.Series, positions: np.ndarray) -> np.ndarray:
+    """A float column's values at ``positions`` (NaN where it has none), as float64; a sparse
+    column's by a binary search of its filled rows (pandas' own ``take`` looks each up alone)."""
+    array = values.array
+    if not isinstance(array, pd.arrays.SparseArray):
+        return np.asarray(array.take(positions).to_numpy(dtype=float, na_value=np.nan), dtype=np.float64)
+    at, numbers = array.sp_index.indices, array.sp_values
+    out = np.full(len(positions), np.nan)
+    if len(at):
+        found = np.minimum(np.searchsorted(at, positions), len(at) - 1)
+        hit = at[found] == positions
+        out[hit] = numbers[found[hit]]
+    return out
+
+
 def _held_sparse(rows: int, numbers: int) -> bool:
     """The rule: more than :data:`SPARSE_SHARE` of the rows without a number (and few enough
     rows for pandas' sparse index, which holds int32 positions)."""

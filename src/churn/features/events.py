@@ -24,7 +24,7 @@ import pandas as pd
 
 from churn.config import ASSISTED_CHANNELS, ASYNC_CHANNELS, SURVEY_RANGES, FeatureConfig
 from churn.data.frames import codes_for
-from churn.data.sparse import filled, is_sparse
+from churn.data.sparse import filled, is_sparse, values_at
 
 if TYPE_CHECKING:  # pragma: no cover
     from churn.features.spec import FeatureSpec
@@ -206,6 +206,11 @@ class Events:
         column's array: taking from the array costs a fifth of a Series ``iloc``, a fixed cost
         that is most of the time for a request's few rows."""
         return self._source[name].array.take(rows if self._rows is None else self._rows[rows])
+
+    def numbers(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Number column ``name`` at some of the events (``rows``), NaN where it has none; a
+        sparse column is looked up among its filled rows (:func:`churn.data.sparse.values_at`)."""
+        return values_at(self._source[name], rows if self._rows is None else self._rows[rows])
 
     def subset(self, mask: np.ndarray) -> "Subset":
         """The events where ``mask`` holds, for features that need only those."""
@@ -452,13 +457,13 @@ class Support(Subset):
             if resolved is not None:
                 self.unresolved_last = is_last_of_case & has_case & ~resolved[0]
 
-        self.wait = ev.source("wait_seconds", rows).to_numpy(dtype=float) if spec.has("wait_seconds") else None
+        self.wait = ev.numbers("wait_seconds", rows) if spec.has("wait_seconds") else None
         self.long_wait = np.zeros(n, bool)
         if self.wait is not None:
             limit = np.where(self.is_async, config.long_wait_seconds_async, config.long_wait_seconds)
             self.long_wait = np.nan_to_num(self.wait, nan=0.0) > limit
         self.transferred = _flags(ev.source("transferred", rows))[0] if spec.has("transferred") else np.zeros(n, bool)
-        self.handle = ev.source("handle_seconds", rows).to_numpy(dtype=float) if spec.has("handle_seconds") else None
+        self.handle = ev.numbers("handle_seconds", rows) if spec.has("handle_seconds") else None
         self.resolved_known = resolved[1] if resolved is not None else np.zeros(n, bool)
         self.unresolved = (~resolved[0] & resolved[1]) if resolved is not None else np.zeros(n, bool)
 
