@@ -203,3 +203,24 @@ def test_property_values_at_positions_as_at_full_length(values: list[float | Non
     positions = np.array(data.draw(st.lists(st.integers(0, len(values) - 1), max_size=20)), dtype=np.int64)
     np.testing.assert_array_equal(values_at(held, positions), full.to_numpy()[positions])
     np.testing.assert_array_equal(values_at(full, positions), full.to_numpy()[positions])
+
+
+def test_dense_rows_equal_the_rows_of_the_dense_frame() -> None:
+    held = gather(pa.chunked_array([pa.array([None, 1.0, None, None, 2.0, None])]))
+    frame = pd.DataFrame({"id": list("abcdef"), "ces": pd.Series(held), "n": range(6)})
+    rows = np.array([4, 0, 1, 1])
+    pd.testing.assert_frame_equal(dense(frame, rows), dense(frame).iloc[rows])
+    only = frame[["ces"]]
+    pd.testing.assert_frame_equal(dense(only, rows), dense(only).iloc[rows])
+
+
+def test_values_at_few_and_many_positions_of_a_long_column() -> None:
+    """Both ways of looking up a sparse column: a binary search for a few rows, spreading the
+    column out for many."""
+    rng = np.random.default_rng(5)
+    full = np.where(rng.random(10_000) < 0.05, rng.normal(size=10_000), np.nan)
+    held = pd.Series(gather(pa.chunked_array([pa.array(full, from_pandas=True)])))
+    assert is_sparse(held)
+    for size in (3, 900, 5_000, 20_000):
+        positions = rng.integers(0, len(full), size)
+        np.testing.assert_array_equal(values_at(held, positions), full[positions])

@@ -88,10 +88,10 @@ class ContractData:
         """The accepted interactions as plain columns: the rejected rows are dropped here, and
         a mostly empty number column read sparse (:mod:`churn.data.sparse`) is made full
         length, once — a frame a notebook may edit in place (a sparse column refuses that)."""
-        if self.interactions_accepted is not None:
-            self.interactions_read = self.interactions_read.loc[self.interactions_accepted].reset_index(drop=True)
-            self.interactions_accepted = None
-        self.interactions_read = dense(self.interactions_read)
+        rows = None if self.interactions_accepted is None else np.flatnonzero(self.interactions_accepted)
+        plain = dense(self.interactions_read, rows)
+        self.interactions_read = plain if rows is None else plain.reset_index(drop=True)
+        self.interactions_accepted = None
         return self.interactions_read
 
     @interactions.setter
@@ -290,7 +290,7 @@ def _judge(raw: pd.DataFrame, rej: _Rejections, reason_column: dict[str, str], r
         report.rejected[reason] = int(mask.sum())
         report.examples[reason] = _examples(raw, mask, reason_column.get(reason))
     rows = np.flatnonzero(bad)
-    rejects = dense(raw.iloc[rows]).copy()  # a file format or a database table takes plain floats
+    rejects = dense(raw, rows).copy()  # a file format or a database table takes plain floats
     rejects.insert(0, "source_row", rows + 2)  # header is line 1 of a CSV
     rejects["reject_reason"] = rej.reason_column(rows).to_numpy() if len(rows) else pd.Series(dtype="str")
     report.accepted = len(raw) - len(rows)

@@ -68,6 +68,10 @@ def values_at(values: pd.Series, positions: np.ndarray) -> np.ndarray:
     if not isinstance(array, pd.arrays.SparseArray):
         return np.asarray(array.take(positions).to_numpy(dtype=float, na_value=np.nan), dtype=np.float64)
     at, numbers = array.sp_index.indices, array.sp_values
+    if len(positions) > len(array) // 8:  # many rows: spread the column out once, then take
+        full = np.full(len(array), np.nan)
+        full[at] = numbers
+        return full[positions]
     out = np.full(len(positions), np.nan)
     if len(at):
         found = np.minimum(np.searchsorted(at, positions), len(at) - 1)
@@ -97,7 +101,7 @@ class FloatColumn:
     def add(self, chunk: "pyarrow.Array") -> None:
         """The next rows (a float Arrow array: a NaN is as missing as a null — PostgreSQL
         sends a NULL as NaN)."""
-        mostly_empty = len(chunk) - _count_numbers(chunk) > SPARSE_SHARE * len(chunk)
+        mostly_empty = chunk.null_count > SPARSE_SHARE * len(chunk) or len(chunk) - _count_numbers(chunk) > SPARSE_SHARE * len(chunk)
         self._pieces.append((self.rows, _filled_rows(chunk) if mostly_empty else chunk))
         self.rows += len(chunk)
 
@@ -158,16 +162,20 @@ def _filled_rows(chunk: "pyarrow.Array") -> tuple[np.ndarray, np.ndarray]:
     return at, numbers[at]
 
 
-def dense(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with its sparse columns at full length (for writing a few rows out: file formats
-    and schema checks know plain floats)."""
+def dense(df: pd.DataFrame, rows: np.ndarray | None = None) -> pd.DataFrame:
+    """``df`` — or its rows at positions ``rows`` — with its sparse columns at full length: for
+    writing rows out (file formats and schema checks know plain floats) and for the frame a
+    user edits. A sparse column's rows are looked up among its filled ones (:func:`values_at`;
+    pandas' own ``take`` of a sparse column looks each row up alone)."""
     sparse = [c for c in df.columns if is_sparse(df[c])]
     if not sparse:
-        return df
-    out = df.copy(deep=False)
+        return df if rows is None else df.iloc[rows]
+    plain = df.drop(columns=sparse)
+    plain = plain if rows is None else plain.iloc[rows]
+    plain = plain.copy(deep=False) if len(plain.columns) else pd.DataFrame(index=df.index if rows is None else df.index[rows])
     for c in sparse:
-        out[c] = df[c].sparse.to_dense()
-    return out
+        plain[c] = df[c].sparse.to_dense().to_numpy() if rows is None else values_at(df[c], rows)
+    return plain[list(df.columns)]
 
 
 class Batches:
