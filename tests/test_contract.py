@@ -382,7 +382,7 @@ def test_clean_typed_data_is_validated_without_importing_pandera(tmp_path: Path)
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_duplicate_rows_are_exact_whatever_the_row_order(shuffle: bool) -> None:
     """Exact repeats are rejected; rows sharing account and time but not every value are not."""
-    from churn.data.contract import _duplicated_rows
+    from churn.data.frames import duplicated_rows
 
     t = pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-01", "2024-01-01", "2024-01-02", "2024-01-02", "2024-01-03"], utc=True)
     df = pd.DataFrame(
@@ -397,9 +397,9 @@ def test_duplicate_rows_are_exact_whatever_the_row_order(shuffle: bool) -> None:
         df = df.sample(frac=1, random_state=3).reset_index(drop=True)
     expected = df.duplicated(keep="first").to_numpy()
     assert expected.sum() == 1
-    assert _duplicated_rows(df).tolist() == expected.tolist()
+    assert duplicated_rows(df).tolist() == expected.tolist()
     text_ids = df.assign(account_id=df["account_id"].astype("str"))
-    assert _duplicated_rows(text_ids).tolist() == expected.tolist()
+    assert duplicated_rows(text_ids).tolist() == expected.tolist()
 
 
 def test_a_column_numeric_only_at_its_start_stays_text() -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.data.contract import _duplicated_rows
+from churn.data.frames import duplicated_rows
 
 
 def _log(seed: int, n: int, seconds: int) -> pd.DataFrame:
@@ -30,8 +30,8 @@ def test_duplicates_in_runs_of_equal_stamps_are_exactly_pandas(seconds: int) -> 
     df = _log(11, 600, seconds)
     expected = df.duplicated(keep="first").to_numpy()
     assert expected.sum() > 5
-    np.testing.assert_array_equal(_duplicated_rows(df), expected)
-    np.testing.assert_array_equal(_duplicated_rows(df.assign(account_id=df["account_id"].astype("str"))), expected)
+    np.testing.assert_array_equal(duplicated_rows(df), expected)
+    np.testing.assert_array_equal(duplicated_rows(df.assign(account_id=df["account_id"].astype("str"))), expected)
 
 
 def test_a_history_in_order_is_not_sorted_again_and_any_other_is() -> None:

@@ -270,7 +270,8 @@ def test_postgresql_sends_a_null_float_as_nan_and_nothing_else_changes() -> None
     NULL-heavy floats slower; NaN and NULL are one missing value once read); other columns and
     other databases are named as they are."""
     from churn.config import SourceTables
-    from churn.data.database import Connection, _booleans, _quote, select_sql
+    from churn.data.database import Connection, _quote, select_sql
+    from churn.data.dbtypes import booleans
 
     schema = pa.schema([("account_id", pa.string()), ("nps", pa.float64()), ("ces", pa.float32()), ("n", pa.int64()), ("resolved", pa.bool_())])
     cols = ["account_id", "nps", "ces", "n", "resolved"]
@@ -280,7 +281,7 @@ def test_postgresql_sends_a_null_float_as_nan_and_nothing_else_changes() -> None
     assert sql.startswith('SELECT "account_id", COALESCE("nps", \'NaN\') AS "nps", COALESCE("ces", \'NaN\') AS "ces", "n", CAST(COALESCE(CAST("resolved"'), sql
     assert select_sql(other, SourceTables(), "interactions", cols, schema).startswith('SELECT "account_id", "nps", "ces", "n", "resolved" FROM')
     sent = pa.table({"account_id": ["a", "b", "c"], "resolved": pa.array([1, 0, -1], pa.int16())})
-    assert _booleans(sent, schema).column("resolved").to_pylist() == [True, False, None]
+    assert booleans(sent, schema).column("resolved").to_pylist() == [True, False, None]
 
 
 @pytest.mark.parametrize("command", ["train", "score", "features"])

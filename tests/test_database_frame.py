@@ -1,6 +1,6 @@
-"""A database read's batches keep nothing of the driver's memory once typed (churn.data.database._typed:
+"""A database read's batches keep nothing of the driver's memory once typed (churn.data.dbtypes.typed:
 each driver batch is freed as the next arrives), and its rows become a DataFrame two columns at a
-time (_frame: the conversion runs after the last rows arrive, while the rest of `churn features`
+time (frame: the conversion runs after the last rows arrive, while the rest of `churn features`
 waits for it, so it takes both cores). Same values as before; no database needed."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from churn.data import database
+from churn.data import dbtypes
 from churn.data.io import arrow_pool
 
 
@@ -33,7 +33,7 @@ def _table() -> pa.Table:
 
 def test_two_columns_are_converted_at_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     both = threading.Barrier(2, timeout=5)  # the first two conversions meet here; one at a time, the first waits in vain
-    convert = database._pandas
+    convert = dbtypes.to_pandas
     threads, calls = set(), []
     lock = threading.Lock()
 
@@ -46,14 +46,14 @@ def test_two_columns_are_converted_at_once(monkeypatch) -> None:  # type: ignore
             threads.add(threading.get_ident())
         return convert(column, pool)
 
-    monkeypatch.setattr(database, "_pandas", meeting)
-    database._frame([_table()], arrow_pool())
+    monkeypatch.setattr(dbtypes, "to_pandas", meeting)
+    dbtypes.frame([_table()], arrow_pool())
     assert len(threads) == 2
 
 
 def test_the_frame_is_the_column_by_column_conversion() -> None:
     table = _table()
-    got = database._frame([table], arrow_pool())
+    got = dbtypes.frame([table], arrow_pool())
     expected = pd.DataFrame(
         {name: table.column(name).to_pandas(coerce_temporal_nanoseconds=True, types_mapper={pa.bool_(): pd.BooleanDtype()}.get if name == "resolved" else None) for name in table.column_names}
     )
@@ -71,8 +71,8 @@ def test_a_typed_batch_holds_none_of_the_drivers_buffers() -> None:
             "amount": pa.array([1.5, None, -0.0]),
         }
     )
-    schema = pa.schema([pa.field(f.name, database._target(f, ["account_id"])) for f in sent.schema])
-    typed = database._typed(sent, schema, arrow_pool())
+    schema = pa.schema([pa.field(f.name, dbtypes.target(f, ["account_id"])) for f in sent.schema])
+    typed = dbtypes.typed(sent, schema, arrow_pool())
     driver = {b.address for column in sent.columns for b in column.buffers() if b is not None}
     assert not [c for c, column in zip(typed.schema.names, typed.columns) if any(b is not None and b.address in driver for b in column.buffers())]
     assert typed.column("account_id").to_pylist() == ["a1", "a2", None] and typed.column("occurred_at").equals(sent.column("occurred_at"))

@@ -68,7 +68,7 @@ def test_a_column_sparse_overall_from_a_mostly_filled_batch_and_the_reverse() ->
 
 def test_only_float_columns_are_gathered_apart() -> None:
     batch = pa.record_batch({"s": pa.array(["a", None, None]), "i": pa.array([1, None, None]), "b": pa.array([True, None, None]), "f": pa.array([None, None, 0.5])})
-    gathered = Batches(batch.schema)
+    gathered = Batches(batch.schema, ["s", "i", "b", "f"])  # only a float column can be held sparse
     gathered.add(batch)
     gathered.add(batch)
     frame = gathered.with_floats(gathered.table().to_pandas())
@@ -78,11 +78,11 @@ def test_only_float_columns_are_gathered_apart() -> None:
 
 def test_a_table_of_float_columns_only_and_an_empty_one() -> None:
     schema = pa.schema([("f", pa.float64())])
-    gathered = Batches(schema)
+    gathered = Batches(schema, ["f"])
     gathered.add(pa.record_batch({"f": pa.array([None, None, 0.5])}))
     frame = gathered.with_floats(gathered.table().to_pandas())
     assert len(frame) == 3 and is_sparse(frame["f"])
-    empty = Batches(schema)
+    empty = Batches(schema, ["f"])
     assert len(empty.with_floats(empty.table().to_pandas())) == 0
 
 
@@ -145,7 +145,8 @@ def folder(tmp_path_factory: pytest.TempPathFactory, small_business: GeneratedDa
 
 
 def test_a_parquet_read_holds_the_mostly_empty_columns_sparse(folder: Path) -> None:
-    read = read_table(folder / "interactions.parquet")
+    read = read_table(folder / "interactions.parquet", sparse=NUMBER_COLUMNS)
+    assert not any(is_sparse(c) for _, c in read_table(folder / "interactions.parquet").items())  # only the columns named
     whole = pq.read_table(folder / "interactions.parquet").to_pandas()
     for column in NUMBER_COLUMNS:
         assert is_sparse(read[column]), column
@@ -224,3 +225,64 @@ def test_values_at_few_and_many_positions_of_a_long_column() -> None:
     for size in (3, 900, 5_000, 20_000):
         positions = rng.integers(0, len(full), size)
         np.testing.assert_array_equal(values_at(held, positions), full[positions])
+
+
+def test_only_the_interactions_number_columns_are_held_sparse(tmp_path: Path, small_business: GeneratedData) -> None:
+    """Accounts and attribute history stay plain — a notebook edits and writes them, and the
+    history's carry-forward (groupby ffill) refuses a sparse column — and so do an export's
+    extra float columns (a hundred of them: no column-by-column frame)."""
+    accounts = small_business.accounts.assign(mrr=lambda a: a["mrr"].where(a.index % 5 == 0))  # 80 % empty
+    history = small_business.attribute_history.assign(seats=lambda h: np.where(h.index % 5 == 0, 3.0, np.nan))
+    extra = pd.DataFrame({f"x{i}": np.where(np.arange(len(small_business.interactions)) % 4 == 0, 1.0, np.nan) for i in range(110)})
+    interactions = pd.concat([small_business.interactions.reset_index(drop=True), extra], axis=1)
+    accounts.to_parquet(tmp_path / "accounts.parquet", index=False)
+    interactions.to_parquet(tmp_path / "interactions.parquet", index=False)
+    history.to_parquet(tmp_path / "attribute_history.parquet", index=False)
+    data = load(tmp_path)
+    assert not is_sparse(data.accounts["mrr"]) and not is_sparse(data.attribute_history["seats"])  # type: ignore[index]
+    assert is_sparse(data.interactions_read["ces"]) and not is_sparse(data.interactions_read["x0"])
+    result = CliRunner().invoke(app, ["features", "--data", str(tmp_path), "--as-of", "2024-03-01", "--out", str(tmp_path / "f.parquet")])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("index", ["fidx", "name"])
+def test_a_stored_pandas_index_is_the_index_as_before(tmp_path: Path, index: str) -> None:
+    """pandas writes a named index into the file's metadata; it comes back as the index (then
+    dropped by read_table), never as a column — a float one included."""
+    frame = pd.DataFrame({"account_id": ["a", "b", "c"], "ces": [None, None, 4.0], "fidx": [0.5, 1.5, 2.5], "name": ["x", "y", "z"]})
+    frame.set_index(index).to_parquet(tmp_path / "t.parquet")
+    read = read_table(tmp_path / "t.parquet", sparse=["ces"])
+    assert list(read.columns) == [c for c in frame.columns if c != index]
+    assert is_sparse(read["ces"])
+
+
+def test_batches_extend_keeps_the_rows_in_order() -> None:
+    """A database window read in two halves: the second half's rows follow the first's."""
+    schema = pa.schema([("id", pa.string()), ("ces", pa.float64())])
+    first, second = Batches(schema, ["ces"]), Batches(schema, ["ces"])
+    first.add(pa.record_batch({"id": ["a", "b", "c"], "ces": [None, None, 1.0]}, schema=schema))
+    second.add(pa.record_batch({"id": ["d", "e"], "ces": [2.0, None]}, schema=schema))
+    second.add(pa.record_batch({"id": ["f"], "ces": [None]}, schema=schema))
+    first.extend(second)
+    frame = first.with_floats(first.table().to_pandas())
+    assert frame["id"].tolist() == list("abcdef") and is_sparse(frame["ces"])
+    np.testing.assert_array_equal(frame["ces"].to_numpy(), [np.nan, np.nan, 1.0, 2.0, np.nan, np.nan])
+
+
+def test_events_take_a_sparse_columns_values_at_their_own_rows(folder: Path) -> None:
+    """Events.numbers maps the events' positions to the input's rows (the events are a subset:
+    a window, the accepted rows) before looking the values up."""
+    from churn.config import FeatureConfig
+    from churn.features.events import Events
+    from churn.features.spec import FeatureSpec
+
+    data = load(folder)
+    read, accepted = data.interactions_read, data.interactions_accepted
+    config = FeatureConfig()
+    spec = FeatureSpec.from_data(data.accounts, read, config, rows=accepted)
+    events = Events(read, data.accounts, AS_OF, spec, config, rows=accepted)
+    in_window = (read["occurred_at"] < AS_OF) & (read["occurred_at"] >= AS_OF - pd.Timedelta(days=config.lookback_days))
+    input_rows = np.flatnonzero(in_window.to_numpy() & accepted)  # type: ignore[operator]
+    assert len(events) == len(input_rows) < len(read)
+    picked = np.arange(0, len(events), 7)
+    np.testing.assert_array_equal(events.numbers("wait_seconds", picked), dense(read)["wait_seconds"].to_numpy()[input_rows[picked]])

@@ -26,7 +26,7 @@ import pandas as pd
 
 from churn.config import SourceTables
 from churn.data.database import is_database, read_database, read_interactions
-from churn.data.frames import codes_for, repeated, repeated_in_runs
+from churn.data.frames import codes_for, duplicated_rows
 from churn.data.io import write_table
 from churn.data.parse import OUT_OF_RANGE, all_integers, normalise_ids, numbers_if_all_numeric, parse_flags, timestamp_reason, timestamps_in_range
 from churn.data.read import DataContractError, Location, Prefetch, find_table, is_folder, join, read_table
@@ -303,48 +303,6 @@ def _finish(raw: pd.DataFrame, df: pd.DataFrame, rej: _Rejections, reason_column
     return (df if accepted is None else df.loc[accepted].reset_index(drop=True)), rejects
 
 
-def _column_key(values: pd.Series, rows: np.ndarray | None = None) -> np.ndarray:
-    """A uint64 per row (at ``rows``, or all), equal for equal values (and for two missing values)."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        codes = values.cat.codes.to_numpy()  # categories are unique: codes identify values
-        return (codes if rows is None else codes[rows]).astype(np.uint64)
-    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype):
-        stamps = values.array.asi8.view(np.uint64)
-        return stamps if rows is None else stamps[rows]
-    return pd.util.hash_pandas_object(values if rows is None else values.iloc[rows], index=False, categorize=False).to_numpy()
-
-
-def _duplicated_rows(df: pd.DataFrame, key: Sequence[str] = ("account_id", "occurred_at")) -> np.ndarray:
-    """Exact duplicates after the first, without comparing every row with every other.
-
-    Two equal rows share their ``key`` values. In a time-ordered event log, rows sharing a
-    timestamp are neighbours; otherwise every row is a candidate. Candidates whose key
-    hash (account and time) repeats are then compared on every column, so a hash collision
-    can never reject a row."""
-    n = len(df)
-    out = np.zeros(n, dtype=bool)
-    if n < 2:
-        return out
-    candidates = np.ones(n, dtype=bool)
-    t = None  # the stamps, when the log is in time order (then they are compared run by run)
-    if "occurred_at" in key:
-        stamps = _column_key(df["occurred_at"]).view(np.int64)
-        if bool(np.all(stamps[1:] >= stamps[:-1])):
-            t = stamps
-            same = t[1:] == t[:-1]
-            candidates = np.r_[same, False] | np.r_[False, same]
-    rows = np.flatnonzero(candidates)
-    if not len(rows):
-        return out
-    mixed = np.zeros(len(rows), dtype=np.uint64)
-    for c in key if t is None else [c for c in key if c != "occurred_at"]:
-        mixed = (mixed * np.uint64(0x100000001B3)) ^ _column_key(df[c], rows)  # FNV-style mix; wraps around
-    rows = rows[repeated(mixed) if t is None else repeated_in_runs(t[rows], mixed)]
-    if len(rows):
-        out[rows] = df.iloc[rows].duplicated(keep="first").to_numpy()
-    return out
-
-
 # --------------------------------------------------------------------------- validate
 
 
@@ -375,7 +333,7 @@ def _check_interactions(
         df, rej, why, report_i = _check_table("interactions", interactions_raw, interactions_file, date_format=date_format, now=now)
         _reject_unknown_accounts(df["account_id"], accounts["account_id"], rejects["accounts"], rej, why)
         # Only rows with a readable time can repeat one another: 40,000 unreadable stamps are not "duplicates".
-        rej.add(_duplicated_rows(df) & df["occurred_at"].notna().to_numpy(), "duplicate row")
+        rej.add(duplicated_rows(df) & df["occurred_at"].notna().to_numpy(), "duplicate row")
         if len(interactions_raw) == 0:
             report_i.notes.append("no interaction rows: attribute-only snapshot data")
         missing_optional = [c for c in OPTIONAL_INTERACTION_COLUMNS if c not in df.columns]
@@ -555,7 +513,7 @@ def _read_interactions(folder: str | Path, columns: Sequence[str] | None, since:
     path = find_table(folder, "interactions")
     if path is None:
         return None, None
-    return read_table(path, columns, time_column="occurred_at", since=since, until=until, categorical=CATEGORICAL), path
+    return read_table(path, columns, time_column="occurred_at", since=since, until=until, categorical=CATEGORICAL, sparse=NUMBERS["interactions"]), path
 
 
 def read_window_early(

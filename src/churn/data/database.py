@@ -23,18 +23,17 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Callable, Container, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from churn.config import SourceTables, database_scheme
-from churn.data import pgpack, pgstats
+from churn.data import dbtypes, pgpack, pgstats
 from churn.data.io import arrow_pool
 from churn.data.read import DataContractError
-from churn.data.rules import CATEGORICAL, REQUIRED
+from churn.data.rules import CATEGORICAL, NUMBERS, REQUIRED
 from churn.data.sparse import Batches
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -325,73 +324,8 @@ def _column(con: Connection, column: str, schema: pa.Schema) -> str:
     if con.nan_for_null and kind is not None and pa.types.is_floating(kind):
         return f"COALESCE({name}, 'NaN') AS {name}"
     if con.nan_for_null and kind is not None and pa.types.is_boolean(kind):
-        return f"CAST(COALESCE(CAST({name} AS integer), -1) AS smallint) AS {name}"  # NULL: -1 (:func:`_booleans`)
+        return f"CAST(COALESCE(CAST({name} AS integer), -1) AS smallint) AS {name}"  # NULL: -1 (:func:`churn.data.dbtypes.booleans`)
     return name
-
-
-def _booleans(arrow: pa.Table, schema: pa.Schema) -> pa.Table:
-    """The boolean columns sent as small integers (:func:`_column`: 1, 0, and -1 for NULL) made
-    nullable booleans again."""
-    for i, field in enumerate(arrow.schema):
-        if pa.types.is_int16(field.type) and schema.get_field_index(field.name) >= 0 and pa.types.is_boolean(schema.field(field.name).type):
-            column = arrow.column(i)
-            arrow = arrow.set_column(i, field.name, pc.if_else(pc.equal(column, -1), pa.scalar(None, pa.bool_()), pc.cast(column, pa.bool_())))
-    return arrow
-
-
-def _target(field: pa.Field, categorical: Sequence[str]) -> pa.DataType:
-    """The type a column is read as, the way a Parquet read types it: decimals as floats,
-    zone-aware timestamps in UTC, the ``categorical`` text columns dictionary-encoded, every
-    dictionary with int32 indices (a DuckDB ENUM's vary)."""
-    kind = field.type
-    if pa.types.is_decimal(kind):
-        return pa.float64()
-    if pa.types.is_timestamp(kind) and kind.tz is not None:
-        return pa.timestamp(kind.unit, "UTC")
-    if field.name in categorical and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-        return pa.dictionary(pa.int32(), kind)
-    if pa.types.is_dictionary(kind):
-        return pa.dictionary(pa.int32(), kind.value_type)
-    return kind
-
-
-def _typed(batch: pa.RecordBatch, schema: pa.Schema, pool: pa.MemoryPool, made: Container[str] = ()) -> pa.RecordBatch:
-    """A batch cast to ``schema`` (:func:`_target`) — batch by batch, so a 10M-row id column is
-    never held as text whole. What it makes goes into ``pool`` (the pool the table is converted
-    and released with), and the columns it leaves as they are are copied there too, so that
-    nothing of the driver's batch is held after it and the driver's memory is freed batch by
-    batch: pandas' str dtype keeps the Arrow array, and a text column left in the driver's
-    batch memory kept that memory resident after the read (1.4M interactions: 420 → 361 MiB
-    resident after the read, peak of `churn features` 0.54 → 0.44 GiB, below the Parquet path's
-    0.47); the timestamps left there held every batch whole until the table was converted
-    (6.9M interactions, the read alone, 4 runs each: peak 1268–1296 → 1230–1249 MiB, page
-    faults 358–364k → 317–325k, the same CPU). The ``made`` columns are ours already
-    (:func:`churn.data.pgpack.unpack` made them, typed): not copied."""
-    columns = []
-    for column, field in zip(batch.columns, schema):
-        if field.name in made:
-            pass
-        elif column.type != field.type:
-            if pa.types.is_dictionary(field.type) and not pa.types.is_dictionary(column.type):
-                column = pc.dictionary_encode(column, memory_pool=pool)
-            column = pc.cast(column, field.type, memory_pool=pool) if column.type != field.type else column
-        else:
-            column = pa.concat_arrays([column], memory_pool=pool)
-        columns.append(column)
-    return pa.RecordBatch.from_arrays(columns, schema=schema)
-
-
-def _read_all(reader: pa.RecordBatchReader, categorical: Sequence[str], pool: pa.MemoryPool, packing: pgpack.Packing | None = None) -> Batches:
-    """Every batch of ``reader``, unpacked (``packing``) and typed (:func:`_typed`) as it
-    arrives, its float columns taken out as they come (:class:`churn.data.sparse.Batches`)."""
-    sent = pgpack.unpacked_schema(reader.schema, packing) if packing is not None else reader.schema
-    schema = pa.schema([pa.field(f.name, _target(f, categorical)) for f in sent])
-    batches = (pgpack.unpack(batch, packing, pool) for batch in reader) if packing is not None else iter(reader)
-    made = {c for c, _ in packing.packed} if packing is not None else set()
-    gathered = Batches(schema)
-    for batch in batches:
-        gathered.add(_typed(batch, schema, pool, made))
-    return gathered
 
 
 def _halves(since: pd.Timestamp, until: pd.Timestamp, middle: pd.Timestamp) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
@@ -426,7 +360,7 @@ def row_middle(con: Connection, source: SourceTables, table: str, column: str, s
     return found if found is not None else middle
 
 
-def _read_split(con: Connection, sqls: Sequence[str], categorical: Sequence[str], pool: pa.MemoryPool, packing: pgpack.Packing | None) -> Batches:
+def _read_split(con: Connection, sqls: Sequence[str], categorical: Sequence[str], pool: pa.MemoryPool, packing: pgpack.Packing | None, sparse: Sequence[str] = ()) -> Batches:
     """The rows of ``sqls``, in that order: the first on ``con``, each other at the same time
     on a connection of its own (PostgreSQL: a server process each, and the driver decodes
     without holding the GIL, so two halves of a window take both cores, the client's decoding
@@ -439,54 +373,22 @@ def _read_split(con: Connection, sqls: Sequence[str], categorical: Sequence[str]
         except Exception:  # noqa: BLE001 - any driver's refusal: read it on con instead
             return None
         try:
-            return _read_all(other.query(sql), categorical, pool, packing)
+            return dbtypes.read_all(other.query(sql), categorical, pool, packing, sparse)
         finally:
             other.close()
 
     if len(sqls) == 1 or con.sibling is None:
-        gathered = _read_all(con.query(sqls[0]), categorical, pool, packing)
+        gathered = dbtypes.read_all(con.query(sqls[0]), categorical, pool, packing, sparse)
         for sql in sqls[1:]:
-            gathered.extend(_read_all(con.query(sql), categorical, pool, packing))
+            gathered.extend(dbtypes.read_all(con.query(sql), categorical, pool, packing, sparse))
         return gathered
     with ThreadPoolExecutor(max_workers=len(sqls) - 1) as threads:
         rest = [threads.submit(sibling, sql) for sql in sqls[1:]]
-        gathered = _read_all(con.query(sqls[0]), categorical, pool, packing)
+        gathered = dbtypes.read_all(con.query(sqls[0]), categorical, pool, packing, sparse)
         for sql, future in zip(sqls[1:], rest):
             part = future.result()
-            gathered.extend(part if part is not None else _read_all(con.query(sql), categorical, pool, packing))
+            gathered.extend(part if part is not None else dbtypes.read_all(con.query(sql), categorical, pool, packing, sparse))
         return gathered
-
-
-def _frame(held: list[pa.Table], pool: pa.MemoryPool) -> pd.DataFrame:
-    """The table taken out of ``held`` as a DataFrame, converted column by column, each Arrow
-    column let go once converted and each NumPy column kept as it is (no block consolidation):
-    the whole table and the whole frame are never both held. (A table converted at once added
-    a second copy on top — 2.1M interactions: 116 MiB, the peak of `churn features`.)
-
-    Two columns are converted at a time, in two threads (Arrow converts without holding the
-    GIL): this runs after the last rows arrive, while the rest of `churn features` waits for
-    it and the database is idle, so one thread left a core idle (a Parquet read's
-    ``Table.to_pandas`` uses threads the same way). 6.9M interactions, 5 runs: the same CPU
-    (0.26–0.53 s one by one, 0.31–0.36 s in two threads), the longer thread's share
-    0.16–0.21 s — the wall time on an idle machine; a loaded one showed no gain."""
-    table = held.pop()
-    names = table.column_names
-    columns = {name: table.column(i) for i, name in enumerate(names)}
-    del table
-
-    def convert(name: str) -> pd.Series:
-        return _pandas(columns.pop(name), pool)  # popped: the Arrow column let go once converted
-
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="churn-frame") as threads:
-        frame = dict(zip(names, threads.map(convert, names)))
-    return pd.DataFrame(frame, copy=False)
-
-
-def _pandas(column: pa.ChunkedArray, pool: pa.MemoryPool) -> pd.Series:
-    """A column as pandas holds it: a boolean as a nullable boolean (a ChunkedArray given a
-    mapper makes text objects first, 0.6 s / 7M rows: booleans only), timestamps in ns."""
-    mapper = {pa.bool_(): pd.BooleanDtype()}.get if pa.types.is_boolean(column.type) else None
-    return column.to_pandas(memory_pool=pool, coerce_temporal_nanoseconds=True, types_mapper=mapper)
 
 
 def read_source(
@@ -500,6 +402,7 @@ def read_source(
     until: pd.Timestamp | None = None,
     categorical: Sequence[str] = (),
     dense: Sequence[str] | None = None,
+    sparse: Sequence[str] = (),
 ) -> pd.DataFrame | None:
     """A table of the database as :func:`churn.data.read.read_table` reads a file: the asked-for
     columns that exist, the rows in [since, until) of ``time_column``; None without the table.
@@ -509,7 +412,7 @@ def read_source(
     both ends is read as two halves of about as many rows (:func:`row_middle`) at once
     (:func:`_read_split`), the earlier half's rows
     first (SQL without ORDER BY promises no order; a table in time order reads as one query
-    would read it)."""
+    would read it). The mostly empty float columns among ``sparse`` arrive sparse, as from a file."""
     schema = table_schema(con, source, table)
     if schema is None:
         return None
@@ -522,16 +425,16 @@ def read_source(
     sqls = [select_sql(con, source, table, cols, schema, time_column=time_column, since=a, until=b, packing=packing) for a, b in ranges]
     pool = arrow_pool()
     try:
-        gathered = _read_split(con, sqls, categorical, pool, packing)
+        gathered = _read_split(con, sqls, categorical, pool, packing, sparse)
         arrow = gathered.table()
-        arrow = _booleans(arrow, schema) if con.nan_for_null else arrow
+        arrow = dbtypes.booleans(arrow, schema) if con.nan_for_null else arrow
     except DataContractError:
         raise
     except Exception as exc:  # noqa: BLE001
         raise DataContractError(f"{con.name}: cannot read {table} ({failure_reason(exc)})") from None
     held = [arrow]
     del arrow
-    df = gathered.with_floats(_frame(held, pool))
+    df = gathered.with_floats(dbtypes.frame(held, pool))
     del gathered
     pool.release_unused()
     for c in categorical:  # numeric ids: categories too, as from a file
@@ -593,7 +496,9 @@ def read_interactions(
 def _interactions(
     con: Connection, tables: SourceTables, columns: Sequence[str] | None, since: pd.Timestamp | None, until: pd.Timestamp | None
 ) -> tuple[pd.DataFrame | None, str]:
-    frame = read_source(con, tables, "interactions", columns, time_column="occurred_at", since=since, until=until, categorical=CATEGORICAL, dense=REQUIRED["interactions"])
+    frame = read_source(
+        con, tables, "interactions", columns, time_column="occurred_at", since=since, until=until, categorical=CATEGORICAL, dense=REQUIRED["interactions"], sparse=NUMBERS["interactions"]
+    )
     return frame, f"{con.name}, {_where(tables, 'interactions')}"
 
 

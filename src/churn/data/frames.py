@@ -1,10 +1,10 @@
-"""Small array helpers shared by the pipeline stages."""
+"""Small array helpers shared by the pipeline stages (and the data contract's duplicate-row search)."""
 
 from __future__ import annotations
 
 import functools
 import itertools
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -103,6 +103,48 @@ def repeated_in_runs(stamps: np.ndarray, keys: np.ndarray, longest: int = 16) ->
         pair = (stamps[lag:] == stamps[:-lag]) & (keys[lag:] == keys[:-lag])
         out[lag:] |= pair
         out[:-lag] |= pair
+    return out
+
+
+def _column_key(values: pd.Series, rows: np.ndarray | None = None) -> np.ndarray:
+    """A uint64 per row (at ``rows``, or all), equal for equal values (and for two missing values)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()  # categories are unique: codes identify values
+        return (codes if rows is None else codes[rows]).astype(np.uint64)
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype):
+        stamps = values.array.asi8.view(np.uint64)
+        return stamps if rows is None else stamps[rows]
+    return pd.util.hash_pandas_object(values if rows is None else values.iloc[rows], index=False, categorize=False).to_numpy()
+
+
+def duplicated_rows(df: pd.DataFrame, key: Sequence[str] = ("account_id", "occurred_at")) -> np.ndarray:
+    """Exact duplicates after the first, without comparing every row with every other.
+
+    Two equal rows share their ``key`` values. In a time-ordered event log, rows sharing a
+    timestamp are neighbours; otherwise every row is a candidate. Candidates whose key
+    hash (account and time) repeats are then compared on every column, so a hash collision
+    can never reject a row."""
+    n = len(df)
+    out = np.zeros(n, dtype=bool)
+    if n < 2:
+        return out
+    candidates = np.ones(n, dtype=bool)
+    t = None  # the stamps, when the log is in time order (then they are compared run by run)
+    if "occurred_at" in key:
+        stamps = _column_key(df["occurred_at"]).view(np.int64)
+        if bool(np.all(stamps[1:] >= stamps[:-1])):
+            t = stamps
+            same = t[1:] == t[:-1]
+            candidates = np.r_[same, False] | np.r_[False, same]
+    rows = np.flatnonzero(candidates)
+    if not len(rows):
+        return out
+    mixed = np.zeros(len(rows), dtype=np.uint64)
+    for c in key if t is None else [c for c in key if c != "occurred_at"]:
+        mixed = (mixed * np.uint64(0x100000001B3)) ^ _column_key(df[c], rows)  # FNV-style mix; wraps around
+    rows = rows[repeated(mixed) if t is None else repeated_in_runs(t[rows], mixed)]
+    if len(rows):
+        out[rows] = df.iloc[rows].duplicated(keep="first").to_numpy()
     return out
 
 

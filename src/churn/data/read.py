@@ -201,6 +201,7 @@ def read_table(
     since: pd.Timestamp | None = None,
     until: pd.Timestamp | None = None,
     categorical: Sequence[str] = (),
+    sparse: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Read the asked-for columns (those present); Parquet pushes the time range down.
 
@@ -210,6 +211,8 @@ def read_table(
     separator is sniffed from the header (:func:`csv_delimiter`), and in a semicolon-separated
     file a column whose every value is a number written with a decimal comma is read with a
     decimal point (the usual spreadsheet export where the comma is the decimal mark).
+    Parquet float columns named in ``sparse`` arrive sparse when mostly empty
+    (:mod:`churn.data.sparse`); CSV is text, parsed later, and never sparse.
     """
     try:
         schema = parquet_schema(path) if is_parquet(path) else None
@@ -218,7 +221,7 @@ def read_table(
         cols = [c for c in columns if c in present] if columns is not None else present
         if schema is not None:
             text = [c for c in categorical if c in cols and is_text(schema.field(c).type)]
-            df = _read_parquet(path, cols, text, time_column if time_column in present else None, since, until)
+            df = _read_parquet(path, cols, text, time_column if time_column in present else None, since, until, sparse)
             for c in categorical:  # numeric ids (1, 2.0, ...): categories too, normalised once each
                 if c in df.columns and pd.api.types.is_numeric_dtype(df[c].dtype) and not pd.api.types.is_bool_dtype(df[c].dtype):
                     df[c] = df[c].astype("category")
@@ -251,11 +254,18 @@ def _decimal_points(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _read_parquet(
-    path: Location, columns: list[str], dictionary: list[str], time_column: str | None, since: pd.Timestamp | None, until: pd.Timestamp | None
+    path: Location,
+    columns: list[str],
+    dictionary: list[str],
+    time_column: str | None,
+    since: pd.Timestamp | None,
+    until: pd.Timestamp | None,
+    sparse: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Columns of a Parquet file or folder of parts, rows in [since, until) of ``time_column``
-    (row groups outside it are skipped), ``dictionary`` columns dictionary-encoded, mostly empty
-    float columns sparse (:mod:`churn.data.sparse`: taken out of each batch as it is read)."""
+    (row groups outside it are skipped), ``dictionary`` columns dictionary-encoded, the mostly
+    empty float columns among ``sparse`` sparse (:mod:`churn.data.sparse`: taken out of each
+    batch as it is read)."""
     import pyarrow.dataset as ds
 
     fs, where = _filesystem(path)
@@ -270,12 +280,12 @@ def _read_parquet(
     schema = pa.schema([dataset.schema.field(c) for c in columns], metadata=dataset.schema.metadata)
     try:
         if condition is None or time_column is None:
-            gathered = _gather(schema, dataset.to_batches(columns=columns, batch_size=BATCH_ROWS, memory_pool=pool))
+            gathered = _gather(Batches(schema, sparse), dataset.to_batches(columns=columns, batch_size=BATCH_ROWS, memory_pool=pool))
         else:
-            gathered = _gather(schema, _window_batches(dataset, columns, condition, ds.field(time_column).is_null() | ~condition, pool))
+            gathered = _gather(Batches(schema, sparse), _window_batches(dataset, columns, condition, ds.field(time_column).is_null() | ~condition, pool))
     except (TypeError, ValueError, NotImplementedError):
         # e.g. timestamps stored as text: filter after parsing instead
-        gathered = _gather(schema, dataset.to_batches(columns=columns, batch_size=BATCH_ROWS, memory_pool=pool))
+        gathered = _gather(Batches(schema, sparse), dataset.to_batches(columns=columns, batch_size=BATCH_ROWS, memory_pool=pool))
     # Nanosecond timestamps and nullable booleans (not objects when a flag has gaps) are what
     # parsing produces anyway: one conversion instead of two. Consolidated blocks: a row
     # selection later is one take per dtype.
@@ -289,8 +299,7 @@ def _read_parquet(
     return df
 
 
-def _gather(schema: "pyarrow.Schema", batches: "Iterable[pyarrow.RecordBatch]") -> Batches:
-    gathered = Batches(schema)
+def _gather(gathered: Batches, batches: "Iterable[pyarrow.RecordBatch]") -> Batches:
     for batch in batches:
         gathered.add(batch)
     return gathered

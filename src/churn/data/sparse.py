@@ -8,9 +8,11 @@ copied again at each step that takes rows. Held sparse (pandas' ``Sparse[float64
 filled rows' positions and values), they cost what they hold.
 
 The rule is one, for every reader (a Parquet file or a database; each gathers its Arrow
-batches through :class:`Batches`): a float column with no number — null or NaN — in more than
-half of its rows arrives sparse, and a batch's mostly empty float columns are cut down to their
-filled rows as the batch arrives, so their empty rows are never all held. What they hold is unchanged —
+batches through :class:`Batches`): of the columns a reader names — the interactions' number
+columns, nothing of the accounts or the attribute history — a float column with no number
+(null or NaN) in more than half of its rows arrives sparse, and a batch's mostly empty ones are
+cut down to their filled rows as the batch arrives, so their empty rows are never all held.
+What they hold is unchanged —
 pandas reads a sparse column as the full one (``isna``, comparisons, ``iloc``, ``to_numpy``) —
 so a step that has no fast way for them still gets the right numbers; the steps on the hot
 path (the data contract's checks, the event features) read the filled rows only.
@@ -18,7 +20,7 @@ path (the data contract's checks, the event features) read the filled rows only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Collection
 
 import numpy as np
 import pandas as pd
@@ -179,15 +181,16 @@ def dense(df: pd.DataFrame, rows: np.ndarray | None = None) -> pd.DataFrame:
 
 
 class Batches:
-    """Arrow record batches of one table gathered for pandas: the float columns each a
-    :class:`FloatColumn` (taken out of every batch as it comes), the others kept as batches —
-    :meth:`table`, made a DataFrame as usual, then completed by :meth:`with_floats`."""
+    """Arrow record batches of one table gathered for pandas: the float columns among ``sparse``
+    each a :class:`FloatColumn` (taken out of every batch as it comes), the others kept as
+    batches — :meth:`table`, made a DataFrame as usual, then completed by :meth:`with_floats`.
+    ``sparse`` empty (the default): the batches as they are, nothing held sparse."""
 
-    def __init__(self, schema: "pyarrow.Schema") -> None:
+    def __init__(self, schema: "pyarrow.Schema", sparse: Collection[str] = ()) -> None:
         import pyarrow as pa
 
         self.names = list(schema.names)
-        self._floats = {f.name: FloatColumn() for f in schema if pa.types.is_floating(f.type)}
+        self._floats = {f.name: FloatColumn() for f in schema if f.name in sparse and pa.types.is_floating(f.type)}
         # the schema's metadata kept: a stored pandas index is restored as the index
         self._schema = pa.schema([f for f in schema if f.name not in self._floats], metadata=schema.metadata)
         self._batches: list["pyarrow.RecordBatch"] = []
