@@ -23,6 +23,7 @@ With ``--in-process`` it also prints the stages inside one process (load + valid
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import statistics
 import subprocess
@@ -56,7 +57,11 @@ import json, os, subprocess, sys, time
 for line in sys.stdin:
     job = json.loads(line)
     t = time.perf_counter()
-    proc = subprocess.Popen(job["cmd"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=job["env"])
+    try:
+        proc = subprocess.Popen(job["cmd"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=job["env"])
+    except OSError as exc:  # cannot start (no such program): say so, keep serving
+        print(json.dumps({"seconds": 0.0, "cpu": 0.0, "kib": 0, "code": 127, "err": str(exc)}), flush=True)
+        continue
     err = proc.stderr.read().decode(errors="replace")
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t
@@ -73,6 +78,14 @@ def start_runner() -> None:
     global _runner
     if _runner is None:
         _runner = subprocess.Popen([sys.executable, "-c", _RUNNER_CODE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        atexit.register(_stop_runner)
+
+
+def _stop_runner() -> None:
+    """End the runner at exit: its input closed, it ends its loop; waited for, not left behind."""
+    if _runner is not None and _runner.stdin is not None:
+        _runner.stdin.close()
+        _runner.wait(timeout=10)
 
 
 def run_command(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:

@@ -67,3 +67,13 @@ def test_a_timed_command_reports_its_own_peak_memory_not_the_benchmarks() -> Non
     )
     out = subprocess.run([sys.executable, "-c", code, str(BENCHMARKS)], capture_output=True, text=True, check=True).stdout.split()
     assert float(out[0]) < 0.2 and out[1] == "True"
+
+
+def test_a_command_that_cannot_start_is_reported_and_the_runner_goes_on() -> None:
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import features\n"
+        "try:\n    features.run_command(['/no/such/program'])\nexcept SystemExit as exc:\n    print('refused:', str(exc)[:60])\n"
+        "print(features.run_command([sys.executable, '-c', 'pass'])[0] >= 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(BENCHMARKS)], capture_output=True, text=True, check=True).stdout
+    assert "refused: /no/such/program failed (127)" in out and out.strip().endswith("True")
