@@ -12,10 +12,11 @@ batches through :class:`Batches`): of the columns a reader names — the interac
 columns, nothing of the accounts or the attribute history — a float column with no number
 (null or NaN) in more than half of its rows arrives sparse, and a batch's mostly empty ones are
 cut down to their filled rows as the batch arrives, so their empty rows are never all held.
-What they hold is unchanged —
-pandas reads a sparse column as the full one (``isna``, comparisons, ``iloc``, ``to_numpy``) —
-so a step that has no fast way for them still gets the right numbers; the steps on the hot
-path (the data contract's checks, the event features) read the filled rows only.
+What they hold is unchanged — pandas reads a sparse column as the full one (``isna``,
+comparisons, ``iloc``, ``to_numpy``) — so a step that has no fast way for them still gets the
+right numbers; the steps on the hot path (the data contract's checks, the event features) read
+the filled rows only. A sparse column refuses assignment in place: the frame users edit,
+``ContractData.interactions``, and the rejects get plain columns (:func:`dense`).
 """
 
 from __future__ import annotations
