@@ -97,6 +97,7 @@ class FloatColumn:
 
     def __init__(self) -> None:
         self.rows = 0
+        self.numbers = 0  # rows holding a number, counted as each batch is added
         #: Per batch, in order: (first row, Arrow array) for a mostly filled batch, kept as it
         #: is; (first row, (positions, values)) for a mostly empty one.
         self._pieces: list[tuple[int, "pyarrow.Array | tuple[np.ndarray, np.ndarray]"]] = []
@@ -104,20 +105,26 @@ class FloatColumn:
     def add(self, chunk: "pyarrow.Array") -> None:
         """The next rows (a float Arrow array: a NaN is as missing as a null — PostgreSQL
         sends a NULL as NaN)."""
-        mostly_empty = chunk.null_count > SPARSE_SHARE * len(chunk) or len(chunk) - _count_numbers(chunk) > SPARSE_SHARE * len(chunk)
-        self._pieces.append((self.rows, _filled_rows(chunk) if mostly_empty else chunk))
+        numbers = None if chunk.null_count > SPARSE_SHARE * len(chunk) else _count_numbers(chunk)
+        if numbers is None or len(chunk) - numbers > SPARSE_SHARE * len(chunk):  # mostly empty: its filled rows only
+            at, values = _filled_rows(chunk)
+            self._pieces.append((self.rows, (at, values)))
+            numbers = len(at)
+        else:
+            self._pieces.append((self.rows, chunk))
         self.rows += len(chunk)
+        self.numbers += numbers
 
     def extend(self, other: "FloatColumn") -> None:
         """``other``'s rows after these."""
         self._pieces += [(start + self.rows, piece) for start, piece in other._pieces]
         self.rows += other.rows
+        self.numbers += other.numbers
 
     def finish(self) -> "pd.arrays.SparseArray | np.ndarray":
         """A ``Sparse[float64, nan]`` array when more than :data:`SPARSE_SHARE` of the rows hold
         no number (null or NaN), else a float64 array with NaN for them."""
-        filled = sum(len(piece[0]) if isinstance(piece, tuple) else _count_numbers(piece) for _, piece in self._pieces)
-        if _held_sparse(self.rows, filled):
+        if _held_sparse(self.rows, self.numbers):
             pieces = [(start, piece if isinstance(piece, tuple) else _filled_rows(piece)) for start, piece in self._pieces]
             at = np.concatenate([piece[0] + start for start, piece in pieces])
             numbers = np.concatenate([piece[1] for _, piece in pieces])
