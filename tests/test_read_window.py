@@ -50,3 +50,19 @@ def test_a_folder_of_parts_and_a_window_that_misses_them(tmp_path: Path) -> None
     assert got["amount"].tolist() == _expected(frame)
     later = read_table(folder, ["account_id", "occurred_at"], time_column="occurred_at", since=pd.Timestamp("2030-01-01", tz="UTC"))
     assert len(later) == 0 and list(later.columns) == ["account_id", "occurred_at"]
+
+
+def test_a_text_column_read_in_many_batches_arrives_in_one_piece(tmp_path: Path) -> None:
+    """Arrow's ``take`` from a column in pieces joins the pieces first, at every take: a text
+    column (``case_id``) is joined once, on reading; the other columns are left as read."""
+    frame = _events(3000)
+    frame = frame.append_column("case_id", pa.array([f"c{i}" if i % 3 else None for i in range(len(frame))], pa.large_string()))
+    pq.write_table(frame, tmp_path / "interactions.parquet", row_group_size=500)
+    got = read_table(tmp_path / "interactions.parquet", time_column="occurred_at", since=SINCE, until=UNTIL)
+    pieces = got["case_id"].array._pa_array.num_chunks  # pandas' own Arrow array of the column
+    assert pieces == 1
+    kept = ((frame.column("occurred_at").to_pandas() >= SINCE) & (frame.column("occurred_at").to_pandas() < UNTIL)).to_numpy()
+    expected = pd.Series(frame.column("case_id").to_pylist(), dtype="str")[kept].reset_index(drop=True)
+    pd.testing.assert_series_equal(got["case_id"], expected, check_names=False)
+    rows = np.array([0, 5, len(got) - 1])
+    assert got["case_id"].iloc[rows].tolist() == expected.iloc[rows].tolist()

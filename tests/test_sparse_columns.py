@@ -286,3 +286,13 @@ def test_events_take_a_sparse_columns_values_at_their_own_rows(folder: Path) -> 
     assert len(events) == len(input_rows) < len(read)
     picked = np.arange(0, len(events), 7)
     np.testing.assert_array_equal(events.numbers("wait_seconds", picked), dense(read)["wait_seconds"].to_numpy()[input_rows[picked]])
+
+
+def test_batches_join_a_text_column_and_leave_the_others_in_pieces() -> None:
+    batch = pa.record_batch({"s": pa.array(["a", None, "b"], pa.large_string()), "t": pa.array(["x", "y", None]), "i": pa.array([1, 2, 3])})
+    gathered = Batches(batch.schema)
+    for _ in range(3):
+        gathered.add(batch)
+    table = gathered.table()
+    assert table.column("s").num_chunks == 1 and table.column("t").num_chunks == 1 and table.column("i").num_chunks == 3
+    assert table.column("s").to_pylist() == ["a", None, "b"] * 3 and table.column("t").to_pylist() == ["x", "y", None] * 3

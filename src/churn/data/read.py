@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from fsspec import AbstractFileSystem
 from churn.config import database_scheme
 from churn.data.io import arrow_pool
-from churn.data.sparse import Batches
+from churn.data.sparse import Batches, is_text
 
 #: Where a table or a data folder is: a local path, or a URL (kept as a string).
 Location = Union[str, Path]
@@ -375,12 +375,6 @@ class Prefetch(Generic[T]):
             raise self._error
         result, self._result = self._result, None  # taken once: the frame is not kept alive here
         return result
-
-
-def is_text(arrow_type: "pyarrow.DataType") -> bool:
-    import pyarrow.types as pat
-
-    return bool(pat.is_string(arrow_type) or pat.is_large_string(arrow_type) or pat.is_string_view(arrow_type))
 
 
 def parquet_max(path: Location, column: str) -> pd.Timestamp | None:
