@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from churn.cli.commands import app
+from churn.data import contract
 from churn.data.contract import load, validate
 from churn.data.read import DataContractError
 from churn.data.rules import ColumnScreen
@@ -128,6 +129,21 @@ def test_duplicates_keep_first_and_reject_the_rest() -> None:
     assert reports["accounts"].rejected == {"duplicate account_id": 1}
     assert reports["interactions"].rejected == {"duplicate row": 1}
     assert data.accounts["account_id"].is_unique
+    _check_conservation(data)
+
+
+@pytest.mark.parametrize("in_a_thread", [False, True])
+def test_a_duplicate_of_an_unknown_account_lists_both_reasons_in_order(monkeypatch: pytest.MonkeyPatch, in_a_thread: bool) -> None:
+    """The duplicate search runs beside the account check on a large table (a thread): the
+    same rejects, the reasons in the same order, as one after the other."""
+    monkeypatch.setattr(contract, "PARALLEL_CHECK_ROWS", 0 if in_a_thread else 10**12)
+    interactions = _interactions()
+    interactions.loc[0, "account_id"] = "stranger"
+    interactions = pd.concat([interactions, interactions.iloc[[0, 2]]], ignore_index=True)
+    data = validate(_accounts(), interactions)
+    rejects = data.rejects["interactions"]
+    assert rejects["source_row"].tolist() == [2, len(interactions), len(interactions) + 1]
+    assert rejects["reject_reason"].tolist() == ["unknown account_id", "unknown account_id; duplicate row", "duplicate row"]
     _check_conservation(data)
 
 
