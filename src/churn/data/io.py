@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
+import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,14 +52,17 @@ def write_text(target: str | os.PathLike[str], text: str) -> Path:
 TABLE_FORMATS = ("parquet", "csv")
 
 
-def write_table(df: pd.DataFrame, stem: str | os.PathLike[str], fmt: str = "parquet") -> Path:
-    """Write ``df`` to ``stem.parquet`` or ``stem.csv`` atomically."""
+def write_table(df: pd.DataFrame, stem: str | os.PathLike[str], fmt: str = "parquet", *, float_dictionary: bool = True) -> Path:
+    """Write ``df`` to ``stem.parquet`` or ``stem.csv`` atomically. ``float_dictionary=False``:
+    Parquet stores the float columns as they are, without first trying a dictionary of their
+    values (see :func:`churn.jobs.tables.write_frame`)."""
     if fmt not in TABLE_FORMATS:
         raise ValueError(f"format must be parquet or csv, got {fmt!r}")
     target = Path(f"{stem}.{fmt}")
     if fmt == "parquet":
+        options = {} if float_dictionary else {"use_dictionary": [c for c in df.columns if df[c].dtype != np.float64]}
         # microseconds: enough for event logs, and what Spark can read (it rejects nanoseconds)
-        return write_atomic(target, lambda p: df.to_parquet(p, index=False, coerce_timestamps="us", allow_truncated_timestamps=True))
+        return write_atomic(target, lambda p: df.to_parquet(p, index=False, coerce_timestamps="us", allow_truncated_timestamps=True, **options))
     return write_atomic(target, lambda p: _write_csv(df, p))
 
 
