@@ -59,8 +59,8 @@ def test_a_text_column_read_in_many_batches_arrives_in_one_piece(tmp_path: Path)
     frame = frame.append_column("case_id", pa.array([f"c{i}" if i % 3 else None for i in range(len(frame))], pa.large_string()))
     pq.write_table(frame, tmp_path / "interactions.parquet", row_group_size=500)
     got = read_table(tmp_path / "interactions.parquet", time_column="occurred_at", since=SINCE, until=UNTIL)
-    pieces = got["case_id"].array._pa_array.num_chunks  # pandas' own Arrow array of the column
-    assert pieces == 1
+    if isinstance(got["case_id"].array, pd.arrays.ArrowStringArray):  # pandas 3: text held as Arrow
+        assert got["case_id"].array._pa_array.num_chunks == 1  # pandas' own Arrow array of the column
     kept = ((frame.column("occurred_at").to_pandas() >= SINCE) & (frame.column("occurred_at").to_pandas() < UNTIL)).to_numpy()
     expected = pd.Series(frame.column("case_id").to_pylist(), dtype="str")[kept].reset_index(drop=True)
     pd.testing.assert_series_equal(got["case_id"], expected, check_names=False)

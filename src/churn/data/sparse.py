@@ -39,7 +39,8 @@ def is_text(arrow_type: "pyarrow.DataType") -> bool:
     """An Arrow text type (string, large string or string view)."""
     import pyarrow.types as pat
 
-    return bool(pat.is_string(arrow_type) or pat.is_large_string(arrow_type) or pat.is_string_view(arrow_type))
+    is_view = getattr(pat, "is_string_view", lambda _: False)  # pyarrow ≥ 16
+    return bool(pat.is_string(arrow_type) or pat.is_large_string(arrow_type) or is_view(arrow_type))
 
 
 def is_sparse(values: pd.Series | pd.api.extensions.ExtensionArray) -> bool:
@@ -195,6 +196,12 @@ def dense(df: pd.DataFrame, rows: np.ndarray | None = None) -> pd.DataFrame:
     return plain[list(df.columns)]
 
 
+def _arrow_backed_text() -> bool:
+    """Whether pandas holds text read from Arrow as Arrow (pandas 3's ``str``), not as Python
+    objects (pandas 2, or the ``python`` string storage)."""
+    return isinstance(pd.Series(["x"]).array, pd.arrays.ArrowStringArray)
+
+
 class Batches:
     """Arrow record batches of one table gathered for pandas: the float columns among ``sparse``
     each a :class:`FloatColumn` (taken out of every batch as it comes), the others kept as
@@ -225,19 +232,27 @@ class Batches:
         self._batches += other._batches
 
     def table(self) -> "pyarrow.Table":
-        """The columns other than the float ones; a text column in one piece.
+        """The columns other than the float ones, a text column in one piece; the batches are
+        let go (called once).
 
-        pandas keeps a text column as Arrow holds it, in the batches' pieces, and Arrow's
+        pandas 3 keeps a text column as Arrow holds it, in the batches' pieces, and Arrow's
         ``take`` of rows from a column in pieces first joins the pieces — each time: on 7M
         interactions, a 55 MB copy of ``case_id`` at every step that takes some rows (the
         duplicate check, the rejects, each slice of the event features), 0.01–0.1 s each
-        with this machine's fresh memory. Joined once here, each of those takes only its rows."""
+        with this machine's fresh memory. Joined once here, each of those takes only its rows.
+        Joined as ``large_string`` (what pandas makes of text anyway), whose offsets do not
+        overflow at 2 GiB; not joined where pandas makes text Python objects (pandas 2)."""
         import pyarrow as pa
 
         table = pa.Table.from_batches(self._batches, schema=self._schema)
+        self._batches = []  # the pieces of a joined column are not held beside it
+        if not _arrow_backed_text():
+            return table
         for i, field in enumerate(table.schema):
-            if is_text(field.type) and table.column(i).num_chunks > 1:
-                table = table.set_column(i, field, pa.chunked_array([table.column(i).combine_chunks()], field.type))
+            column = table.column(i)
+            if is_text(field.type) and column.num_chunks > 1:
+                joined = (column.cast(pa.large_string()) if pa.types.is_string(field.type) else column).combine_chunks()
+                table = table.set_column(i, pa.field(field.name, joined.type, field.nullable, field.metadata), pa.chunked_array([joined]))
         return table
 
     def with_floats(self, frame: pd.DataFrame) -> pd.DataFrame:
