@@ -361,3 +361,11 @@ def test_a_feature_table_keeps_its_float_columns_plain_and_reads_back_exactly(tm
     assert "RLE_DICTIONARY" in encodings["account_id"] and "RLE_DICTIONARY" in encodings["plan"]
     back = pd.read_parquet(path)
     pd.testing.assert_frame_equal(back, table.assign(as_of=table["as_of"].astype("datetime64[us, UTC]")), check_exact=True)
+
+
+def test_plain_floats_with_columns_named_by_numbers(tmp_path: Path) -> None:
+    from churn.data.io import write_table
+
+    frame = pd.DataFrame({0: ["a", "b"], 1: [0.5, 1.5]})
+    path = write_table(frame, tmp_path / "numbered", float_dictionary=False)
+    assert pd.read_parquet(path).to_numpy().tolist() == [["a", 0.5], ["b", 1.5]]

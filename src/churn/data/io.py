@@ -60,7 +60,7 @@ def write_table(df: pd.DataFrame, stem: str | os.PathLike[str], fmt: str = "parq
         raise ValueError(f"format must be parquet or csv, got {fmt!r}")
     target = Path(f"{stem}.{fmt}")
     if fmt == "parquet":
-        options = {} if float_dictionary else {"use_dictionary": [c for c in df.columns if df[c].dtype != np.float64]}
+        options = {} if float_dictionary else {"use_dictionary": [str(c) for c, dtype in df.dtypes.items() if dtype != np.float64]}
         # microseconds: enough for event logs, and what Spark can read (it rejects nanoseconds)
         return write_atomic(target, lambda p: df.to_parquet(p, index=False, coerce_timestamps="us", allow_truncated_timestamps=True, **options))
     return write_atomic(target, lambda p: _write_csv(df, p))
