@@ -50,3 +50,37 @@ def test_the_final_garbage_collection_is_left_out_at_exit(small_data_dir: Path, 
         result = CliRunner().invoke(app, ["features", "--data", str(small_data_dir), "--as-of", "2024-03-01", "--out", str(tmp_path / "f.parquet")])
         assert result.exit_code == 0, result.output
     assert hooks == [gc.freeze]
+
+
+_MAPPED_BYTES = """
+import ctypes
+import numpy as np
+from churn.__main__ import keep_freed_memory
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = Mallinfo2
+applied = {apply} and keep_freed_memory()
+block = np.ones(8 * 2**20)  # 64 MiB: glibc maps a block this large on its own, unless told not to
+print(applied, libc.mallinfo2().hblkhd >= block.nbytes)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_a_batch_command_keeps_large_blocks_in_the_heap() -> None:
+    """glibc's malloc gives a large block its own mapping, unmapped when freed, and the next
+    one faults in fresh zeroed pages: a batch command keeps them in the heap for reuse."""
+    assert _python(_MAPPED_BYTES.format(apply=False)) == ["False", "True"]
+    assert _python(_MAPPED_BYTES.format(apply=True)) == ["True", "False"]
+
+
+@pytest.mark.parametrize(("argv", "kept"), [(["churn", "features", "--data", "d"], True), (["churn", "serve"], False)])
+def test_every_command_but_the_server_keeps_freed_memory(monkeypatch: pytest.MonkeyPatch, argv: list[str], kept: bool) -> None:
+    import churn.__main__ as entry
+
+    calls: list[str] = []
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.setattr(entry, "keep_freed_memory", lambda: calls.append("kept") or True)
+    monkeypatch.setattr(entry, "load_cli", lambda: lambda: calls.append("ran"))
+    entry.main()
+    assert calls == (["kept", "ran"] if kept else ["ran"])
