@@ -91,11 +91,6 @@ def window_probability(causes: pd.DataFrame, ids: pd.Series, as_of: pd.Timestamp
     return this_month + (1.0 - this_month) * h2 * spill
 
 
-def list_size(config: SimulationConfig) -> int:
-    """Accounts a weekly list calls from its ranking: the capacity less the explored calls (as ``churn simulate`` splits it)."""
-    return config.capacity - int(round(config.explore_share * config.capacity))
-
-
 def first_called(frame: pd.DataFrame, ranking: str, k: int, config: SimulationConfig) -> np.ndarray:
     """Positions of the first ``k`` callable accounts of ``frame`` by the product's ranking (or,
     for ``"cut"``, by the estimated cut in churn alone, a negative one never called, ties by risk)."""
@@ -124,7 +119,7 @@ def evaluate(shared: _Shared, world: _World, config: SimulationConfig, learners:
     ``dates`` weekly dates (one row per date and ranking)."""
     horizon = pd.Timedelta(days=config.horizon_days)
     causes = shared.data.causes.assign(account_id=shared.data.causes["account_id"].astype("str"))
-    k = list_size(config)
+    k = config.ranked_calls
     matured_two = [c for c, d in enumerate(shared.dates) if len(shared.dates) > 1 and d >= shared.dates[1] + horizon]  # two cohorts matured
     if not matured_two:
         raise SystemExit(f"{config.cycles} weekly cycles: no date has two matured cohorts (the horizon is {config.horizon_days} days); give more --cycles")
@@ -222,7 +217,7 @@ def main() -> None:
     table = evaluate(shared, world, config, [s for s in args.learners.split(",") if s], args.dates)
     total = table.groupby("ranking", sort=False)[["customers", "revenue"]].sum()
     cycles = ", ".join(str(c) for c in sorted(table["cycle"].unique()))
-    print(f"expected saves of each ranking's first {list_size(config)} callable accounts per date, summed over cycles {cycles}:")
+    print(f"expected saves of each ranking's first {config.ranked_calls} callable accounts per date, summed over cycles {cycles}:")
     for name, row in total.iterrows():
         print(f"   {name:<18} customers {row['customers']:7.1f} ({row['customers'] / total.loc['risk', 'customers']:.2f}× risk)   "
               f"revenue {row['revenue']:11,.0f} ({row['revenue'] / total.loc['risk × value', 'revenue']:.2f}× risk × value)")

@@ -145,6 +145,16 @@ class SimulationConfig:
         if self.retrain_every < 1:
             raise ValueError(f"retrain_every must be at least 1, got {self.retrain_every}")
 
+    @property
+    def explored_calls(self) -> int:
+        """Calls a cycle spends below the cut: the explore share of the capacity."""
+        return int(round(self.explore_share * self.capacity))
+
+    @property
+    def ranked_calls(self) -> int:
+        """Calls a cycle makes from its ranking: the capacity less the explored ones."""
+        return self.capacity - self.explored_calls
+
 
 @dataclass
 class _Shared:
@@ -307,13 +317,12 @@ def _cycle(shared: _Shared, config: SimulationConfig, world: _World, c: int, as_
     world.rankings.append({"cycle": c, "ranking": ranking, "ranking_reason": reason, "gate_passed": bool(world.gate and world.gate[0])})
     in_prior = frame["account_id"].isin(prior["account_id"]).to_numpy()
     held = in_arm(frame, prior, "control")
-    n_explore = int(round(config.explore_share * config.capacity))
-    capacity = callable_capacity(config.capacity - n_explore, ok, held)
+    capacity = callable_capacity(config.ranked_calls, ok, held)
     flags = assign_controls(frame.assign(rank=ranks), prior, as_of=as_of, capacity=capacity, share=config.control_share, seed=config.seed)
     new = (flags["assigned_as_of"] == as_of).to_numpy()
     pool = np.flatnonzero(~flags["outreach"].to_numpy() & ~flags["control"].to_numpy() & ~in_prior & ok)
     rng = np.random.default_rng([config.seed, 4, c])
-    explored, p_explore = _explore(frame["churn_probability"].to_numpy(dtype=float), pool, n_explore, config.explore_by, rng)
+    explored, p_explore = _explore(frame["churn_probability"].to_numpy(dtype=float), pool, config.explored_calls, config.explore_by, rng)
     called = flags["outreach"].to_numpy() | explored
     _apply_calls(shared, config, world, c, as_of, alive, called)
     world.cohorts.append(_cohort_rows(shared, config, c, as_of, frame, alive, flags, new, explored, pool, p_explore, rng))
