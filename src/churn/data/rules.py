@@ -202,7 +202,7 @@ def schema_failures(name: str, df: pd.DataFrame) -> list[tuple[tuple[str, str], 
             suspect |= screen_column(df[col], rules[col])
         if not suspect.any():
             return []
-        frame = dense(df[checked].iloc[np.flatnonzero(suspect)])  # index labels stay row positions
+        frame = dense(df[checked], np.flatnonzero(suspect))  # index labels stay row positions
     else:
         frame = dense(df[checked])
     from pandera.errors import SchemaErrors
