@@ -278,14 +278,15 @@ def _read_parquet(
     condition = terms[0] & terms[1] if len(terms) == 2 else terms[0] if terms else None
     pool = arrow_pool()
     schema = pa.schema([dataset.schema.field(c) for c in columns], metadata=dataset.schema.metadata)
+    def every_row() -> "Iterator[pyarrow.RecordBatch]":
+        return dataset.to_batches(columns=columns, batch_size=BATCH_ROWS, memory_pool=pool)
+
     try:
-        if condition is None or time_column is None:
-            gathered = _gather(Batches(schema, sparse), dataset.to_batches(columns=columns, batch_size=BATCH_ROWS, memory_pool=pool))
-        else:
-            gathered = _gather(Batches(schema, sparse), _window_batches(dataset, columns, condition, ds.field(time_column).is_null() | ~condition, pool))
+        window = _window_batches(dataset, columns, condition, ds.field(time_column).is_null() | ~condition, pool) if condition is not None and time_column else every_row()
+        gathered = _gather(Batches(schema, sparse), window)
     except (TypeError, ValueError, NotImplementedError):
         # e.g. timestamps stored as text: filter after parsing instead
-        gathered = _gather(Batches(schema, sparse), dataset.to_batches(columns=columns, batch_size=BATCH_ROWS, memory_pool=pool))
+        gathered = _gather(Batches(schema, sparse), every_row())
     # Nanosecond timestamps and nullable booleans (not objects when a flag has gaps) are what
     # parsing produces anyway: one conversion instead of two. Consolidated blocks: a row
     # selection later is one take per dtype.
