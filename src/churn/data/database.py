@@ -367,27 +367,30 @@ def _read_split(con: Connection, sqls: Sequence[str], categorical: Sequence[str]
     and the server's scanning overlapping). A second connection refused (a server at its
     connection limit) costs only the overlap: that part is read on ``con`` after the first."""
 
+    def read(on: Connection, sql: str) -> Batches:
+        return dbtypes.read_all(on.query(sql), categorical, pool, packing, sparse)
+
     def sibling(sql: str) -> Batches | None:
         try:
             other = con.sibling()  # type: ignore[misc]
         except Exception:  # noqa: BLE001 - any driver's refusal: read it on con instead
             return None
         try:
-            return dbtypes.read_all(other.query(sql), categorical, pool, packing, sparse)
+            return read(other, sql)
         finally:
             other.close()
 
     if len(sqls) == 1 or con.sibling is None:
-        gathered = dbtypes.read_all(con.query(sqls[0]), categorical, pool, packing, sparse)
+        gathered = read(con, sqls[0])
         for sql in sqls[1:]:
-            gathered.extend(dbtypes.read_all(con.query(sql), categorical, pool, packing, sparse))
+            gathered.extend(read(con, sql))
         return gathered
     with ThreadPoolExecutor(max_workers=len(sqls) - 1) as threads:
         rest = [threads.submit(sibling, sql) for sql in sqls[1:]]
-        gathered = dbtypes.read_all(con.query(sqls[0]), categorical, pool, packing, sparse)
+        gathered = read(con, sqls[0])
         for sql, future in zip(sqls[1:], rest):
             part = future.result()
-            gathered.extend(part if part is not None else dbtypes.read_all(con.query(sql), categorical, pool, packing, sparse))
+            gathered.extend(part if part is not None else read(con, sql))
         return gathered
 
 
